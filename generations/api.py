@@ -1,0 +1,125 @@
+"""The JSON API at /api/v1: lumaweb's own, shaped like the upstream's objects.
+
+Session or personal-token auth. Bad input answers 400 with field errors; never 500.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from functools import wraps
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_http_methods
+
+from generations import services
+from generations.forms import ExtendForm, GenerationForm
+from generations.models import Generation
+from generations.serializers import generation_json
+
+MAX_IDS = 100
+STRING_FIELDS = ("user_prompt", "aspect_ratio", "image_url", "image_end_url")
+
+
+def _error(status: int, message: str, fields: dict | None = None) -> JsonResponse:
+    body: dict = {"error": message}
+    if fields:
+        body["fields"] = fields
+    return JsonResponse(body, status=status)
+
+
+def api_view(*methods: str):
+    """Login (session or token) answered as JSON 401 rather than a redirect."""
+
+    def decorate(view):
+        @login_not_required
+        @require_http_methods(list(methods))
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return _error(401, "Authentication required: log in or send a Bearer token.")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _json_body(request) -> tuple[dict | None, JsonResponse | None]:
+    try:
+        data = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return None, _error(400, "The body must be a JSON object.")
+    if not isinstance(data, dict):
+        return None, _error(400, "The body must be a JSON object.")
+    problems = {}
+    for name in STRING_FIELDS:
+        if name in data and data[name] is not None and not isinstance(data[name], str):
+            problems[name] = ["Must be a string."]
+    if "expand_prompt" in data and not isinstance(data["expand_prompt"], bool | None):
+        problems["expand_prompt"] = ["Must be true or false."]
+    if problems:
+        return None, _error(400, "Some fields are not valid.", problems)
+    clean = {k: v for k, v in data.items() if v is not None}
+    return clean, None
+
+
+def _form_errors(form) -> JsonResponse:
+    return _error(400, "Some fields are not valid.", {k: list(v) for k, v in form.errors.items()})
+
+
+def _uuid_or_none(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, AttributeError):
+        return None
+
+
+@api_view("GET", "POST")
+def generations_collection(request):
+    if request.method == "POST":
+        data, problem = _json_body(request)
+        if problem:
+            return problem
+        form = GenerationForm(data)
+        if not form.is_valid():
+            return _form_errors(form)
+        gen = services.create_generation(request.user, **form.generation_fields())
+        return JsonResponse(generation_json(gen, request), status=201)
+
+    raw_ids = [part for part in request.GET.get("ids", "").split(",") if part.strip()]
+    query = Generation.objects.select_related("created_by")
+    if raw_ids:
+        if len(raw_ids) > MAX_IDS:
+            return _error(400, f"At most {MAX_IDS} ids at a time.")
+        ids = [_uuid_or_none(part.strip()) for part in raw_ids]
+        if None in ids:
+            return _error(400, "Every id must be a generation id (a UUID).")
+        query = query.filter(pk__in=ids)
+    else:
+        query = query.order_by("-created_at")[:50]
+    return JsonResponse([generation_json(gen, request) for gen in query], safe=False)
+
+
+@api_view("GET")
+def generation_detail(request, pk):
+    gen = get_object_or_404(Generation.objects.select_related("created_by"), pk=pk)
+    return JsonResponse(generation_json(gen, request))
+
+
+@api_view("POST")
+def generation_extend(request, pk):
+    parent = get_object_or_404(Generation, pk=pk)
+    data, problem = _json_body(request)
+    if problem:
+        return problem
+    form = ExtendForm(data, parent=parent)
+    if not form.is_valid():
+        return _form_errors(form)
+    try:
+        gen = services.extend_generation(parent, request.user, **form.generation_fields())
+    except services.ServiceError as exc:
+        return _error(409, str(exc))
+    return JsonResponse(generation_json(gen, request), status=201)

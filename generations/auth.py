@@ -1,0 +1,31 @@
+"""Personal API tokens: ``Authorization: Bearer lw_...`` for scripts.
+
+A token is not ambient (a browser never sends it by itself), so a request that carries a valid
+one needs no CSRF token. Sessions keep CSRF as usual.
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from generations.models import ApiToken
+
+
+class ApiTokenMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer ") and request.path.startswith("/api/"):
+            key = header[len("Bearer "):].strip()
+            token = (
+                ApiToken.objects.select_related("user")
+                .filter(key_hash=ApiToken.hash_key(key), user__is_active=True)
+                .first()
+            )
+            if token is not None:
+                request.user = token.user
+                request._dont_enforce_csrf_checks = True
+                ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+        return self.get_response(request)

@@ -1,0 +1,48 @@
+"""/healthz: 200 when the database and the broker answer, 503 otherwise."""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+
+
+def _database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # any failure means "down"
+        return f"error: {type(exc).__name__}"
+    return "ok"
+
+
+def _broker() -> str:
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]
+        return "ok" if os.access(folder, os.W_OK) else "error: queue folder not writable"
+    import redis
+
+    try:
+        client = redis.Redis.from_url(
+            settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1
+        )
+        client.ping()
+        client.close()
+    except Exception as exc:  # any failure means "down"
+        return f"error: {type(exc).__name__}"
+    return "ok"
+
+
+@login_not_required
+@never_cache
+def healthz(request):
+    checks = {"database": _database(), "broker": _broker()}
+    healthy = all(value == "ok" for value in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503
+    )

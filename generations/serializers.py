@@ -1,0 +1,43 @@
+"""lumaweb's JSON shape of a generation: the upstream's object plus lumaweb's fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from generations.models import Generation
+
+
+def generation_json(gen: Generation, request) -> dict[str, Any]:
+    def absolute(url: str) -> str | None:
+        if not url:
+            return None
+        return request.build_absolute_uri(url) if url.startswith("/") else url
+
+    return {
+        "id": str(gen.pk),
+        "remote_id": gen.remote_id,
+        "status": gen.status,
+        "state": gen.state or None,
+        "user_prompt": gen.user_prompt,
+        "prompt": gen.prompt or None,
+        "aspect_ratio": gen.aspect_ratio,
+        "expand_prompt": gen.expand_prompt,
+        "image_url": gen.image_url or (absolute(gen.image_file.url) if gen.image_file else None),
+        "image_end_url": gen.image_end_url
+        or (absolute(gen.image_end_file.url) if gen.image_end_file else None),
+        "parent_id": str(gen.parent_id) if gen.parent_id else None,
+        "created_by": gen.created_by.get_username() if gen.created_by else None,
+        "created_at": gen.created_at.isoformat(),
+        "completed_at": gen.completed_at.isoformat() if gen.completed_at else None,
+        "estimate_wait_seconds": gen.estimate_wait_seconds,
+        "error": gen.error or None,
+        "error_request_id": gen.error_request_id or None,
+        "liked": None,
+        "video": {
+            "url": absolute(gen.display_video_url),
+            "thumbnail": absolute(gen.display_thumbnail_url),
+            "width": gen.width,
+            "height": gen.height,
+            "local": bool(gen.video_file),
+        },
+    }

@@ -34,9 +34,6 @@ from generations.models import Generation, Kind, Status, StatusEvent
 log = logging.getLogger("generations.pipeline")
 
 RUNNING_STATES = {"pending", "processing", "queued", "dreaming"}
-REQUEUE_AFTER = timedelta(seconds=60)  # a queued row's message may have been lost
-POLL_LEASE = timedelta(seconds=60)  # a poller that died mid-batch lets go after this
-ASSET_LEASE = timedelta(minutes=15)
 ASSET_MAX_ATTEMPTS = 8
 MAX_BACKOFF = 300.0
 
@@ -102,8 +99,13 @@ def create_generation(user, *, parent: Generation | None = None, **fields: Any) 
     if parent is not None and not parent.can_extend:
         raise ServiceError("Only a finished video can be extended.")
     allowed = {
-        "user_prompt", "aspect_ratio", "expand_prompt", "image_url", "image_end_url",
-        "image_file", "image_end_file",
+        "user_prompt",
+        "aspect_ratio",
+        "expand_prompt",
+        "image_url",
+        "image_end_url",
+        "image_file",
+        "image_end_file",
     }
     unknown = set(fields) - allowed
     if unknown:
@@ -117,7 +119,9 @@ def create_generation(user, *, parent: Generation | None = None, **fields: Any) 
             **fields,
         )
         StatusEvent.objects.create(
-            generation=gen, at=gen.created_at, status=Status.QUEUED,
+            generation=gen,
+            at=gen.created_at,
+            status=Status.QUEUED,
             note=f"extension of {parent.pk}" if parent else "created",
         )
         _enqueue_submit(gen.pk)
@@ -234,8 +238,13 @@ def submit(gen_id: Any) -> str:
     gen = Generation.objects.select_related("parent").get(pk=gen_id)
     body = request_body(gen)
     if gen.parent_id and not gen.parent.remote_id:
-        _move(gen.pk, [Status.SUBMITTING], Status.FAILED, note="parent has no upstream id",
-              error="The video this extends has no upstream id.")
+        _move(
+            gen.pk,
+            [Status.SUBMITTING],
+            Status.FAILED,
+            note="parent has no upstream id",
+            error="The video this extends has no upstream id.",
+        )
         return "failed"
     # From here on the POST may reach the service: count it before sending.
     Generation.objects.filter(pk=gen.pk, status=Status.SUBMITTING).update(
@@ -243,25 +252,31 @@ def submit(gen_id: Any) -> str:
     )
     client = get_client()
     try:
-        if gen.parent_id:
-            remote = client.extend(gen.parent.remote_id, body)
-        else:
-            remote = client.create(body)
+        remote = client.extend(gen.parent.remote_id, body) if gen.parent_id else client.create(body)
     except RetryableError as exc:
         return _refused_for_now(gen, exc)
     except OutcomeUnknownError as exc:
         _move(
-            gen.pk, [Status.SUBMITTING], Status.NEEDS_ATTENTION,
+            gen.pk,
+            [Status.SUBMITTING],
+            Status.NEEDS_ATTENTION,
             note="outcome unknown: " + exc.message,
             error=exc.message + " It was not sent again automatically, to avoid paying twice.",
-            error_code=exc.status_code, error_request_id=exc.request_id,
+            error_code=exc.status_code,
+            error_request_id=exc.request_id,
         )
         return "needs-attention"
     except PermanentError as exc:
         _move(
-            gen.pk, [Status.SUBMITTING], Status.FAILED, note=f"refused ({exc.status_code})",
-            error=exc.message, error_code=exc.status_code, error_request_id=exc.request_id,
-            posts_sent=F("posts_sent") - 1, post_started_at=None,
+            gen.pk,
+            [Status.SUBMITTING],
+            Status.FAILED,
+            note=f"refused ({exc.status_code})",
+            error=exc.message,
+            error_code=exc.status_code,
+            error_request_id=exc.request_id,
+            posts_sent=F("posts_sent") - 1,
+            post_started_at=None,
         )
         return "failed"
     return _accepted(gen, remote)
@@ -269,7 +284,7 @@ def submit(gen_id: Any) -> str:
 
 def _refused_for_now(gen: Generation, exc: UpstreamError) -> str:
     """The POST certainly started nothing: un-count it and queue again with backoff."""
-    attempts = gen.attempts + 1  # the claim incremented it in the database
+    attempts = gen.attempts  # loaded after the claim incremented it
     common = {
         "error": exc.message,
         "error_code": exc.status_code,
@@ -278,17 +293,25 @@ def _refused_for_now(gen: Generation, exc: UpstreamError) -> str:
         "post_started_at": None,
     }
     if attempts >= settings.LUMA_SUBMIT_MAX_ATTEMPTS:
-        _move(gen.pk, [Status.SUBMITTING], Status.FAILED,
-              note=f"gave up after {attempts} attempts", **common)
+        _move(
+            gen.pk,
+            [Status.SUBMITTING],
+            Status.FAILED,
+            note=f"gave up after {attempts} attempts",
+            **common,
+        )
         return "failed"
     delay = _backoff(attempts)
     if exc.retry_after is not None:
         delay = max(delay, min(exc.retry_after, MAX_BACKOFF))
     with transaction.atomic():
         moved = _move(
-            gen.pk, [Status.SUBMITTING], Status.QUEUED,
+            gen.pk,
+            [Status.SUBMITTING],
+            Status.QUEUED,
             note=f"refused for now ({exc.status_code or 'no answer'}); retry in {delay:.0f}s",
-            next_attempt_at=timezone.now() + timedelta(seconds=delay), **common,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay),
+            **common,
         )
         if moved:
             _enqueue_submit(gen.pk, countdown=delay)
@@ -361,7 +384,7 @@ def poll_in_flight(limit_batches: int = 20) -> PollStats:
     lease = secrets.token_hex(8)
     Generation.objects.filter(
         pk__in=due_ids, status=Status.IN_PROGRESS, next_poll_at__lte=now
-    ).update(poll_lease=lease, next_poll_at=now + POLL_LEASE)
+    ).update(poll_lease=lease, next_poll_at=now + timedelta(seconds=settings.LUMA_POLL_LEASE))
     rows = list(
         Generation.objects.filter(poll_lease=lease, status=Status.IN_PROGRESS).order_by("pk")
     )
@@ -394,9 +417,13 @@ def _poll_failed(rows: list[Generation], lease: str, exc: UpstreamError) -> None
             last_polled_at=now,
             next_poll_at=now + timedelta(seconds=delay),
         )
-    _plog(",".join(str(r.pk) for r in rows[:3]) + ("…" if len(rows) > 3 else ""),
-          "poll failed (%s): %s", exc.status_code or "no answer", exc.message,
-          level=logging.WARNING)
+    _plog(
+        ",".join(str(r.pk) for r in rows[:3]) + ("…" if len(rows) > 3 else ""),
+        "poll failed (%s): %s",
+        exc.status_code or "no answer",
+        exc.message,
+        level=logging.WARNING,
+    )
 
 
 def apply_remote(row: Generation, remote: RemoteGeneration | None, lease: str) -> str:
@@ -408,9 +435,14 @@ def apply_remote(row: Generation, remote: RemoteGeneration | None, lease: str) -
 
     if remote is None:
         if stalled:
-            _move(row.pk, [Status.IN_PROGRESS], Status.FAILED, extra_filter=mine,
-                  note="timed out: unknown to the service",
-                  error="Timed out: the service no longer knows this generation.")
+            _move(
+                row.pk,
+                [Status.IN_PROGRESS],
+                Status.FAILED,
+                extra_filter=mine,
+                note="timed out: unknown to the service",
+                error="Timed out: the service no longer knows this generation.",
+            )
             return "timed-out"
         _reschedule(row, lease, now, settings.LUMA_POLL_INTERVAL, {})
         return "missing"
@@ -422,10 +454,18 @@ def apply_remote(row: Generation, remote: RemoteGeneration | None, lease: str) -
 
     if remote.state == "completed" and remote.video_url:
         moved = _move(
-            row.pk, [Status.IN_PROGRESS], Status.COMPLETED, extra_filter=mine,
+            row.pk,
+            [Status.IN_PROGRESS],
+            Status.COMPLETED,
+            extra_filter=mine,
             note="video ready",
-            completed_at=now, video_url=remote.video_url, thumbnail_url=remote.thumbnail_url,
-            width=remote.width, height=remote.height, next_poll_at=None, assets_next_at=now,
+            completed_at=now,
+            video_url=remote.video_url,
+            thumbnail_url=remote.thumbnail_url,
+            width=remote.width,
+            height=remote.height,
+            next_poll_at=None,
+            assets_next_at=now,
             **values,
         )
         if moved:
@@ -434,23 +474,39 @@ def apply_remote(row: Generation, remote: RemoteGeneration | None, lease: str) -
         return "completed"
     if remote.state == "failed":
         _move(
-            row.pk, [Status.IN_PROGRESS], Status.FAILED, extra_filter=mine,
+            row.pk,
+            [Status.IN_PROGRESS],
+            Status.FAILED,
+            extra_filter=mine,
             note="failed upstream",
             error=remote.failure_reason or "The service reported that this generation failed.",
-            next_poll_at=None, **values,
+            next_poll_at=None,
+            **values,
         )
         return "failed"
     if stalled:
-        _move(row.pk, [Status.IN_PROGRESS], Status.FAILED, extra_filter=mine,
-              note="timed out", error=(
-                  f"Timed out: no progress for {settings.LUMA_POLL_DEADLINE / 60:.0f} minutes "
-                  f"(last state {remote.state or 'unknown'!r})."), **values)
+        _move(
+            row.pk,
+            [Status.IN_PROGRESS],
+            Status.FAILED,
+            extra_filter=mine,
+            note="timed out",
+            error=(
+                f"Timed out: no progress for {settings.LUMA_POLL_DEADLINE / 60:.0f} minutes "
+                f"(last state {remote.state or 'unknown'!r})."
+            ),
+            **values,
+        )
         return "timed-out"
 
     progressed = remote.state != row.state
     if progressed and remote.state and remote.state not in RUNNING_STATES | {"completed"}:
-        _plog(row.pk, "unknown upstream state %r: still working, polling on", remote.state,
-              level=logging.WARNING)
+        _plog(
+            row.pk,
+            "unknown upstream state %r: still working, polling on",
+            remote.state,
+            level=logging.WARNING,
+        )
     if progressed and remote.state != "completed":
         values["last_progress_at"] = now
     if remote.state == "completed":  # done but no URL yet: look again soon (bounded by deadline)
@@ -475,7 +531,10 @@ def copy_assets(gen_id: Any) -> str:
     now = timezone.now()
     claimed = Generation.objects.filter(
         pk=gen_id, status=Status.COMPLETED, assets_next_at__lte=now
-    ).update(assets_next_at=now + ASSET_LEASE, asset_attempts=F("asset_attempts") + 1)
+    ).update(
+        assets_next_at=now + timedelta(seconds=settings.LUMA_ASSET_LEASE),
+        asset_attempts=F("asset_attempts") + 1,
+    )
     if not claimed:
         return "not-claimed"
     gen = Generation.objects.get(pk=gen_id)
@@ -497,8 +556,13 @@ def copy_assets(gen_id: Any) -> str:
         Generation.objects.filter(pk=gen.pk).update(
             asset_error=str(exc), assets_next_at=next_at, **updates
         )
-        _plog(gen.pk, "copy failed (%s): %s", "giving up" if give_up else "will retry", exc,
-              level=logging.WARNING)
+        _plog(
+            gen.pk,
+            "copy failed (%s): %s",
+            "giving up" if give_up else "will retry",
+            exc,
+            level=logging.WARNING,
+        )
         return "failed" if give_up else "retry"
     Generation.objects.filter(pk=gen.pk).update(assets_next_at=None, asset_error="", **updates)
     _plog(gen.pk, "local copy kept (%s bytes)", updates.get("video_bytes", gen.video_bytes))
@@ -521,30 +585,41 @@ def sweep() -> SweepStats:
     stats = SweepStats()
     now = timezone.now()
     # 1. queued rows whose wake-up was lost (flushed Redis, crash between commit and publish)
-    stale_enqueue = now - REQUEUE_AFTER
-    queued = Generation.objects.filter(status=Status.QUEUED).filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    ).filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=stale_enqueue))
+    stale_enqueue = now - timedelta(seconds=settings.LUMA_REQUEUE_AFTER)
+    queued = (
+        Generation.objects.filter(status=Status.QUEUED)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=stale_enqueue))
+    )
     for pk in queued.values_list("pk", flat=True)[:1000]:
-        if Generation.objects.filter(pk=pk, status=Status.QUEUED).filter(
-            Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=stale_enqueue)
-        ).update(enqueued_at=now):
+        if (
+            Generation.objects.filter(pk=pk, status=Status.QUEUED)
+            .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=stale_enqueue))
+            .update(enqueued_at=now)
+        ):
             tasks.submit_generation.delay(str(pk))
             stats.requeued += 1
     # 2. rows a dead worker left in `submitting`
     stale = now - timedelta(seconds=settings.LUMA_SUBMIT_STALE_AFTER)
     for gen in Generation.objects.filter(status=Status.SUBMITTING, status_changed_at__lte=stale):
         if gen.post_started_at is None:
-            if _move(gen.pk, [Status.SUBMITTING], Status.QUEUED,
-                     extra_filter=Q(post_started_at__isnull=True, status_changed_at__lte=stale),
-                     note="worker stopped before sending; queued again", enqueued_at=None):
+            if _move(
+                gen.pk,
+                [Status.SUBMITTING],
+                Status.QUEUED,
+                extra_filter=Q(post_started_at__isnull=True, status_changed_at__lte=stale),
+                note="worker stopped before sending; queued again",
+                enqueued_at=None,
+            ):
                 stats.unstuck += 1
         elif _move(
-            gen.pk, [Status.SUBMITTING], Status.NEEDS_ATTENTION,
+            gen.pk,
+            [Status.SUBMITTING],
+            Status.NEEDS_ATTENTION,
             extra_filter=Q(status_changed_at__lte=stale),
             note="worker stopped while sending",
             error="A worker stopped while sending this request, so it may or may not have "
-                  "reached the service. Retry (may pay twice) or mark it failed.",
+            "reached the service. Retry (may pay twice) or mark it failed.",
         ):
             stats.needs_attention += 1
     # 3. finished videos still without a local copy

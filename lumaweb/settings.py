@@ -84,6 +84,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # Tests run the Celery worker in another process: it must see the same file.
+    (BASE_DIR / ".run").mkdir(exist_ok=True)
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".run" / "test-db.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -127,9 +128,10 @@ LUMA_API_BASE_URL = env_str(
     "LUMA_API_BASE_URL",
     "http://127.0.0.1:8001/v1" if LUMA_DEMO_MODE else "https://api.umamiai.xyz/v1",
 ).rstrip("/")
-if urlsplit(LUMA_API_BASE_URL).scheme not in ("http", "https") or not urlsplit(
-    LUMA_API_BASE_URL
-).hostname:
+if (
+    urlsplit(LUMA_API_BASE_URL).scheme not in ("http", "https")
+    or not urlsplit(LUMA_API_BASE_URL).hostname
+):
     raise ImproperlyConfigured(
         f"LUMA_API_BASE_URL must be an http(s) URL, not {LUMA_API_BASE_URL!r}"
     )
@@ -144,6 +146,11 @@ LUMA_SUBMIT_MAX_ATTEMPTS = env_int("LUMA_SUBMIT_MAX_ATTEMPTS", 8, minimum=1)
 # A row left in `submitting` this long (a worker died mid-request) is swept.
 LUMA_SUBMIT_STALE_AFTER = env_float("LUMA_SUBMIT_STALE_AFTER", 120.0, minimum=1)
 LUMA_SWEEP_INTERVAL = env_float("LUMA_SWEEP_INTERVAL", 15.0, minimum=0.5)
+# A queued row whose wake-up message was enqueued this long ago and not taken is enqueued again.
+LUMA_REQUEUE_AFTER = env_float("LUMA_REQUEUE_AFTER", 60.0, minimum=0.5)
+# How long a poller or an asset copy holds its rows; a worker killed mid-step lets go after it.
+LUMA_POLL_LEASE = env_float("LUMA_POLL_LEASE", 60.0, minimum=0.5)
+LUMA_ASSET_LEASE = env_float("LUMA_ASSET_LEASE", 900.0, minimum=1)
 LUMA_MAX_VIDEO_BYTES = env_int("LUMA_MAX_VIDEO_BYTES", 500 * 1024 * 1024, minimum=1)
 LUMA_MAX_IMAGE_BYTES = env_int("LUMA_MAX_IMAGE_BYTES", 20 * 1024 * 1024, minimum=1)
 LUMA_DOWNLOAD_TIMEOUT = env_float("LUMA_DOWNLOAD_TIMEOUT", 300.0, minimum=1)

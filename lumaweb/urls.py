@@ -16,5 +16,5 @@ urlpatterns = [
     path("api/v1/", include(api_patterns)),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
-    re_path(r"^%s(?P<path>.+)$" % settings.MEDIA_URL.lstrip("/"), media.media, name="media"),
+    re_path(r"^{}(?P<path>.+)$".format(settings.MEDIA_URL.lstrip("/")), media.media, name="media"),
 ]

@@ -1,0 +1,19 @@
+"""`manage.py runsimulator [--port 8001] [flags]`: run the upstream API simulator (demo mode)."""
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from generations.simulator.server import Config, add_arguments, serve
+
+
+class Command(BaseCommand):
+    help = "Run a local stand-in for the UmamiAI Luma API, with optional fault injection."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        add_arguments(parser)
+
+    def handle(self, *args: object, **options: object) -> None:
+        try:
+            config = Config.from_options(options)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        serve(config)

@@ -1,0 +1,85 @@
+"""Run web, worker, beat and (in demo mode) the simulator together, like a small Procfile.
+
+Used by scripts/run. Output of each process is prefixed with its name; Ctrl-C stops all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run the whole app for development: web, worker, beat and the simulator in demo mode."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--simulator-port", type=int, default=8001)
+
+    def handle(self, *args, port, simulator_port, **options):
+        py = sys.executable
+        run_dir = Path(settings.BASE_DIR) / ".run"
+        run_dir.mkdir(exist_ok=True)
+        env = dict(os.environ)
+        procs: dict[str, list[str]] = {}
+        if settings.LUMA_DEMO_MODE:
+            procs["simulator"] = [py, "-m", "generations.simulator", "--port", str(simulator_port),
+                                  "--duration", os.environ.get("SIMULATOR_DURATION", "20"),
+                                  "--media-dir", str(run_dir / "simulator")]
+            env.setdefault("LUMA_API_BASE_URL", f"http://127.0.0.1:{simulator_port}/v1")
+            env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+        procs["worker"] = [py, "-m", "celery", "-A", "lumaweb", "worker", "--loglevel", "INFO",
+                           "--concurrency", os.environ.get("WORKER_CONCURRENCY", "4")]
+        procs["beat"] = [py, "-m", "celery", "-A", "lumaweb", "beat", "--loglevel", "INFO",
+                         "--schedule", str(run_dir / "celerybeat-schedule")]
+        procs["web"] = [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
+
+        running: dict[str, subprocess.Popen] = {}
+        for name, cmd in procs.items():
+            running[name] = subprocess.Popen(
+                cmd, env=env, cwd=settings.BASE_DIR, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True,
+            )
+            threading.Thread(target=self._pump, args=(name, running[name]), daemon=True).start()
+
+        mode = "DEMO mode (built-in simulator, nothing is paid)" if settings.LUMA_DEMO_MODE \
+            else f"LIVE mode against {settings.LUMA_API_BASE_URL}"
+        self.stdout.write(self.style.SUCCESS(
+            f"\n  lumaweb is starting in {mode}\n"
+            f"  open  http://127.0.0.1:{port}/\n"
+            f"  log in as the admin above (admin users are made in /admin/)\n"
+            f"  broker {settings.CELERY_BROKER_URL}   Ctrl-C stops everything\n"
+        ))
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.is_set():
+                for name, proc in running.items():
+                    if proc.poll() is not None:
+                        self.stderr.write(f"{name} exited with {proc.returncode}; stopping all")
+                        stop.set()
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for proc in running.values():
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGTERM)
+            for proc in running.values():
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+    def _pump(self, name: str, proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.stdout.write(f"{name:>9} | {line.rstrip()}")

@@ -1,0 +1,207 @@
+"""Shared fixtures: the real parts the tests run against.
+
+* ``simulator``: the upstream simulator as a subprocess, real HTTP (session-wide).
+* ``redis_url``: the machine's Redis (REDIS_URL). Missing Redis is a failure, never a skip.
+* ``pipeline``: a real Celery worker + beat on that Redis, reading the test database, talking to
+  the simulator. Tests that use it need committed data (``transactional_db``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+
+from generations.simulator.testing import SimulatorProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+POLL_INTERVAL = "0.5"
+
+
+def wait_for(check: Callable[[], object], timeout: float = 30.0, what: str = "condition"):
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = settings.CELERY_BROKER_URL
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is needed at REDIS_URL={url!r} and does not answer: {exc}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def media_root() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="lumaweb-media-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[SimulatorProcess]:
+    sim = SimulatorProcess(duration=2, video_seconds=1, seed=7)
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sim(simulator: SimulatorProcess, settings) -> SimulatorProcess:
+    """The simulator, reset to its start-up config, and this process pointed at it."""
+    simulator.reset(restore_config=True)
+    settings.LUMA_API_BASE_URL = simulator.api_url
+    return simulator
+
+
+@pytest.fixture(autouse=True)
+def _media(settings, media_root: Path) -> None:
+    settings.MEDIA_ROOT = media_root
+
+
+def database_url() -> str:
+    """The URL of the *test* database, for processes started by the tests."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] or ""
+    if db.get("PASSWORD"):
+        auth += f":{db['PASSWORD']}"
+    host = db["HOST"] or "127.0.0.1"
+    return f"postgres://{auth}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class Pipeline:
+    """A Celery worker and beat as subprocesses (each in its own process group)."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str) -> subprocess.Popen:
+        if name.startswith("worker"):
+            cmd = [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "lumaweb",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--hostname",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        else:
+            cmd = [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "lumaweb",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(self.log_dir / "beat-schedule"),
+            ]
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        proc.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.kill(name, signal.SIGTERM)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
+            for p in sorted(self.log_dir.glob("*.log"))
+        )
+
+
+@pytest.fixture(scope="session")
+def pipeline_env(django_db_setup, django_db_blocker, redis_url, simulator, media_root):
+    with django_db_blocker.unblock():
+        db_url = database_url()
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=db_url,
+        REDIS_URL=redis_url,
+        LUMA_API_BASE_URL=simulator.api_url,
+        LUMA_API_KEY="",
+        MEDIA_ROOT=str(media_root),
+        LUMA_POLL_INTERVAL=POLL_INTERVAL,
+        LUMA_SWEEP_INTERVAL="1",
+        LUMA_SUBMIT_STALE_AFTER="5",
+        LUMA_READ_TIMEOUT="3",
+        LUMA_REQUEUE_AFTER="2",
+        LUMA_POLL_LEASE="3",
+        LUMA_ASSET_LEASE="5",
+        DEBUG="True",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def pipeline_session(pipeline_env) -> Iterator[Pipeline]:
+    log_dir = Path(tempfile.mkdtemp(prefix="lumaweb-pipeline-"))
+    pipe = Pipeline(pipeline_env, log_dir)
+    pipe.start("worker1")
+    pipe.start("beat")
+    yield pipe
+    pipe.stop_all()
+    shutil.rmtree(log_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def pipeline(pipeline_session: Pipeline, sim, settings, transactional_db, redis_url):
+    """Worker + beat running; this process uses the same settings they do."""
+    settings.LUMA_POLL_INTERVAL = float(POLL_INTERVAL)
+    settings.LUMA_READ_TIMEOUT = 3.0
+    for name in ("worker1", "beat"):
+        if name not in pipeline_session.procs or pipeline_session.procs[name].poll() is not None:
+            pipeline_session.procs.pop(name, None)
+            pipeline_session.start(name)
+    return pipeline_session

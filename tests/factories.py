@@ -1,0 +1,46 @@
+"""Small helpers to make rows and upstream generations for tests."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import requests
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from generations.models import Generation, Status
+
+
+def make_user(username: str = "alice", password: str = "s3cret-pass!", **extra):
+    User = get_user_model()
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        user = User.objects.create_user(username=username, password=password, **extra)
+    return user
+
+
+def remote_create(sim, prompt: str = "a test", **body) -> dict:
+    """POST straight to the simulator (as the upstream), returning its generation object."""
+    response = requests.post(
+        f"{sim.api_url}/luma-ai/generations",
+        json={"user_prompt": prompt, "aspect_ratio": "16:9", **body},
+        headers={"Authorization": "Bearer test"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def in_progress_row(remote_id: str, prompt: str = "a test", **fields) -> Generation:
+    """A row as it is after a successful submit: in progress, due for a poll."""
+    now = timezone.now()
+    return Generation.objects.create(
+        user_prompt=prompt,
+        status=Status.IN_PROGRESS,
+        remote_id=remote_id,
+        posts_sent=1,
+        submitted_at=now,
+        last_progress_at=now,
+        next_poll_at=now - timedelta(seconds=1),
+        **fields,
+    )

@@ -1,0 +1,169 @@
+"""Submitting: each outcome of the one paid POST, against the simulator over real HTTP.
+
+These call the service directly (no worker) so each transition is deterministic; the
+pipeline tests show the same through a real Celery worker.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from generations import services
+from generations.models import Generation, Status
+from tests.factories import make_user
+
+
+@pytest.fixture
+def queued(db, sim):
+    return services.create_generation(
+        make_user(), user_prompt="a lighthouse in a storm", aspect_ratio="9:16", expand_prompt=True
+    )
+
+
+def posts_for(sim, gen_prompt: str) -> list[dict]:
+    return [p for p in sim.ledger()["posts"] if p["user_prompt"] == gen_prompt]
+
+
+def test_submit_moves_queued_to_in_progress_with_the_upstream_id(queued, sim):
+    assert services.submit(queued.pk) == "accepted"
+    queued.refresh_from_db()
+    assert queued.status == Status.IN_PROGRESS
+    assert queued.remote_id == posts_for(sim, queued.user_prompt)[0]["id"]
+    assert queued.state in {"pending", "queued"}
+    assert queued.prompt.startswith("a lighthouse in a storm")  # expanded upstream
+    assert queued.posts_sent == 1
+    assert queued.next_poll_at is not None
+    assert [e.status for e in queued.events.all()] == ["queued", "submitting", "in_progress"]
+
+
+def test_submit_twice_sends_one_post(queued, sim):
+    assert services.submit(queued.pk) == "accepted"
+    assert services.submit(queued.pk) == "not-claimed"
+    assert len(posts_for(sim, queued.user_prompt)) == 1
+
+
+def test_read_timeout_after_sending_needs_attention_and_is_not_resent(queued, sim, settings):
+    settings.LUMA_READ_TIMEOUT = 0.5
+    sim.configure(slow_rate=1.0, slow_seconds=2)
+    assert services.submit(queued.pk) == "needs-attention"
+    queued.refresh_from_db()
+    assert queued.status == Status.NEEDS_ATTENTION
+    assert "may have been received" in queued.error
+    assert queued.posts_sent == 1
+    # Nothing sends it again by itself: not the task, not the sweeper.
+    assert services.submit(queued.pk) == "not-claimed"
+    services.sweep()
+    assert len(posts_for(sim, queued.user_prompt)) == 1
+
+
+def test_rate_limited_post_goes_back_to_queued_honouring_retry_after(queued, sim):
+    sim.configure(rate_limit_rate=1.0, retry_after=30)
+    assert services.submit(queued.pk) == "retry"
+    queued.refresh_from_db()
+    assert queued.status == Status.QUEUED
+    assert queued.posts_sent == 0  # certainly not paid
+    assert queued.error_code == 429
+    wait = (queued.next_attempt_at - queued.status_changed_at).total_seconds()
+    assert 29 <= wait <= 31
+    # Not due yet: a second submit does nothing.
+    assert services.submit(queued.pk) == "not-claimed"
+    assert posts_for(sim, queued.user_prompt) == []
+
+
+@pytest.mark.parametrize("attempt", [1, 3])
+def test_server_errors_back_off_exponentially(queued, sim, attempt):
+    sim.configure(error_rate=1.0)
+    Generation.objects.filter(pk=queued.pk).update(attempts=attempt - 1)
+    assert services.submit(queued.pk) == "retry"
+    queued.refresh_from_db()
+    assert queued.status == Status.QUEUED
+    assert queued.error_code in (500, 502, 503)
+    assert queued.error_request_id  # the aggregator's requestId is kept
+    wait = (queued.next_attempt_at - queued.status_changed_at).total_seconds()
+    expected = 2.0 * 2 ** (attempt - 1)
+    assert expected * 0.7 <= wait <= expected * 1.3
+
+
+def test_retryable_refusals_give_up_after_max_attempts(queued, sim, settings):
+    settings.LUMA_SUBMIT_MAX_ATTEMPTS = 2
+    sim.configure(error_rate=1.0)
+    Generation.objects.filter(pk=queued.pk).update(attempts=1)
+    assert services.submit(queued.pk) == "failed"
+    queued.refresh_from_db()
+    assert queued.status == Status.FAILED
+    assert queued.posts_sent == 0
+
+
+def test_refusal_for_lack_of_credits_fails_with_the_upstream_message(queued, sim):
+    sim.configure(credits=0)
+    assert services.submit(queued.pk) == "failed"
+    queued.refresh_from_db()
+    assert queued.status == Status.FAILED
+    assert "run out of credits" in queued.error
+    assert queued.error_code in (402, 403)
+    assert queued.posts_sent == 0
+
+
+def test_wrong_key_fails_with_the_upstream_message(queued, sim, settings):
+    sim.configure(api_key="the-real-key")
+    settings.LUMA_API_KEY = "a-wrong-key"
+    assert services.submit(queued.pk) == "failed"
+    queued.refresh_from_db()
+    assert queued.error_code == 401
+    assert "a-wrong-key" not in queued.error
+
+
+def test_unreachable_upstream_is_retried(queued, settings):
+    settings.LUMA_API_BASE_URL = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
+    assert services.submit(queued.pk) == "retry"
+    queued.refresh_from_db()
+    assert queued.status == Status.QUEUED
+    assert queued.posts_sent == 0
+
+
+def test_person_may_retry_a_needs_attention_job_once_more(queued, sim, settings):
+    settings.LUMA_READ_TIMEOUT = 0.5
+    sim.configure(slow_rate=1.0, slow_seconds=2)
+    services.submit(queued.pk)
+    sim.configure(slow_rate=0.0)
+    services.retry_generation(Generation.objects.get(pk=queued.pk), make_user())
+    assert services.submit(queued.pk) == "accepted"
+    queued.refresh_from_db()
+    assert queued.posts_sent == 2 and queued.posts_authorized == 2
+    assert len(posts_for(sim, queued.user_prompt)) == 2
+
+
+def test_stale_submitting_row_without_a_sent_post_is_queued_again(queued, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    Generation.objects.filter(pk=queued.pk).update(
+        status=Status.SUBMITTING, status_changed_at=timezone.now() - timedelta(hours=1)
+    )
+    assert services.sweep().unstuck == 1
+    queued.refresh_from_db()
+    assert queued.status == Status.QUEUED
+
+
+def test_stale_submitting_row_with_a_sent_post_needs_attention(queued):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = timezone.now() - timedelta(hours=1)
+    Generation.objects.filter(pk=queued.pk).update(
+        status=Status.SUBMITTING, status_changed_at=old, post_started_at=old, posts_sent=1
+    )
+    assert services.sweep().needs_attention == 1
+    queued.refresh_from_db()
+    assert queued.status == Status.NEEDS_ATTENTION
+
+
+def test_cancel_only_a_queued_job(queued):
+    services.cancel_generation(queued, make_user())
+    queued.refresh_from_db()
+    assert queued.status == Status.CANCELLED
+    with pytest.raises(services.ServiceError):
+        services.cancel_generation(queued, make_user())
+    assert services.submit(queued.pk) == "not-claimed"

@@ -521,7 +521,7 @@ def apply_remote(row: Generation, remote: RemoteGeneration | None, lease: str) -
 
 def _reschedule(row: Generation, lease: str, now, delay: float, values: dict[str, Any]) -> None:
     Generation.objects.filter(pk=row.pk, poll_lease=lease, status=Status.IN_PROGRESS).update(
-        next_poll_at=now + timedelta(seconds=delay), last_polled_at=now, **values
+        **{"last_polled_at": now, **values}, next_poll_at=now + timedelta(seconds=delay)
     )
 
 

@@ -1,0 +1,162 @@
+"""Keeping local copies: byte-identical, never half-written, and only from allowed places.
+
+The misbehaving servers here are tiny real HTTP servers in the test: the simulator serves
+honest files, and a lying Content-Length or a body cut short cannot be had from it.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.core.files.storage import default_storage
+
+from generations import fetch, services
+from generations.models import Generation, Status
+from tests.factories import in_progress_row, remote_create
+
+MP4_HEAD = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 8
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    body = MP4_HEAD + b"x" * 5000
+    declared: int | None = None
+    ctype = "video/mp4"
+    cut_after: int | None = None
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", self.ctype)
+        if self.declared != -1:  # -1: no Content-Length at all, the body ends at close
+            self.send_header("Content-Length", str(self.declared or len(self.body)))
+        else:
+            self.close_connection = True
+        self.end_headers()
+        data = self.body if self.cut_after is None else self.body[: self.cut_after]
+        self.wfile.write(data)
+        self.wfile.flush()
+        if self.cut_after is not None:
+            self.connection.close()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def odd_server() -> Iterator[tuple[str, type[_Handler]]]:
+    handler = type("H", (_Handler,), {})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v.mp4", handler
+    server.shutdown()
+
+
+def partial_files(media_root: Path) -> list[Path]:
+    return list((media_root / ".partial").glob("*")) if (media_root / ".partial").exists() else []
+
+
+def test_copy_is_byte_identical_to_the_upstream_file(db, sim, media_root):
+    import requests
+
+    remote = remote_create(sim, "copy me")
+    sim.force_complete(remote["id"])
+    row = in_progress_row(remote["id"])
+    services.poll_in_flight()
+    assert services.copy_assets(row.pk) == "copied"
+    row.refresh_from_db()
+    with row.video_file.open("rb") as fh:
+        assert fh.read() == requests.get(row.video_url, timeout=10).content
+    with row.thumbnail_file.open("rb") as fh:
+        assert fh.read() == requests.get(row.thumbnail_url, timeout=10).content
+    assert row.video_bytes == row.video_file.size
+    assert services.copy_assets(row.pk) == "not-claimed"  # idempotent
+
+
+def test_body_cut_short_leaves_no_file(db, odd_server, media_root, settings):
+    url, handler = odd_server
+    handler.cut_after = 1000
+    with pytest.raises(fetch.FetchError):
+        fetch.download_to_storage(url, "videos/cut.mp4", fetch.video_kind())
+    assert not default_storage.exists("videos/cut.mp4")
+    assert partial_files(media_root) == []
+
+
+def test_size_cap_holds_without_a_content_length(db, odd_server, media_root, settings):
+    url, handler = odd_server
+    settings.LUMA_MAX_VIDEO_BYTES = 2000
+    handler.declared = -1  # no length announced; 5 KB sent
+    handler.body = MP4_HEAD + b"x" * 5000
+    with pytest.raises(fetch.FetchError) as err:
+        fetch.download_to_storage(url, "videos/big.mp4", fetch.video_kind())
+    assert err.value.permanent
+    assert not default_storage.exists("videos/big.mp4")
+    assert partial_files(media_root) == []
+
+
+def test_wrong_content_type_is_refused(db, odd_server):
+    url, handler = odd_server
+    handler.ctype = "text/html"
+    with pytest.raises(fetch.FetchError, match="content type"):
+        fetch.download_to_storage(url, "videos/html.mp4", fetch.video_kind())
+
+
+def test_body_that_is_not_a_video_is_refused(db, odd_server):
+    url, handler = odd_server
+    handler.body = b"<html>not a video</html>" * 10
+    with pytest.raises(fetch.FetchError, match="expected kind"):
+        fetch.download_to_storage(url, "videos/fake.mp4", fetch.video_kind())
+    assert not default_storage.exists("videos/fake.mp4")
+
+
+def test_declared_size_over_the_cap_is_refused_before_reading(db, odd_server, settings):
+    url, _handler = odd_server
+    settings.LUMA_MAX_VIDEO_BYTES = 2000
+    with pytest.raises(fetch.FetchError, match="larger than allowed"):
+        fetch.download_to_storage(url, "videos/big2.mp4", fetch.video_kind())
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://example.com/v.mp4",
+        "http://user:pw@example.com/v.mp4",
+        "http://127.0.0.1:1/v.mp4",
+        "http://10.0.0.5/v.mp4",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/v.mp4",
+        "http://localhost/v.mp4",
+    ],
+)
+def test_downloads_refuse_private_and_odd_urls_outside_demo_mode(settings, url):
+    settings.LUMA_DEMO_MODE = False
+    settings.LUMA_API_BASE_URL = "https://api.umamiai.xyz/v1"
+    with pytest.raises(fetch.FetchError) as err:
+        fetch.check_url(url)
+    assert err.value.permanent
+
+
+def test_the_configured_upstream_host_may_be_private(settings, odd_server, db):
+    url, _ = odd_server
+    settings.LUMA_DEMO_MODE = False
+    settings.LUMA_API_BASE_URL = "http://127.0.0.1:8001/v1"
+    name, size = fetch.download_to_storage(url, "videos/ok.mp4", fetch.video_kind())
+    assert size == len(_Handler.body)
+    assert default_storage.exists(name)
+
+
+def test_failed_copy_is_retried_later_and_the_video_stays_viewable(db, settings, odd_server):
+    url, handler = odd_server
+    handler.cut_after = 100
+    gen = Generation.objects.create(
+        user_prompt="x", status=Status.COMPLETED, video_url=url, remote_id="r-1",
+        assets_next_at="2000-01-01T00:00:00Z",
+    )
+    assert services.copy_assets(gen.pk) == "retry"
+    gen.refresh_from_db()
+    assert gen.assets_next_at is not None and gen.asset_error
+    assert gen.display_video_url == url  # the gallery falls back to the upstream's URL

@@ -1,0 +1,776 @@
+"""An in-memory stand-in for the UmamiAI Luma API, with fault injection and a ledger.
+
+Pure Python (no Django): state lives in one `Simulator` object guarded by a lock, a generation's
+state is computed from elapsed time on every read, and faults are drawn from one seeded
+`random.Random`. `/v1/...` imitates the upstream API, `/cdn/...` serves rendered files and
+`/_sim/...` lets tests and operators look inside and steer it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hmac
+import json
+import math
+import random
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from . import media
+
+COST_PER_GENERATION = 500_000
+MAX_PROMPT_CHARS = 5000
+MAX_IDS = 100
+ASPECT_RATIOS = tuple(media.SIZES)
+VOCABULARIES = {"classic": ("pending", "processing"), "luma": ("queued", "dreaming")}
+UNKNOWN_STATES = ("waiting_for_gpu", "in_review", "allocating")
+FAILURE_REASONS = (
+    "The prompt was flagged by content moderation.",
+    "Internal error while rendering frames; please try again.",
+    "The GPU worker was lost during generation.",
+)
+SERVER_ERRORS = (
+    (500, "Internal server error"),
+    (502, "Bad gateway: the upstream provider did not answer"),
+    (503, "Service temporarily unavailable, please try again later"),
+)
+QUEUE_FRACTION = 0.15  # first part of the timeline: pending / queued
+UNKNOWN_FRACTION = 0.25  # then, for some generations, an undocumented state
+FAIL_FRACTION = 0.6  # failing generations fail at this point
+JITTER = 0.15
+GENERATION_PATH = re.compile(r"^/luma-ai/generations/(?P<id>[^/]+)/extend$")
+CDN_PATH = re.compile(r"^/cdn/(?P<id>[0-9a-fA-F-]{1,64})\.(?P<ext>mp4|jpg)$")
+FORCE_PATH = re.compile(r"^/_sim/generations/(?P<id>[^/]+)/complete$")
+EXPAND_LIGHT = ("golden-hour light", "soft volumetric fog", "neon reflections", "moonlit haze")
+EXPAND_CAMERA = ("a slow dolly-in", "a sweeping aerial shot", "a gentle handheld pan", "a crane up")
+EXPAND_STYLE = ("cinematic 35mm film grain", "dreamy pastel tones", "hyper-detailed realism")
+
+
+@dataclass
+class Config:
+    """Every knob; the CLI flags and POST /_sim/config use these names."""
+
+    host: str = "127.0.0.1"
+    port: int = 8001
+    api_key: str | None = None
+    duration: float = 20.0
+    vocabulary: str = "mixed"
+    error_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    retry_after: float = 1.0
+    slow_rate: float = 0.0
+    slow_seconds: float = 15.0
+    fail_rate: float = 0.0
+    late_url_rate: float = 0.0
+    late_url_seconds: float = 3.0
+    unknown_state_rate: float = 0.0
+    credits: int | None = None
+    seed: int | None = None
+    media_dir: str | None = None
+    video_seconds: float = 3.0
+    fps: int = 24
+
+    FIXED = ("host", "port", "media_dir")  # not changeable at runtime
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Config:
+        """Build from parsed CLI options (extra keys, such as Django's, are ignored)."""
+        names = {f.name for f in fields(cls)}
+        config = cls(**{k: v for k, v in options.items() if k in names and v is not None})
+        config.validate()
+        return config
+
+    def updated(self, changes: Mapping[str, Any]) -> Config:
+        """A validated copy with `changes` applied; ValueError names the bad setting."""
+        names = {f.name for f in fields(self)}
+        for key in changes:
+            if key not in names:
+                raise ValueError(f"Unknown setting: {key}")
+            if key in self.FIXED:
+                raise ValueError(f"{key} cannot be changed at runtime")
+        clean = {key: _coerce(self, key, value) for key, value in changes.items()}
+        config = replace(self, **clean)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        for name in (
+            "error_rate",
+            "rate_limit_rate",
+            "slow_rate",
+            "fail_rate",
+            "late_url_rate",
+            "unknown_state_rate",
+        ):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        for name in ("retry_after", "slow_seconds", "late_url_seconds"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if not 0 < self.duration <= 3600:
+            raise ValueError("duration must be in (0, 3600]")
+        if not 0 < self.video_seconds <= 30:
+            raise ValueError("video_seconds must be in (0, 30]")
+        if not 1 <= self.fps <= 60:
+            raise ValueError("fps must be between 1 and 60")
+        if self.vocabulary not in ("classic", "luma", "mixed"):
+            raise ValueError("vocabulary must be classic, luma or mixed")
+        if self.credits is not None and self.credits < 0:
+            raise ValueError("credits must not be negative")
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _coerce(config: Config, key: str, value: Any) -> Any:
+    """Check a runtime setting's JSON type against the field's default type."""
+    optional = key in ("api_key", "credits", "seed")
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"{key} must not be null")
+    if key in ("api_key", "vocabulary"):
+        if not isinstance(value, str):
+            raise ValueError(f"{key} must be a string")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key} must be a number")
+    if key in ("credits", "seed", "fps"):
+        if value != int(value):
+            raise ValueError(f"{key} must be an integer")
+        return int(value)
+    return float(value)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The simulator's flags, shared by `python -m generations.simulator` and `runsimulator`."""
+    d = Config()
+    add = parser.add_argument
+    add("--host", default=d.host, help="address to bind (default %(default)s)")
+    add("--port", type=int, default=d.port, help="port to bind (default %(default)s)")
+    add("--api-key", default=None, help="require exactly this bearer token")
+    add(
+        "--duration",
+        type=float,
+        default=d.duration,
+        help="seconds from creation to completion, ±15%% per generation",
+    )
+    add(
+        "--vocabulary",
+        choices=("classic", "luma", "mixed"),
+        default=d.vocabulary,
+        help="state names: pending/processing, queued/dreaming, or mixed per generation",
+    )
+    add("--error-rate", type=float, default=0.0, help="fraction of API requests answered 5xx")
+    add("--rate-limit-rate", type=float, default=0.0, help="fraction answered 429")
+    add("--retry-after", type=float, default=d.retry_after, help="Retry-After seconds on 429")
+    add("--slow-rate", type=float, default=0.0, help="fraction of replies delayed")
+    add("--slow-seconds", type=float, default=d.slow_seconds, help="delay of a slow reply")
+    add("--fail-rate", type=float, default=0.0, help="fraction of generations that fail")
+    add(
+        "--late-url-rate",
+        type=float,
+        default=0.0,
+        help="fraction of generations completed before their video URL appears",
+    )
+    add(
+        "--late-url-seconds",
+        type=float,
+        default=d.late_url_seconds,
+        help="how long such a URL stays null",
+    )
+    add(
+        "--unknown-state-rate",
+        type=float,
+        default=0.0,
+        help="fraction of generations that pass through an undocumented state",
+    )
+    add("--credits", type=int, default=None, help="token balance; each POST costs 500000")
+    add("--seed", type=int, default=None, help="seed for reproducible faults")
+    add("--media-dir", default=None, help="where rendered videos are cached (default: temp)")
+    add("--video-seconds", type=float, default=d.video_seconds, help="length of rendered clips")
+    add("--fps", type=int, default=d.fps, help="frame rate of rendered clips")
+
+
+@dataclass
+class Generation:
+    """One generation and the draws that decide its future."""
+
+    id: str
+    kind: str
+    user_prompt: str
+    prompt: str
+    aspect_ratio: str
+    created: float  # time.monotonic()
+    created_at: str
+    duration: float
+    vocabulary: str
+    fails: bool
+    failure_reason: str | None
+    late_url: float
+    unknown_state: str | None
+    video_seconds: float
+    fps: int
+    parent_id: str | None = None
+    image_url: str | None = None
+    image_end_url: str | None = None
+    forced_at: float | None = None
+
+    @property
+    def done_at(self) -> float:
+        natural = self.created + self.duration
+        return natural if self.forced_at is None else min(natural, self.forced_at)
+
+    def failed(self, now: float) -> bool:
+        fail_at = self.created + FAIL_FRACTION * self.duration
+        return self.fails and self.forced_at is None and now >= fail_at
+
+    def state(self, now: float) -> str:
+        if self.failed(now):
+            return "failed"
+        if now >= self.done_at:
+            return "completed"
+        elapsed = (now - self.created) / self.duration
+        waiting, working = VOCABULARIES[self.vocabulary]
+        if elapsed < QUEUE_FRACTION:
+            return waiting
+        if self.unknown_state and elapsed < QUEUE_FRACTION + UNKNOWN_FRACTION:
+            return self.unknown_state
+        return working
+
+    def has_url(self, now: float) -> bool:
+        return self.state(now) == "completed" and now >= self.done_at + self.late_url
+
+
+@dataclass
+class Reply:
+    """What the handler sends back."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    file: Path | None = None
+
+
+class ApiError(Exception):
+    """An error answered in the aggregator's JSON shape."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def _iso(moment: datetime | None = None) -> str:
+    moment = moment or datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def json_reply(status: int, payload: Any, **kwargs: Any) -> Reply:
+    return Reply(status, json.dumps(payload).encode(), **kwargs)
+
+
+def error_reply(status: int, message: str, path: str, **kwargs: Any) -> Reply:
+    payload = {
+        "message": message,
+        "path": path,
+        "requestId": f"req_{uuid.uuid4().hex[:20]}",
+        "statusCode": status,
+        "timestamp": _iso(),
+    }
+    return json_reply(status, payload, **kwargs)
+
+
+def expand(user_prompt: str) -> str:
+    """The "expand_prompt" rewrite: the user's words plus a deterministic descriptive suffix."""
+    digest = sum(user_prompt.encode()) + len(user_prompt)
+    light = EXPAND_LIGHT[digest % len(EXPAND_LIGHT)]
+    camera = EXPAND_CAMERA[digest // 7 % len(EXPAND_CAMERA)]
+    style = EXPAND_STYLE[digest // 13 % len(EXPAND_STYLE)]
+    return f"{user_prompt.rstrip(' .')}. Bathed in {light}, captured with {camera}, {style}."
+
+
+class Simulator:
+    """All state and behaviour, independent of the HTTP plumbing."""
+
+    def __init__(self, config: Config) -> None:
+        self.initial = config
+        self.config = config
+        self.lock = threading.Lock()
+        self.rng = random.Random(config.seed)
+        self.cosmetic = random.Random(None if config.seed is None else config.seed + 1)
+        self.media_dir = Path(config.media_dir or tempfile.mkdtemp(prefix="lumaweb-sim-"))
+        self.media_dir.mkdir(parents=True, exist_ok=True)
+        self.render_locks: dict[str, threading.Lock] = {}
+        self._clear()
+
+    def _clear(self) -> None:
+        self.generations: dict[str, Generation] = {}
+        self.posts: list[dict[str, Any]] = []
+        self.counters = {"get_requests": 0, "get_ids": 0, "requests": 0}
+        self.faults = {"error": 0, "rate_limited": 0, "slow": 0}
+
+    # -- the upstream API -------------------------------------------------------------------
+
+    def api(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes, host: str
+    ) -> Reply:
+        """Answer one `/v1/...` request: faults first, then auth, then the route."""
+        full_path = f"/v1{path}"
+        with self.lock:
+            self.counters["requests"] += 1
+            fault = self._draw_fault(full_path)
+            if isinstance(fault, Reply):
+                return fault
+        try:
+            self._authenticate(headers.get("Authorization", ""))
+            reply = self._route(method, path, query, body, host)
+        except ApiError as exc:
+            reply = error_reply(exc.status, exc.message, full_path, headers=exc.headers)
+        reply.delay = fault
+        return reply
+
+    def _draw_fault(self, path: str) -> Reply | float:
+        """Return an error reply, or the delay (0 when not slow) for this request."""
+        config = self.config
+        if self.rng.random() < config.error_rate:
+            self.faults["error"] += 1
+            status, message = self.rng.choice(SERVER_ERRORS)
+            return error_reply(status, message, path)
+        if self.rng.random() < config.rate_limit_rate:
+            self.faults["rate_limited"] += 1
+            retry = str(math.ceil(config.retry_after))
+            return error_reply(
+                429, "Too many requests, please slow down", path, headers={"Retry-After": retry}
+            )
+        if self.rng.random() < config.slow_rate:
+            self.faults["slow"] += 1
+            return config.slow_seconds
+        return 0.0
+
+    def _authenticate(self, header: str) -> None:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "Missing or malformed Authorization header")
+        expected = self.config.api_key
+        if expected is not None and not hmac.compare_digest(token.encode(), expected.encode()):
+            raise ApiError(401, "Invalid API key")
+
+    def _route(self, method: str, path: str, query: str, body: bytes, host: str) -> Reply:
+        path = path.rstrip("/") or "/"
+        if method == "POST" and path == "/luma-ai/generations":
+            return self.create(self._parse_body(body), host)
+        if method == "POST" and (match := GENERATION_PATH.match(path)):
+            return self.extend(match["id"], body, host)
+        if method in ("GET", "HEAD") and path == "/luma-ai/generation":
+            return self.get_many(parse_ids(query), host)
+        raise ApiError(404, f"Cannot {method} /v1{path}")
+
+    def create(self, request: dict[str, Any], host: str) -> Reply:
+        with self.lock:
+            generation = self._new_generation(request, kind="create")
+            return json_reply(200, self._render_json(generation, host))
+
+    def extend(self, parent_id: str, body: bytes, host: str) -> Reply:
+        with self.lock:
+            parent = self.generations.get(parent_id)
+            if parent is None:
+                raise ApiError(404, f"Generation {parent_id} not found")
+        request = self._parse_body(body)
+        with self.lock:
+            if not parent.has_url(time.monotonic()):
+                raise ApiError(400, "Only completed generations can be extended")
+            generation = self._new_generation(request, kind="extend", parent=parent)
+            return json_reply(200, self._render_json(generation, host))
+
+    def get_many(self, ids: list[str], host: str) -> Reply:
+        if not ids:
+            raise ApiError(400, "ids must name at least one generation")
+        if len(ids) > MAX_IDS:
+            raise ApiError(400, f"At most {MAX_IDS} ids per request")
+        with self.lock:
+            self.counters["get_requests"] += 1
+            self.counters["get_ids"] += len(ids)
+            found = [self.generations[i] for i in dict.fromkeys(ids) if i in self.generations]
+            return json_reply(200, [self._render_json(g, host) for g in found])
+
+    @staticmethod
+    def _parse_body(body: bytes) -> dict[str, Any]:
+        """Validate a create/extend body as upstream would; ApiError(400) when it is wrong."""
+        try:
+            request = json.loads(body or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "Request body is not valid JSON") from None
+        if not isinstance(request, dict):
+            raise ApiError(400, "Request body must be a JSON object")
+        prompt = request.get("user_prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ApiError(400, "user_prompt must be a non-empty string")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise ApiError(400, f"user_prompt must be at most {MAX_PROMPT_CHARS} characters")
+        if request.get("aspect_ratio") is None:
+            request["aspect_ratio"] = "16:9"
+        if request["aspect_ratio"] not in ASPECT_RATIOS:
+            raise ApiError(400, f"aspect_ratio must be one of {', '.join(ASPECT_RATIOS)}")
+        if request.get("expand_prompt") is not None and not isinstance(
+            request["expand_prompt"], bool
+        ):
+            raise ApiError(400, "expand_prompt must be a boolean")
+        for key in ("image_url", "image_end_url"):
+            value = request.get(key)
+            if value is not None and not _is_http_url(value):
+                raise ApiError(400, f"{key} must be an http(s) URL")
+        return request
+
+    def _new_generation(
+        self, request: dict[str, Any], kind: str, parent: Generation | None = None
+    ) -> Generation:
+        """Charge, draw the generation's fate, store it and write the ledger (lock held)."""
+        config = self.config
+        if config.credits is not None:
+            if config.credits < COST_PER_GENERATION:
+                raise ApiError(403, "You've run out of credits")
+            self.config = replace(config, credits=config.credits - COST_PER_GENERATION)
+        rng = self.rng
+        vocabulary = config.vocabulary
+        if vocabulary == "mixed":
+            vocabulary = rng.choice(("classic", "luma"))
+        fails = rng.random() < config.fail_rate
+        late = rng.random() < config.late_url_rate
+        unknown = rng.random() < config.unknown_state_rate
+        user_prompt = request["user_prompt"]
+        generation = Generation(
+            id=str(uuid.uuid4()),
+            kind=kind,
+            user_prompt=user_prompt,
+            prompt=expand(user_prompt) if request.get("expand_prompt") else user_prompt,
+            # an extension continues its parent's picture, so it keeps the parent's frame
+            aspect_ratio=parent.aspect_ratio if parent else request["aspect_ratio"],
+            created=time.monotonic(),
+            created_at=_iso(),
+            duration=config.duration * rng.uniform(1 - JITTER, 1 + JITTER),
+            vocabulary=vocabulary,
+            fails=fails,
+            failure_reason=rng.choice(FAILURE_REASONS) if fails else None,
+            late_url=config.late_url_seconds if late else 0.0,
+            unknown_state=rng.choice(UNKNOWN_STATES) if unknown else None,
+            video_seconds=config.video_seconds,
+            fps=config.fps,
+            parent_id=parent.id if parent else None,
+            image_url=request.get("image_url"),
+            image_end_url=request.get("image_end_url"),
+        )
+        self.generations[generation.id] = generation
+        self.posts.append(
+            {
+                "id": generation.id,
+                "kind": kind,
+                "parent_id": generation.parent_id,
+                "user_prompt": user_prompt,
+                "at": generation.created_at,
+            }
+        )
+        return generation
+
+    def _render_json(self, generation: Generation, host: str) -> dict[str, Any]:
+        """The upstream generation object, as of now (lock held)."""
+        now = time.monotonic()
+        state = generation.state(now)
+        has_url = generation.has_url(now)
+        width, height = media.SIZES[generation.aspect_ratio] if state == "completed" else (0, 0)
+        base = f"http://{host}/cdn/{generation.id}"
+        if has_url:
+            self._prerender(generation.id)
+        return {
+            "id": generation.id,
+            "created_at": generation.created_at,
+            "estimate_wait_seconds": self._estimate(generation.done_at - now, state),
+            "liked": None,
+            "prompt": generation.prompt,
+            "state": state,
+            "video": {
+                "url": f"{base}.mp4" if has_url else None,
+                "thumbnail": f"{base}.jpg" if has_url else None,
+                "width": width,
+                "height": height,
+            },
+            "failure_reason": generation.failure_reason if state == "failed" else None,
+        }
+
+    def _estimate(self, remaining: float, state: str) -> int | str | None:
+        """Remaining seconds, but typed int, numeric string or null at random (as upstream)."""
+        if state in ("completed", "failed"):
+            return self.cosmetic.choice((0, None))
+        seconds = max(0, math.ceil(remaining))
+        return self.cosmetic.choice((seconds, str(seconds), None))
+
+    # -- the CDN ----------------------------------------------------------------------------
+
+    def cdn(self, path: str) -> Reply:
+        """Serve a rendered file, rendering it first if need be (no auth: it is a CDN)."""
+        match = CDN_PATH.match(path)
+        with self.lock:
+            generation = self.generations.get(match["id"]) if match else None
+            ready = generation is not None and generation.has_url(time.monotonic())
+        if not match or not ready:
+            return error_reply(404, "Not found", path)
+        mp4, jpg = self.ensure_media(match["id"])
+        if match["ext"] == "mp4":
+            return Reply(200, content_type="video/mp4", file=mp4)
+        return Reply(200, content_type="image/jpeg", file=jpg)
+
+    def ensure_media(self, generation_id: str) -> tuple[Path, Path]:
+        """Render a generation's files once; concurrent callers wait and share the result."""
+        mp4 = self.media_dir / f"{generation_id}.mp4"
+        jpg = self.media_dir / f"{generation_id}.jpg"
+        with self.lock:
+            render_lock = self.render_locks.setdefault(generation_id, threading.Lock())
+        with render_lock:
+            if not (mp4.exists() and jpg.exists()):
+                media.render(self._scene(generation_id), mp4, jpg)
+        return mp4, jpg
+
+    def _prerender(self, generation_id: str) -> None:
+        """Start rendering in the background the first time a URL is handed out (lock held)."""
+        if generation_id in self.render_locks:
+            return
+        self.render_locks[generation_id] = threading.Lock()
+        threading.Thread(target=self._quiet_render, args=(generation_id,), daemon=True).start()
+
+    def _quiet_render(self, generation_id: str) -> None:
+        try:
+            self.ensure_media(generation_id)
+        except Exception as exc:  # the CDN request will retry and report it
+            print(f"simulator: background render of {generation_id} failed: {exc}", file=sys.stderr)
+
+    def _scene(self, generation_id: str) -> media.Scene:
+        """Describe the clip: extensions continue the chain's time and keep the root's palette."""
+        with self.lock:
+            generation = self.generations[generation_id]
+            chain = [generation]
+            while chain[-1].parent_id and chain[-1].parent_id in self.generations:
+                chain.append(self.generations[chain[-1].parent_id])
+        return media.Scene(
+            prompt=generation.prompt,
+            aspect_ratio=generation.aspect_ratio,
+            palette_key=chain[-1].prompt,
+            part=len(chain),
+            time_offset=sum(g.video_seconds for g in chain[1:]),
+            seconds=generation.video_seconds,
+            fps=generation.fps,
+            start_image=media.fetch_keyframe(generation.image_url),
+            end_image=media.fetch_keyframe(generation.image_end_url),
+        )
+
+    # -- control endpoints -----------------------------------------------------------------
+
+    def control(self, method: str, path: str, body: bytes) -> Reply:
+        """`/_sim/...`: health, ledger, config, reset and force-complete (no auth)."""
+        try:
+            payload = json.loads(body) if body.strip() else {}
+        except ValueError:
+            return error_reply(400, "Request body is not valid JSON", path)
+        if method == "GET" and path == "/_sim/health":
+            return json_reply(200, {"ok": True})
+        if method == "GET" and path == "/_sim/ledger":
+            with self.lock:
+                return json_reply(
+                    200, {"posts": list(self.posts), **self.counters, "faults": dict(self.faults)}
+                )
+        if method == "GET" and path == "/_sim/config":
+            return json_reply(200, self.config.public())
+        if method == "POST" and path == "/_sim/config":
+            return self._configure(payload, path)
+        if method == "POST" and path == "/_sim/reset":
+            with self.lock:
+                self._clear()
+                if isinstance(payload, dict) and payload.get("config"):
+                    self.config = self.initial
+                    self.rng.seed(self.initial.seed)
+            return json_reply(200, {"ok": True})
+        if method == "POST" and (match := FORCE_PATH.match(path)):
+            return self._force_complete(match["id"], path)
+        return error_reply(404, f"Cannot {method} {path}", path)
+
+    def _configure(self, payload: Any, path: str) -> Reply:
+        if not isinstance(payload, dict):
+            return error_reply(400, "Config must be a JSON object", path)
+        with self.lock:
+            try:
+                self.config = self.config.updated(payload)
+            except ValueError as exc:
+                return error_reply(400, str(exc), path)
+            if "seed" in payload:
+                self.rng.seed(self.config.seed)
+            return json_reply(200, self.config.public())
+
+    def _force_complete(self, generation_id: str, path: str) -> Reply:
+        with self.lock:
+            generation = self.generations.get(generation_id)
+            if generation is None:
+                return error_reply(404, f"Generation {generation_id} not found", path)
+            now = time.monotonic()
+            if generation.failed(now):
+                return error_reply(409, "Generation has already failed", path)
+            if generation.forced_at is None and now < generation.done_at:
+                generation.forced_at = now
+            return json_reply(200, {"ok": True, "state": generation.state(now)})
+
+
+def parse_ids(query: str) -> list[str]:
+    """Read ids from `ids[0]=a&ids[1]=b`, `ids=a&ids=b`, `ids[]=a` or `ids=a,b`."""
+    ordered: list[tuple[int, int, int, str]] = []
+    for position, (key, value) in enumerate(parse_qsl(query, keep_blank_values=True)):
+        match = re.fullmatch(r"ids(?:\[(\d*)\])?", key)
+        if match:
+            order = int(match[1]) if match[1] else position
+            parts = (part.strip() for part in value.split(","))
+            ordered.extend((order, position, i, part) for i, part in enumerate(parts))
+    return [part for *_, part in sorted(ordered) if part]
+
+
+def _is_http_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Thin HTTP plumbing around `Simulator`."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "LumaSimulator/1.0"
+    simulator: Simulator  # set on the subclass made by make_server
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        # always read the body first, so a keep-alive connection stays in step
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        parts = urlsplit(self.path)
+        path = parts.path
+        try:
+            if path.startswith("/v1/"):
+                host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
+                reply = self.simulator.api(method, path[3:], parts.query, self.headers, body, host)
+            elif path.startswith("/_sim/"):
+                reply = self.simulator.control(method, path.rstrip("/"), body)
+            elif path.startswith("/cdn/") and method in ("GET", "HEAD"):
+                reply = self.simulator.cdn(path)
+            else:
+                reply = error_reply(404, f"Cannot {method} {path}", path)
+        except Exception as exc:
+            reply = error_reply(500, f"Simulator bug: {exc!r}", path)
+        if reply.delay:
+            time.sleep(reply.delay)
+        # the client may have given up (e.g. a read time-out on a slow reply)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._send(reply, head=method == "HEAD")
+
+    def _send(self, reply: Reply, head: bool) -> None:
+        if reply.file is None:
+            self._start(reply.status, reply.content_type, len(reply.body), reply.headers)
+            if not head:
+                self.wfile.write(reply.body)
+            return
+        data = reply.file.read_bytes()
+        start, end, status = 0, len(data) - 1, reply.status
+        byte_range = _parse_range(self.headers.get("Range"), len(data))
+        if byte_range:
+            start, end = byte_range
+            status = 206
+            reply.headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+        reply.headers["Accept-Ranges"] = "bytes"
+        self._start(status, reply.content_type, end - start + 1, reply.headers)
+        if not head:
+            self.wfile.write(data[start : end + 1])
+
+    def _start(
+        self, status: int, content_type: str, length: int, headers: Mapping[str, str]
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        sys.stderr.write(f"simulator {self.address_string()} {format % args}\n")
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """A single `bytes=a-b` range (what video players send); None to send the whole file."""
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", (header or "").strip())
+    if not match or size == 0 or not (match[1] or match[2]):
+        return None
+    if match[1]:
+        start = int(match[1])
+        end = min(int(match[2]), size - 1) if match[2] else size - 1
+    else:
+        start, end = max(0, size - int(match[2])), size - 1
+    return (start, end) if start <= end else None
+
+
+class SimulatorServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def make_server(config: Config) -> tuple[SimulatorServer, Simulator]:
+    """Bind the server; the caller runs `serve_forever()`."""
+    simulator = Simulator(config)
+    handler = type("BoundHandler", (Handler,), {"simulator": simulator})
+    return SimulatorServer((config.host, config.port), handler), simulator
+
+
+def serve(config: Config) -> None:
+    """Run until interrupted or terminated; a temporary media dir is removed afterwards."""
+    server, simulator = make_server(config)
+    host, port = server.server_address[:2]
+    print(f"Luma simulator on http://{host}:{port}/v1 (media in {simulator.media_dir})", flush=True)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        if config.media_dir is None:
+            shutil.rmtree(simulator.media_dir, ignore_errors=True)

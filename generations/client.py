@@ -80,7 +80,9 @@ class RemoteGeneration:
     @classmethod
     def from_json(cls, data: Any) -> RemoteGeneration:
         if not isinstance(data, dict) or not data.get("id"):
-            raise OutcomeUnknownError("The service answered with something that is not a generation")
+            raise OutcomeUnknownError(
+                "The service answered with something that is not a generation"
+            )
         video = data.get("video") if isinstance(data.get("video"), dict) else {}
         return cls(
             id=str(data["id"]),
@@ -168,7 +170,11 @@ def _raise_for_status(response: requests.Response) -> None:
     if 200 <= status < 300:
         return
     message, request_id = error_details(response)
-    kwargs = {"status_code": status, "request_id": request_id, "retry_after": _retry_after(response)}
+    kwargs = {
+        "status_code": status,
+        "request_id": request_id,
+        "retry_after": _retry_after(response),
+    }
     if status == 429 or status in (500, 502, 503):
         raise RetryableError(message, **kwargs)
     if status == 504 or status >= 500:

@@ -81,8 +81,9 @@ def check_url(url: str, *, allow_private: bool | None = None) -> None:
     """Refuse what we must never fetch; resolves the host and checks every address."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise FetchError(f"Only http(s) URLs can be fetched, not {parts.scheme or 'this'!r}",
-                         permanent=True)
+        raise FetchError(
+            f"Only http(s) URLs can be fetched, not {parts.scheme or 'this'!r}", permanent=True
+        )
     if parts.username or parts.password:
         raise FetchError("URLs with credentials are not fetched", permanent=True)
     if _private_allowed(parts.hostname, allow_private):
@@ -118,8 +119,9 @@ def _open(url: str, kind: Kind, timeout: float) -> requests.Response:
     for _ in range(MAX_REDIRECTS + 1):
         check_url(url)
         try:
-            response = session.get(url, stream=True, timeout=(5, min(timeout, 60)),
-                                   allow_redirects=False)
+            response = session.get(
+                url, stream=True, timeout=(5, min(timeout, 60)), allow_redirects=False
+            )
         except requests.RequestException as exc:
             raise FetchError(f"Download failed: {type(exc).__name__}") from exc
         host = urlsplit(url).hostname or ""

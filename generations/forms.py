@@ -44,14 +44,21 @@ class GenerationForm(forms.Form):
     user_prompt = forms.CharField(
         label="Prompt",
         max_length=MAX_PROMPT,
-        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "A paper boat drifting down a "
-                                     "rain-soaked street at dusk, neon reflections…"}),
+        widget=forms.Textarea(
+            attrs={
+                "rows": 4,
+                "placeholder": "A paper boat drifting down a "
+                "rain-soaked street at dusk, neon reflections…",
+            }
+        ),
     )
     aspect_ratio = forms.ChoiceField(
         choices=[(r, f"{r} · {ASPECT_HINTS[r]}") for r in ASPECT_RATIOS], initial="16:9"
     )
     expand_prompt = forms.BooleanField(
-        label="Enhance prompt", required=False, initial=True,
+        label="Enhance prompt",
+        required=False,
+        initial=True,
         help_text="Let the service rewrite the prompt into a richer one.",
     )
     image_url = forms.URLField(
@@ -99,8 +106,10 @@ class GenerationForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        for url_field, file_field in (("image_url", "image_file"),
-                                      ("image_end_url", "image_end_file")):
+        for url_field, file_field in (
+            ("image_url", "image_file"),
+            ("image_end_url", "image_end_file"),
+        ):
             if data.get(url_field) and data.get(file_field):
                 self.add_error(file_field, "Give a URL or an upload, not both.")
         return data

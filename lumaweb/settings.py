@@ -129,9 +129,11 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 LUMA_API_KEY = env_str("LUMA_API_KEY")
 # Empty key means demo mode: the built-in simulator (manage.py runsimulator) is the upstream.
 LUMA_DEMO_MODE = not LUMA_API_KEY
+# Where demo mode finds the simulator (docker compose: http://simulator:8001/v1).
+LUMA_SIMULATOR_URL = env_str("LUMA_SIMULATOR_URL", "http://127.0.0.1:8001/v1")
 LUMA_API_BASE_URL = env_str(
     "LUMA_API_BASE_URL",
-    "http://127.0.0.1:8001/v1" if LUMA_DEMO_MODE else "https://api.umamiai.xyz/v1",
+    LUMA_SIMULATOR_URL if LUMA_DEMO_MODE else "https://api.umamiai.xyz/v1",
 ).rstrip("/")
 if (
     urlsplit(LUMA_API_BASE_URL).scheme not in ("http", "https")
@@ -207,9 +209,12 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str(
 # --- security -----------------------------------------------------------------------------------
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Production assumes HTTPS (directly or through a proxy: set SECURE_PROXY_SSL_HEADER).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # container health checks speak plain HTTP
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", SECURE_HSTS_SECONDS > 0)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

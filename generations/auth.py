@@ -11,13 +11,16 @@ from django.utils import timezone
 from generations.models import ApiToken
 
 
+TOKEN_PATHS = ("/api/", "/media/")  # the API, and the files its answers point at
+
+
 class ApiTokenMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         header = request.headers.get("Authorization", "")
-        if header.startswith("Bearer ") and request.path.startswith("/api/"):
+        if header.startswith("Bearer ") and request.path.startswith(TOKEN_PATHS):
             key = header[len("Bearer "):].strip()
             token = (
                 ApiToken.objects.select_related("user")

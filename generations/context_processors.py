@@ -1,15 +1,17 @@
 """Values every page shows: the running-jobs count, demo mode, the cost of one generation."""
 
 from django.conf import settings
+from django.utils.functional import SimpleLazyObject
 
-from generations.models import Generation
+from generations import queries
 
 
 def studio(request):
-    if not getattr(request, "user", None) or not request.user.is_authenticated:
-        return {"demo_mode": settings.LUMA_DEMO_MODE}
-    return {
+    context = {
         "demo_mode": settings.LUMA_DEMO_MODE,
         "tokens_per_generation": settings.LUMA_TOKENS_PER_GENERATION,
-        "running_jobs": Generation.objects.in_flight().count,  # lazy: only if a page shows it
     }
+    if getattr(request, "user", None) is not None and request.user.is_authenticated:
+        # Lazy, and counted once per response however often the page shows it.
+        context["running_jobs"] = SimpleLazyObject(queries.running_count)
+    return context

@@ -1,12 +1,297 @@
-"""The studio's pages. Views translate HTTP into service calls and render templates."""
+"""The studio's pages. Views translate HTTP into service calls and render templates.
+
+One template per page; htmx requests get a named partial of the same template
+(``page.html#partial``) chosen by the ``HX-Target`` they aim at. Every action is a plain POST
+that redirects when JavaScript is off; with htmx it answers the fragment to swap plus the
+toasts (out-of-band). Polls answer 204 when nothing changed and 286 when nothing will.
+"""
 
 from __future__ import annotations
 
-from django.shortcuts import render
+import uuid
 
-from generations.models import Generation
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import reswap, retarget, trigger_client_event
+
+from generations import queries, services
+from generations.forms import ASPECT_HINTS, ExtendForm, GenerationForm
+from generations.models import ASPECT_RATIOS, Generation
+from generations.templatetags.studio import short_prompt, thousands
+
+STOP_POLLING = 286
 
 
+# --- helpers ------------------------------------------------------------------------------------
+def _htmx_target(request: HttpRequest) -> str | None:
+    htmx = getattr(request, "htmx", None)
+    return htmx.target if htmx else None
+
+
+def _with_toasts(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """Add the pending messages to an htmx fragment as an out-of-band swap into #toasts."""
+    if request.htmx and len(messages.get_messages(request)):
+        items = render_to_string("base.html#toast-items", request=request)
+        response.content += (
+            f'<div hx-swap-oob="beforeend:#toasts">{items}</div>'.encode()
+        )
+    return response
+
+
+def _next_url(request: HttpRequest, default: str) -> str:
+    """Where to go back to after a form POST: a same-site ``next`` or the default."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
+
+
+def _prompt_label(gen: Generation) -> str:
+    return f"“{short_prompt(gen.user_prompt, 50)}”"
+
+
+def _cost() -> str:
+    return f"{thousands(settings.LUMA_TOKENS_PER_GENERATION)} tokens"
+
+
+# --- gallery ------------------------------------------------------------------------------------
+@require_GET
 def gallery(request):
-    generations = Generation.objects.select_related("created_by").order_by("-created_at")[:100]
-    return render(request, "generations/gallery.html", {"generations": generations})
+    filters = queries.GalleryFilters.from_query(request.GET)
+    page = queries.gallery_page(request.user, filters)
+    context = {
+        "filters": filters,
+        "page": page,
+        "next_query": filters.query_string(after=page.next_cursor) if page.next_cursor else "",
+        "aspect_ratios": ASPECT_RATIOS,
+    }
+    target = _htmx_target(request)
+    if target == "more":
+        return render(request, "generations/gallery.html#page", context)
+    if target == "gallery-results":
+        return render(request, "generations/gallery.html#results", context)
+    return render(request, "generations/gallery.html", context)
+
+
+@require_GET
+def card(request, pk):
+    """A card polling for its video (a new extension): 286 with the final card when settled."""
+    if not request.htmx:
+        return redirect("generation-detail", pk=pk)
+    try:
+        gen = queries.card(pk, request.user)
+    except Generation.DoesNotExist:
+        return HttpResponse(status=STOP_POLLING)
+    response = render(request, "generations/components.html#card", {"gen": gen})
+    if queries.is_settled(gen):
+        response.status_code = STOP_POLLING
+    return response
+
+
+@require_POST
+def like(request, pk):
+    gen = get_object_or_404(Generation, pk=pk)
+    liked = services.toggle_like(gen, request.user)
+    if request.htmx:
+        gen = queries.card(pk, request.user)
+        return render(request, "generations/components.html#like", {"gen": gen})
+    messages.success(request, "Liked." if liked else "Like removed.")
+    return redirect(_next_url(request, reverse("generation-detail", args=[pk])))
+
+
+# --- create -------------------------------------------------------------------------------------
+def _prefill(request) -> dict:
+    """``?from=<uuid>``: the fields of an earlier generation ("generate again")."""
+    source = request.GET.get("from", "")
+    if not source:
+        return {}
+    try:
+        gen = Generation.objects.filter(pk=uuid.UUID(source)).first()
+    except ValueError:
+        gen = None
+    if gen is None:
+        messages.warning(request, "That generation was not found; starting from a blank form.")
+        return {}
+    return {
+        "user_prompt": gen.user_prompt,
+        "aspect_ratio": gen.aspect_ratio,
+        "expand_prompt": gen.expand_prompt,
+        "image_url": gen.image_url,
+        "image_end_url": gen.image_end_url,
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def create(request):
+    status = 200
+    if request.method == "POST":
+        form = GenerationForm(request.POST, request.FILES)
+        if form.is_valid():
+            gen = services.create_generation(request.user, **form.generation_fields())
+            messages.success(request, f"Queued {_prompt_label(gen)} · {_cost()}.")
+            return redirect("generation-detail", pk=gen.pk)
+        status = 400
+        messages.error(request, "Please fix the highlighted fields.")
+    else:
+        form = GenerationForm(initial=_prefill(request))
+    context = {
+        "form": form,
+        "aspect_hints": ASPECT_HINTS,
+        "uploads_allowed": bool(settings.PUBLIC_BASE_URL or settings.LUMA_DEMO_MODE),
+    }
+    return render(request, "generations/new.html", context, status=status)
+
+
+# --- detail and extend --------------------------------------------------------------------------
+def _detail_version(gen: Generation) -> str:
+    """Changes whenever the live block would look different."""
+    polled = gen.last_polled_at.timestamp() if gen.last_polled_at else 0
+    stamp = gen.status_changed_at.timestamp()
+    return f"{stamp:.6f}-{polled:.6f}-{int(bool(gen.video_file))}{int(bool(gen.thumbnail_file))}"
+
+
+def _detail_context(request, gen: Generation, extend_form: ExtendForm | None = None) -> dict:
+    return {
+        "gen": gen,
+        "events": list(gen.events.all()),
+        "chain": gen.chain(),
+        "extend_form": extend_form or ExtendForm(parent=gen),
+        "version": _detail_version(gen),
+        "liked": gen.liked_by.filter(pk=request.user.pk).exists(),
+    }
+
+
+@require_GET
+def detail(request, pk):
+    gen = get_object_or_404(Generation.objects.select_related("created_by", "parent"), pk=pk)
+    if _htmx_target(request) == "live":
+        if not queries.is_settled(gen) and request.GET.get("v") == _detail_version(gen):
+            return HttpResponse(status=204)
+        response = render(
+            request, "generations/detail.html#live", _detail_context(request, gen)
+        )
+        if queries.is_settled(gen):
+            response.status_code = STOP_POLLING
+        return response
+    return render(request, "generations/detail.html", _detail_context(request, gen))
+
+
+@require_http_methods(["GET", "POST"])
+def extend(request, pk):
+    parent = get_object_or_404(Generation.objects.select_related("created_by"), pk=pk)
+    if request.method == "GET":
+        if not request.htmx:
+            return redirect(reverse("generation-detail", args=[pk]) + "#extend")
+        return render(
+            request,
+            "generations/components.html#extend-form",
+            {"gen": parent, "form": ExtendForm(parent=parent), "inline": True},
+        )
+
+    form = ExtendForm(request.POST, request.FILES, parent=parent)
+    child = None
+    if form.is_valid():
+        try:
+            child = services.extend_generation(parent, request.user, **form.generation_fields())
+        except services.ServiceError as exc:
+            form.add_error(None, str(exc))
+    if child is None:
+        reason = " ".join(form.non_field_errors()) or "see the form"
+        messages.error(request, f"The extension was not queued: {reason}")
+        if request.htmx:
+            response = render(
+                request,
+                "generations/components.html#extend-form",
+                {"gen": parent, "form": form, "inline": True},
+            )
+            retarget(response, f"#extend-slot-{parent.pk}")
+            reswap(response, "innerHTML")
+            return _with_toasts(request, response)
+        context = _detail_context(request, parent, extend_form=form)
+        return render(request, "generations/detail.html", context, status=400)
+
+    messages.success(request, f"Extending {_prompt_label(parent)} · {_cost()}.")
+    if request.htmx:
+        # The new card goes next to its parent; the inline form closes.
+        gen = queries.card(child.pk, request.user)
+        response = render(request, "generations/components.html#card", {"gen": gen})
+        response.content += (
+            f'<div id="extend-slot-{parent.pk}" class="extend-slot" hx-swap-oob="true"></div>'
+        ).encode()
+        trigger_client_event(response, "jobs-changed")
+        return _with_toasts(request, response)
+    return redirect("generation-detail", pk=child.pk)
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+def _jobs_context(version: str, flying: int) -> dict:
+    return {
+        "sections": queries.dashboard_sections(),
+        "version": version,
+        "flying": flying,
+        "cost": settings.LUMA_TOKENS_PER_GENERATION,
+    }
+
+
+@require_GET
+def jobs(request):
+    version, flying = queries.dashboard_version()
+    if _htmx_target(request) == "jobs":
+        if flying and request.GET.get("v") == version:
+            return HttpResponse(status=204)  # nothing changed: nothing rendered, nothing swapped
+        response = render(request, "generations/jobs.html#jobs", _jobs_context(version, flying))
+        if not flying:
+            response.status_code = STOP_POLLING
+        return response
+    return render(request, "generations/jobs.html", _jobs_context(version, flying))
+
+
+@require_GET
+def jobs_count(request):
+    """The running-jobs badge in the header: 204 while the count the client has is right."""
+    count = queries.running_count()
+    if request.GET.get("n") == str(count):
+        return HttpResponse(status=204)
+    response = render(request, "base.html#running-badge", {"running_jobs": count})
+    trigger_client_event(response, "jobs-changed")
+    return response
+
+
+def _job_action(request, pk, action, done: str) -> HttpResponse:
+    gen = get_object_or_404(Generation, pk=pk)
+    try:
+        action(gen, request.user)
+    except services.ServiceError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{done} {_prompt_label(gen)}.")
+    if _htmx_target(request) == "jobs":
+        version, flying = queries.dashboard_version()
+        response = render(request, "generations/jobs.html#jobs", _jobs_context(version, flying))
+        trigger_client_event(response, "jobs-changed")
+        return _with_toasts(request, response)
+    return redirect(_next_url(request, reverse("jobs")))
+
+
+@require_POST
+def retry(request, pk):
+    return _job_action(request, pk, services.retry_generation, "Queued again:")
+
+
+@require_POST
+def cancel(request, pk):
+    return _job_action(request, pk, services.cancel_generation, "Cancelled")
+
+
+@require_POST
+def mark_failed(request, pk):
+    return _job_action(request, pk, services.mark_failed, "Marked failed:")
+

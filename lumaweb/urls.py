@@ -10,8 +10,22 @@ api_patterns = [
     path("generations/<uuid:pk>/extend", api.generation_extend, name="api-generation-extend"),
 ]
 
-urlpatterns = [
+page_patterns = [
     path("", views.gallery, name="gallery"),
+    path("generations/new/", views.create, name="generation-new"),
+    path("generations/<uuid:pk>/", views.detail, name="generation-detail"),
+    path("generations/<uuid:pk>/extend/", views.extend, name="generation-extend"),
+    path("generations/<uuid:pk>/card/", views.card, name="generation-card"),
+    path("generations/<uuid:pk>/like/", views.like, name="generation-like"),
+    path("generations/<uuid:pk>/retry/", views.retry, name="generation-retry"),
+    path("generations/<uuid:pk>/cancel/", views.cancel, name="generation-cancel"),
+    path("generations/<uuid:pk>/mark-failed/", views.mark_failed, name="generation-mark-failed"),
+    path("jobs/", views.jobs, name="jobs"),
+    path("jobs/count/", views.jobs_count, name="jobs-count"),
+]
+
+urlpatterns = [
+    *page_patterns,
     path("healthz", health.healthz, name="healthz"),
     path("api/v1/", include(api_patterns)),
     path("accounts/", include("django.contrib.auth.urls")),

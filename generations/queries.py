@@ -1,0 +1,226 @@
+"""What the studio pages read: the gallery's filtered pages, the dashboard's sections and the
+version stamps that let a poll answer "nothing changed" without rendering.
+
+Every function here issues a fixed number of SQL queries, whatever the number of rows: counts
+and "liked by me" are annotated as subqueries, authors come with ``select_related``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.db.models import (
+    Count,
+    Exists,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
+from django.http import QueryDict
+
+from generations.models import ASPECT_RATIOS, IN_FLIGHT, Generation, Status
+
+GALLERY_PAGE_SIZE = 24
+MAX_QUERY_LENGTH = 200
+DASHBOARD_LIMITS = {"active": 200, "attention": 100, "failed": 30, "finished": 12}
+
+Like = Generation.liked_by.through
+
+
+# --- annotations --------------------------------------------------------------------------------
+def _count_of(queryset: QuerySet) -> Coalesce:
+    """A correlated COUNT(*) subquery (no JOIN, so counts never multiply each other)."""
+    counted = (
+        queryset.order_by()
+        .annotate(_one=Value(1, output_field=IntegerField()))
+        .values("_one")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def with_card_fields(queryset: QuerySet, user) -> QuerySet:
+    """What a card shows, in the same query: author, liked-by-me, like and extension counts."""
+    likes = Like.objects.filter(generation_id=OuterRef("pk"))
+    user_id = user.pk if getattr(user, "is_authenticated", False) else None
+    return queryset.select_related("created_by").annotate(
+        liked=Exists(likes.filter(user_id=user_id)),
+        like_count=_count_of(likes),
+        extension_count=_count_of(Generation.objects.filter(parent_id=OuterRef("pk"))),
+    )
+
+
+def card(pk, user) -> Generation:
+    """One generation with the card fields (raises Generation.DoesNotExist)."""
+    return with_card_fields(Generation.objects.all(), user).get(pk=pk)
+
+
+def is_settled(gen: Generation) -> bool:
+    """Nothing more will change by itself: not in flight, and a finished video has its local
+    copy (or the copy was given up on). Cards and the detail page poll until then."""
+    if gen.status in IN_FLIGHT:
+        return False
+    if gen.status == Status.COMPLETED and not gen.video_file:
+        return gen.assets_next_at is None
+    return True
+
+
+# --- gallery ------------------------------------------------------------------------------------
+def _clean_text(value: str) -> str:
+    """Drop NUL and other control characters (Postgres refuses NUL in text), trim, cap."""
+    return "".join(ch for ch in value if ch.isprintable()).strip()[:MAX_QUERY_LENGTH]
+
+
+def encode_cursor(gen: Generation) -> str:
+    return f"{int(gen.completed_at.timestamp() * 1_000_000)}.{gen.pk}"
+
+
+def decode_cursor(value: str) -> tuple[datetime, uuid.UUID] | None:
+    try:
+        micros, pk = value.split(".", 1)
+        moment = datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC)
+        return moment, uuid.UUID(pk)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+@dataclass
+class GalleryFilters:
+    """The gallery's query string, parsed leniently: what cannot be understood is ignored and
+    named in ``ignored`` so the page can say so (never a 500, never a 400 for a stale link)."""
+
+    mine: bool = False
+    liked: bool = False
+    aspect_ratio: str = ""
+    q: str = ""
+    after: tuple[datetime, uuid.UUID] | None = None
+    ignored: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_query(cls, params: QueryDict) -> GalleryFilters:
+        filters = cls()
+        who = params.get("who", "")
+        if who in ("mine", "all", ""):
+            filters.mine = who == "mine"
+        else:
+            filters.ignored.append("who")
+        liked = params.get("liked", "")
+        if liked in ("1", "on", "true", ""):
+            filters.liked = bool(liked)
+        else:
+            filters.ignored.append("liked")
+        ratio = params.get("ar", "")
+        if ratio in ASPECT_RATIOS:
+            filters.aspect_ratio = ratio
+        elif ratio:
+            filters.ignored.append("aspect ratio")
+        raw_q = params.get("q", "")
+        filters.q = _clean_text(raw_q)
+        if len(raw_q) > MAX_QUERY_LENGTH:
+            filters.ignored.append("the end of a very long search")
+        after = params.get("after", "")
+        if after:
+            filters.after = decode_cursor(after)
+            if filters.after is None:
+                filters.ignored.append("page position")
+        return filters
+
+    @property
+    def active(self) -> bool:
+        return bool(self.mine or self.liked or self.aspect_ratio or self.q)
+
+    def query_string(self, **overrides) -> str:
+        """The filters as a query string (without the page cursor unless given)."""
+        params = QueryDict(mutable=True)
+        values = {
+            "who": "mine" if self.mine else "",
+            "liked": "1" if self.liked else "",
+            "ar": self.aspect_ratio,
+            "q": self.q,
+            **overrides,
+        }
+        for key, value in values.items():
+            if value:
+                params[key] = value
+        return params.urlencode()
+
+
+@dataclass
+class GalleryPage:
+    items: list[Generation]
+    next_cursor: str | None
+
+
+def gallery_page(user, filters: GalleryFilters, size: int = GALLERY_PAGE_SIZE) -> GalleryPage:
+    """One page of finished videos, newest first, keyset-paginated on (completed_at, id) so that
+    new videos arriving while someone scrolls never shift or repeat a page. One query."""
+    query = Generation.objects.filter(status=Status.COMPLETED, completed_at__isnull=False)
+    if filters.mine:
+        query = query.filter(created_by_id=user.pk)
+    if filters.aspect_ratio:
+        query = query.filter(aspect_ratio=filters.aspect_ratio)
+    if filters.q:
+        query = query.filter(Q(user_prompt__icontains=filters.q) | Q(prompt__icontains=filters.q))
+    query = with_card_fields(query, user)
+    if filters.liked:
+        query = query.filter(liked=True)
+    if filters.after is not None:
+        moment, pk = filters.after
+        query = query.filter(Q(completed_at__lt=moment) | Q(completed_at=moment, pk__lt=pk))
+    rows = list(query.order_by("-completed_at", "-pk")[: size + 1])
+    items = rows[:size]
+    next_cursor = encode_cursor(items[-1]) if len(rows) > size else None
+    return GalleryPage(items=items, next_cursor=next_cursor)
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+def _jobs(statuses, order: str, limit: int) -> list[Generation]:
+    query = Generation.objects.filter(status__in=list(statuses)).select_related("created_by")
+    return list(query.order_by(order)[:limit])
+
+
+def dashboard_sections() -> dict[str, list[Generation]]:
+    """The dashboard's sections, one query each."""
+    active = _jobs(IN_FLIGHT, "created_at", DASHBOARD_LIMITS["active"])
+    return {
+        "attention": _jobs(
+            [Status.NEEDS_ATTENTION], "-status_changed_at", DASHBOARD_LIMITS["attention"]
+        ),
+        "running": [g for g in active if g.status != Status.QUEUED],
+        "queued": [g for g in active if g.status == Status.QUEUED],
+        "failed": _jobs([Status.FAILED], "-status_changed_at", DASHBOARD_LIMITS["failed"]),
+        "finished": _jobs(
+            [Status.COMPLETED, Status.CANCELLED],
+            "-status_changed_at",
+            DASHBOARD_LIMITS["finished"],
+        ),
+    }
+
+
+def dashboard_version() -> tuple[str, int]:
+    """A stamp of everything the dashboard shows, and how many jobs are in flight (one query).
+
+    Any status change moves the newest ``status_changed_at``; any poll of a running job moves
+    ``last_polled_at`` (its estimate may have changed); the in-flight count catches deletions.
+    """
+    row = Generation.objects.aggregate(
+        changed=Max("status_changed_at"),
+        polled=Max("last_polled_at", filter=Q(status__in=IN_FLIGHT)),
+        flying=Count("pk", filter=Q(status__in=IN_FLIGHT)),
+        total=Count("pk"),
+    )
+    raw = f"{row['changed']}|{row['polled']}|{row['flying']}|{row['total']}"
+    return hashlib.blake2s(raw.encode(), digest_size=8).hexdigest(), row["flying"]
+
+
+def running_count() -> int:
+    return Generation.objects.in_flight().count()

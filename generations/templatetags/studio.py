@@ -1,0 +1,120 @@
+"""Small template helpers for the studio pages: shapes, numbers, durations and progress."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+
+from generations import queries
+from generations.models import Generation, Status
+
+register = template.Library()
+
+
+@register.filter
+def ratio_css(ratio: str) -> str:
+    """"16:9" -> "16 / 9", for the CSS aspect-ratio property (anything odd -> square)."""
+    try:
+        width, height = (int(part) for part in str(ratio).split(":"))
+    except ValueError:
+        return "1 / 1"
+    return f"{width} / {height}"
+
+
+@register.filter
+def thousands(value) -> str:
+    """500000 -> "500,000"."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def human_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    return f"{hours // 24}d {hours % 24}h"
+
+
+@register.filter
+def duration(seconds) -> str:
+    try:
+        return human_duration(float(seconds))
+    except (TypeError, ValueError):
+        return ""
+
+
+@register.simple_tag
+def since(moment: datetime | None):
+    """How long ago, as a <time> that static/js/app.js keeps counting."""
+    if moment is None:
+        return ""
+    elapsed = (timezone.now() - moment).total_seconds()
+    return format_html(
+        '<time class="since" datetime="{}" data-since="{}">{}</time>',
+        moment.isoformat(),
+        moment.isoformat(),
+        human_duration(elapsed),
+    )
+
+
+@register.filter
+def settled(gen: Generation) -> bool:
+    return queries.is_settled(gen)
+
+
+@register.simple_tag
+def progress(gen: Generation) -> dict:
+    """The ETA bar of a job: where it starts now and how many seconds until it should be full.
+
+    The estimate is the upstream's remaining time as of the last poll, so the expected end is
+    ``last_polled_at (or submitted_at) + estimate``; CSS animates the rest without a request.
+    """
+    now = timezone.now()
+    if gen.status != Status.IN_PROGRESS or not gen.submitted_at:
+        return {"kind": "indeterminate"}
+    estimate = gen.estimate_wait_seconds
+    if estimate is None:
+        return {"kind": "indeterminate"}
+    seen = gen.last_polled_at or gen.submitted_at
+    end = seen.timestamp() + estimate
+    total = max(1.0, end - gen.submitted_at.timestamp())
+    elapsed = now.timestamp() - gen.submitted_at.timestamp()
+    remaining = end - now.timestamp()
+    if remaining <= 0:
+        return {"kind": "overdue", "percent": 100, "remaining": 0}
+    percent = max(0.0, min(99.0, 100 * elapsed / total))
+    return {
+        "kind": "eta",
+        "percent": round(percent, 1),
+        "remaining": round(remaining, 1),
+        "remaining_text": human_duration(remaining),
+    }
+
+
+@register.filter
+def short_prompt(text: str, length: int = 90) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= length else text[: length - 1].rstrip() + "…"
+
+
+@register.filter
+def orientation(ratio: str) -> str:
+    """"9:16" -> "tall", "16:9" -> "wide", "1:1" -> "square"."""
+    try:
+        width, height = (int(part) for part in str(ratio).split(":"))
+    except ValueError:
+        return "square"
+    if width == height:
+        return "square"
+    return "tall" if height > width else "wide"

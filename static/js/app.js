@@ -1,0 +1,106 @@
+/* lumaweb: the little behaviour htmx does not cover. Everything here is an enhancement: the
+   pages work without it. Event delegation only, so fragments swapped in by htmx just work. */
+(function () {
+  "use strict";
+
+  // --- cards: play on hover, toggle on click ---------------------------------------------------
+  function cardVideo(target) {
+    if (!(target instanceof Element)) return null;
+    var media = target.closest(".card-media");
+    return media ? media.querySelector("video") : null;
+  }
+  function play(video) {
+    var card = video.closest(".card");
+    var promise = video.play();
+    if (card) card.classList.add("is-playing");
+    if (promise && promise.catch) promise.catch(function () { if (card) card.classList.remove("is-playing"); });
+  }
+  function pause(video) {
+    video.pause();
+    var card = video.closest(".card");
+    if (card) card.classList.remove("is-playing");
+  }
+  var hoverable = window.matchMedia("(hover: hover)").matches;
+  document.addEventListener("mouseover", function (event) {
+    if (!hoverable) return;
+    var video = cardVideo(event.target);
+    if (video && video.paused && !video.dataset.clicked) play(video);
+  });
+  document.addEventListener("mouseout", function (event) {
+    var video = cardVideo(event.target);
+    if (!video || video.dataset.clicked) return;
+    var to = event.relatedTarget;
+    if (to instanceof Element && to.closest(".card-media") === video.closest(".card-media")) return;
+    pause(video);
+  });
+  document.addEventListener("click", function (event) {
+    var video = cardVideo(event.target);
+    if (video && event.target.closest("a, button") === null) {
+      if (video.paused) { video.dataset.clicked = "1"; play(video); }
+      else { delete video.dataset.clicked; pause(video); }
+      return;
+    }
+    // Close an inline extend form.
+    var close = event.target instanceof Element && event.target.closest("[data-close-slot]");
+    if (close) {
+      var slot = close.closest(".extend-slot");
+      if (slot) slot.innerHTML = "";
+      return;
+    }
+    // Dismiss a toast.
+    var dismiss = event.target instanceof Element && event.target.closest("[data-dismiss]");
+    if (dismiss) removeToast(dismiss.closest(".toast"));
+  });
+
+  // --- toasts fade away by themselves -----------------------------------------------------------
+  function removeToast(toast) {
+    if (!toast || toast.classList.contains("is-leaving")) return;
+    toast.classList.add("is-leaving");
+    setTimeout(function () { toast.remove(); }, 300);
+  }
+  function scheduleToasts(root) {
+    (root || document).querySelectorAll(".toast:not([data-timed])").forEach(function (toast) {
+      toast.dataset.timed = "1";
+      var delay = toast.classList.contains("toast-error") ? 9000 : 5000;
+      setTimeout(function () { removeToast(toast); }, delay);
+    });
+  }
+
+  // --- "time in state" keeps counting between server updates ------------------------------------
+  function human(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    if (seconds < 60) return seconds + "s";
+    var minutes = Math.floor(seconds / 60); seconds %= 60;
+    if (minutes < 60) return minutes + "m " + String(seconds).padStart(2, "0") + "s";
+    var hours = Math.floor(minutes / 60); minutes %= 60;
+    if (hours < 48) return hours + "h " + String(minutes).padStart(2, "0") + "m";
+    return Math.floor(hours / 24) + "d " + (hours % 24) + "h";
+  }
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-since]").forEach(function (el) {
+      var since = Date.parse(el.dataset.since);
+      if (!isNaN(since)) el.textContent = human((now - since) / 1000);
+    });
+  }
+  setInterval(tick, 1000);
+
+  // --- htmx glue ---------------------------------------------------------------------------------
+  document.addEventListener("htmx:afterSettle", function (event) { scheduleToasts(event.target); });
+  document.addEventListener("htmx:oobAfterSwap", function () { scheduleToasts(document); });
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    // A poll that lands on the login page (session expired): go there instead of nesting it.
+    var xhr = event.detail.xhr;
+    if (xhr && xhr.responseURL && xhr.responseURL.indexOf("/accounts/login/") !== -1) {
+      event.detail.shouldSwap = false;
+      window.location.href = xhr.responseURL;
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    // Focus the prompt of an inline extend form as soon as it opens.
+    var field = event.target.querySelector && event.target.querySelector(".extend-form textarea");
+    if (field && event.target.classList.contains("extend-slot")) field.focus();
+  });
+
+  document.addEventListener("DOMContentLoaded", function () { scheduleToasts(document); tick(); });
+})();

@@ -1,0 +1,74 @@
+"""Fixtures for the studio pages: a logged-in client, rows in every status, htmx headers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from itertools import count
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from generations.models import Generation, Status, StatusEvent
+from tests.factories import make_user
+
+_serial = count()
+
+
+def htmx(target: str | None = None, **extra) -> dict:
+    """The headers htmx sends (Django test Client spelling)."""
+    headers = {"HTTP_HX_REQUEST": "true", **extra}
+    if target:
+        headers["HTTP_HX_TARGET"] = target
+    return headers
+
+
+def make_gen(status: str = Status.COMPLETED, user=None, **fields) -> Generation:
+    """A row as the pipeline leaves it in ``status`` (no upstream involved)."""
+    now = timezone.now()
+    n = next(_serial)
+    defaults: dict = {
+        "user_prompt": f"a test prompt {n}",
+        "aspect_ratio": "16:9",
+        "status": status,
+        "status_changed_at": now,
+        "created_by": user,
+    }
+    if status != Status.QUEUED:
+        defaults.update(remote_id=f"remote-{n}-{now.timestamp()}", posts_sent=1, submitted_at=now)
+    if status == Status.IN_PROGRESS:
+        defaults.update(
+            state="dreaming", estimate_wait_seconds=30, last_polled_at=now, next_poll_at=now
+        )
+    if status == Status.COMPLETED:
+        defaults.update(
+            state="completed",
+            completed_at=now - timedelta(seconds=n),
+            video_url=f"http://127.0.0.1:9/cdn/{n}.mp4",
+            thumbnail_url=f"http://127.0.0.1:9/cdn/{n}.jpg",
+            width=640,
+            height=360,
+        )
+    if status in (Status.FAILED, Status.NEEDS_ATTENTION):
+        defaults.update(error="The service said no", error_code=400, error_request_id="req-123")
+    defaults.update(fields)
+    gen = Generation.objects.create(**defaults)
+    StatusEvent.objects.create(generation=gen, status=gen.status, note="made by a test")
+    return gen
+
+
+@pytest.fixture
+def user(db):
+    return make_user("alice")
+
+
+@pytest.fixture
+def other(db):
+    return make_user("bob")
+
+
+@pytest.fixture
+def client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client

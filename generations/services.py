@@ -82,15 +82,17 @@ def _enqueue_submit(gen_id: Any, countdown: float | None = None) -> None:
     from generations import tasks
 
     Generation.objects.filter(pk=gen_id).update(enqueued_at=timezone.now())
+    # robust: a broker that is down must not fail the request; the sweeper enqueues it later.
     transaction.on_commit(
-        lambda: tasks.submit_generation.apply_async((str(gen_id),), countdown=countdown)
+        lambda: tasks.submit_generation.apply_async((str(gen_id),), countdown=countdown),
+        robust=True,
     )
 
 
 def _enqueue_copy(gen_id: Any) -> None:
     from generations import tasks
 
-    transaction.on_commit(lambda: tasks.copy_assets.delay(str(gen_id)))
+    transaction.on_commit(lambda: tasks.copy_assets.delay(str(gen_id)), robust=True)
 
 
 # --- what people do ----------------------------------------------------------------------------

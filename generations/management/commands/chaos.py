@@ -1,0 +1,36 @@
+"""``manage.py chaos``: the chaos run at full size (see generations/chaos.py).
+
+It writes rows into the configured database: point DATABASE_URL at a scratch database
+(``createdb lumaweb_chaos``; ``DATABASE_URL=postgres:///lumaweb_chaos manage.py migrate``).
+"""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from generations.chaos import ChaosRun
+from generations.models import Generation
+
+
+class Command(BaseCommand):
+    help = "Run N generations through real workers while killing them; print the ledger check."
+
+    def add_arguments(self, parser):
+        parser.add_argument("-n", type=int, default=300, help="generations (default 300)")
+        parser.add_argument("--kills", type=int, default=5)
+        parser.add_argument("--redis-restarts", type=int, default=2)
+        parser.add_argument("--beat-restarts", type=int, default=1)
+        parser.add_argument("--timeout", type=float, default=1200)
+        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--allow-existing", action="store_true",
+                            help="run even though the database already holds generations")
+
+    def handle(self, *args, **opts):
+        if Generation.objects.exists() and not opts["allow_existing"]:
+            raise CommandError("This database already holds generations; use a scratch database "
+                               "(or --allow-existing).")
+        run = ChaosRun(opts["n"], kills=opts["kills"], redis_restarts=opts["redis_restarts"],
+                       beat_restarts=opts["beat_restarts"], timeout=opts["timeout"],
+                       seed=opts["seed"], say=self.stdout.write)
+        report = run.run()
+        self.stdout.write(report.table())
+        if not report.ok:
+            raise CommandError("the chaos run found lost jobs, second POSTs or bad copies")

@@ -118,3 +118,18 @@ def orientation(ratio: str) -> str:
     if width == height:
         return "square"
     return "tall" if height > width else "wide"
+
+
+@register.filter
+def ago(moment: datetime | None) -> str:
+    """"just now", "4 minutes ago", "2 days ago"."""
+    if moment is None:
+        return ""
+    seconds = (timezone.now() - moment).total_seconds()
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'' if n == 1 else 's'} ago"
+    return "just now"

@@ -1,0 +1,258 @@
+#!/usr/bin/env python
+"""Screenshots of the studio pages, made from the simulator's real videos.
+
+    .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--keep]
+
+Starts everything it needs in a temporary folder: a fresh SQLite database, the simulator, and
+``manage.py runserver``. The pipeline runs in this process by calling the services directly
+(submit, poll, copy), so no Redis or Celery worker is needed. Writes gallery.png, jobs.png,
+new.png, detail.png and gallery-dark.png, and checks that a <video> really plays in Chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1280, "height": 860}
+USERNAME, PASSWORD = "maya", "studio-demo-pass"
+
+FINISHED = [
+    ("A paper boat drifting down a rain-soaked street at dusk, neon reflections", "16:9", "maya"),
+    ("Slow aerial shot over a turquoise glacier lagoon, icebergs cracking", "21:9", "jonas"),
+    ("Portrait of a fox in falling snow, shallow depth of field", "9:16", "maya"),
+    ("A tiny robot watering a bonsai tree on a sunlit windowsill", "1:1", "ines"),
+    ("Vintage tram climbing a hill in Lisbon, golden hour", "4:3", "jonas"),
+    ("Jellyfish glowing in a dark aquarium, slow drift", "3:4", "ines"),
+]
+EXTENSION = "The boat reaches a canal and drifts under a lit bridge"
+
+
+def configure_env(tmp: Path, api_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="lumaweb.settings",
+        DEBUG="True",
+        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
+        MEDIA_ROOT=str(tmp / "media"),
+        LUMA_API_KEY="",
+        LUMA_API_BASE_URL=api_url,
+        REDIS_URL="memory://",  # wake-ups go nowhere: this script runs the pipeline itself
+        LUMA_READ_TIMEOUT="2",
+        LUMA_POLL_INTERVAL="0.5",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+    )
+    os.environ.update(env)
+    return env
+
+
+def run_pipeline(sim) -> dict[str, object]:
+    """Make the gallery's videos and a dashboard with one job in every state."""
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from generations import services
+    from generations.models import Generation, Status
+
+    call_command("migrate", verbosity=0)
+    users_model = get_user_model()
+    users = {}
+    for name in ("maya", "jonas", "ines"):
+        users[name] = users_model.objects.create_user(name, password=PASSWORD)
+    users["maya"].is_staff = True
+    users["maya"].save()
+
+    def finish(gens: list[Generation], timeout: float = 90) -> None:
+        for gen in gens:
+            services.submit(gen.pk)
+        deadline = time.monotonic() + timeout
+        pks = [g.pk for g in gens]
+        while Generation.objects.filter(pk__in=pks, status=Status.IN_PROGRESS).exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the simulator did not finish in time")
+            Generation.objects.filter(pk__in=pks, status=Status.IN_PROGRESS).update(
+                next_poll_at=django.utils.timezone.now()
+            )
+            services.poll_in_flight()
+            time.sleep(0.5)
+        for pk in pks:
+            services.copy_assets(pk)
+
+    finished = []
+    for prompt, ratio, who in FINISHED:
+        finished.append(
+            services.create_generation(
+                users[who], user_prompt=prompt, aspect_ratio=ratio, expand_prompt=True
+            )
+        )
+    finish(finished)
+    boat = Generation.objects.get(pk=finished[0].pk)
+    extension = services.extend_generation(
+        boat, users["maya"], user_prompt=EXTENSION, expand_prompt=True
+    )
+    finish([extension])
+    for gen, likers in ((finished[0], ["jonas", "ines"]), (finished[2], ["maya"])):
+        for name in likers:
+            services.toggle_like(gen, users[name])
+
+    # The dashboard: one running, one queued, one failed upstream, one needing attention.
+    sim.configure(duration=900)
+    running = services.create_generation(
+        users["jonas"], user_prompt="Time-lapse of clouds rolling over a mountain ridge",
+        aspect_ratio="21:9",
+    )
+    services.submit(running.pk)
+    sim.configure(duration=2, fail_rate=1.0)
+    failed = services.create_generation(
+        users["ines"], user_prompt="Macro shot of ink blooming in water", aspect_ratio="1:1"
+    )
+    finish([failed])
+    sim.configure(fail_rate=0.0, slow_rate=1.0, slow_seconds=4)
+    unsure = services.create_generation(
+        users["maya"], user_prompt="Drone flight through a lantern festival", aspect_ratio="16:9"
+    )
+    services.submit(unsure.pk)
+    sim.configure(slow_rate=0.0)
+    services.create_generation(
+        users["maya"], user_prompt="A cat astronaut floating past the moon", aspect_ratio="9:16"
+    )
+    statuses = dict(Generation.objects.values_list("user_prompt", "status"))
+    print("rows:", statuses)
+    return {"detail": Generation.objects.get(pk=extension.pk).pk}
+
+
+def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    from generations.simulator.testing import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    import requests
+
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url + "/accounts/login/", timeout=1).ok:
+                return proc, url
+        except requests.RequestException:
+            time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    raise RuntimeError("runserver did not start")
+
+
+def capture(base: str, out: Path, detail_pk) -> None:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if not chromium:
+        raise SystemExit("chromium is not installed (apt-get install -y chromium)")
+    out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        for scheme in ("light", "dark"):
+            context = browser.new_context(viewport=VIEWPORT, color_scheme=scheme)
+            page = context.new_page()
+            page.goto(base + "/accounts/login/")
+            if scheme == "light":
+                page.screenshot(path=str(out / "login.png"))
+            page.fill("input[name=username]", USERNAME)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(base + "/")
+            page.wait_for_function(
+                "[...document.querySelectorAll('.card img.backdrop')].every(i => i.complete)"
+            )
+            suffix = "" if scheme == "light" else "-dark"
+            page.screenshot(path=str(out / f"gallery{suffix}.png"))
+            if scheme == "dark":
+                context.close()
+                continue
+            page.goto(base + "/jobs/")
+            page.screenshot(path=str(out / "jobs.png"))
+            page.goto(base + "/generations/new/")
+            page.fill("textarea[name=user_prompt]", "A lighthouse keeper's cat watching a storm")
+            page.check("input[name=aspect_ratio][value='21:9']", force=True)
+            page.screenshot(path=str(out / "new.png"))
+            page.goto(f"{base}/generations/{detail_pk}/")
+            page.screenshot(path=str(out / "detail.png"), full_page=True)
+            check_playback(page)
+            context.close()
+        browser.close()
+
+
+def check_playback(page) -> None:
+    """Play the detail page's video and report whether Chromium decodes it."""
+    state = page.evaluate(
+        """async () => {
+            const v = document.querySelector('video');
+            try { await v.play(); } catch (e) { return {error: String(e)}; }
+            await new Promise(r => setTimeout(r, 1200));
+            return {readyState: v.readyState, currentTime: v.currentTime,
+                    width: v.videoWidth, error: v.error && v.error.code};
+        }"""
+    )
+    print("video playback:", state)
+    if state.get("readyState", 0) < 2 or not state.get("currentTime"):
+        print("WARNING: the video did not play in this Chromium (H.264 decoding?)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+
+    from generations.simulator.testing import SimulatorProcess
+
+    tmp = Path(tempfile.mkdtemp(prefix="lumaweb-shots-"))
+    sim = SimulatorProcess(duration=2, video_seconds=3, seed=11, media_dir=str(tmp / "sim"))
+    sim.start()
+    server = None
+    try:
+        env = configure_env(tmp, sim.api_url)
+        pks = run_pipeline(sim)
+        server, base = start_server(env)
+        capture(base, Path(args.out), pks["detail"])
+        print("screenshots in", args.out)
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=10)
+        sim.stop()
+        if args.keep:
+            print("kept", tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

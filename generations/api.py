@@ -10,7 +10,7 @@ import uuid
 from functools import wraps
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods
 
@@ -103,9 +103,17 @@ def generations_collection(request):
     return JsonResponse([generation_json(gen, request) for gen in query], safe=False)
 
 
-@api_view("GET")
+@api_view("GET", "DELETE")
 def generation_detail(request, pk):
     gen = get_object_or_404(Generation.objects.select_related("created_by"), pk=pk)
+    if request.method == "DELETE":
+        try:
+            services.delete_generation(gen, request.user)
+        except services.NotAllowed as exc:
+            return _error(403, str(exc))
+        except services.ServiceError as exc:
+            return _error(409, str(exc))
+        return HttpResponse(status=204)
     return JsonResponse(generation_json(gen, request))
 
 

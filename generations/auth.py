@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from generations.models import ApiToken
 
-
 TOKEN_PATHS = ("/api/", "/media/")  # the API, and the files its answers point at
 
 

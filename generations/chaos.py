@@ -204,6 +204,7 @@ class Report:
     worker_kills: int = 0
     redis_restarts: int = 0
     beat_restarts: int = 0
+    upstream_faults: dict = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -228,6 +229,9 @@ class Report:
             ("local copies verified byte for byte", f"{self.copies_verified}/{self.completed}"),
             ("faults: worker SIGKILLs / Redis restarts / beat restarts",
              f"{self.worker_kills} / {self.redis_restarts} / {self.beat_restarts}"),
+            ("faults the simulator injected (5xx / 429 / slow)",
+             " / ".join(str(self.upstream_faults.get(k, 0))
+                        for k in ("error", "rate_limited", "slow"))),
             ("time", f"{self.seconds:.0f} s"),
         ]
         width = max(len(label) for label, _ in rows)
@@ -369,7 +373,9 @@ class ChaosRun:
     def _check(self, sim, media: Path) -> None:
         rep = self.report
         rows = list(Generation.objects.filter(pk__in=self.ids))
-        ledger = sim.ledger()["posts"]
+        full = sim.ledger()
+        ledger = full["posts"]
+        rep.upstream_faults = dict(full.get("faults", {}))
         by_prompt = Counter(p["user_prompt"] for p in ledger)
         known_remote = {row.remote_id for row in rows if row.remote_id}
         rep.submitted = len(rows)

@@ -9,6 +9,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from generations import fetch
 from generations.models import ASPECT_RATIOS
 
 MAX_PROMPT = 2000
@@ -37,6 +38,14 @@ def clean_keyframe_url(value: str) -> str:
         raise ValidationError("Use an http:// or https:// address.")
     if parts.username or parts.password:
         raise ValidationError("Addresses with a user name or password are not allowed.")
+    if not settings.LUMA_DEMO_MODE:
+        try:
+            fetch.check_url(value, allow_private=False)
+        except fetch.FetchError as exc:
+            raise ValidationError(
+                "The video service cannot fetch this address: it must be a public http(s) "
+                f"URL ({exc})."
+            ) from None
     return value
 
 

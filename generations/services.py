@@ -42,6 +42,21 @@ class ServiceError(Exception):
     """An action a person asked for that cannot be done; the message says why."""
 
 
+class NotAllowed(ServiceError):
+    """The person may not change this generation: it is someone else's."""
+
+
+def check_can_change(gen: Generation, user) -> None:
+    """Retry, cancel, resolve and delete are for the generation's owner and admins.
+
+    ``user=None`` is the operator (management commands), who may do anything.
+    """
+    if user is None or user.is_superuser or user.is_staff:
+        return
+    if gen.created_by_id is None or gen.created_by_id != user.pk:
+        raise NotAllowed("Only the person who made this job, or an admin, can change it.")
+
+
 def _backoff(attempt: int, base: float = 2.0) -> float:
     """Exponential backoff with jitter, capped."""
     delay = min(MAX_BACKOFF, base * (2 ** max(0, attempt - 1)))
@@ -141,6 +156,7 @@ def retry_generation(gen: Generation, user=None) -> Generation:
     For a needs-attention row this may pay twice (the first request may have started a job);
     the page says so before the button is pressed.
     """
+    check_can_change(gen, user)
     if gen.status not in (Status.FAILED, Status.NEEDS_ATTENTION, Status.CANCELLED):
         raise ServiceError("Only a failed, cancelled or needs-attention job can be retried.")
     if gen.parent_id and not gen.parent.can_extend:
@@ -173,6 +189,7 @@ def retry_generation(gen: Generation, user=None) -> Generation:
 
 def mark_failed(gen: Generation, user=None, note: str = "") -> Generation:
     """A person decides a needs-attention job is not to be sent again."""
+    check_can_change(gen, user)
     who = getattr(user, "username", "") or "someone"
     if not _move(
         gen.pk,
@@ -188,11 +205,30 @@ def mark_failed(gen: Generation, user=None, note: str = "") -> Generation:
 
 def cancel_generation(gen: Generation, user=None) -> Generation:
     """Cancel a job that has not been sent yet."""
+    check_can_change(gen, user)
     who = getattr(user, "username", "") or "someone"
     if not _move(gen.pk, [Status.QUEUED], Status.CANCELLED, note=f"cancelled by {who}"):
         raise ServiceError("Only a queued job can be cancelled; this one has already been sent.")
     gen.refresh_from_db()
     return gen
+
+
+def delete_generation(gen: Generation, user=None) -> None:
+    """Delete a finished, failed or cancelled generation and its local files.
+
+    Jobs in flight cannot be deleted (they are being paid for), nor a video that others extend.
+    """
+    check_can_change(gen, user)
+    if gen.status in (Status.QUEUED, Status.SUBMITTING, Status.IN_PROGRESS):
+        raise ServiceError("A job in flight cannot be deleted; cancel it or wait until it ends.")
+    if gen.extensions.exists():
+        raise ServiceError("Other videos extend this one; delete those first.")
+    files = [f for f in (gen.video_file, gen.thumbnail_file, gen.image_file, gen.image_end_file)
+             if f]
+    gen.delete()
+    for stored in files:
+        stored.storage.delete(stored.name)
+    _plog(gen.pk, "deleted by %s", getattr(user, "username", "") or "an operator")
 
 
 def toggle_like(gen: Generation, user) -> bool:

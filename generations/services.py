@@ -65,7 +65,7 @@ def _backoff(attempt: int, base: float = 2.0) -> float:
 
 def _plog(gen_id: Any, message: str, *args: Any, level: int = logging.INFO) -> None:
     """Every pipeline line names the generation."""
-    log.log(level, "generation=%s " + message, gen_id, *args)
+    log.log(level, "generation=%s " + message, gen_id, *args, extra={"generation_id": str(gen_id)})
 
 
 def _move(
@@ -223,8 +223,9 @@ def delete_generation(gen: Generation, user=None) -> None:
         raise ServiceError("A job in flight cannot be deleted; cancel it or wait until it ends.")
     if gen.extensions.exists():
         raise ServiceError("Other videos extend this one; delete those first.")
-    files = [f for f in (gen.video_file, gen.thumbnail_file, gen.image_file, gen.image_end_file)
-             if f]
+    files = [
+        f for f in (gen.video_file, gen.thumbnail_file, gen.image_file, gen.image_end_file) if f
+    ]
     gen.delete()
     for stored in files:
         stored.storage.delete(stored.name)

@@ -416,12 +416,12 @@ def test_running_badge_answers_204_while_the_count_is_right(client):
 
 
 @pytest.mark.parametrize("use_htmx", [False, True])
-def test_actions_move_status_through_services(client, use_htmx):
+def test_actions_move_status_through_services(client, user, use_htmx):
     headers = htmx("jobs") if use_htmx else {}
-    failed = make_gen(Status.FAILED)
-    queued = make_gen(Status.QUEUED)
-    unsure = make_gen(Status.NEEDS_ATTENTION)
-    unsure2 = make_gen(Status.NEEDS_ATTENTION)
+    failed = make_gen(Status.FAILED, user=user)
+    queued = make_gen(Status.QUEUED, user=user)
+    unsure = make_gen(Status.NEEDS_ATTENTION, user=user)
+    unsure2 = make_gen(Status.NEEDS_ATTENTION, user=user)
 
     response = client.post(reverse("generation-retry", args=[failed.pk]), **headers)
     assert response.status_code == (200 if use_htmx else 302)
@@ -440,8 +440,8 @@ def test_actions_move_status_through_services(client, use_htmx):
     assert unsure2.posts_authorized == 2
 
 
-def test_refused_actions_say_why_and_change_nothing(client):
-    done = make_gen(Status.COMPLETED)
+def test_refused_actions_say_why_and_change_nothing(client, user):
+    done = make_gen(Status.COMPLETED, user=user)
     response = client.post(reverse("generation-cancel", args=[done.pk]), follow=True)
     assert "Only a queued job can be cancelled" in response.content.decode()
     response = client.post(reverse("generation-mark-failed", args=[done.pk]), **htmx("jobs"))

@@ -77,6 +77,13 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
         return None
 
 
+@api_view("GET")
+def openapi_schema(request):
+    from generations.openapi import SCHEMA
+
+    return JsonResponse(SCHEMA)
+
+
 @api_view("GET", "POST")
 def generations_collection(request):
     if request.method == "POST":

@@ -1,10 +1,12 @@
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 
 from generations import api, health, media, views
 
 api_patterns = [
+    path("openapi.json", api.openapi_schema, name="api-openapi"),
     path("generations", api.generations_collection, name="api-generations"),
     path("generations/<uuid:pk>", api.generation_detail, name="api-generation"),
     path("generations/<uuid:pk>/extend", api.generation_extend, name="api-generation-extend"),
@@ -28,7 +30,13 @@ urlpatterns = [
     *page_patterns,
     path("healthz", health.healthz, name="healthz"),
     path("api/v1/", include(api_patterns)),
-    path("accounts/", include("django.contrib.auth.urls")),
+    # Log in, log out and change password; no e-mail password reset (admins reset passwords).
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password_change/", auth_views.PasswordChangeView.as_view(),
+         name="password_change"),
+    path("accounts/password_change/done/", auth_views.PasswordChangeDoneView.as_view(),
+         name="password_change_done"),
     path("admin/", admin.site.urls),
     re_path(r"^{}(?P<path>.+)$".format(settings.MEDIA_URL.lstrip("/")), media.media, name="media"),
 ]

@@ -165,13 +165,13 @@ def _detail_context(request, gen: Generation, extend_form: ExtendForm | None = N
         "chain": gen.chain(),
         "extend_form": extend_form or ExtendForm(parent=gen),
         "version": _detail_version(gen),
-        "liked": gen.liked_by.filter(pk=request.user.pk).exists(),
     }
 
 
 @require_GET
 def detail(request, pk):
-    gen = get_object_or_404(Generation.objects.select_related("created_by", "parent"), pk=pk)
+    query = queries.with_card_fields(Generation.objects.select_related("parent"), request.user)
+    gen = get_object_or_404(query, pk=pk)
     if _htmx_target(request) == "live":
         if not queries.is_settled(gen) and request.GET.get("v") == _detail_version(gen):
             return HttpResponse(status=204)
@@ -186,7 +186,9 @@ def detail(request, pk):
 
 @require_http_methods(["GET", "POST"])
 def extend(request, pk):
-    parent = get_object_or_404(Generation.objects.select_related("created_by"), pk=pk)
+    parent = get_object_or_404(
+        queries.with_card_fields(Generation.objects.select_related("parent"), request.user), pk=pk
+    )
     if request.method == "GET":
         if not request.htmx:
             return redirect(reverse("generation-detail", args=[pk]) + "#extend")

@@ -169,7 +169,7 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("runserver did not start")
 
 
-def capture(base: str, out: Path, detail_pk) -> None:
+def capture(base: str, out: Path, detail_pk, mobile: Path | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium")
@@ -197,16 +197,41 @@ def capture(base: str, out: Path, detail_pk) -> None:
                 context.close()
                 continue
             page.goto(base + "/jobs/")
-            page.screenshot(path=str(out / "jobs.png"))
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(out / "jobs.png"), full_page=True)
             page.goto(base + "/generations/new/")
             page.fill("textarea[name=user_prompt]", "A lighthouse keeper's cat watching a storm")
-            page.check("input[name=aspect_ratio][value='21:9']", force=True)
+            page.click("label.ratio:has(input[value='21:9'])")
+            page.click(".keyframes summary")
+            page.fill("input[name=image_url]", "https://example.com/keyframes/harbour.jpg")
+            page.mouse.move(0, 0)
+            page.wait_for_timeout(400)  # let transitions finish
             page.screenshot(path=str(out / "new.png"))
             page.goto(f"{base}/generations/{detail_pk}/")
             page.screenshot(path=str(out / "detail.png"), full_page=True)
             check_playback(page)
             context.close()
+        if mobile is not None:
+            capture_mobile(browser, base, mobile, detail_pk)
         browser.close()
+
+
+def capture_mobile(browser, base: str, out: Path, detail_pk) -> None:
+    """Phone-sized views, to check the responsive layout (not part of the docs)."""
+    out.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    page.goto(base + "/accounts/login/")
+    page.fill("input[name=username]", USERNAME)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/")
+    for name, path in (("gallery", "/"), ("jobs", "/jobs/"), ("new", "/generations/new/"),
+                       ("detail", f"/generations/{detail_pk}/")):
+        page.goto(base + path)
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(out / f"mobile-{name}.png"), full_page=True)
+    context.close()
 
 
 def check_playback(page) -> None:
@@ -229,6 +254,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--mobile", help="also capture phone-sized pages into this folder")
     args = parser.parse_args()
 
     from generations.simulator.testing import SimulatorProcess
@@ -241,7 +267,7 @@ def main() -> None:
         env = configure_env(tmp, sim.api_url)
         pks = run_pipeline(sim)
         server, base = start_server(env)
-        capture(base, Path(args.out), pks["detail"])
+        capture(base, Path(args.out), pks["detail"], Path(args.mobile) if args.mobile else None)
         print("screenshots in", args.out)
     finally:
         if server is not None:

@@ -159,6 +159,11 @@ def test_create_watch_extend_like_filter_download(page, live_server, pipeline, s
     page.locator(f"#card-{gen.pk}").wait_for(state="detached")
     assert page.locator(".grid .card").count() == 1
     assert page.locator(f"#card-{child.pk}").count() == 1
+    page.fill("input[name=q]", "no such prompt anywhere")
+    page.locator("#gallery-results .empty").wait_for()
+    assert "q=no%20such%20prompt" in page.url
+    page.fill("input[name=q]", "")
+    page.locator(f"#card-{child.pk}").wait_for()
 
     # --- download: the bytes of an MP4 ---------------------------------------------------------
     with page.expect_download() as info:

@@ -353,6 +353,9 @@ def test_detail_shows_fields_history_chain_and_extend_form(client, user):
     assert f'action="/generations/{root.pk}/extend/"' in html
     assert f"/generations/new/?from={root.pk}" in html
     assert "controls" in html
+    root.liked_by.add(user)
+    html = client.get(f"/generations/{root.pk}/").content.decode()
+    assert 'aria-pressed="true"' in html
 
 
 def test_detail_live_block_answers_204_unchanged_and_286_when_settled(client):

@@ -90,7 +90,7 @@ def generations_collection(request):
         data, problem = _json_body(request)
         if problem:
             return problem
-        form = GenerationForm(data)
+        form = GenerationForm({"aspect_ratio": "16:9", **data})
         if not form.is_valid():
             return _form_errors(form)
         gen = services.create_generation(request.user, **form.generation_fields())

@@ -6,6 +6,7 @@ one needs no CSRF token. Sessions keep CSRF as usual.
 
 from __future__ import annotations
 
+from django.http import JsonResponse
 from django.utils import timezone
 
 from generations.models import ApiToken
@@ -26,8 +27,9 @@ class ApiTokenMiddleware:
                 .filter(key_hash=ApiToken.hash_key(key), user__is_active=True)
                 .first()
             )
-            if token is not None:
-                request.user = token.user
-                request._dont_enforce_csrf_checks = True
-                ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+            if token is None:
+                return JsonResponse({"error": "That API token is not valid."}, status=401)
+            request.user = token.user
+            request._dont_enforce_csrf_checks = True
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
         return self.get_response(request)

@@ -1,0 +1,338 @@
+"""Security hardening, one behaviour per test; each fails without the protection it names."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import subprocess
+import sys
+import uuid
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.views.debug import ExceptionReporter
+from PIL import Image
+
+from generations import services
+from generations.models import ApiToken, Generation, Status
+from tests.factories import make_user
+
+ROOT = os.path.dirname(os.path.dirname(__file__))
+PUBLIC = {"/accounts/login/", "/healthz", "/admin/login/"}
+
+
+def _sample_paths(patterns=None, prefix="") -> list[str]:
+    """One concrete path per URL pattern, converters filled with plausible values."""
+    out = []
+    for pattern in patterns if patterns is not None else get_resolver().url_patterns:
+        text = str(pattern.pattern)
+        text = re.sub(r"<uuid:\w+>", str(uuid.uuid4()), text)
+        text = re.sub(r"<int:\w+>", "1", text)
+        text = re.sub(r"<path:\w+>", "videos/x.mp4", text)
+        text = re.sub(r"<(?:str:)?\w+>", "x", text)
+        text = re.sub(r"\(\?P<path>[^)]*\)", "videos/x.mp4", text)
+        text = re.sub(r"\(\?P<\w+>[^)]*\)", "1", text)
+        text = text.replace("^", "").replace("$", "").replace("\\Z", "").replace("\\", "")
+        if isinstance(pattern, URLResolver):
+            out.extend(_sample_paths(pattern.url_patterns, prefix + text))
+        elif isinstance(pattern, URLPattern):
+            out.append("/" + prefix + text)
+    return sorted(set(out))
+
+
+def test_every_url_needs_login_except_login_and_healthz(db):
+    anonymous = Client()
+    paths = _sample_paths()
+    assert len(paths) > 30  # the walk found the app's and the admin's URLs
+    for path in paths:
+        for method in ("get", "post"):
+            response = getattr(anonymous, method)(path)
+            assert response.status_code != 500, (method, path)
+            if response.status_code == 200:
+                assert path in PUBLIC, f"{method.upper()} {path} answered 200 to a stranger"
+            elif response.status_code in (301, 302):
+                assert "login" in response["Location"], (method, path, response["Location"])
+            else:
+                assert response.status_code in (401, 403, 404, 405), (method, path)
+
+
+def test_no_password_reset_by_email_is_exposed(db):
+    assert Client().get("/accounts/password_reset/").status_code in (302, 404)
+
+
+@pytest.fixture
+def alice(db):
+    return make_user("alice")
+
+
+def csrf_client(user) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    return client
+
+
+def test_every_post_needs_the_csrf_token_htmx_included(alice):
+    gen = Generation.objects.create(user_prompt="x", status=Status.FAILED, created_by=alice)
+    client = csrf_client(alice)
+    posts = [
+        "/generations/new/", f"/generations/{gen.pk}/extend/", f"/generations/{gen.pk}/like/",
+        f"/generations/{gen.pk}/retry/", f"/generations/{gen.pk}/cancel/",
+        f"/generations/{gen.pk}/mark-failed/", "/accounts/logout/",
+        "/accounts/password_change/", "/api/v1/generations",
+        f"/api/v1/generations/{gen.pk}/extend",
+    ]
+    for path in posts:
+        for headers in ({}, {"HTTP_HX_REQUEST": "true"}):
+            response = client.post(path, {"user_prompt": "hi"}, **headers)
+            assert response.status_code == 403, path
+    gen.refresh_from_db()
+    assert gen.status == Status.FAILED
+
+
+def test_csrf_token_from_the_page_is_accepted_by_htmx_posts(alice):
+    client = csrf_client(alice)
+    page = client.get("/jobs/").content.decode()
+    token = re.search(r'"x-csrftoken": "([^"]+)"', page).group(1)
+    gen = Generation.objects.create(user_prompt="x", status=Status.QUEUED, created_by=alice)
+    response = client.post(f"/generations/{gen.pk}/cancel/", HTTP_HX_REQUEST="true",
+                           HTTP_X_CSRFTOKEN=token)
+    assert response.status_code in (200, 302)
+    gen.refresh_from_db()
+    assert gen.status == Status.CANCELLED
+
+
+def test_api_token_requests_need_no_csrf_token(alice):
+    _, key = ApiToken.issue(alice, "script")
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/api/v1/generations", {"user_prompt": "from a script"},
+                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert response.status_code == 201
+    bad = client.post("/api/v1/generations", {"user_prompt": "x"},
+                      content_type="application/json", HTTP_AUTHORIZATION="Bearer lw_wrong")
+    assert bad.status_code == 401
+
+
+def test_production_settings_pass_check_deploy(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DEBUG"}
+    env.update(DEBUG="False", SECRET_KEY="x" * 20 + "-Production-Secret-Key-For-Checks-1234567",
+               ALLOWED_HOSTS="lumaweb.example.com", SECURE_HSTS_PRELOAD="True",
+               STATIC_ROOT=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_headers_clickjacking_hsts_and_secure_cookies(settings, alice):
+    settings.SECURE_HSTS_SECONDS = 31_536_000
+    settings.SESSION_COOKIE_SECURE = True
+    client = Client()
+    response = client.get("/accounts/login/", secure=True)
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["Strict-Transport-Security"].startswith("max-age=31536000")
+    login = client.post("/accounts/login/", {"username": "alice", "password": "s3cret-pass!"},
+                        secure=True)
+    assert login.cookies["sessionid"]["secure"]
+
+
+# --- ownership -----------------------------------------------------------------------------
+def test_people_may_change_only_their_own_jobs_admins_any(db):
+    alice, bob = make_user("alice"), make_user("bob")
+    boss = make_user("boss", is_staff=True)
+    gen = Generation.objects.create(user_prompt="alice's", status=Status.FAILED, created_by=alice)
+    for action in (services.retry_generation, services.cancel_generation, services.mark_failed,
+                   services.delete_generation):
+        with pytest.raises(services.NotAllowed):
+            action(gen, bob)
+    bob_client = Client()
+    bob_client.force_login(bob)
+    assert bob_client.delete(f"/api/v1/generations/{gen.pk}").status_code == 403
+    page = bob_client.post(f"/generations/{gen.pk}/retry/", follow=True)
+    assert "Only the person who made this job" in page.content.decode()
+    gen.refresh_from_db()
+    assert gen.status == Status.FAILED
+    services.delete_generation(gen, boss)
+    assert not Generation.objects.filter(pk=gen.pk).exists()
+
+
+def test_owner_may_delete_a_finished_job_but_not_one_in_flight(alice):
+    client = Client()
+    client.force_login(alice)
+    running = Generation.objects.create(user_prompt="r", status=Status.IN_PROGRESS,
+                                        created_by=alice)
+    assert client.delete(f"/api/v1/generations/{running.pk}").status_code == 409
+    done = Generation.objects.create(user_prompt="d", status=Status.COMPLETED, created_by=alice)
+    assert client.delete(f"/api/v1/generations/{done.pk}").status_code == 204
+    assert not Generation.objects.filter(pk=done.pk).exists()
+
+
+# --- keyframe URLs and uploads ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    ["file:///etc/passwd", "javascript:alert(1)", "ftp://example.com/a.jpg",
+     "http://user:pass@example.com/a.jpg", "https://example.com/" + "a" * 3000,
+     "http://127.0.0.1/a.jpg", "http://10.1.2.3/a.jpg", "http://[::1]/a.jpg",
+     "http://169.254.169.254/latest", "data:image/png;base64,AAAA"],
+)
+def test_hostile_keyframe_urls_are_refused_in_live_mode(alice, settings, url):
+    settings.LUMA_DEMO_MODE = False
+    client = Client()
+    client.force_login(alice)
+    response = client.post("/api/v1/generations", {"user_prompt": "x", "image_url": url},
+                           content_type="application/json")
+    assert response.status_code == 400
+    assert "image_url" in response.json()["fields"]
+    assert not Generation.objects.exists()
+
+
+def _png(size=(64, 36)) -> io.BytesIO:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 80, 20)).save(buf, "PNG")
+    buf.seek(0)
+    buf.name = "../../evil name.png"
+    return buf
+
+
+def _upload(client, name, data):
+    data.name = name
+    return client.post("/generations/new/", {"user_prompt": "with a keyframe",
+                                             "aspect_ratio": "16:9", "image_file": data})
+
+
+@pytest.mark.parametrize("body,name", [
+    (b"<?php system($_GET['c']); ?>", "shell.png"),
+    (b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "x.svg"),
+    (b"GIF89a" + b"\x00" * 20, "broken.gif"),
+])
+def test_uploads_must_be_real_images(alice, body, name):
+    client = Client()
+    client.force_login(alice)
+    response = _upload(client, name, io.BytesIO(body))
+    assert response.status_code == 400  # the form again, with the reason
+    assert b"valid image" in response.content
+    assert not Generation.objects.exists()
+
+
+def test_uploads_have_size_and_pixel_caps(alice, settings):
+    client = Client()
+    client.force_login(alice)
+    buf = io.BytesIO()
+    Image.new("L", (8000, 6000)).save(buf, "PNG")  # 48 megapixels, small file
+    buf.seek(0)
+    response = _upload(client, "huge.png", buf)
+    assert response.status_code == 400 and b"too many pixels" in response.content
+    big = io.BytesIO(_png().read() + b"\x00" * (11 * 1024 * 1024))
+    response = _upload(client, "big.png", big)
+    assert response.status_code == 400 and b"up to 10 MB" in response.content
+    assert not Generation.objects.exists()
+
+
+def test_uploaded_keyframe_gets_a_random_name_and_is_served_inert(alice, settings):
+    settings.LUMA_DEMO_MODE = True
+    client = Client()
+    client.force_login(alice)
+    response = _upload(client, "../../evil name.png", _png())
+    assert response.status_code == 302
+    gen = Generation.objects.get()
+    name = gen.image_file.name
+    assert name.startswith("keyframes/") and "evil" not in name and ".." not in name
+    assert len(name.split("/")[1].split(".")[0]) >= 30  # unguessable
+    served = Client().get("/media/" + name)  # public on purpose: the upstream fetches it
+    assert served.status_code == 200
+    assert served["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in served["Content-Security-Policy"]
+    assert served["Content-Type"] == "image/png"
+    assert Client().get("/media/keyframes/").status_code == 404  # no listing
+
+
+def test_videos_are_not_served_to_strangers(alice, settings, media_root):
+    (media_root / "videos").mkdir(exist_ok=True)
+    (media_root / "videos" / "v.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    assert Client().get("/media/videos/v.mp4").status_code == 404
+    assert Client().get("/media/../settings.py").status_code == 404
+    client = Client()
+    client.force_login(alice)
+    assert client.get("/media/videos/v.mp4").status_code == 200
+
+
+# --- the API key ----------------------------------------------------------------------------
+SECRET = "sk-umami-TEST-7f3a9c1e5b2d4f60"
+
+
+def test_api_key_appears_in_no_page_log_error_or_report(alice, sim, settings, caplog):
+    settings.LUMA_API_KEY = SECRET
+    settings.LUMA_DEMO_MODE = False
+    sim.configure(api_key=SECRET)
+    caplog.set_level(logging.DEBUG)
+    boss = make_user("boss", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(boss)
+    # a full run: create, submit, poll, copy, extend
+    gen = services.create_generation(boss, user_prompt="secret-free", aspect_ratio="1:1")
+    services.submit(gen.pk)
+    sim.force_complete(Generation.objects.get(pk=gen.pk).remote_id)
+    Generation.objects.filter(pk=gen.pk).update(next_poll_at="2000-01-01T00:00:00Z")
+    services.poll_in_flight()
+    services.copy_assets(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == Status.COMPLETED
+    # an error the upstream words itself (wrong key) is kept and shown
+    settings.LUMA_API_KEY = SECRET + "-wrong"
+    bad = services.create_generation(boss, user_prompt="wrong key")
+    services.submit(bad.pk)
+    bad.refresh_from_db()
+    assert bad.status == Status.FAILED and bad.error
+    pages = ["/", "/jobs/", "/generations/new/", f"/generations/{gen.pk}/",
+             f"/generations/{bad.pk}/", "/admin/generations/generation/",
+             f"/admin/generations/generation/{gen.pk}/change/",
+             f"/admin/generations/generation/{bad.pk}/change/", "/api/v1/generations",
+             "/api/v1/openapi.json"]
+    for path in pages:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert SECRET.encode() not in response.content, path
+    from generations.client import get_client
+
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError as exc:
+        from django.test import RequestFactory
+
+        report = ExceptionReporter(RequestFactory().get("/"), type(exc), exc, exc.__traceback__)
+        assert SECRET not in report.get_traceback_text()
+        assert SECRET not in report.get_traceback_html()
+    assert SECRET not in repr(get_client())
+    assert SECRET not in caplog.text
+    assert SECRET not in bad.error
+
+
+def test_a_log_line_that_would_carry_the_key_is_redacted(settings):
+    from lumaweb.logs import RedactSecretsFilter
+
+    settings.LUMA_API_KEY = SECRET
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "header was %s", (SECRET,), None)
+    RedactSecretsFilter().filter(record)
+    assert SECRET not in record.getMessage()
+
+
+# --- login throttling ------------------------------------------------------------------------
+def test_login_is_throttled_after_repeated_failures(alice, settings):
+    client = Client()
+    statuses = [
+        client.post("/accounts/login/", {"username": "alice", "password": "nope"}).status_code
+        for _ in range(settings.AXES_FAILURE_LIMIT)
+    ]
+    assert statuses[:-1] == [200] * (settings.AXES_FAILURE_LIMIT - 1)  # "wrong password"
+    locked = client.post("/accounts/login/", {"username": "alice", "password": "s3cret-pass!"})
+    assert locked.status_code == 429
+    assert b"Too many failed log-ins" in locked.content
+    assert "_auth_user_id" not in client.session
+    # another user from the same address is not locked out
+    make_user("bob")
+    ok = client.post("/accounts/login/", {"username": "bob", "password": "s3cret-pass!"})
+    assert ok.status_code == 302

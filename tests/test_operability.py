@@ -1,0 +1,103 @@
+"""What an operator relies on: /healthz, pipeline log lines that name the job, manage.py jobs."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.utils import timezone
+
+from generations import services
+from generations.models import Generation, Status
+from lumaweb.logs import JsonFormatter
+from tests.factories import make_user
+
+
+def test_healthz_is_200_json_when_database_and_broker_answer(db, redis_url):
+    response = Client().get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def test_healthz_is_503_when_the_broker_is_down(db, settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"  # nothing listens there
+    response = Client().get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable" and body["broker"].startswith("error")
+    assert body["database"] == "ok"
+
+
+def test_healthz_is_503_when_the_database_is_down(db):
+    from django.db import connection
+
+    real = connection.settings_dict["NAME"]
+    engine = connection.vendor
+    connection.close()
+    connection.settings_dict["NAME"] = (
+        "/nonexistent/dir/db.sqlite3" if engine == "sqlite" else "no_such_database_here"
+    )
+    try:
+        response = Client().get("/healthz")
+    finally:
+        connection.close()
+        connection.settings_dict["NAME"] = real
+    assert response.status_code == 503
+    assert response.json()["database"].startswith("error")
+
+
+def test_every_pipeline_log_line_names_its_generation(db, sim, caplog):
+    caplog.set_level(logging.INFO, logger="generations.pipeline")
+    gen = services.create_generation(make_user(), user_prompt="logged")
+    services.submit(gen.pk)
+    Generation.objects.filter(pk=gen.pk).update(next_poll_at=timezone.now())
+    sim.force_complete(Generation.objects.get(pk=gen.pk).remote_id)
+    services.poll_in_flight()
+    services.copy_assets(gen.pk)
+    records = [r for r in caplog.records if r.name == "generations.pipeline"]
+    assert len(records) >= 5
+    for record in records:
+        assert record.generation_id == str(gen.pk)
+        line = json.loads(JsonFormatter().format(record))
+        assert line["generation_id"] == str(gen.pk)
+
+
+def _jobs(*args) -> str:
+    out = io.StringIO()
+    call_command("jobs", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_jobs_command_lists_what_needs_a_person_and_resolves_it(db):
+    user = make_user()
+    unsure = Generation.objects.create(user_prompt="unsure", status=Status.NEEDS_ATTENTION,
+                                       created_by=user, posts_sent=1, error="may have started")
+    stuck = Generation.objects.create(
+        user_prompt="stuck", status=Status.SUBMITTING, created_by=user,
+        status_changed_at=timezone.now() - timedelta(hours=1),
+    )
+    listing = _jobs()
+    assert "needs attention (1)" in listing and str(unsure.pk) in listing
+    assert "stuck submitting (1)" in listing and str(stuck.pk) in listing
+    with pytest.raises(CommandError, match="may pay twice"):
+        _jobs("retry", str(unsure.pk))
+    _jobs("retry", str(unsure.pk), "--yes")
+    unsure.refresh_from_db()
+    assert unsure.status == Status.QUEUED and unsure.posts_authorized == 2
+    _jobs("sweep")
+    stuck.refresh_from_db()
+    assert stuck.status == Status.QUEUED  # never sent: safe to queue again
+    assert "Nothing needs attention" in _jobs()
+
+
+def test_jobs_command_refuses_unknown_ids_and_wrong_states(db):
+    with pytest.raises(CommandError, match="no generation"):
+        _jobs("fail", "not-a-uuid")
+    done = Generation.objects.create(user_prompt="done", status=Status.COMPLETED)
+    with pytest.raises(CommandError, match="needs attention"):
+        _jobs("fail", str(done.pk))

@@ -297,3 +297,16 @@ def cancel(request, pk):
 def mark_failed(request, pk):
     return _job_action(request, pk, services.mark_failed, "Marked failed:")
 
+
+@require_POST
+def delete(request, pk):
+    gen = get_object_or_404(Generation, pk=pk)
+    label = _prompt_label(gen)
+    try:
+        services.delete_generation(gen, request.user)
+    except services.ServiceError as exc:
+        messages.error(request, str(exc))
+        return redirect("generation-detail", pk=pk)
+    messages.success(request, f"Deleted {label}.")
+    return redirect("gallery")
+

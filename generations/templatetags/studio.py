@@ -8,7 +8,7 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 
-from generations import queries
+from generations import queries, services
 from generations.models import Generation, Status
 
 register = template.Library()
@@ -133,3 +133,13 @@ def ago(moment: datetime | None) -> str:
             n = int(seconds // size)
             return f"{n} {unit}{'' if n == 1 else 's'} ago"
     return "just now"
+
+
+@register.filter
+def can_change(gen: Generation, user) -> bool:
+    """Whether this person may retry, cancel, resolve or delete the job (services decide)."""
+    try:
+        services.check_can_change(gen, user)
+    except services.ServiceError:
+        return False
+    return True

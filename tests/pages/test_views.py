@@ -452,3 +452,34 @@ def test_refused_actions_say_why_and_change_nothing(client, user):
     done.refresh_from_db()
     assert done.status == Status.COMPLETED
     assert client.get(reverse("generation-retry", args=[done.pk])).status_code == 405
+
+
+def test_only_the_owner_or_an_admin_sees_and_uses_job_actions(client, user, other):
+    theirs = make_gen(Status.FAILED, user=other, user_prompt="bob's failed job")
+    mine = make_gen(Status.FAILED, user=user, user_prompt="alice's failed job")
+    html = client.get("/jobs/").content.decode()
+    assert f'action="/generations/{mine.pk}/retry/"' in html
+    assert f'action="/generations/{theirs.pk}/retry/"' not in html
+    response = client.post(reverse("generation-retry", args=[theirs.pk]), follow=True)
+    assert "Only the person who made this job" in response.content.decode()
+    theirs.refresh_from_db()
+    assert theirs.status == Status.FAILED
+    other.is_staff = True
+    other.save()
+    admin = Client()
+    admin.force_login(other)
+    assert f'action="/generations/{mine.pk}/retry/"' in admin.get("/jobs/").content.decode()
+
+
+def test_delete_from_the_detail_page(client, user, other):
+    mine = make_gen(user=user)
+    theirs = make_gen(user=other)
+    assert b"/delete/" in client.get(f"/generations/{mine.pk}/").content
+    assert b"/delete/" not in client.get(f"/generations/{theirs.pk}/").content
+    response = client.post(reverse("generation-delete", args=[theirs.pk]))
+    assert response.status_code == 302 and Generation.objects.filter(pk=theirs.pk).exists()
+    response = client.post(reverse("generation-delete", args=[mine.pk]), follow=True)
+    assert response.redirect_chain[-1][0] == "/"
+    assert "Deleted" in response.content.decode()
+    assert not Generation.objects.filter(pk=mine.pk).exists()
+    assert client.post(reverse("generation-delete", args=[mine.pk])).status_code == 404

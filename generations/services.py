@@ -300,7 +300,8 @@ def submit(gen_id: Any) -> str:
             [Status.SUBMITTING],
             Status.NEEDS_ATTENTION,
             note="outcome unknown: " + exc.message,
-            error=exc.message + " It was not sent again automatically, to avoid paying twice.",
+            error=exc.message.rstrip(".")
+            + ". It was not sent again automatically, to avoid paying twice.",
             error_code=exc.status_code,
             error_request_id=exc.request_id,
         )

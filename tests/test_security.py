@@ -116,7 +116,9 @@ def test_api_token_requests_need_no_csrf_token(alice):
 
 
 def test_production_settings_pass_check_deploy(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "DEBUG"}
+    # (the browser tests allow async-unsafe calls in this process; production does not)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     env.update(DEBUG="False", SECRET_KEY="x" * 20 + "-Production-Secret-Key-For-Checks-1234567",
                ALLOWED_HOSTS="lumaweb.example.com", SECURE_HSTS_PRELOAD="True",
                STATIC_ROOT=str(tmp_path))

@@ -235,7 +235,8 @@ class Report:
             ("time", f"{self.seconds:.0f} s"),
         ]
         width = max(len(label) for label, _ in rows)
-        return "\n".join(f"| {label:<{width}} | {value} |" for label, value in rows)
+        head = [f"| {'measure':<{width}} | value |", f"|{'-' * (width + 2)}|-------|"]
+        return "\n".join(head + [f"| {label:<{width}} | {value} |" for label, value in rows])
 
 
 class ChaosRun:

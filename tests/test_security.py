@@ -80,7 +80,8 @@ def test_every_post_needs_the_csrf_token_htmx_included(alice):
     posts = [
         "/generations/new/", f"/generations/{gen.pk}/extend/", f"/generations/{gen.pk}/like/",
         f"/generations/{gen.pk}/retry/", f"/generations/{gen.pk}/cancel/",
-        f"/generations/{gen.pk}/mark-failed/", "/accounts/logout/",
+        f"/generations/{gen.pk}/mark-failed/", f"/generations/{gen.pk}/delete/",
+        "/accounts/logout/",
         "/accounts/password_change/", "/api/v1/generations",
         f"/api/v1/generations/{gen.pk}/extend",
     ]

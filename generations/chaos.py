@@ -20,9 +20,7 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -32,10 +30,10 @@ from pathlib import Path
 
 import redis
 import requests
-from django.db import connection
 
 from generations import services
 from generations.models import Generation, Status
+from generations.processes import CeleryProcesses, database_url, free_port
 from generations.simulator.testing import SimulatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,23 +59,6 @@ PIPELINE_ENV = {
     "LUMA_SUBMIT_MAX_ATTEMPTS": "30",
     "LUMA_API_KEY": "",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def database_url() -> str:
-    """The URL of the database this process uses, for the processes it starts."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] or ""
-    if db.get("PASSWORD"):
-        auth += f":{db['PASSWORD']}"
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @contextlib.contextmanager
@@ -138,52 +119,6 @@ class RedisServer:
         """Kill it (nothing is saved) and start it again on the same port: every message gone."""
         self.stop()
         self.start()
-
-
-class Processes:
-    """Worker and beat processes, each in its own process group."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env = env
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.serial = 0
-
-    def start_worker(self) -> str:
-        self.serial += 1
-        name = f"worker{self.serial}"
-        self._start(name, ["worker", "--loglevel", "INFO", "--concurrency", "2", "--hostname",
-                           f"{name}@%h", "--without-gossip", "--without-mingle"])
-        return name
-
-    def start_beat(self) -> None:
-        self._start("beat", ["beat", "--loglevel", "INFO",
-                             "--schedule", str(self.log_dir / "beat-schedule")])
-
-    def _start(self, name: str, args: list[str]) -> None:
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "lumaweb", *args],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    def workers(self) -> list[str]:
-        return [name for name in self.procs if name.startswith("worker")]
-
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs.pop(name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.kill(name, signal.SIGTERM)
 
 
 @dataclass
@@ -273,11 +208,11 @@ class ChaosRun:
         env = {**os.environ, **PIPELINE_ENV, "DATABASE_URL": database_url(),
                "REDIS_URL": broker.url, "LUMA_API_BASE_URL": sim.api_url,
                "MEDIA_ROOT": str(media), "DEBUG": "True"}
-        procs = Processes(env, workdir)
+        procs = CeleryProcesses(env, workdir)
         try:
             procs.start_worker()
             procs.start_worker()
-            procs.start_beat()
+            procs.start("beat")
             with publishing_to(broker.url):
                 self._drive(sim, broker, procs, started)
             self.report.seconds = time.monotonic() - started
@@ -292,7 +227,7 @@ class ChaosRun:
                 self.say(f"logs kept in {workdir}")
         return self.report
 
-    def _drive(self, sim, broker: RedisServer, procs: Processes, started: float) -> None:
+    def _drive(self, sim, broker: RedisServer, procs: CeleryProcesses, started: float) -> None:
         from django.contrib.auth import get_user_model
 
         user, _ = get_user_model().objects.get_or_create(username="chaos")
@@ -353,7 +288,7 @@ class ChaosRun:
         return self.rng.choice(["a lighthouse in a storm", "a fox in snow", "neon rain",
                                 "a paper boat", "a desert caravan at dusk"])
 
-    def _fault(self, kind: str, broker: RedisServer, procs: Processes) -> None:
+    def _fault(self, kind: str, broker: RedisServer, procs: CeleryProcesses) -> None:
         if kind == "kill":
             victim = self.rng.choice(procs.workers())
             procs.kill(victim, signal.SIGKILL)
@@ -366,7 +301,7 @@ class ChaosRun:
             self.say("  restarted Redis with its data flushed")
         else:
             procs.kill("beat", signal.SIGTERM)
-            procs.start_beat()
+            procs.start("beat")
             self.report.beat_restarts += 1
             self.say("  restarted beat")
 

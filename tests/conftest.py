@@ -2,18 +2,15 @@
 
 * ``simulator``: the upstream simulator as a subprocess, real HTTP (session-wide).
 * ``redis_url``: the machine's Redis (REDIS_URL). Missing Redis is a failure, never a skip.
-* ``pipeline``: a real Celery worker + beat on that Redis, reading the test database, talking to
-  the simulator. Tests that use it need committed data (``transactional_db``).
+* ``pipeline``: a real Celery worker + beat (``generations.processes``) on that Redis,
+  reading the test database, talking to the simulator. Tests that use it need committed data
+  (``transactional_db``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +20,7 @@ import pytest
 import redis
 from django.conf import settings
 
+from generations.processes import CeleryProcesses, database_url
 from generations.simulator.testing import SimulatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,88 +77,6 @@ def _media(settings, media_root: Path) -> None:
     settings.MEDIA_ROOT = media_root
 
 
-def database_url() -> str:
-    """The URL of the *test* database, for processes started by the tests."""
-    from django.db import connection
-
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] or ""
-    if db.get("PASSWORD"):
-        auth += f":{db['PASSWORD']}"
-    host = db["HOST"] or "127.0.0.1"
-    return f"postgres://{auth}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-class Pipeline:
-    """A Celery worker and beat as subprocesses (each in its own process group)."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.env = env
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str) -> subprocess.Popen:
-        if name.startswith("worker"):
-            cmd = [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "lumaweb",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                "2",
-                "--hostname",
-                f"{name}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ]
-        else:
-            cmd = [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "lumaweb",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--schedule",
-                str(self.log_dir / "beat-schedule"),
-            ]
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.procs[name] = proc
-        return proc
-
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs.pop(name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        proc.wait(timeout=30)
-
-    def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.kill(name, signal.SIGTERM)
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}"
-            for p in sorted(self.log_dir.glob("*.log"))
-        )
-
-
 @pytest.fixture(scope="session")
 def pipeline_env(django_db_setup, django_db_blocker, redis_url, simulator, media_root):
     with django_db_blocker.unblock():
@@ -185,9 +101,9 @@ def pipeline_env(django_db_setup, django_db_blocker, redis_url, simulator, media
 
 
 @pytest.fixture(scope="session")
-def pipeline_session(pipeline_env) -> Iterator[Pipeline]:
+def pipeline_session(pipeline_env) -> Iterator[CeleryProcesses]:
     log_dir = Path(tempfile.mkdtemp(prefix="lumaweb-pipeline-"))
-    pipe = Pipeline(pipeline_env, log_dir)
+    pipe = CeleryProcesses(pipeline_env, log_dir)
     pipe.start("worker1")
     pipe.start("beat")
     yield pipe
@@ -196,12 +112,12 @@ def pipeline_session(pipeline_env) -> Iterator[Pipeline]:
 
 
 @pytest.fixture
-def pipeline(pipeline_session: Pipeline, sim, settings, transactional_db, redis_url):
+def pipeline(pipeline_session: CeleryProcesses, sim, settings, transactional_db, redis_url):
     """Worker + beat running; this process uses the same settings they do."""
     settings.LUMA_POLL_INTERVAL = float(POLL_INTERVAL)
     settings.LUMA_READ_TIMEOUT = 3.0
     for name in ("worker1", "beat"):
-        if name not in pipeline_session.procs or pipeline_session.procs[name].poll() is not None:
+        if not pipeline_session.running(name):
             pipeline_session.procs.pop(name, None)
             pipeline_session.start(name)
     return pipeline_session

@@ -49,6 +49,22 @@ def redis_url() -> str:
     return url
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_stray_connections(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """Before the test database is dropped, end connections that live servers' threads and
+    killed workers left open (PostgreSQL refuses to drop a database in use)."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+
 @pytest.fixture(scope="session")
 def media_root() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="lumaweb-media-"))

@@ -1,5 +1,13 @@
-from django.contrib import admin
+"""The Django admin: people, tokens and a read-only view of every job.
 
+Pipeline fields are read-only here: a change form saved over a row that a worker changed in the
+meantime would write the old status back and strand a paid job. Job actions go through the
+same services as the pages.
+"""
+
+from django.contrib import admin, messages
+
+from generations import services
 from generations.models import ApiToken, Generation, StatusEvent
 
 
@@ -9,6 +17,36 @@ class StatusEventInline(admin.TabularInline):
     can_delete = False
     readonly_fields = ("at", "status", "state", "note")
 
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+def _run(request, queryset, action, done: str) -> None:
+    ok = 0
+    for gen in queryset:
+        try:
+            action(gen, request.user)
+            ok += 1
+        except services.ServiceError as exc:
+            messages.warning(request, f"{gen.pk}: {exc}")
+    if ok:
+        messages.success(request, f"{done}: {ok}")
+
+
+@admin.action(description="Retry (a needs-attention job may be paid twice)")
+def retry(modeladmin, request, queryset):
+    _run(request, queryset, services.retry_generation, "Queued again")
+
+
+@admin.action(description="Mark needs-attention jobs failed")
+def mark_failed(modeladmin, request, queryset):
+    _run(request, queryset, services.mark_failed, "Marked failed")
+
+
+@admin.action(description="Cancel queued jobs")
+def cancel(modeladmin, request, queryset):
+    _run(request, queryset, services.cancel_generation, "Cancelled")
+
 
 @admin.register(Generation)
 class GenerationAdmin(admin.ModelAdmin):
@@ -17,11 +55,18 @@ class GenerationAdmin(admin.ModelAdmin):
     list_filter = ("status", "aspect_ratio", "kind")
     search_fields = ("user_prompt", "prompt", "remote_id", "id")
     date_hierarchy = "created_at"
-    raw_id_fields = ("parent", "created_by")
-    readonly_fields = ("id", "remote_id", "posts_sent", "attempts", "created_at", "submitted_at",
-                       "completed_at", "last_polled_at", "status_changed_at", "poll_lease")
-    inlines = [StatusEventInline]
     list_select_related = ("created_by",)
+    actions = [retry, mark_failed, cancel]
+    inlines = [StatusEventInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in Generation._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # jobs are made on the New page or through the API
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # deletes go through services (files, extensions, jobs in flight)
 
     @admin.display(description="prompt")
     def short_prompt(self, obj: Generation) -> str:
@@ -32,3 +77,6 @@ class GenerationAdmin(admin.ModelAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ("name", "user", "prefix", "created_at", "last_used_at")
     readonly_fields = ("prefix", "key_hash", "created_at", "last_used_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # made with `manage.py createapitoken`, which shows the key once

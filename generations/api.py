@@ -50,20 +50,32 @@ def api_view(*methods: str):
 def _json_body(request) -> tuple[dict | None, JsonResponse | None]:
     try:
         data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None, _error(400, "The body must be a JSON object.")
     if not isinstance(data, dict):
         return None, _error(400, "The body must be a JSON object.")
     problems = {}
     for name in STRING_FIELDS:
-        if name in data and data[name] is not None and not isinstance(data[name], str):
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
             problems[name] = ["Must be a string."]
+        elif isinstance(value, str) and not _is_text(value):
+            problems[name] = ["Must be valid Unicode text."]
     if "expand_prompt" in data and not isinstance(data["expand_prompt"], bool | None):
         problems["expand_prompt"] = ["Must be true or false."]
     if problems:
         return None, _error(400, "Some fields are not valid.", problems)
     clean = {k: v for k, v in data.items() if v is not None}
     return clean, None
+
+
+def _is_text(value: str) -> bool:
+    """JSON can carry lone surrogates ("\\ud800"); no database can store them."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _form_errors(form) -> JsonResponse:

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = "lumaweb/0.1 (+self-hosted)"
 MAX_ERROR_TEXT = 500
+MAX_ID = 255
+MAX_STATE = 50
+MAX_URL = 4096
 
 
 class UpstreamError(Exception):
@@ -84,17 +87,20 @@ class RemoteGeneration:
                 "The service answered with something that is not a generation"
             )
         video = data.get("video") if isinstance(data.get("video"), dict) else {}
+        remote_id = str(data["id"])
+        if len(remote_id) > MAX_ID:
+            raise OutcomeUnknownError("The service answered with an id lumaweb cannot keep")
         return cls(
-            id=str(data["id"]),
-            state=_text(data.get("state")).lower(),
+            id=remote_id,
+            state=_text(data.get("state")).lower()[:MAX_STATE],
             prompt=_text(data.get("prompt")),
             estimate_wait_seconds=_number(data.get("estimate_wait_seconds")),
-            video_url=_text(video.get("url")),
-            thumbnail_url=_text(video.get("thumbnail")),
+            video_url=_url(video.get("url")),
+            thumbnail_url=_url(video.get("thumbnail")),
             width=_number(video.get("width")) or 0,
             height=_number(video.get("height")) or 0,
             created_at=_datetime(data.get("created_at")),
-            failure_reason=_text(data.get("failure_reason") or data.get("error")),
+            failure_reason=_text(data.get("failure_reason") or data.get("error"))[:MAX_ERROR_TEXT],
         )
 
 
@@ -102,6 +108,14 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     return value if isinstance(value, str) else str(value)
+
+
+def _url(value: Any) -> str:
+    """An http(s) URL that fits our columns, or "" (then we keep polling until one comes)."""
+    text = _text(value).strip()
+    if len(text) > MAX_URL or not text.lower().startswith(("http://", "https://")):
+        return ""
+    return text
 
 
 def _number(value: Any) -> int | None:
@@ -165,7 +179,9 @@ def error_details(response: requests.Response) -> tuple[str, str]:
     return message[:MAX_ERROR_TEXT], request_id[:200]
 
 
-def _raise_for_status(response: requests.Response) -> None:
+def _raise_for_status(response: requests.Response, *, sent_is_unknown: bool) -> None:
+    """429 and 503 say "not now"; other 5xx answers to a POST may come after the service
+    started (and charged for) the job, so they are an unknown outcome; 4xx is a refusal."""
     status = response.status_code
     if 200 <= status < 300:
         return
@@ -175,10 +191,10 @@ def _raise_for_status(response: requests.Response) -> None:
         "request_id": request_id,
         "retry_after": _retry_after(response),
     }
-    if status == 429 or status in (500, 502, 503):
+    if status in (429, 503):
         raise RetryableError(message, **kwargs)
-    if status == 504 or status >= 500:
-        raise OutcomeUnknownError(message, **kwargs)
+    if status >= 500:
+        raise (OutcomeUnknownError if sent_is_unknown else RetryableError)(message, **kwargs)
     raise PermanentError(message, **kwargs)
 
 
@@ -252,9 +268,16 @@ class LumaClient:
                 raise RetryableError("Could not connect to the service") from exc
             cls = OutcomeUnknownError if sent_is_unknown else RetryableError
             raise cls("The connection to the service broke during the request") from exc
-        except requests.RequestException as exc:
-            raise RetryableError(f"Request to the service failed: {type(exc).__name__}") from exc
-        _raise_for_status(response)
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ) as exc:
+            raise RetryableError(f"The service's address is not usable: {exc}") from exc
+        except requests.RequestException as exc:  # e.g. a body cut short after the status line
+            cls = OutcomeUnknownError if sent_is_unknown else RetryableError
+            raise cls(f"The answer from the service broke off ({type(exc).__name__})") from exc
+        _raise_for_status(response, sent_is_unknown=sent_is_unknown)
         try:
             return response.json()
         except ValueError as exc:

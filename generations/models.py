@@ -51,7 +51,7 @@ class GenerationQuerySet(models.QuerySet):
 
 class Generation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    remote_id = models.CharField(max_length=100, null=True, blank=True, unique=True)
+    remote_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CREATE)
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="extensions"
@@ -80,8 +80,8 @@ class Generation(models.Model):
     prompt = models.TextField(blank=True, help_text="The prompt as the upstream (re)wrote it")
     estimate_wait_seconds = models.PositiveIntegerField(null=True, blank=True)
     remote_created_at = models.DateTimeField(null=True, blank=True)
-    video_url = models.URLField(max_length=2048, blank=True)
-    thumbnail_url = models.URLField(max_length=2048, blank=True)
+    video_url = models.URLField(max_length=4096, blank=True)
+    thumbnail_url = models.URLField(max_length=4096, blank=True)
     width = models.PositiveIntegerField(default=0)
     height = models.PositiveIntegerField(default=0)
 
@@ -100,6 +100,7 @@ class Generation(models.Model):
     )
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    claim = models.CharField(max_length=32, blank=True, help_text="The submit attempt that owns it")
     post_started_at = models.DateTimeField(null=True, blank=True)
 
     # Timings.
@@ -117,6 +118,7 @@ class Generation(models.Model):
     thumbnail_file = models.FileField(upload_to="thumbnails/", blank=True)
     video_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     assets_next_at = models.DateTimeField(null=True, blank=True)
+    assets_enqueued_at = models.DateTimeField(null=True, blank=True)
     asset_attempts = models.PositiveIntegerField(default=0)
     asset_error = models.TextField(blank=True)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, ProtectedError, Q
 from django.utils import timezone
 
 from generations import fetch
@@ -107,6 +107,7 @@ def _enqueue_submit(gen_id: Any, countdown: float | None = None) -> None:
 def _enqueue_copy(gen_id: Any) -> None:
     from generations import tasks
 
+    Generation.objects.filter(pk=gen_id).update(assets_enqueued_at=timezone.now())
     transaction.on_commit(lambda: tasks.copy_assets.delay(str(gen_id)), robust=True)
 
 
@@ -128,6 +129,12 @@ def create_generation(user, *, parent: Generation | None = None, **fields: Any) 
     if unknown:
         raise TypeError(f"unknown fields: {sorted(unknown)}")
     with transaction.atomic():
+        if parent is not None and not (
+            Generation.objects.select_for_update()
+            .filter(pk=parent.pk, status=Status.COMPLETED, remote_id__isnull=False)
+            .exists()
+        ):  # locked: a delete of the parent at the same moment waits for this extension
+            raise ServiceError("Only a finished video can be extended.")
         gen = Generation.objects.create(
             created_by=user if getattr(user, "is_authenticated", False) else None,
             parent=parent,
@@ -176,6 +183,7 @@ def retry_generation(gen: Generation, user=None) -> Generation:
         next_attempt_at=None,
         post_started_at=None,
         posts_authorized=F("posts_sent") + 1,
+        claim="",
         video_url="",
         thumbnail_url="",
     )
@@ -217,16 +225,29 @@ def delete_generation(gen: Generation, user=None) -> None:
     """Delete a finished, failed or cancelled generation and its local files.
 
     Jobs in flight cannot be deleted (they are being paid for), nor a video that others extend.
+    The checks and the delete happen on the locked row, so a retry or an extension arriving
+    at the same moment cannot slip in between.
     """
     check_can_change(gen, user)
-    if gen.status in (Status.QUEUED, Status.SUBMITTING, Status.IN_PROGRESS):
-        raise ServiceError("A job in flight cannot be deleted; cancel it or wait until it ends.")
-    if gen.extensions.exists():
-        raise ServiceError("Other videos extend this one; delete those first.")
-    files = [
-        f for f in (gen.video_file, gen.thumbnail_file, gen.image_file, gen.image_end_file) if f
-    ]
-    gen.delete()
+    with transaction.atomic():
+        row = Generation.objects.select_for_update().filter(pk=gen.pk).first()
+        if row is None:
+            return
+        if row.status == Status.NEEDS_ATTENTION:
+            raise ServiceError("Resolve this job first: retry it or mark it failed.")
+        if row.status not in (Status.COMPLETED, Status.FAILED, Status.CANCELLED):
+            raise ServiceError(
+                "A job in flight cannot be deleted; cancel it or wait until it ends."
+            )
+        if row.extensions.exists():
+            raise ServiceError("Other videos extend this one; delete those first.")
+        files = [
+            f for f in (row.video_file, row.thumbnail_file, row.image_file, row.image_end_file) if f
+        ]
+        try:
+            row.delete()
+        except ProtectedError:
+            raise ServiceError("Other videos extend this one; delete those first.") from None
     for stored in files:
         stored.storage.delete(stored.name)
     _plog(gen.pk, "deleted by %s", getattr(user, "username", "") or "an operator")
@@ -260,8 +281,14 @@ def request_body(gen: Generation) -> dict[str, Any]:
 
 
 def submit(gen_id: Any) -> str:
-    """Claim a queued row and POST it once. Returns what happened, for logs and tests."""
+    """Claim a queued row and POST it once. Returns what happened, for logs and tests.
+
+    Every step after the claim is conditional on this attempt's ``claim`` token, so a worker
+    that stalled past the sweeper's deadline cannot count, send or record for a row that has
+    moved on (and perhaps been claimed by another worker).
+    """
     now = timezone.now()
+    token = secrets.token_hex(8)
     claimed = _move(
         gen_id,
         [Status.QUEUED],
@@ -271,34 +298,45 @@ def submit(gen_id: Any) -> str:
         & Q(posts_sent__lt=F("posts_authorized")),
         attempts=F("attempts") + 1,
         post_started_at=None,
+        claim=token,
     )
     if not claimed:
         return "not-claimed"
     gen = Generation.objects.select_related("parent").get(pk=gen_id)
+    mine = Q(claim=token)
     body = request_body(gen)
     if gen.parent_id and not gen.parent.remote_id:
         _move(
             gen.pk,
             [Status.SUBMITTING],
             Status.FAILED,
+            extra_filter=mine,
             note="parent has no upstream id",
             error="The video this extends has no upstream id.",
         )
         return "failed"
-    # From here on the POST may reach the service: count it before sending.
-    Generation.objects.filter(pk=gen.pk, status=Status.SUBMITTING).update(
-        post_started_at=timezone.now(), posts_sent=F("posts_sent") + 1
-    )
+    # From here on the POST may reach the service: count it before sending, if still ours.
+    counted = Generation.objects.filter(
+        mine,
+        pk=gen.pk,
+        status=Status.SUBMITTING,
+        post_started_at__isnull=True,
+        posts_sent__lt=F("posts_authorized"),
+    ).update(post_started_at=timezone.now(), posts_sent=F("posts_sent") + 1)
+    if counted != 1:
+        _plog(gen.pk, "claim lost before sending; nothing sent", level=logging.WARNING)
+        return "not-claimed"
     client = get_client()
     try:
         remote = client.extend(gen.parent.remote_id, body) if gen.parent_id else client.create(body)
     except RetryableError as exc:
-        return _refused_for_now(gen, exc)
+        return _refused_for_now(gen, token, exc)
     except OutcomeUnknownError as exc:
         _move(
             gen.pk,
             [Status.SUBMITTING],
             Status.NEEDS_ATTENTION,
+            extra_filter=mine,
             note="outcome unknown: " + exc.message,
             error=exc.message.rstrip(".")
             + ". It was not sent again automatically, to avoid paying twice.",
@@ -311,6 +349,7 @@ def submit(gen_id: Any) -> str:
             gen.pk,
             [Status.SUBMITTING],
             Status.FAILED,
+            extra_filter=mine,
             note=f"refused ({exc.status_code})",
             error=exc.message,
             error_code=exc.status_code,
@@ -319,13 +358,14 @@ def submit(gen_id: Any) -> str:
             post_started_at=None,
         )
         return "failed"
-    return _accepted(gen, remote)
+    return _accepted(gen, token, remote)
 
 
-def _refused_for_now(gen: Generation, exc: UpstreamError) -> str:
+def _refused_for_now(gen: Generation, token: str, exc: UpstreamError) -> str:
     """The POST certainly started nothing: un-count it and queue again with backoff."""
     attempts = gen.attempts  # loaded after the claim incremented it
     common = {
+        "extra_filter": Q(claim=token),
         "error": exc.message,
         "error_code": exc.status_code,
         "error_request_id": exc.request_id,
@@ -358,31 +398,60 @@ def _refused_for_now(gen: Generation, exc: UpstreamError) -> str:
     return "retry"
 
 
-def _accepted(gen: Generation, remote: RemoteGeneration) -> str:
+def _accepted(gen: Generation, token: str, remote: RemoteGeneration) -> str:
     now = timezone.now()
+    fields = {
+        "remote_id": remote.id,
+        "state": remote.state,
+        "prompt": remote.prompt,
+        "estimate_wait_seconds": remote.estimate_wait_seconds,
+        "remote_created_at": remote.created_at,
+        "submitted_at": now,
+        "last_progress_at": now,
+        "next_poll_at": now + timedelta(seconds=next_poll_delay(remote.estimate_wait_seconds)),
+    }
     moved = _move(
         gen.pk,
         # The sweeper may have given up on a slow request meanwhile: the answer still wins.
         [Status.SUBMITTING, Status.NEEDS_ATTENTION],
         Status.IN_PROGRESS,
         note=f"accepted as {remote.id}",
-        extra_filter=Q(remote_id__isnull=True),
-        remote_id=remote.id,
-        state=remote.state,
-        prompt=remote.prompt,
-        estimate_wait_seconds=remote.estimate_wait_seconds,
-        remote_created_at=remote.created_at,
-        submitted_at=now,
-        last_progress_at=now,
-        next_poll_at=now + timedelta(seconds=next_poll_delay(remote.estimate_wait_seconds)),
+        extra_filter=Q(claim=token, remote_id__isnull=True),
         error="",
         error_code=None,
         error_request_id="",
+        **fields,
     )
-    if not moved:
-        _plog(gen.pk, "accepted as %s but the row had moved on", remote.id, level=logging.ERROR)
-        Generation.objects.filter(pk=gen.pk, remote_id__isnull=True).update(remote_id=remote.id)
-    return "accepted"
+    if moved:
+        return "accepted"
+    # The row moved on while the POST was out (a person retried it or marked it failed): the
+    # generation is paid for all the same, so it gets a row of its own and is kept.
+    with transaction.atomic():
+        adopted = Generation.objects.create(
+            created_by=gen.created_by,
+            parent=gen.parent,
+            kind=gen.kind,
+            user_prompt=gen.user_prompt,
+            aspect_ratio=gen.aspect_ratio,
+            expand_prompt=gen.expand_prompt,
+            image_url=gen.image_url,
+            image_end_url=gen.image_end_url,
+            status=Status.IN_PROGRESS,
+            posts_sent=1,
+            posts_authorized=1,
+            attempts=1,
+            **fields,
+        )
+        StatusEvent.objects.create(
+            generation=adopted,
+            status=Status.IN_PROGRESS,
+            state=remote.state,
+            note=f"late answer for {gen.pk}: accepted as {remote.id}",
+        )
+    _plog(
+        gen.pk, "late answer %s kept as generation %s", remote.id, adopted.pk, level=logging.WARNING
+    )
+    return "adopted"
 
 
 # --- poll --------------------------------------------------------------------------------------
@@ -431,18 +500,54 @@ def poll_in_flight(limit_batches: int = 20) -> PollStats:
     stats.due = len(rows)
     client = get_client()
     for start in range(0, len(rows), batch):
-        chunk = rows[start : start + batch]
-        stats.requests += 1
-        try:
-            answers = client.get_many([row.remote_id for row in chunk])
-        except UpstreamError as exc:
-            stats.errors += 1
-            _poll_failed(chunk, lease, exc)
-            continue
-        by_id = {answer.id: answer for answer in answers}
-        for row in chunk:
-            stats.count(apply_remote(row, by_id.get(row.remote_id), lease))
+        _poll_chunk(client, rows[start : start + batch], lease, stats)
     return stats
+
+
+def _poll_chunk(client, chunk: list[Generation], lease: str, stats: PollStats) -> None:
+    """One GET for these rows. A refusal of the whole request (a 4xx, say for one id the
+    service does not know) is narrowed down by halves, so one bad id cannot stall the rest;
+    a single id refused that way counts as unknown to the service (the deadline applies)."""
+    stats.requests += 1
+    try:
+        answers = client.get_many([row.remote_id for row in chunk])
+    except PermanentError as exc:
+        stats.errors += 1
+        if len(chunk) == 1:
+            _plog(
+                chunk[0].pk,
+                "poll refused (%s): %s",
+                exc.status_code,
+                exc.message,
+                level=logging.WARNING,
+            )
+            stats.count(_apply_safely(chunk[0], None, lease))
+            return
+        half = len(chunk) // 2
+        _poll_chunk(client, chunk[:half], lease, stats)
+        _poll_chunk(client, chunk[half:], lease, stats)
+        return
+    except UpstreamError as exc:
+        stats.errors += 1
+        _poll_failed(chunk, lease, exc)
+        return
+    by_id = {answer.id: answer for answer in answers}
+    for row in chunk:
+        stats.count(_apply_safely(row, by_id.get(row.remote_id), lease))
+
+
+def _apply_safely(row: Generation, remote: RemoteGeneration | None, lease: str) -> str:
+    """One row's trouble (a value the database refuses, say) must not stop the others; its
+    lease runs out and it is polled again."""
+    try:
+        return apply_remote(row, remote, lease)
+    except Exception:
+        log.exception(
+            "generation=%s could not apply a poll answer",
+            row.pk,
+            extra={"generation_id": str(row.pk)},
+        )
+        return "error"
 
 
 def _poll_failed(rows: list[Generation], lease: str, exc: UpstreamError) -> None:
@@ -663,10 +768,12 @@ def sweep() -> SweepStats:
         ):
             stats.needs_attention += 1
     # 3. finished videos still without a local copy
-    due = Generation.objects.filter(status=Status.COMPLETED, assets_next_at__lte=now)
+    lost_copy = Q(assets_enqueued_at__isnull=True) | Q(assets_enqueued_at__lte=stale_enqueue)
+    due = Generation.objects.filter(lost_copy, status=Status.COMPLETED, assets_next_at__lte=now)
     for pk in due.values_list("pk", flat=True)[:500]:
-        tasks.copy_assets.delay(str(pk))
-        stats.copies += 1
+        if Generation.objects.filter(lost_copy, pk=pk).update(assets_enqueued_at=now):
+            tasks.copy_assets.delay(str(pk))
+            stats.copies += 1
     if stats.requeued or stats.unstuck or stats.needs_attention:
         log.info("sweep %s", stats)
     return stats

@@ -6,9 +6,17 @@ cd "$ROOT"
 PYTHON="${PYTHON:-python3}"
 VENV="$ROOT/.venv"
 mkdir -p "$ROOT/.run"
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+  echo "==> .venv is broken (no pip): making it again"
+  rm -rf "$VENV" "$ROOT"/.run/installed-*
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   echo "==> creating a virtualenv in .venv"
-  "$PYTHON" -m venv "$VENV"
+  if ! "$PYTHON" -m venv "$VENV"; then
+    rm -rf "$VENV"
+    echo "!! could not make a virtualenv: on Debian/Ubuntu, apt-get install python3-venv" >&2
+    exit 1
+  fi
 fi
 stamp="$ROOT/.run/installed-$1"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then

@@ -256,8 +256,11 @@ def test_uploaded_keyframe_gets_a_random_name_and_is_served_inert(alice, setting
 def test_videos_are_not_served_to_strangers(alice, settings, media_root):
     (media_root / "videos").mkdir(exist_ok=True)
     (media_root / "videos" / "v.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
-    assert Client().get("/media/videos/v.mp4").status_code == 404
-    assert Client().get("/media/../settings.py").status_code == 404
+    for path in ("/media/videos/v.mp4", "/media/../settings.py",
+                 "/media/keyframes/../videos/v.mp4", "/media/keyframes/%2e%2e/videos/v.mp4",
+                 "/media/keyframes/..%2fvideos/v.mp4", "/media/keyframes/%252e%252e/videos/v.mp4",
+                 "/media/keyframes/../../lumaweb/settings.py"):
+        assert Client().get(path).status_code == 404, path
     client = Client()
     client.force_login(alice)
     assert client.get("/media/videos/v.mp4").status_code == 200
@@ -339,3 +342,34 @@ def test_login_is_throttled_after_repeated_failures(alice, settings):
     make_user("bob")
     ok = client.post("/accounts/login/", {"username": "bob", "password": "s3cret-pass!"})
     assert ok.status_code == 302
+
+
+def test_videos_answer_byte_ranges_for_seeking(alice, media_root):
+    (media_root / "videos").mkdir(exist_ok=True)
+    (media_root / "videos" / "r.mp4").write_bytes(bytes(range(256)) * 4)
+    client = Client()
+    client.force_login(alice)
+    part = client.get("/media/videos/r.mp4", HTTP_RANGE="bytes=10-19")
+    assert part.status_code == 206
+    assert part["Content-Range"] == "bytes 10-19/1024"
+    assert b"".join(part.streaming_content) == bytes(range(10, 20))
+    tail = client.get("/media/videos/r.mp4", HTTP_RANGE="bytes=-4")
+    assert b"".join(tail.streaming_content) == bytes(range(252, 256))
+    assert client.get("/media/videos/r.mp4", HTTP_RANGE="bytes=5000-").status_code == 416
+    whole = client.get("/media/videos/r.mp4")
+    assert whole.status_code == 200 and whole["Accept-Ranges"] == "bytes"
+    assert whole["Content-Type"] == "video/mp4"
+
+
+def test_admin_shows_jobs_read_only_and_acts_through_services(db):
+    boss = make_user("boss", is_staff=True, is_superuser=True)
+    gen = Generation.objects.create(user_prompt="x", status=Status.NEEDS_ATTENTION,
+                                    created_by=boss, posts_sent=1)
+    client = Client()
+    client.force_login(boss)
+    page = client.get(f"/admin/generations/generation/{gen.pk}/change/").content.decode()
+    assert 'name="status"' not in page and 'name="posts_authorized"' not in page
+    client.post("/admin/generations/generation/", {
+        "action": "mark_failed", "_selected_action": [str(gen.pk)]})
+    gen.refresh_from_db()
+    assert gen.status == Status.FAILED

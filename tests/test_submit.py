@@ -6,10 +6,16 @@ pipeline tests show the same through a real Celery worker.
 
 from __future__ import annotations
 
+import http.server
+import threading
+import time
+
 import pytest
+from django.db import close_old_connections
 
 from generations import services
 from generations.models import Generation, Status
+from tests.conftest import wait_for
 from tests.factories import make_user
 
 
@@ -71,13 +77,13 @@ def test_rate_limited_post_goes_back_to_queued_honouring_retry_after(queued, sim
 
 
 @pytest.mark.parametrize("attempt", [1, 3])
-def test_server_errors_back_off_exponentially(queued, sim, attempt):
-    sim.configure(error_rate=1.0)
+def test_unavailable_service_backs_off_exponentially(queued, sim, attempt):
+    sim.configure(error_rate=1.0, error_status=503)
     Generation.objects.filter(pk=queued.pk).update(attempts=attempt - 1)
     assert services.submit(queued.pk) == "retry"
     queued.refresh_from_db()
     assert queued.status == Status.QUEUED
-    assert queued.error_code in (500, 502, 503)
+    assert queued.error_code == 503
     assert queued.error_request_id  # the aggregator's requestId is kept
     wait = (queued.next_attempt_at - queued.status_changed_at).total_seconds()
     expected = 2.0 * 2 ** (attempt - 1)
@@ -86,7 +92,7 @@ def test_server_errors_back_off_exponentially(queued, sim, attempt):
 
 def test_retryable_refusals_give_up_after_max_attempts(queued, sim, settings):
     settings.LUMA_SUBMIT_MAX_ATTEMPTS = 2
-    sim.configure(error_rate=1.0)
+    sim.configure(error_rate=1.0, error_status=503)
     Generation.objects.filter(pk=queued.pk).update(attempts=1)
     assert services.submit(queued.pk) == "failed"
     queued.refresh_from_db()
@@ -167,3 +173,72 @@ def test_cancel_only_a_queued_job(queued):
     with pytest.raises(services.ServiceError):
         services.cancel_generation(queued, make_user())
     assert services.submit(queued.pk) == "not-claimed"
+
+
+@pytest.mark.parametrize("status", [500, 502])
+def test_server_error_answer_to_a_post_needs_attention_not_a_resend(queued, sim, status):
+    """A 500 or 502 may come after the service started (and charged for) the job."""
+    sim.configure(error_rate=1.0, error_status=status)
+    assert services.submit(queued.pk) == "needs-attention"
+    queued.refresh_from_db()
+    assert queued.status == Status.NEEDS_ATTENTION
+    assert queued.posts_sent == 1 and queued.error_code == status
+    sim.configure(error_rate=0.0)
+    services.sweep()
+    assert services.submit(queued.pk) == "not-claimed"
+
+
+class _CutShort(http.server.BaseHTTPRequestHandler):
+    """Answers a POST with 200 and a promised body it never finishes: the request got there."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "200")
+        self.end_headers()
+        self.wfile.write(b'{"id": "abc",')
+        self.wfile.flush()
+        self.connection.close()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_answer_cut_short_after_a_post_needs_attention(queued, settings):
+    # The simulator always finishes its answers; this tiny real server is the only way to
+    # have a response break off after the status line.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CutShort)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.LUMA_API_BASE_URL = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        assert services.submit(queued.pk) == "needs-attention"
+    finally:
+        server.shutdown()
+    queued.refresh_from_db()
+    assert queued.posts_sent == 1
+    assert "broke off" in queued.error
+
+
+def test_late_answer_after_a_person_retried_is_kept_as_its_own_job(transactional_db, sim,
+                                                                     settings):
+    """The sweeper gave up on a slow POST and a person pressed Retry; then the answer came."""
+    gen = services.create_generation(make_user(), user_prompt="slow but paid")
+    sim.configure(slow_rate=1.0, slow_seconds=1.5)
+    result = []
+    worker = threading.Thread(target=lambda: (result.append(services.submit(gen.pk)),
+                                              close_old_connections()))
+    worker.start()
+    wait_for(lambda: Generation.objects.filter(pk=gen.pk, post_started_at__isnull=False).exists(),
+             5, "the POST to be sent")
+    settings.LUMA_SUBMIT_STALE_AFTER = 0.01
+    time.sleep(0.05)
+    assert services.sweep().needs_attention == 1
+    services.retry_generation(Generation.objects.get(pk=gen.pk), make_user())
+    worker.join(10)
+    assert result == ["adopted"]
+    original = Generation.objects.get(pk=gen.pk)
+    assert original.status == Status.QUEUED and original.remote_id is None
+    kept = Generation.objects.get(remote_id=posts_for(sim, "slow but paid")[0]["id"])
+    assert kept.status == Status.IN_PROGRESS and kept.pk != gen.pk
+    assert "late answer" in kept.events.first().note

@@ -70,6 +70,7 @@ class Config:
     duration: float = 20.0
     vocabulary: str = "mixed"
     error_rate: float = 0.0
+    error_status: int | None = None  # one of 500/502/503; None: any of them at random
     rate_limit_rate: float = 0.0
     retry_after: float = 1.0
     slow_rate: float = 0.0
@@ -131,6 +132,8 @@ class Config:
             raise ValueError("vocabulary must be classic, luma or mixed")
         if self.credits is not None and self.credits < 0:
             raise ValueError("credits must not be negative")
+        if self.error_status is not None and self.error_status not in dict(SERVER_ERRORS):
+            raise ValueError("error_status must be 500, 502 or 503")
 
     def public(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,7 +141,7 @@ class Config:
 
 def _coerce(config: Config, key: str, value: Any) -> Any:
     """Check a runtime setting's JSON type against the field's default type."""
-    optional = key in ("api_key", "credits", "seed")
+    optional = key in ("api_key", "credits", "seed", "error_status")
     if value is None:
         if optional:
             return None
@@ -149,7 +152,7 @@ def _coerce(config: Config, key: str, value: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{key} must be a number")
-    if key in ("credits", "seed", "fps"):
+    if key in ("credits", "seed", "fps", "error_status"):
         if value != int(value):
             raise ValueError(f"{key} must be an integer")
         return int(value)
@@ -176,6 +179,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="state names: pending/processing, queued/dreaming, or mixed per generation",
     )
     add("--error-rate", type=float, default=0.0, help="fraction of API requests answered 5xx")
+    add("--error-status", type=int, default=None, help="answer injected errors with this status "
+        "(500, 502 or 503; default any)")
     add("--rate-limit-rate", type=float, default=0.0, help="fraction answered 429")
     add("--retry-after", type=float, default=d.retry_after, help="Retry-After seconds on 429")
     add("--slow-rate", type=float, default=0.0, help="fraction of replies delayed")
@@ -351,6 +356,8 @@ class Simulator:
         if self.rng.random() < config.error_rate:
             self.faults["error"] += 1
             status, message = self.rng.choice(SERVER_ERRORS)
+            if config.error_status is not None:
+                status, message = config.error_status, dict(SERVER_ERRORS)[config.error_status]
             return error_reply(status, message, path)
         if self.rng.random() < config.rate_limit_rate:
             self.faults["rate_limited"] += 1

@@ -55,7 +55,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"\n  lumaweb is starting in {mode}\n"
             f"  open  http://127.0.0.1:{port}/\n"
-            f"  log in as admin (password: cat .run/admin-password; more people in /admin/)\n"
+            f"  log in as {os.environ.get('DJANGO_SUPERUSER_USERNAME', 'admin')} "
+            "(password: cat .run/admin-password; more people in /admin/)\n"
             f"  broker {settings.CELERY_BROKER_URL}   Ctrl-C stops everything\n"
         ))
         stop = threading.Event()

@@ -12,6 +12,7 @@ import time
 
 import pytest
 from django.db import close_old_connections
+from django.utils import timezone
 
 from generations import services
 from generations.models import Generation, Status
@@ -223,7 +224,10 @@ def test_answer_cut_short_after_a_post_needs_attention(queued, settings):
 def test_late_answer_after_a_person_retried_is_kept_as_its_own_job(transactional_db, sim,
                                                                      settings):
     """The sweeper gave up on a slow POST and a person pressed Retry; then the answer came."""
-    gen = services.create_generation(make_user(), user_prompt="slow but paid")
+    # Made directly, with no wake-up message: a worker the suite runs elsewhere must not
+    # take it before this test's own submit does.
+    gen = Generation.objects.create(user_prompt="slow but paid", created_by=make_user(),
+                                    enqueued_at=timezone.now())
     sim.configure(slow_rate=1.0, slow_seconds=1.5)
     result = []
     worker = threading.Thread(target=lambda: (result.append(services.submit(gen.pk)),
@@ -237,8 +241,11 @@ def test_late_answer_after_a_person_retried_is_kept_as_its_own_job(transactional
     services.retry_generation(Generation.objects.get(pk=gen.pk), make_user())
     worker.join(10)
     assert result == ["adopted"]
-    original = Generation.objects.get(pk=gen.pk)
-    assert original.status == Status.QUEUED and original.remote_id is None
-    kept = Generation.objects.get(remote_id=posts_for(sim, "slow but paid")[0]["id"])
+    late_id = posts_for(sim, "slow but paid")[0]["id"]
+    kept = Generation.objects.get(remote_id=late_id)
     assert kept.status == Status.IN_PROGRESS and kept.pk != gen.pk
+    # The retried row is its own job again (a running worker may already have taken it).
+    original = Generation.objects.get(pk=gen.pk)
+    assert original.remote_id != late_id
+    assert original.posts_authorized == 2
     assert "late answer" in kept.events.first().note

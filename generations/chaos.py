@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {Status.COMPLETED, Status.FAILED, Status.NEEDS_ATTENTION, Status.CANCELLED}
 FAULTS = {
     "error_rate": 0.10,
+    "error_after_create_rate": 0.02,  # the service started the job, then a gateway said 502
     "rate_limit_rate": 0.05,
     "retry_after": 1,
     "slow_rate": 0.03,
@@ -164,9 +165,9 @@ class Report:
             ("local copies verified byte for byte", f"{self.copies_verified}/{self.completed}"),
             ("faults: worker SIGKILLs / Redis restarts / beat restarts",
              f"{self.worker_kills} / {self.redis_restarts} / {self.beat_restarts}"),
-            ("faults the simulator injected (5xx / 429 / slow)",
+            ("faults the simulator injected (5xx / 502 after starting / 429 / slow)",
              " / ".join(str(self.upstream_faults.get(k, 0))
-                        for k in ("error", "rate_limited", "slow"))),
+                        for k in ("error", "error_after_create", "rate_limited", "slow"))),
             ("time", f"{self.seconds:.0f} s"),
         ]
         width = max(len(label) for label, _ in rows)

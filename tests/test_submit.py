@@ -249,3 +249,13 @@ def test_late_answer_after_a_person_retried_is_kept_as_its_own_job(transactional
     assert original.remote_id != late_id
     assert original.posts_authorized == 2
     assert "late answer" in kept.events.first().note
+
+
+def test_gateway_error_after_the_job_started_is_never_paid_twice(queued, sim):
+    sim.configure(error_after_create_rate=1.0)
+    assert services.submit(queued.pk) == "needs-attention"
+    assert len(posts_for(sim, queued.user_prompt)) == 1  # it did start, and was charged
+    sim.configure(error_after_create_rate=0.0)
+    services.sweep()
+    assert services.submit(queued.pk) == "not-claimed"
+    assert len(posts_for(sim, queued.user_prompt)) == 1

@@ -71,6 +71,7 @@ class Config:
     vocabulary: str = "mixed"
     error_rate: float = 0.0
     error_status: int | None = None  # one of 500/502/503; None: any of them at random
+    error_after_create_rate: float = 0.0  # POSTs that start a generation, then answer 502
     rate_limit_rate: float = 0.0
     retry_after: float = 1.0
     slow_rate: float = 0.0
@@ -111,6 +112,7 @@ class Config:
     def validate(self) -> None:
         for name in (
             "error_rate",
+            "error_after_create_rate",
             "rate_limit_rate",
             "slow_rate",
             "fail_rate",
@@ -181,6 +183,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--error-rate", type=float, default=0.0, help="fraction of API requests answered 5xx")
     add("--error-status", type=int, default=None, help="answer injected errors with this status "
         "(500, 502 or 503; default any)")
+    add("--error-after-create-rate", type=float, default=0.0,
+        help="fraction of POSTs that start a generation and then answer 502")
     add("--rate-limit-rate", type=float, default=0.0, help="fraction answered 429")
     add("--retry-after", type=float, default=d.retry_after, help="Retry-After seconds on 429")
     add("--slow-rate", type=float, default=0.0, help="fraction of replies delayed")
@@ -328,7 +332,7 @@ class Simulator:
         self.generations: dict[str, Generation] = {}
         self.posts: list[dict[str, Any]] = []
         self.counters = {"get_requests": 0, "get_ids": 0, "requests": 0}
-        self.faults = {"error": 0, "rate_limited": 0, "slow": 0}
+        self.faults = {"error": 0, "rate_limited": 0, "slow": 0, "error_after_create": 0}
 
     # -- the upstream API -------------------------------------------------------------------
 
@@ -392,7 +396,14 @@ class Simulator:
     def create(self, request: dict[str, Any], host: str) -> Reply:
         with self.lock:
             generation = self._new_generation(request, kind="create")
+            self._maybe_fail_after_create()
             return json_reply(200, self._render_json(generation, host))
+
+    def _maybe_fail_after_create(self) -> None:
+        """A gateway error after the job started (and was charged): the worst case for a client."""
+        if self.rng.random() < self.config.error_after_create_rate:
+            self.faults["error_after_create"] += 1
+            raise ApiError(502, "Bad gateway: the upstream provider did not answer")
 
     def extend(self, parent_id: str, body: bytes, host: str) -> Reply:
         with self.lock:
@@ -404,6 +415,7 @@ class Simulator:
             if not parent.has_url(time.monotonic()):
                 raise ApiError(400, "Only completed generations can be extended")
             generation = self._new_generation(request, kind="extend", parent=parent)
+            self._maybe_fail_after_create()
             return json_reply(200, self._render_json(generation, host))
 
     def get_many(self, ids: list[str], host: str) -> Reply:

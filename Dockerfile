@@ -22,4 +22,4 @@ RUN pip install . \
 
 USER lumaweb
 EXPOSE 8000
-CMD ["gunicorn", "lumaweb.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60"]
+CMD ["gunicorn", "lumaweb.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--worker-class", "gthread", "--threads", "8", "--timeout", "120"]

@@ -24,15 +24,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 VIEWPORT = {"width": 1280, "height": 860}
 USERNAME, PASSWORD = "maya", "studio-demo-pass"
 
@@ -172,12 +163,14 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
 def capture(base: str, out: Path, detail_pk, mobile: Path | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium")
-    if not chromium:
-        raise SystemExit("chromium is not installed (apt-get install -y chromium)")
+    from tests.chromium import launch
+
     out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            browser = launch(pw)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
         for scheme in ("light", "dark"):
             context = browser.new_context(viewport=VIEWPORT, color_scheme=scheme)
             page = context.new_page()

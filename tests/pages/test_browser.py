@@ -13,27 +13,18 @@ from pathlib import Path
 import pytest
 
 from generations.models import Generation, Status
+from tests.chromium import launch
 from tests.conftest import wait_for
 from tests.factories import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.pipeline]
 
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium = shutil.which("chromium")
-    if not chromium:
+    if not shutil.which("chromium"):
         pytest.fail("chromium is not installed: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
@@ -41,7 +32,7 @@ def browser():
     # itself (to wait for rows) are plain synchronous code.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = launch(pw)
         yield browser
         browser.close()
 

@@ -18,14 +18,13 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HTMX_STOP_POLLING as STOP_POLLING  # 286: htmx stops the poll
 from django_htmx.http import reswap, retarget, trigger_client_event
 
 from generations import queries, services
 from generations.forms import ASPECT_HINTS, ExtendForm, GenerationForm
 from generations.models import ASPECT_RATIOS, Generation
 from generations.templatetags.studio import short_prompt, thousands
-
-STOP_POLLING = 286
 
 
 # --- helpers ------------------------------------------------------------------------------------

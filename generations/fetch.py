@@ -13,6 +13,7 @@ import ipaddress
 import os
 import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -153,6 +154,7 @@ def _open(url: str, kind: Kind, timeout: float) -> requests.Response:
 def download_to_storage(url: str, name: str, kind: Kind) -> tuple[str, int]:
     """Stream ``url`` into storage as ``name``; returns (stored name, size in bytes)."""
     timeout = settings.LUMA_DOWNLOAD_TIMEOUT
+    deadline = time.monotonic() + timeout  # the whole download, not just each read
     response = _open(url, kind, timeout)
     tmp_dir = os.path.join(settings.MEDIA_ROOT, ".partial")
     os.makedirs(tmp_dir, exist_ok=True)
@@ -166,6 +168,8 @@ def download_to_storage(url: str, name: str, kind: Kind) -> tuple[str, int]:
                     size += len(chunk)
                     if size > kind.max_bytes:
                         raise FetchError("The file is larger than allowed", permanent=True)
+                    if time.monotonic() > deadline:
+                        raise FetchError(f"The download took longer than {timeout:.0f} s")
                     if len(head) < 16:
                         head += chunk[:16]
                     out.write(chunk)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     declared: int | None = None
     ctype = "video/mp4"
     cut_after: int | None = None
+    drip: float = 0.0  # seconds between 100-byte pieces of the body
 
     def do_GET(self):
         self.send_response(200)
@@ -36,6 +38,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         data = self.body if self.cut_after is None else self.body[: self.cut_after]
+        if self.drip:
+            for start in range(0, len(data), 100):
+                self.wfile.write(data[start : start + 100])
+                self.wfile.flush()
+                time.sleep(self.drip)
+            return
         self.wfile.write(data)
         self.wfile.flush()
         if self.cut_after is not None:
@@ -160,3 +168,15 @@ def test_failed_copy_is_retried_later_and_the_video_stays_viewable(db, settings,
     gen.refresh_from_db()
     assert gen.assets_next_at is not None and gen.asset_error
     assert gen.display_video_url == url  # the gallery falls back to the upstream's URL
+
+
+def test_a_download_that_drips_is_cut_off_at_the_time_cap(db, odd_server, media_root, settings):
+    url, handler = odd_server
+    handler.drip = 0.05  # ~5 s for the whole body, each read well within its time-out
+    settings.LUMA_DOWNLOAD_TIMEOUT = 1
+    started = time.monotonic()
+    with pytest.raises(fetch.FetchError, match="took longer"):
+        fetch.download_to_storage(url, "videos/slow.mp4", fetch.video_kind())
+    assert time.monotonic() - started < 3
+    assert not default_storage.exists("videos/slow.mp4")
+    assert partial_files(media_root) == []

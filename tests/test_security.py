@@ -373,3 +373,36 @@ def test_admin_shows_jobs_read_only_and_acts_through_services(db):
         "action": "mark_failed", "_selected_action": [str(gen.pk)]})
     gen.refresh_from_db()
     assert gen.status == Status.FAILED
+
+
+@pytest.mark.pipeline
+def test_api_key_is_in_no_worker_or_beat_log_line_during_a_full_run(
+    transactional_db, pipeline_session, pipeline_env, tmp_path
+):
+    """A real worker and beat with a real key, logging at DEBUG, against a simulator that
+    demands that key: the job completes (so the key was used) and no line shows it."""
+    from generations.chaos import publishing_to
+    from generations.processes import CeleryProcesses
+    from generations.simulator.testing import SimulatorProcess
+    from tests.conftest import wait_for
+
+    pipeline_session.stop_all()  # the suite's own worker must not take this job
+    base, _, db = pipeline_env["REDIS_URL"].rpartition("/")
+    broker = f"{base}/{(int(db or 0) + 1) % 16}"
+    with SimulatorProcess(api_key=SECRET, duration=1, video_seconds=1) as sim:
+        env = {**pipeline_env, "LUMA_API_KEY": SECRET, "LUMA_API_BASE_URL": sim.api_url,
+               "REDIS_URL": broker, "LOG_LEVEL": "DEBUG"}
+        procs = CeleryProcesses(env, tmp_path)
+        procs.start("worker-keyed")
+        procs.start("beat")
+        try:
+            with publishing_to(broker):
+                gen = services.create_generation(make_user(), user_prompt="keyed run")
+            wait_for(lambda: Generation.objects.filter(pk=gen.pk).exclude(video_file="").exists(),
+                     60, "the keyed job to complete and be copied")
+        finally:
+            procs.stop_all()
+        assert len(sim.ledger()["posts"]) == 1
+    logs = "".join(path.read_text(errors="replace") for path in tmp_path.glob("*.log"))
+    assert f"generation={gen.pk}" in logs and "DEBUG" in logs
+    assert SECRET not in logs

@@ -254,11 +254,16 @@ def delete_generation(gen: Generation, user=None) -> None:
 
 
 def toggle_like(gen: Generation, user) -> bool:
-    """Like or unlike for this user; returns whether it is now liked."""
-    if gen.liked_by.filter(pk=user.pk).exists():
-        gen.liked_by.remove(user)
+    """Like or unlike for this user; returns whether it is now liked.
+
+    Decided by the delete itself (it removed a like, or there was none), so two clicks at
+    the same moment toggle twice instead of both reading the same state.
+    """
+    likes = Generation.liked_by.through.objects
+    removed, _ = likes.filter(generation_id=gen.pk, user_id=user.pk).delete()
+    if removed:
         return False
-    gen.liked_by.add(user)
+    likes.get_or_create(generation_id=gen.pk, user_id=user.pk)
     return True
 
 

@@ -114,8 +114,6 @@ def _enqueue_copy(gen_id: Any) -> None:
 # --- what people do ----------------------------------------------------------------------------
 def create_generation(user, *, parent: Generation | None = None, **fields: Any) -> Generation:
     """Queue a new generation (or, with ``parent``, an extension). Nothing is sent yet."""
-    if parent is not None and not parent.can_extend:
-        raise ServiceError("Only a finished video can be extended.")
     allowed = {
         "user_prompt",
         "aspect_ratio",

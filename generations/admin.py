@@ -50,8 +50,15 @@ def cancel(modeladmin, request, queryset):
 
 @admin.register(Generation)
 class GenerationAdmin(admin.ModelAdmin):
-    list_display = ("short_prompt", "status", "state", "aspect_ratio", "created_by", "created_at",
-                    "posts_sent")
+    list_display = (
+        "short_prompt",
+        "status",
+        "state",
+        "aspect_ratio",
+        "created_by",
+        "created_at",
+        "posts_sent",
+    )
     list_filter = ("status", "aspect_ratio", "kind")
     search_fields = ("user_prompt", "prompt", "remote_id", "id")
     date_hierarchy = "created_at"

@@ -21,7 +21,7 @@ class ApiTokenMiddleware:
     def __call__(self, request):
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer ") and request.path.startswith(TOKEN_PATHS):
-            key = header[len("Bearer "):].strip()
+            key = header[len("Bearer ") :].strip()
             token = (
                 ApiToken.objects.select_related("user")
                 .filter(key_hash=ApiToken.hash_key(key), user__is_active=True)

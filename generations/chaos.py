@@ -99,9 +99,21 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
         for _ in range(100):
@@ -145,12 +157,17 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return (self.lost == 0 and self.unrequested_second_posts == 0 and self.copies_bad == 0
-                and self.copies_verified == self.completed)
+        return (
+            self.lost == 0
+            and self.unrequested_second_posts == 0
+            and self.copies_bad == 0
+            and self.copies_verified == self.completed
+        )
 
     def table(self) -> str:
-        posts = ", ".join(f"{n} POST{'s' if n != 1 else ''}: {c} rows"
-                          for n, c in sorted(self.paid_posts.items()))
+        posts = ", ".join(
+            f"{n} POST{'s' if n != 1 else ''}: {c} rows" for n, c in sorted(self.paid_posts.items())
+        )
         rows = [
             ("submitted (rows)", f"{self.submitted} ({self.extensions} extensions)"),
             ("completed", self.completed),
@@ -163,11 +180,17 @@ class Report:
             ("paid POSTs per row", posts),
             ("unrequested second POSTs (must be 0)", self.unrequested_second_posts),
             ("local copies verified byte for byte", f"{self.copies_verified}/{self.completed}"),
-            ("faults: worker SIGKILLs / Redis restarts / beat restarts",
-             f"{self.worker_kills} / {self.redis_restarts} / {self.beat_restarts}"),
-            ("faults the simulator injected (5xx / 502 after starting / 429 / slow)",
-             " / ".join(str(self.upstream_faults.get(k, 0))
-                        for k in ("error", "error_after_create", "rate_limited", "slow"))),
+            (
+                "faults: worker SIGKILLs / Redis restarts / beat restarts",
+                f"{self.worker_kills} / {self.redis_restarts} / {self.beat_restarts}",
+            ),
+            (
+                "faults the simulator injected (5xx / 502 after starting / 429 / slow)",
+                " / ".join(
+                    str(self.upstream_faults.get(k, 0))
+                    for k in ("error", "error_after_create", "rate_limited", "slow")
+                ),
+            ),
             ("time", f"{self.seconds:.0f} s"),
         ]
         width = max(len(label) for label, _ in rows)
@@ -206,9 +229,15 @@ class ChaosRun:
         broker = RedisServer(workdir)
         sim.start()
         broker.start()
-        env = {**os.environ, **PIPELINE_ENV, "DATABASE_URL": database_url(),
-               "REDIS_URL": broker.url, "LUMA_API_BASE_URL": sim.api_url,
-               "MEDIA_ROOT": str(media), "DEBUG": "True"}
+        env = {
+            **os.environ,
+            **PIPELINE_ENV,
+            "DATABASE_URL": database_url(),
+            "REDIS_URL": broker.url,
+            "LUMA_API_BASE_URL": sim.api_url,
+            "MEDIA_ROOT": str(media),
+            "DEBUG": "True",
+        }
         procs = CeleryProcesses(env, workdir)
         try:
             procs.start_worker()
@@ -234,8 +263,9 @@ class ChaosRun:
         user, _ = get_user_model().objects.get_or_create(username="chaos")
         creates = max(1, self.n - self.n // 5)
         extensions = self.n - creates
-        faults = (["kill"] * self.kills + ["redis"] * self.redis_restarts
-                  + ["beat"] * self.beat_restarts)
+        faults = (
+            ["kill"] * self.kills + ["redis"] * self.redis_restarts + ["beat"] * self.beat_restarts
+        )
         self.rng.shuffle(faults)
         # Spread the faults over the time the work is expected to take.
         expected = max(30.0, self.n * 0.25)
@@ -249,7 +279,8 @@ class ChaosRun:
             while created < target:
                 created += 1
                 gen = services.create_generation(
-                    user, user_prompt=f"chaos #{created}: {self._prompt()}",
+                    user,
+                    user_prompt=f"chaos #{created}: {self._prompt()}",
                     aspect_ratio=self.rng.choice(["16:9", "9:16", "1:1"]),
                 )
                 self.ids.append(str(gen.pk))
@@ -258,7 +289,9 @@ class ChaosRun:
                     pk__in=self.ids, status=Status.COMPLETED, parent__isnull=True
                 ).exclude(pk__in=extended)[: extensions - len(extended)]:
                     child = services.extend_generation(
-                        parent, user, user_prompt=f"chaos ext of {parent.pk}: and then it rains",
+                        parent,
+                        user,
+                        user_prompt=f"chaos ext of {parent.pk}: and then it rains",
                         aspect_ratio=parent.aspect_ratio,
                     )
                     extended.add(str(parent.pk))
@@ -278,16 +311,27 @@ class ChaosRun:
         mine = Generation.objects.filter(pk__in=self.ids)
         if mine.exclude(status__in=TERMINAL).exists():
             return False
-        if mine.filter(status=Status.COMPLETED, video_file="", assets_next_at__isnull=False
-                       ).exists():
+        if mine.filter(
+            status=Status.COMPLETED, video_file="", assets_next_at__isnull=False
+        ).exists():
             return False
-        can_extend = mine.filter(status=Status.COMPLETED, parent__isnull=True).exclude(
-            pk__in=extended).exists()
+        can_extend = (
+            mine.filter(status=Status.COMPLETED, parent__isnull=True)
+            .exclude(pk__in=extended)
+            .exists()
+        )
         return len(extended) >= extensions or not can_extend
 
     def _prompt(self) -> str:
-        return self.rng.choice(["a lighthouse in a storm", "a fox in snow", "neon rain",
-                                "a paper boat", "a desert caravan at dusk"])
+        return self.rng.choice(
+            [
+                "a lighthouse in a storm",
+                "a fox in snow",
+                "neon rain",
+                "a paper boat",
+                "a desert caravan at dusk",
+            ]
+        )
 
     def _fault(self, kind: str, broker: RedisServer, procs: CeleryProcesses) -> None:
         if kind == "kill":

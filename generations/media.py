@@ -67,8 +67,9 @@ def _file_response(request, full: str) -> HttpResponse:
         response["Content-Range"] = f"bytes */{size}"
         return response
     length = end - start + 1
-    response = StreamingHttpResponse(_read(full, start, length), status=206,
-                                     content_type=content_type)
+    response = StreamingHttpResponse(
+        _read(full, start, length), status=206, content_type=content_type
+    )
     response["Content-Length"] = str(length)
     response["Content-Range"] = f"bytes {start}-{end}/{size}"
     return response

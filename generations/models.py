@@ -178,9 +178,7 @@ class Generation(models.Model):
         descendants: list[Generation] = []
         frontier = [self]
         while frontier and len(descendants) < 200:
-            children = list(
-                Generation.objects.filter(parent__in=frontier).order_by("created_at")
-            )
+            children = list(Generation.objects.filter(parent__in=frontier).order_by("created_at"))
             descendants.extend(children)
             frontier = children
         return [*ancestors, self, *descendants]

@@ -14,8 +14,10 @@ _ERROR = {
     "required": ["error"],
     "properties": {
         "error": {"type": "string"},
-        "fields": {"type": "object", "additionalProperties": {"type": "array",
-                                                              "items": {"type": "string"}}},
+        "fields": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
     },
 }
 _NULLABLE_STRING = {"type": "string", "nullable": True}
@@ -94,8 +96,9 @@ SCHEMA = {
         "/generations": {
             "get": {
                 "summary": "Generations by id (ids=a,b), or the 50 newest",
-                "parameters": [{"name": "ids", "in": "query", "required": False,
-                                "schema": {"type": "string"}}],
+                "parameters": [
+                    {"name": "ids", "in": "query", "required": False, "schema": {"type": "string"}}
+                ],
                 "responses": _responses("200", {"type": "array", "items": _GENERATION}),
             },
             "post": {
@@ -106,15 +109,21 @@ SCHEMA = {
         },
         "/generations/{id}": {
             "parameters": [_ID],
-            "get": {"summary": "One generation", "responses": _responses("200", _GENERATION,
-                                                                         "404")},
+            "get": {
+                "summary": "One generation",
+                "responses": _responses("200", _GENERATION, "404"),
+            },
             "delete": {
                 "summary": "Delete a finished generation (owner or admin)",
                 "responses": {
                     "204": {"description": "deleted"},
-                    **{code: {"description": "error",
-                              "content": {"application/json": {"schema": _ERROR}}}
-                       for code in ("401", "403", "404", "409")},
+                    **{
+                        code: {
+                            "description": "error",
+                            "content": {"application/json": {"schema": _ERROR}},
+                        }
+                        for code in ("401", "403", "404", "409")
+                    },
                 },
             },
         },

@@ -45,8 +45,17 @@ class CeleryProcesses:
     def start(self, name: str) -> subprocess.Popen:
         """Start ``beat`` or a worker called ``name`` (any name starting with "worker")."""
         if name.startswith("worker"):
-            args = ["worker", "--loglevel", "INFO", "--concurrency", "2", "--hostname",
-                    f"{name}@%h", "--without-gossip", "--without-mingle"]
+            args = [
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--hostname",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ]
         elif name == "beat":
             args = ["beat", "--loglevel", "INFO", "--schedule", str(self.log_dir / "beat-schedule")]
         else:
@@ -54,7 +63,11 @@ class CeleryProcesses:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "lumaweb", *args],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         return self.procs[name]
 

@@ -37,9 +37,7 @@ def _with_toasts(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     """Add the pending messages to an htmx fragment as an out-of-band swap into #toasts."""
     if request.htmx and len(messages.get_messages(request)):
         items = render_to_string("base.html#toast-items", request=request)
-        response.content += (
-            f'<div hx-swap-oob="beforeend:#toasts">{items}</div>'.encode()
-        )
+        response.content += f'<div hx-swap-oob="beforeend:#toasts">{items}</div>'.encode()
     return response
 
 
@@ -174,9 +172,7 @@ def detail(request, pk):
     if _htmx_target(request) == "live":
         if not queries.is_settled(gen) and request.GET.get("v") == _detail_version(gen):
             return HttpResponse(status=204)
-        response = render(
-            request, "generations/detail.html#live", _detail_context(request, gen)
-        )
+        response = render(request, "generations/detail.html#live", _detail_context(request, gen))
         if queries.is_settled(gen):
             response.status_code = STOP_POLLING
         return response
@@ -308,4 +304,3 @@ def delete(request, pk):
         return redirect("generation-detail", pk=pk)
     messages.success(request, f"Deleted {label}.")
     return redirect("gallery")
-

@@ -60,8 +60,9 @@ def main() -> None:
         for gen in rows:
             services.submit(gen.pk)
         took = time.perf_counter() - start
-        results.append(("submit (claim, POST, update), 200 rows",
-                        f"{took:.2f} s, {200 / took:.0f} rows/s"))
+        results.append(
+            ("submit (claim, POST, update), 200 rows", f"{took:.2f} s, {200 / took:.0f} rows/s")
+        )
 
         # 2. batch poll of N in-flight rows
         remote_ids = []
@@ -69,15 +70,20 @@ def main() -> None:
             gen = services.create_generation(user, user_prompt=f"poll {i}")
             services.submit(gen.pk)
         Generation.objects.filter(status=Status.IN_PROGRESS).update(next_poll_at=timezone.now())
-        remote_ids = list(Generation.objects.filter(status=Status.IN_PROGRESS)
-                          .values_list("remote_id", flat=True))
+        remote_ids = list(
+            Generation.objects.filter(status=Status.IN_PROGRESS).values_list("remote_id", flat=True)
+        )
         before = sim.ledger()["get_requests"]
         start = time.perf_counter()
         stats = services.poll_in_flight(limit_batches=10_000)
         took = time.perf_counter() - start
         gets = sim.ledger()["get_requests"] - before
-        results.append((f"poll {len(remote_ids)} in-flight rows",
-                        f"{took:.2f} s, {gets} GETs, {stats.due / took:.0f} rows/s"))
+        results.append(
+            (
+                f"poll {len(remote_ids)} in-flight rows",
+                f"{took:.2f} s, {gets} GETs, {stats.due / took:.0f} rows/s",
+            )
+        )
 
         # 3. pages
         for gen in Generation.objects.filter(status=Status.IN_PROGRESS)[:200]:
@@ -96,10 +102,14 @@ def main() -> None:
                 assert response.status_code == 200, response.status_code
             with CaptureQueriesContext(connection) as queries:
                 client.get(path)
-            results.append((f"GET {path} ({Generation.objects.count()} rows in the database)",
-                            f"median {statistics.median(times) * 1000:.1f} ms, "
-                            f"p95 {sorted(times)[int(len(times) * 0.95) - 1] * 1000:.1f} ms, "
-                            f"{len(queries)} queries"))
+            results.append(
+                (
+                    f"GET {path} ({Generation.objects.count()} rows in the database)",
+                    f"median {statistics.median(times) * 1000:.1f} ms, "
+                    f"p95 {sorted(times)[int(len(times) * 0.95) - 1] * 1000:.1f} ms, "
+                    f"{len(queries)} queries",
+                )
+            )
 
         # 4. the simulator's renders (first fetch of a finished video renders it)
         import requests
@@ -110,8 +120,12 @@ def main() -> None:
             start = time.perf_counter()
             requests.get(gen.video_url, timeout=60).raise_for_status()
             times.append(time.perf_counter() - start)
-        results.append(("simulator: first fetch of a 1 s clip (render + send)",
-                        f"median {statistics.median(times) * 1000:.0f} ms"))
+        results.append(
+            (
+                "simulator: first fetch of a 1 s clip (render + send)",
+                f"median {statistics.median(times) * 1000:.0f} ms",
+            )
+        )
 
     width = max(len(name) for name, _ in results)
     print(f"\nlumaweb benchmarks on {os.cpu_count()} cores, {connection.vendor}")

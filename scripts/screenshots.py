@@ -111,7 +111,8 @@ def run_pipeline(sim) -> dict[str, object]:
     # The dashboard: one running, one queued, one failed upstream, one needing attention.
     sim.configure(duration=900)
     running = services.create_generation(
-        users["jonas"], user_prompt="Time-lapse of clouds rolling over a mountain ridge",
+        users["jonas"],
+        user_prompt="Time-lapse of clouds rolling over a mountain ridge",
         aspect_ratio="21:9",
     )
     services.submit(running.pk)
@@ -219,8 +220,12 @@ def capture_mobile(browser, base: str, out: Path, detail_pk) -> None:
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(base + "/")
-    for name, path in (("gallery", "/"), ("jobs", "/jobs/"), ("new", "/generations/new/"),
-                       ("detail", f"/generations/{detail_pk}/")):
+    for name, path in (
+        ("gallery", "/"),
+        ("jobs", "/jobs/"),
+        ("new", "/generations/new/"),
+        ("detail", f"/generations/{detail_pk}/"),
+    ):
         page.goto(base + path)
         page.wait_for_timeout(300)
         page.screenshot(path=str(out / f"mobile-{name}.png"), full_page=True)

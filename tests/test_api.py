@@ -21,14 +21,22 @@ def post(api, body, path="/api/v1/generations"):
     return api.post(path, raw, content_type="application/json")
 
 
-@pytest.mark.parametrize("body", [
-    "[" * 100_000,  # nesting deep enough to exhaust the parser's recursion
-    '{"user_prompt": "a\\ud800b"}',  # a lone surrogate no database can store
-    '{"user_prompt": "ok", "image_url": "https://example.com/\\udfff.png"}',
-    "not json", "[]", "42", '{"user_prompt": ["a"]}',
-    '{"user_prompt": "x", "expand_prompt": "yes"}',
-    '{"user_prompt": ""}', '{"user_prompt": "x", "aspect_ratio": "2:1"}', b"\xff\xfe",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000,  # nesting deep enough to exhaust the parser's recursion
+        '{"user_prompt": "a\\ud800b"}',  # a lone surrogate no database can store
+        '{"user_prompt": "ok", "image_url": "https://example.com/\\udfff.png"}',
+        "not json",
+        "[]",
+        "42",
+        '{"user_prompt": ["a"]}',
+        '{"user_prompt": "x", "expand_prompt": "yes"}',
+        '{"user_prompt": ""}',
+        '{"user_prompt": "x", "aspect_ratio": "2:1"}',
+        b"\xff\xfe",
+    ],
+)
 def test_bad_bodies_answer_400_with_a_reason(api, body):
     response = post(api, body)
     assert response.status_code == 400

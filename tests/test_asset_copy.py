@@ -161,7 +161,10 @@ def test_failed_copy_is_retried_later_and_the_video_stays_viewable(db, settings,
     url, handler = odd_server
     handler.cut_after = 100
     gen = Generation.objects.create(
-        user_prompt="x", status=Status.COMPLETED, video_url=url, remote_id="r-1",
+        user_prompt="x",
+        status=Status.COMPLETED,
+        video_url=url,
+        remote_id="r-1",
         assets_next_at="2000-01-01T00:00:00Z",
     )
     assert services.copy_assets(gen.pk) == "retry"

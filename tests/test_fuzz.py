@@ -28,24 +28,44 @@ from generations.openapi import SCHEMA
 from tests.factories import make_user
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
-FUZZ = hsettings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
-                 suppress_health_check=list(HealthCheck))
+FUZZ = hsettings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    phases=[Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 
 HOSTILE_URLS = [
-    "file:///etc/passwd", "javascript:alert(1)", "data:text/html,<script>1</script>",
-    "http://127.0.0.1:8000/admin/", "http://localhost/", "http://10.0.0.1/x.png",
-    "http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://user:pw@example.com/",
-    "https://example.com/" + "x" * 5000, "ftp://example.com/x.png", "http://0x7f000001/",
-    "https://example.com/a.png?<script>", "\x00http://example.com", "//example.com/a.png",
-    "https://exa mple.com/", "https://example.com/a.png",
+    "file:///etc/passwd",
+    "javascript:alert(1)",
+    "data:text/html,<script>1</script>",
+    "http://127.0.0.1:8000/admin/",
+    "http://localhost/",
+    "http://10.0.0.1/x.png",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[::1]/",
+    "http://user:pw@example.com/",
+    "https://example.com/" + "x" * 5000,
+    "ftp://example.com/x.png",
+    "http://0x7f000001/",
+    "https://example.com/a.png?<script>",
+    "\x00http://example.com",
+    "//example.com/a.png",
+    "https://exa mple.com/",
+    "https://example.com/a.png",
 ]
 text_any = st.text(alphabet=st.characters(codec="utf-8"), max_size=3000)
-prompts = st.one_of(text_any, st.just(""), st.text(min_size=2000, max_size=2100),
-                    st.text(alphabet=st.characters(max_codepoint=0x1F), max_size=50),
-                    st.just("<script>alert(1)</script>"), st.just("\x00"))
+prompts = st.one_of(
+    text_any,
+    st.just(""),
+    st.text(min_size=2000, max_size=2100),
+    st.text(alphabet=st.characters(max_codepoint=0x1F), max_size=50),
+    st.just("<script>alert(1)</script>"),
+    st.just("\x00"),
+)
 url_values = st.one_of(st.sampled_from(HOSTILE_URLS), text_any, st.just(""))
-ratios = st.one_of(st.sampled_from(["16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21"]),
-                   text_any)
+ratios = st.one_of(st.sampled_from(["16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21"]), text_any)
 flags = st.one_of(st.sampled_from(["on", "true", "1", "0", "", "False"]), text_any)
 
 
@@ -70,13 +90,15 @@ def token_user(transactional_db):
     return user, key
 
 
-@pytest.mark.parametrize("mode", [schemathesis.GenerationMode.POSITIVE,
-                                  schemathesis.GenerationMode.NEGATIVE])
+@pytest.mark.parametrize(
+    "mode", [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
+)
 def test_schemathesis_finds_no_5xx_in_the_json_api(live_server, token_user, mode, settings):
     settings.LUMA_DEMO_MODE = True
     user, key = token_user
-    done = Generation.objects.create(user_prompt="fuzz target", status=Status.COMPLETED,
-                                     remote_id="fuzz-remote", created_by=user)
+    done = Generation.objects.create(
+        user_prompt="fuzz target", status=Status.COMPLETED, remote_id="fuzz-remote", created_by=user
+    )
     schema = schemathesis.openapi.from_dict(SCHEMA)
     tally = Tally(f"openapi/{mode.value}")
     session = requests.Session()
@@ -91,8 +113,12 @@ def test_schemathesis_finds_no_5xx_in_the_json_api(live_server, token_user, mode
             @FUZZ
             @given(case=strategy)
             def run(case):
-                response = case.call(base_url=live_server.url + "/api/v1", session=session,
-                                     headers=headers, timeout=30)
+                response = case.call(
+                    base_url=live_server.url + "/api/v1",
+                    session=session,
+                    headers=headers,
+                    timeout=30,
+                )
                 tally.see(response.status_code, (case.method, case.path, case.body))
 
             run()
@@ -129,12 +155,23 @@ _page_tally = Tally("pages and query strings")
 
 def test_create_form_never_answers_5xx(client):
     @FUZZ
-    @given(prompt=prompts, ratio=ratios, expand=flags, url=url_values, end=url_values,
-           image=st.sampled_from([None, "png", "truncated", "fake", "random"]),
-           name=st.sampled_from(["a.png", "../../x.png", "x.svg", "noext", "a" * 300 + ".png"]))
+    @given(
+        prompt=prompts,
+        ratio=ratios,
+        expand=flags,
+        url=url_values,
+        end=url_values,
+        image=st.sampled_from([None, "png", "truncated", "fake", "random"]),
+        name=st.sampled_from(["a.png", "../../x.png", "x.svg", "noext", "a" * 300 + ".png"]),
+    )
     def run(prompt, ratio, expand, url, end, image, name):
-        data = {"user_prompt": prompt, "aspect_ratio": ratio, "expand_prompt": expand,
-                "image_url": url, "image_end_url": end}
+        data = {
+            "user_prompt": prompt,
+            "aspect_ratio": ratio,
+            "expand_prompt": expand,
+            "image_url": url,
+            "image_end_url": end,
+        }
         if image:
             upload = _image_bytes(image)
             upload.name = name
@@ -167,8 +204,11 @@ def test_extend_form_never_answers_5xx(client, parent):
     def run(prompt, ratio, htmx):
         headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
         try:
-            response = client.post(f"/generations/{parent.pk}/extend/",
-                                   {"user_prompt": prompt, "aspect_ratio": ratio}, **headers)
+            response = client.post(
+                f"/generations/{parent.pk}/extend/",
+                {"user_prompt": prompt, "aspect_ratio": ratio},
+                **headers,
+            )
         except ValueError:
             return
         _extend_tally.see(response.status_code, prompt)
@@ -178,15 +218,28 @@ def test_extend_form_never_answers_5xx(client, parent):
 
 
 def test_pages_never_answer_5xx_to_any_query_or_path(client, parent):
-    keys = st.sampled_from(["q", "ratio", "mine", "liked", "cursor", "page", "after", "n", "v",
-                            "from", "status", "x"])
-    paths = st.sampled_from(["/", "/jobs/", "/generations/new/", f"/generations/{parent.pk}/",
-                             f"/generations/{parent.pk}/card/", "/jobs/count/",
-                             "/api/v1/generations"])
+    keys = st.sampled_from(
+        ["q", "ratio", "mine", "liked", "cursor", "page", "after", "n", "v", "from", "status", "x"]
+    )
+    paths = st.sampled_from(
+        [
+            "/",
+            "/jobs/",
+            "/generations/new/",
+            f"/generations/{parent.pk}/",
+            f"/generations/{parent.pk}/card/",
+            "/jobs/count/",
+            "/api/v1/generations",
+        ]
+    )
 
     @FUZZ
-    @given(path=paths, params=st.dictionaries(keys, text_any, max_size=4), htmx=st.booleans(),
-           junk=st.one_of(st.just(""), st.text(max_size=40)))
+    @given(
+        path=paths,
+        params=st.dictionaries(keys, text_any, max_size=4),
+        htmx=st.booleans(),
+        junk=st.one_of(st.just(""), st.text(max_size=40)),
+    )
     def run(path, params, htmx, junk):
         headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "jobs"} if htmx else {}
         clean = {k: v.replace("\x00", "") for k, v in params.items()}

@@ -75,10 +75,17 @@ def _jobs(*args) -> str:
 
 def test_jobs_command_lists_what_needs_a_person_and_resolves_it(db):
     user = make_user()
-    unsure = Generation.objects.create(user_prompt="unsure", status=Status.NEEDS_ATTENTION,
-                                       created_by=user, posts_sent=1, error="may have started")
+    unsure = Generation.objects.create(
+        user_prompt="unsure",
+        status=Status.NEEDS_ATTENTION,
+        created_by=user,
+        posts_sent=1,
+        error="may have started",
+    )
     stuck = Generation.objects.create(
-        user_prompt="stuck", status=Status.SUBMITTING, created_by=user,
+        user_prompt="stuck",
+        status=Status.SUBMITTING,
+        created_by=user,
         status_changed_at=timezone.now() - timedelta(hours=1),
     )
     listing = _jobs()

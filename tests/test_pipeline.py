@@ -50,8 +50,12 @@ def wait_status(pk, status: str, timeout: float = 40, pipeline=None) -> Generati
 
 def wait_local_copy(pk, timeout: float = 30) -> Generation:
     return wait_for(
-        lambda: Generation.objects.filter(pk=pk).exclude(video_file="").exclude(
-            thumbnail_file="").first(),
+        lambda: (
+            Generation.objects.filter(pk=pk)
+            .exclude(video_file="")
+            .exclude(thumbnail_file="")
+            .first()
+        ),
         timeout,
         f"the local copy of {pk}",
     )
@@ -67,7 +71,10 @@ def test_generation_goes_from_queued_to_completed_with_a_playable_local_copy(api
     wait_status(created["id"], Status.COMPLETED, pipeline=pipeline)
     gen = wait_local_copy(created["id"])
     assert [e.status for e in gen.events.all()] == [
-        "queued", "submitting", "in_progress", "completed"
+        "queued",
+        "submitting",
+        "in_progress",
+        "completed",
     ]
     # The local copy is byte-identical to what the upstream served.
     upstream = requests.get(gen.video_url, timeout=10).content
@@ -127,15 +134,24 @@ def test_rate_limits_and_server_errors_are_retried_until_accepted(api, sim, pipe
     sim.configure(rate_limit_rate=1.0, retry_after=1)
     created = create(api, user_prompt="patient one")
     wait_for(
-        lambda: Generation.objects.get(pk=created["id"]).events.filter(
-            note__startswith="refused for now (429)").count() >= 2,
-        30, "two 429 refusals",
+        lambda: (
+            Generation.objects.get(pk=created["id"])
+            .events.filter(note__startswith="refused for now (429)")
+            .count()
+            >= 2
+        ),
+        30,
+        "two 429 refusals",
     )
     sim.configure(rate_limit_rate=0.0, error_rate=1.0, error_status=503)
     wait_for(
-        lambda: Generation.objects.get(pk=created["id"]).events.filter(
-            note__startswith="refused for now (503)").exists(),
-        30, "a 503 refusal",
+        lambda: (
+            Generation.objects.get(pk=created["id"])
+            .events.filter(note__startswith="refused for now (503)")
+            .exists()
+        ),
+        30,
+        "a 503 refusal",
     )
     sim.configure(error_rate=0.0)
     gen = wait_status(created["id"], Status.COMPLETED, timeout=60, pipeline=pipeline)
@@ -148,9 +164,13 @@ def test_killed_worker_job_is_finished_by_another(api, sim, pipeline):
     wait_status(created["id"], Status.IN_PROGRESS, pipeline=pipeline)
     sim.configure(slow_rate=1.0, slow_seconds=2)  # polls now take 2 s: time to kill mid-poll
     wait_for(
-        lambda: Generation.objects.filter(pk=created["id"], last_polled_at__isnull=True)
-        .exclude(poll_lease="").exists(),
-        20, "a poll in flight",
+        lambda: (
+            Generation.objects.filter(pk=created["id"], last_polled_at__isnull=True)
+            .exclude(poll_lease="")
+            .exists()
+        ),
+        20,
+        "a poll in flight",
     )
     pipeline.kill("worker1", signal.SIGKILL)
     sim.configure(slow_rate=0.0)

@@ -154,13 +154,16 @@ def test_a_refused_batch_is_split_so_one_bad_request_stalls_nothing(db, sim, set
     stats = services.poll_in_flight()
     assert stats.errors == 1  # the 400 for all 150
     assert sim.ledger()["get_requests"] - before == 2  # then 75 + 75
-    assert Generation.objects.filter(pk__in=[r.pk for r in rows],
-                                     last_polled_at__isnull=False).count() == 150
+    assert (
+        Generation.objects.filter(pk__in=[r.pk for r in rows], last_polled_at__isnull=False).count()
+        == 150
+    )
 
 
 def test_sweeper_enqueues_a_missing_copy_once(transactional_db, sim, redis_url):
     row = in_progress_row(remote_create(sim)["id"])
-    Generation.objects.filter(pk=row.pk).update(status=Status.COMPLETED,
-                                                assets_next_at=timezone.now())
+    Generation.objects.filter(pk=row.pk).update(
+        status=Status.COMPLETED, assets_next_at=timezone.now()
+    )
     assert services.sweep().copies == 1
     assert services.sweep().copies == 0  # already on its way

@@ -78,11 +78,16 @@ def test_every_post_needs_the_csrf_token_htmx_included(alice):
     gen = Generation.objects.create(user_prompt="x", status=Status.FAILED, created_by=alice)
     client = csrf_client(alice)
     posts = [
-        "/generations/new/", f"/generations/{gen.pk}/extend/", f"/generations/{gen.pk}/like/",
-        f"/generations/{gen.pk}/retry/", f"/generations/{gen.pk}/cancel/",
-        f"/generations/{gen.pk}/mark-failed/", f"/generations/{gen.pk}/delete/",
+        "/generations/new/",
+        f"/generations/{gen.pk}/extend/",
+        f"/generations/{gen.pk}/like/",
+        f"/generations/{gen.pk}/retry/",
+        f"/generations/{gen.pk}/cancel/",
+        f"/generations/{gen.pk}/mark-failed/",
+        f"/generations/{gen.pk}/delete/",
         "/accounts/logout/",
-        "/accounts/password_change/", "/api/v1/generations",
+        "/accounts/password_change/",
+        "/api/v1/generations",
         f"/api/v1/generations/{gen.pk}/extend",
     ]
     for path in posts:
@@ -98,8 +103,9 @@ def test_csrf_token_from_the_page_is_accepted_by_htmx_posts(alice):
     page = client.get("/jobs/").content.decode()
     token = re.search(r'"x-csrftoken": "([^"]+)"', page).group(1)
     gen = Generation.objects.create(user_prompt="x", status=Status.QUEUED, created_by=alice)
-    response = client.post(f"/generations/{gen.pk}/cancel/", HTTP_HX_REQUEST="true",
-                           HTTP_X_CSRFTOKEN=token)
+    response = client.post(
+        f"/generations/{gen.pk}/cancel/", HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=token
+    )
     assert response.status_code in (200, 302)
     gen.refresh_from_db()
     assert gen.status == Status.CANCELLED
@@ -108,24 +114,39 @@ def test_csrf_token_from_the_page_is_accepted_by_htmx_posts(alice):
 def test_api_token_requests_need_no_csrf_token(alice):
     _, key = ApiToken.issue(alice, "script")
     client = Client(enforce_csrf_checks=True)
-    response = client.post("/api/v1/generations", {"user_prompt": "from a script"},
-                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}")
+    response = client.post(
+        "/api/v1/generations",
+        {"user_prompt": "from a script"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+    )
     assert response.status_code == 201
-    bad = client.post("/api/v1/generations", {"user_prompt": "x"},
-                      content_type="application/json", HTTP_AUTHORIZATION="Bearer lw_wrong")
+    bad = client.post(
+        "/api/v1/generations",
+        {"user_prompt": "x"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION="Bearer lw_wrong",
+    )
     assert bad.status_code == 401
 
 
 def test_production_settings_pass_check_deploy(tmp_path):
     # (the browser tests allow async-unsafe calls in this process; production does not)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")}
-    env.update(DEBUG="False", SECRET_KEY="x" * 20 + "-Production-Secret-Key-For-Checks-1234567",
-               ALLOWED_HOSTS="lumaweb.example.com", SECURE_HSTS_PRELOAD="True",
-               STATIC_ROOT=str(tmp_path))
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")}
+    env.update(
+        DEBUG="False",
+        SECRET_KEY="x" * 20 + "-Production-Secret-Key-For-Checks-1234567",
+        ALLOWED_HOSTS="lumaweb.example.com",
+        SECURE_HSTS_PRELOAD="True",
+        STATIC_ROOT=str(tmp_path),
+    )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -138,8 +159,9 @@ def test_production_headers_clickjacking_hsts_and_secure_cookies(settings, alice
     response = client.get("/accounts/login/", secure=True)
     assert response["X-Frame-Options"] == "DENY"
     assert response["Strict-Transport-Security"].startswith("max-age=31536000")
-    login = client.post("/accounts/login/", {"username": "alice", "password": "s3cret-pass!"},
-                        secure=True)
+    login = client.post(
+        "/accounts/login/", {"username": "alice", "password": "s3cret-pass!"}, secure=True
+    )
     assert login.cookies["sessionid"]["secure"]
 
 
@@ -148,8 +170,12 @@ def test_people_may_change_only_their_own_jobs_admins_any(db):
     alice, bob = make_user("alice"), make_user("bob")
     boss = make_user("boss", is_staff=True)
     gen = Generation.objects.create(user_prompt="alice's", status=Status.FAILED, created_by=alice)
-    for action in (services.retry_generation, services.cancel_generation, services.mark_failed,
-                   services.delete_generation):
+    for action in (
+        services.retry_generation,
+        services.cancel_generation,
+        services.mark_failed,
+        services.delete_generation,
+    ):
         with pytest.raises(services.NotAllowed):
             action(gen, bob)
     bob_client = Client()
@@ -166,8 +192,9 @@ def test_people_may_change_only_their_own_jobs_admins_any(db):
 def test_owner_may_delete_a_finished_job_but_not_one_in_flight(alice):
     client = Client()
     client.force_login(alice)
-    running = Generation.objects.create(user_prompt="r", status=Status.IN_PROGRESS,
-                                        created_by=alice)
+    running = Generation.objects.create(
+        user_prompt="r", status=Status.IN_PROGRESS, created_by=alice
+    )
     assert client.delete(f"/api/v1/generations/{running.pk}").status_code == 409
     done = Generation.objects.create(user_prompt="d", status=Status.COMPLETED, created_by=alice)
     assert client.delete(f"/api/v1/generations/{done.pk}").status_code == 204
@@ -177,17 +204,28 @@ def test_owner_may_delete_a_finished_job_but_not_one_in_flight(alice):
 # --- keyframe URLs and uploads ---------------------------------------------------------------
 @pytest.mark.parametrize(
     "url",
-    ["file:///etc/passwd", "javascript:alert(1)", "ftp://example.com/a.jpg",
-     "http://user:pass@example.com/a.jpg", "https://example.com/" + "a" * 3000,
-     "http://127.0.0.1/a.jpg", "http://10.1.2.3/a.jpg", "http://[::1]/a.jpg",
-     "http://169.254.169.254/latest", "data:image/png;base64,AAAA"],
+    [
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "ftp://example.com/a.jpg",
+        "http://user:pass@example.com/a.jpg",
+        "https://example.com/" + "a" * 3000,
+        "http://127.0.0.1/a.jpg",
+        "http://10.1.2.3/a.jpg",
+        "http://[::1]/a.jpg",
+        "http://169.254.169.254/latest",
+        "data:image/png;base64,AAAA",
+    ],
 )
 def test_hostile_keyframe_urls_are_refused_in_live_mode(alice, settings, url):
     settings.LUMA_DEMO_MODE = False
     client = Client()
     client.force_login(alice)
-    response = client.post("/api/v1/generations", {"user_prompt": "x", "image_url": url},
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/generations",
+        {"user_prompt": "x", "image_url": url},
+        content_type="application/json",
+    )
     assert response.status_code == 400
     assert "image_url" in response.json()["fields"]
     assert not Generation.objects.exists()
@@ -203,15 +241,20 @@ def _png(size=(64, 36)) -> io.BytesIO:
 
 def _upload(client, name, data):
     data.name = name
-    return client.post("/generations/new/", {"user_prompt": "with a keyframe",
-                                             "aspect_ratio": "16:9", "image_file": data})
+    return client.post(
+        "/generations/new/",
+        {"user_prompt": "with a keyframe", "aspect_ratio": "16:9", "image_file": data},
+    )
 
 
-@pytest.mark.parametrize("body,name", [
-    (b"<?php system($_GET['c']); ?>", "shell.png"),
-    (b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "x.svg"),
-    (b"GIF89a" + b"\x00" * 20, "broken.gif"),
-])
+@pytest.mark.parametrize(
+    "body,name",
+    [
+        (b"<?php system($_GET['c']); ?>", "shell.png"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "x.svg"),
+        (b"GIF89a" + b"\x00" * 20, "broken.gif"),
+    ],
+)
 def test_uploads_must_be_real_images(alice, body, name):
     client = Client()
     client.force_login(alice)
@@ -256,10 +299,15 @@ def test_uploaded_keyframe_gets_a_random_name_and_is_served_inert(alice, setting
 def test_videos_are_not_served_to_strangers(alice, settings, media_root):
     (media_root / "videos").mkdir(exist_ok=True)
     (media_root / "videos" / "v.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
-    for path in ("/media/videos/v.mp4", "/media/../settings.py",
-                 "/media/keyframes/../videos/v.mp4", "/media/keyframes/%2e%2e/videos/v.mp4",
-                 "/media/keyframes/..%2fvideos/v.mp4", "/media/keyframes/%252e%252e/videos/v.mp4",
-                 "/media/keyframes/../../lumaweb/settings.py"):
+    for path in (
+        "/media/videos/v.mp4",
+        "/media/../settings.py",
+        "/media/keyframes/../videos/v.mp4",
+        "/media/keyframes/%2e%2e/videos/v.mp4",
+        "/media/keyframes/..%2fvideos/v.mp4",
+        "/media/keyframes/%252e%252e/videos/v.mp4",
+        "/media/keyframes/../../lumaweb/settings.py",
+    ):
         assert Client().get(path).status_code == 404, path
     client = Client()
     client.force_login(alice)
@@ -293,11 +341,18 @@ def test_api_key_appears_in_no_page_log_error_or_report(alice, sim, settings, ca
     services.submit(bad.pk)
     bad.refresh_from_db()
     assert bad.status == Status.FAILED and bad.error
-    pages = ["/", "/jobs/", "/generations/new/", f"/generations/{gen.pk}/",
-             f"/generations/{bad.pk}/", "/admin/generations/generation/",
-             f"/admin/generations/generation/{gen.pk}/change/",
-             f"/admin/generations/generation/{bad.pk}/change/", "/api/v1/generations",
-             "/api/v1/openapi.json"]
+    pages = [
+        "/",
+        "/jobs/",
+        "/generations/new/",
+        f"/generations/{gen.pk}/",
+        f"/generations/{bad.pk}/",
+        "/admin/generations/generation/",
+        f"/admin/generations/generation/{gen.pk}/change/",
+        f"/admin/generations/generation/{bad.pk}/change/",
+        "/api/v1/generations",
+        "/api/v1/openapi.json",
+    ]
     for path in pages:
         response = client.get(path)
         assert response.status_code == 200, path
@@ -363,14 +418,17 @@ def test_videos_answer_byte_ranges_for_seeking(alice, media_root):
 
 def test_admin_shows_jobs_read_only_and_acts_through_services(db):
     boss = make_user("boss", is_staff=True, is_superuser=True)
-    gen = Generation.objects.create(user_prompt="x", status=Status.NEEDS_ATTENTION,
-                                    created_by=boss, posts_sent=1)
+    gen = Generation.objects.create(
+        user_prompt="x", status=Status.NEEDS_ATTENTION, created_by=boss, posts_sent=1
+    )
     client = Client()
     client.force_login(boss)
     page = client.get(f"/admin/generations/generation/{gen.pk}/change/").content.decode()
     assert 'name="status"' not in page and 'name="posts_authorized"' not in page
-    client.post("/admin/generations/generation/", {
-        "action": "mark_failed", "_selected_action": [str(gen.pk)]})
+    client.post(
+        "/admin/generations/generation/",
+        {"action": "mark_failed", "_selected_action": [str(gen.pk)]},
+    )
     gen.refresh_from_db()
     assert gen.status == Status.FAILED
 
@@ -390,16 +448,24 @@ def test_api_key_is_in_no_worker_or_beat_log_line_during_a_full_run(
     base, _, db = pipeline_env["REDIS_URL"].rpartition("/")
     broker = f"{base}/{(int(db or 0) + 1) % 16}"
     with SimulatorProcess(api_key=SECRET, duration=1, video_seconds=1) as sim:
-        env = {**pipeline_env, "LUMA_API_KEY": SECRET, "LUMA_API_BASE_URL": sim.api_url,
-               "REDIS_URL": broker, "LOG_LEVEL": "DEBUG"}
+        env = {
+            **pipeline_env,
+            "LUMA_API_KEY": SECRET,
+            "LUMA_API_BASE_URL": sim.api_url,
+            "REDIS_URL": broker,
+            "LOG_LEVEL": "DEBUG",
+        }
         procs = CeleryProcesses(env, tmp_path)
         procs.start("worker-keyed")
         procs.start("beat")
         try:
             with publishing_to(broker):
                 gen = services.create_generation(make_user(), user_prompt="keyed run")
-            wait_for(lambda: Generation.objects.filter(pk=gen.pk).exclude(video_file="").exists(),
-                     60, "the keyed job to complete and be copied")
+            wait_for(
+                lambda: Generation.objects.filter(pk=gen.pk).exclude(video_file="").exists(),
+                60,
+                "the keyed job to complete and be copied",
+            )
         finally:
             procs.stop_all()
         assert len(sim.ledger()["posts"]) == 1

@@ -221,20 +221,24 @@ def test_answer_cut_short_after_a_post_needs_attention(queued, settings):
     assert "broke off" in queued.error
 
 
-def test_late_answer_after_a_person_retried_is_kept_as_its_own_job(transactional_db, sim,
-                                                                     settings):
+def test_late_answer_after_a_person_retried_is_kept_as_its_own_job(transactional_db, sim, settings):
     """The sweeper gave up on a slow POST and a person pressed Retry; then the answer came."""
     # Made directly, with no wake-up message: a worker the suite runs elsewhere must not
     # take it before this test's own submit does.
-    gen = Generation.objects.create(user_prompt="slow but paid", created_by=make_user(),
-                                    enqueued_at=timezone.now())
+    gen = Generation.objects.create(
+        user_prompt="slow but paid", created_by=make_user(), enqueued_at=timezone.now()
+    )
     sim.configure(slow_rate=1.0, slow_seconds=1.5)
     result = []
-    worker = threading.Thread(target=lambda: (result.append(services.submit(gen.pk)),
-                                              close_old_connections()))
+    worker = threading.Thread(
+        target=lambda: (result.append(services.submit(gen.pk)), close_old_connections())
+    )
     worker.start()
-    wait_for(lambda: Generation.objects.filter(pk=gen.pk, post_started_at__isnull=False).exists(),
-             5, "the POST to be sent")
+    wait_for(
+        lambda: Generation.objects.filter(pk=gen.pk, post_started_at__isnull=False).exists(),
+        5,
+        "the POST to be sent",
+    )
     settings.LUMA_SUBMIT_STALE_AFTER = 0.01
     time.sleep(0.05)
     assert services.sweep().needs_attention == 1

@@ -181,10 +181,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="state names: pending/processing, queued/dreaming, or mixed per generation",
     )
     add("--error-rate", type=float, default=0.0, help="fraction of API requests answered 5xx")
-    add("--error-status", type=int, default=None, help="answer injected errors with this status "
-        "(500, 502 or 503; default any)")
-    add("--error-after-create-rate", type=float, default=0.0,
-        help="fraction of POSTs that start a generation and then answer 502")
+    add(
+        "--error-status",
+        type=int,
+        default=None,
+        help="answer injected errors with this status (500, 502 or 503; default any)",
+    )
+    add(
+        "--error-after-create-rate",
+        type=float,
+        default=0.0,
+        help="fraction of POSTs that start a generation and then answer 502",
+    )
     add("--rate-limit-rate", type=float, default=0.0, help="fraction answered 429")
     add("--retry-after", type=float, default=d.retry_after, help="Retry-After seconds on 429")
     add("--slow-rate", type=float, default=0.0, help="fraction of replies delayed")

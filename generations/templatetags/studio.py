@@ -16,7 +16,7 @@ register = template.Library()
 
 @register.filter
 def ratio_css(ratio: str) -> str:
-    """"16:9" -> "16 / 9", for the CSS aspect-ratio property (anything odd -> square)."""
+    """ "16:9" -> "16 / 9", for the CSS aspect-ratio property (anything odd -> square)."""
     try:
         width, height = (int(part) for part in str(ratio).split(":"))
     except ValueError:
@@ -110,7 +110,7 @@ def short_prompt(text: str, length: int = 90) -> str:
 
 @register.filter
 def orientation(ratio: str) -> str:
-    """"9:16" -> "tall", "16:9" -> "wide", "1:1" -> "square"."""
+    """ "9:16" -> "tall", "16:9" -> "wide", "1:1" -> "square"."""
     try:
         width, height = (int(part) for part in str(ratio).split(":"))
     except ValueError:
@@ -122,7 +122,7 @@ def orientation(ratio: str) -> str:
 
 @register.filter
 def ago(moment: datetime | None) -> str:
-    """"just now", "4 minutes ago", "2 days ago"."""
+    """ "just now", "4 minutes ago", "2 days ago"."""
     if moment is None:
         return ""
     seconds = (timezone.now() - moment).total_seconds()

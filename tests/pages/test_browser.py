@@ -106,8 +106,11 @@ def test_create_watch_extend_like_filter_download(page, live_server, pipeline, s
     page.wait_for_selector("#jobs .live-indicator:not(.is-live)")
 
     # --- the gallery shows it; Extend opens an inline form and queues a self-updating card ---
-    wait_for(lambda: Generation.objects.filter(pk=gen.pk).exclude(video_file="").exists(), 30,
-             "the local copy")
+    wait_for(
+        lambda: Generation.objects.filter(pk=gen.pk).exclude(video_file="").exists(),
+        30,
+        "the local copy",
+    )
     page.click("nav >> text=Gallery")
     card = page.locator(f"#card-{gen.pk}")
     card.wait_for()

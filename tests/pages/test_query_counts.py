@@ -11,8 +11,15 @@ from django.test.utils import CaptureQueriesContext
 from generations.models import Status
 from tests.pages.conftest import htmx, make_gen
 
-STATUSES = [Status.COMPLETED, Status.QUEUED, Status.IN_PROGRESS, Status.SUBMITTING,
-            Status.FAILED, Status.NEEDS_ATTENTION, Status.CANCELLED]
+STATUSES = [
+    Status.COMPLETED,
+    Status.QUEUED,
+    Status.IN_PROGRESS,
+    Status.SUBMITTING,
+    Status.FAILED,
+    Status.NEEDS_ATTENTION,
+    Status.CANCELLED,
+]
 
 
 def add_rows(n: int, user, other) -> None:

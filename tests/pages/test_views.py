@@ -106,8 +106,16 @@ def test_a_card_polling_for_a_deleted_job_stops_and_goes_away(client):
     assert response.status_code == 286 and response.content == b""
 
 
-@pytest.mark.parametrize("name", ["generation-like", "generation-retry", "generation-cancel",
-                                  "generation-mark-failed", "generation-extend"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "generation-like",
+        "generation-retry",
+        "generation-cancel",
+        "generation-mark-failed",
+        "generation-extend",
+    ],
+)
 def test_actions_on_unknown_ids_answer_404(client, name):
     assert client.post(reverse(name, args=[uuid.uuid4()]), {"user_prompt": "x"}).status_code == 404
 
@@ -137,13 +145,16 @@ def test_gallery_says_which_filters_it_ignored(client):
     assert "Ignored a filter" in html and "aspect ratio" in html and "who" in html
 
 
-@hsettings(max_examples=40, deadline=None,
-           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(params=st.dictionaries(
-    st.sampled_from(["q", "ar", "who", "liked", "after", "from", "v", "n"]),
-    st.text(max_size=300),
-    max_size=6,
-))
+@hsettings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["q", "ar", "who", "liked", "after", "from", "v", "n"]),
+        st.text(max_size=300),
+        max_size=6,
+    )
+)
 def test_no_page_answers_500_to_any_query_string(client, params):
     for url in ("/", "/jobs/", "/generations/new/", "/jobs/count/"):
         assert client.get(url, params).status_code < 500
@@ -161,8 +172,10 @@ def test_html_in_a_prompt_shows_as_text_everywhere(client, user):
 
 
 def test_create_form_errors_keep_values_and_escape_them(client):
-    response = client.post("/generations/new/", {"user_prompt": "   ", "aspect_ratio": "9:16",
-                                                  "image_url": "javascript:alert(1)"})
+    response = client.post(
+        "/generations/new/",
+        {"user_prompt": "   ", "aspect_ratio": "9:16", "image_url": "javascript:alert(1)"},
+    )
     assert response.status_code == 400
     html = response.content.decode()
     assert "This field is required" in html
@@ -194,7 +207,11 @@ def test_create_queues_a_job_and_redirects_to_it_with_a_toast(client, user):
     gen = Generation.objects.get()
     assert response.redirect_chain[-1][0] == f"/generations/{gen.pk}/"
     assert (gen.status, gen.aspect_ratio, gen.expand_prompt, gen.created_by) == (
-        Status.QUEUED, "21:9", True, user)
+        Status.QUEUED,
+        "21:9",
+        True,
+        user,
+    )
     html = response.content.decode()
     assert "Queued" in html and "toast" in html
     assert 'hx-trigger="every 2s"' in html  # the status block updates itself
@@ -210,16 +227,20 @@ def test_upload_refused_with_a_reason_without_public_base_url(client, settings):
     buffer = BytesIO()
     Image.new("RGB", (8, 8), "red").save(buffer, "PNG")
     upload = SimpleUploadedFile("k.png", buffer.getvalue(), content_type="image/png")
-    response = client.post("/generations/new/", {"user_prompt": "x", "aspect_ratio": "16:9",
-                                                  "image_file": upload})
+    response = client.post(
+        "/generations/new/", {"user_prompt": "x", "aspect_ratio": "16:9", "image_file": upload}
+    )
     assert response.status_code == 400
     assert "PUBLIC_BASE_URL" in response.content.decode()
     assert Generation.objects.count() == 0
 
 
 def test_generate_again_prefills_the_form(client):
-    gen = make_gen(user_prompt="a red kite over dunes", aspect_ratio="9:21",
-                   image_url="https://example.com/a.jpg")
+    gen = make_gen(
+        user_prompt="a red kite over dunes",
+        aspect_ratio="9:21",
+        image_url="https://example.com/a.jpg",
+    )
     html = client.get(f"/generations/new/?from={gen.pk}").content.decode()
     assert "a red kite over dunes</textarea>" in html
     assert 'value="9:21" checked' in html
@@ -292,12 +313,16 @@ def test_like_toggles_per_user(client, user, other):
 # --- extend ------------------------------------------------------------------------------------
 def test_extend_inline_form_and_htmx_post_show_a_self_updating_card(client, user):
     parent = make_gen(user=user)
-    form = client.get(reverse("generation-extend", args=[parent.pk]), **htmx(
-        f"extend-slot-{parent.pk}"))
+    form = client.get(
+        reverse("generation-extend", args=[parent.pk]), **htmx(f"extend-slot-{parent.pk}")
+    )
     assert form.status_code == 200
     assert b'hx-post="/generations/' in form.content and b"<html" not in form.content
-    response = client.post(reverse("generation-extend", args=[parent.pk]),
-                           {"user_prompt": "then it rains"}, **htmx(f"card-{parent.pk}"))
+    response = client.post(
+        reverse("generation-extend", args=[parent.pk]),
+        {"user_prompt": "then it rains"},
+        **htmx(f"card-{parent.pk}"),
+    )
     assert response.status_code == 200
     child = Generation.objects.get(parent=parent)
     assert child.status == Status.QUEUED and child.aspect_ratio == parent.aspect_ratio
@@ -310,8 +335,9 @@ def test_extend_inline_form_and_htmx_post_show_a_self_updating_card(client, user
 
 def test_extend_without_javascript_redirects_to_the_new_job(client):
     parent = make_gen()
-    response = client.post(reverse("generation-extend", args=[parent.pk]),
-                           {"user_prompt": "and then"})
+    response = client.post(
+        reverse("generation-extend", args=[parent.pk]), {"user_prompt": "and then"}
+    )
     child = Generation.objects.get(parent=parent)
     assert response.status_code == 302 and response["Location"] == f"/generations/{child.pk}/"
     assert client.get(reverse("generation-extend", args=[parent.pk])).status_code == 302
@@ -323,8 +349,9 @@ def test_extend_refusals_show_the_form_with_reasons(client):
     assert response.status_code == 400
     assert b"Only a finished video can be extended" in response.content
     done = make_gen()
-    response = client.post(reverse("generation-extend", args=[done.pk]), {"user_prompt": ""},
-                           **htmx(f"card-{done.pk}"))
+    response = client.post(
+        reverse("generation-extend", args=[done.pk]), {"user_prompt": ""}, **htmx(f"card-{done.pk}")
+    )
     assert response.status_code == 200
     assert response["HX-Retarget"] == f"#extend-slot-{done.pk}"
     assert Generation.objects.filter(parent__isnull=False).count() == 0
@@ -373,13 +400,31 @@ def test_dashboard_sections_show_who_status_eta_and_upstream_error(client, user)
     make_gen(Status.QUEUED, user=user, user_prompt="waiting one")
     make_gen(Status.IN_PROGRESS, user=user, user_prompt="running one")
     make_gen(Status.NEEDS_ATTENTION, user=user, user_prompt="unsure one")
-    make_gen(Status.FAILED, user=user, user_prompt="failed one", error="Insufficient tokens",
-             error_request_id="req-42")
+    make_gen(
+        Status.FAILED,
+        user=user,
+        user_prompt="failed one",
+        error="Insufficient tokens",
+        error_request_id="req-42",
+    )
     make_gen(Status.COMPLETED, user=user, user_prompt="done one")
     html = client.get("/jobs/").content.decode()
-    for text in ("Needs attention", "Running", "Queued", "Failed", "Recently finished",
-                 "waiting one", "running one", "unsure one", "failed one", "done one",
-                 "Insufficient tokens", "req-42", "may charge a second time", "data-since"):
+    for text in (
+        "Needs attention",
+        "Running",
+        "Queued",
+        "Failed",
+        "Recently finished",
+        "waiting one",
+        "running one",
+        "unsure one",
+        "failed one",
+        "done one",
+        "Insufficient tokens",
+        "req-42",
+        "may charge a second time",
+        "data-since",
+    ):
         assert text in html, text
     assert "progress-eta" in html and "--secs:" in html
     assert 'hx-trigger="every 2s"' in html
@@ -435,8 +480,12 @@ def test_actions_move_status_through_services(client, user, use_htmx):
     client.post(reverse("generation-cancel", args=[queued.pk]), **headers)
     client.post(reverse("generation-mark-failed", args=[unsure.pk]), **headers)
     client.post(reverse("generation-retry", args=[unsure2.pk]), **headers)
-    for gen, status in ((failed, Status.QUEUED), (queued, Status.CANCELLED),
-                        (unsure, Status.FAILED), (unsure2, Status.QUEUED)):
+    for gen, status in (
+        (failed, Status.QUEUED),
+        (queued, Status.CANCELLED),
+        (unsure, Status.FAILED),
+        (unsure2, Status.QUEUED),
+    ):
         gen.refresh_from_db()
         assert gen.status == status
         assert "alice" in gen.events.last().note  # the service recorded who did it

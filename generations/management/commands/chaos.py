@@ -20,16 +20,27 @@ class Command(BaseCommand):
         parser.add_argument("--beat-restarts", type=int, default=1)
         parser.add_argument("--timeout", type=float, default=1200)
         parser.add_argument("--seed", type=int, default=1)
-        parser.add_argument("--allow-existing", action="store_true",
-                            help="run even though the database already holds generations")
+        parser.add_argument(
+            "--allow-existing",
+            action="store_true",
+            help="run even though the database already holds generations",
+        )
 
     def handle(self, *args, **opts):
         if Generation.objects.exists() and not opts["allow_existing"]:
-            raise CommandError("This database already holds generations; use a scratch database "
-                               "(or --allow-existing).")
-        run = ChaosRun(opts["n"], kills=opts["kills"], redis_restarts=opts["redis_restarts"],
-                       beat_restarts=opts["beat_restarts"], timeout=opts["timeout"],
-                       seed=opts["seed"], say=self.stdout.write)
+            raise CommandError(
+                "This database already holds generations; use a scratch database "
+                "(or --allow-existing)."
+            )
+        run = ChaosRun(
+            opts["n"],
+            kills=opts["kills"],
+            redis_restarts=opts["redis_restarts"],
+            beat_restarts=opts["beat_restarts"],
+            timeout=opts["timeout"],
+            seed=opts["seed"],
+            say=self.stdout.write,
+        )
         report = run.run()
         self.stdout.write(report.table())
         if not report.ok:

@@ -1,10 +1,10 @@
 """``manage.py jobs``: see and repair jobs that need a person.
 
-    manage.py jobs                      list needs-attention, stuck and failed-recently jobs
-    manage.py jobs retry ID [--yes]     send it again (may pay twice for a needs-attention job)
-    manage.py jobs fail ID              mark a needs-attention job failed
-    manage.py jobs cancel ID            cancel a queued job
-    manage.py jobs sweep                run the sweeper now (requeue lost wake-ups, unstick rows)
+manage.py jobs                      list needs-attention, stuck and failed-recently jobs
+manage.py jobs retry ID [--yes]     send it again (may pay twice for a needs-attention job)
+manage.py jobs fail ID              mark a needs-attention job failed
+manage.py jobs cancel ID            cancel a queued job
+manage.py jobs sweep                run the sweeper now (requeue lost wake-ups, unstick rows)
 """
 
 from __future__ import annotations
@@ -24,11 +24,16 @@ class Command(BaseCommand):
     help = "List jobs that need attention or look stuck, and resolve them."
 
     def add_arguments(self, parser):
-        parser.add_argument("action", nargs="?", default="list",
-                            choices=["list", "retry", "fail", "cancel", "sweep"])
+        parser.add_argument(
+            "action",
+            nargs="?",
+            default="list",
+            choices=["list", "retry", "fail", "cancel", "sweep"],
+        )
         parser.add_argument("ids", nargs="*", help="generation ids (uuid)")
-        parser.add_argument("--yes", action="store_true",
-                            help="confirm a retry that may pay a second time")
+        parser.add_argument(
+            "--yes", action="store_true", help="confirm a retry that may pay a second time"
+        )
 
     def handle(self, *args, action, ids, yes, **options):
         if action == "list":
@@ -47,7 +52,8 @@ class Command(BaseCommand):
                     if gen.status == Status.NEEDS_ATTENTION and not yes:
                         raise CommandError(
                             f"{pk} may already have started upstream; retrying may pay twice. "
-                            "Add --yes to confirm.")
+                            "Add --yes to confirm."
+                        )
                     services.retry_generation(gen)
                 elif action == "fail":
                     services.mark_failed(gen, note="marked failed from the command line")
@@ -64,15 +70,26 @@ class Command(BaseCommand):
         overdue = now - timedelta(seconds=max(60.0, settings.LUMA_POLL_INTERVAL * 12))
         groups = [
             ("needs attention", Generation.objects.filter(status=Status.NEEDS_ATTENTION)),
-            ("stuck submitting", Generation.objects.filter(status=Status.SUBMITTING,
-                                                           status_changed_at__lt=stale)),
-            ("queued but not taken", Generation.objects.filter(
-                status=Status.QUEUED, status_changed_at__lt=stale).filter(
-                Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=now))),
-            ("in progress, not polled lately", Generation.objects.filter(
-                status=Status.IN_PROGRESS, next_poll_at__lt=overdue)),
-            ("finished without a local copy", Generation.objects.filter(
-                status=Status.COMPLETED, video_file="", assets_next_at__isnull=True)),
+            (
+                "stuck submitting",
+                Generation.objects.filter(status=Status.SUBMITTING, status_changed_at__lt=stale),
+            ),
+            (
+                "queued but not taken",
+                Generation.objects.filter(status=Status.QUEUED, status_changed_at__lt=stale).filter(
+                    Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=now)
+                ),
+            ),
+            (
+                "in progress, not polled lately",
+                Generation.objects.filter(status=Status.IN_PROGRESS, next_poll_at__lt=overdue),
+            ),
+            (
+                "finished without a local copy",
+                Generation.objects.filter(
+                    status=Status.COMPLETED, video_file="", assets_next_at__isnull=True
+                ),
+            ),
         ]
         found = False
         for title, query in groups:
@@ -86,7 +103,8 @@ class Command(BaseCommand):
                 who = gen.created_by.get_username() if gen.created_by else "-"
                 self.stdout.write(
                     f"  {gen.pk}  {who:<12} {str(age).split('.')[0]:>9} ago  "
-                    f"{gen.user_prompt[:50]!r}  {gen.error[:80]}")
+                    f"{gen.user_prompt[:50]!r}  {gen.error[:80]}"
+                )
         if not found:
             self.stdout.write("Nothing needs attention.")
 

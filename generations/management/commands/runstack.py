@@ -31,34 +31,73 @@ class Command(BaseCommand):
         env = dict(os.environ)
         procs: dict[str, list[str]] = {}
         if settings.LUMA_DEMO_MODE:
-            procs["simulator"] = [py, "-m", "generations.simulator", "--port", str(simulator_port),
-                                  "--duration", os.environ.get("SIMULATOR_DURATION", "20"),
-                                  "--media-dir", str(run_dir / "simulator")]
+            procs["simulator"] = [
+                py,
+                "-m",
+                "generations.simulator",
+                "--port",
+                str(simulator_port),
+                "--duration",
+                os.environ.get("SIMULATOR_DURATION", "20"),
+                "--media-dir",
+                str(run_dir / "simulator"),
+            ]
             env.setdefault("LUMA_API_BASE_URL", f"http://127.0.0.1:{simulator_port}/v1")
             env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
-        procs["worker"] = [py, "-m", "celery", "-A", "lumaweb", "worker", "--loglevel", "INFO",
-                           "--concurrency", os.environ.get("WORKER_CONCURRENCY", "4")]
-        procs["beat"] = [py, "-m", "celery", "-A", "lumaweb", "beat", "--loglevel", "INFO",
-                         "--schedule", str(run_dir / "celerybeat-schedule")]
+        procs["worker"] = [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "lumaweb",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            os.environ.get("WORKER_CONCURRENCY", "4"),
+        ]
+        procs["beat"] = [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "lumaweb",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(run_dir / "celerybeat-schedule"),
+        ]
         procs["web"] = [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
 
         running: dict[str, subprocess.Popen] = {}
         for name, cmd in procs.items():
             running[name] = subprocess.Popen(
-                cmd, env=env, cwd=settings.BASE_DIR, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True,
+                cmd,
+                env=env,
+                cwd=settings.BASE_DIR,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+                start_new_session=True,
             )
             threading.Thread(target=self._pump, args=(name, running[name]), daemon=True).start()
 
-        mode = "DEMO mode (built-in simulator, nothing is paid)" if settings.LUMA_DEMO_MODE \
+        mode = (
+            "DEMO mode (built-in simulator, nothing is paid)"
+            if settings.LUMA_DEMO_MODE
             else f"LIVE mode against {settings.LUMA_API_BASE_URL}"
-        self.stdout.write(self.style.SUCCESS(
-            f"\n  lumaweb is starting in {mode}\n"
-            f"  open  http://127.0.0.1:{port}/\n"
-            f"  log in as {os.environ.get('DJANGO_SUPERUSER_USERNAME', 'admin')} "
-            "(password: cat .run/admin-password; more people in /admin/)\n"
-            f"  broker {settings.CELERY_BROKER_URL}   Ctrl-C stops everything\n"
-        ))
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\n  lumaweb is starting in {mode}\n"
+                f"  open  http://127.0.0.1:{port}/\n"
+                f"  log in as {os.environ.get('DJANGO_SUPERUSER_USERNAME', 'admin')} "
+                "(password: cat .run/admin-password; more people in /admin/)\n"
+                f"  broker {settings.CELERY_BROKER_URL}   Ctrl-C stops everything\n"
+            )
+        )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:

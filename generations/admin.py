@@ -7,7 +7,7 @@ same services as the pages.
 
 from django.contrib import admin, messages
 
-from generations import services
+from generations import actions
 from generations.models import ApiToken, Generation, StatusEvent
 
 
@@ -27,7 +27,7 @@ def _run(request, queryset, action, done: str) -> None:
         try:
             action(gen, request.user)
             ok += 1
-        except services.ServiceError as exc:
+        except actions.ServiceError as exc:
             messages.warning(request, f"{gen.pk}: {exc}")
     if ok:
         messages.success(request, f"{done}: {ok}")
@@ -35,17 +35,17 @@ def _run(request, queryset, action, done: str) -> None:
 
 @admin.action(description="Retry (a needs-attention job may be paid twice)")
 def retry(modeladmin, request, queryset):
-    _run(request, queryset, services.retry_generation, "Queued again")
+    _run(request, queryset, actions.retry_generation, "Queued again")
 
 
 @admin.action(description="Mark needs-attention jobs failed")
 def mark_failed(modeladmin, request, queryset):
-    _run(request, queryset, services.mark_failed, "Marked failed")
+    _run(request, queryset, actions.mark_failed, "Marked failed")
 
 
 @admin.action(description="Cancel queued jobs")
 def cancel(modeladmin, request, queryset):
-    _run(request, queryset, services.cancel_generation, "Cancelled")
+    _run(request, queryset, actions.cancel_generation, "Cancelled")
 
 
 @admin.register(Generation)

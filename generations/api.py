@@ -14,7 +14,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods
 
-from generations import services
+from generations import actions
 from generations.forms import ExtendForm, GenerationForm
 from generations.models import Generation
 from generations.serializers import generation_json
@@ -105,7 +105,7 @@ def generations_collection(request):
         form = GenerationForm({"aspect_ratio": "16:9", **data})
         if not form.is_valid():
             return _form_errors(form)
-        gen = services.create_generation(request.user, **form.generation_fields())
+        gen = actions.create_generation(request.user, form.to_request())
         return JsonResponse(generation_json(gen, request), status=201)
 
     raw_ids = [part for part in request.GET.get("ids", "").split(",") if part.strip()]
@@ -127,10 +127,10 @@ def generation_detail(request, pk):
     gen = get_object_or_404(Generation.objects.select_related("created_by"), pk=pk)
     if request.method == "DELETE":
         try:
-            services.delete_generation(gen, request.user)
-        except services.NotAllowed as exc:
+            actions.delete_generation(gen, request.user)
+        except actions.NotAllowed as exc:
             return _error(403, str(exc))
-        except services.ServiceError as exc:
+        except actions.ServiceError as exc:
             return _error(409, str(exc))
         return HttpResponse(status=204)
     return JsonResponse(generation_json(gen, request))
@@ -146,7 +146,7 @@ def generation_extend(request, pk):
     if not form.is_valid():
         return _form_errors(form)
     try:
-        gen = services.extend_generation(parent, request.user, **form.generation_fields())
-    except services.ServiceError as exc:
+        gen = actions.extend_generation(parent, request.user, form.to_request())
+    except actions.ServiceError as exc:
         return _error(409, str(exc))
     return JsonResponse(generation_json(gen, request), status=201)

@@ -31,7 +31,8 @@ from pathlib import Path
 import redis
 import requests
 
-from generations import services
+from generations import actions
+from generations.inputs import GenerationRequest
 from generations.models import Generation, Status
 from generations.processes import CeleryProcesses, database_url, free_port
 from generations.simulator.testing import SimulatorProcess
@@ -278,21 +279,25 @@ class ChaosRun:
             target = min(creates, int(creates * min(1.0, (elapsed + 2) / (expected * 0.6))))
             while created < target:
                 created += 1
-                gen = services.create_generation(
+                gen = actions.create_generation(
                     user,
-                    user_prompt=f"chaos #{created}: {self._prompt()}",
-                    aspect_ratio=self.rng.choice(["16:9", "9:16", "1:1"]),
+                    GenerationRequest(
+                        user_prompt=f"chaos #{created}: {self._prompt()}",
+                        aspect_ratio=self.rng.choice(["16:9", "9:16", "1:1"]),
+                    ),
                 )
                 self.ids.append(str(gen.pk))
             if len(extended) < extensions:
                 for parent in Generation.objects.filter(
                     pk__in=self.ids, status=Status.COMPLETED, parent__isnull=True
                 ).exclude(pk__in=extended)[: extensions - len(extended)]:
-                    child = services.extend_generation(
+                    child = actions.extend_generation(
                         parent,
                         user,
-                        user_prompt=f"chaos ext of {parent.pk}: and then it rains",
-                        aspect_ratio=parent.aspect_ratio,
+                        GenerationRequest(
+                            user_prompt=f"chaos ext of {parent.pk}: and then it rains",
+                            aspect_ratio=parent.aspect_ratio,
+                        ),
                     )
                     extended.add(str(parent.pk))
                     self.ids.append(str(child.pk))

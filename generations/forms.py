@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import uuid
+from typing import Any
 from urllib.parse import urlsplit
 
 from django import forms
@@ -10,7 +12,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from generations import fetch
-from generations.models import ASPECT_RATIOS
+from generations.inputs import GenerationRequest
+from generations.models import ASPECT_RATIOS, AspectRatio, Generation
 
 MAX_PROMPT = 2000
 MAX_URL = 2048
@@ -18,15 +21,7 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 40_000_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-ASPECT_HINTS = {
-    "16:9": "Widescreen",
-    "9:16": "Vertical",
-    "1:1": "Square",
-    "4:3": "Classic",
-    "3:4": "Portrait",
-    "21:9": "Cinema",
-    "9:21": "Tall",
-}
+ASPECT_HINTS = dict(AspectRatio.choices)
 
 
 def clean_keyframe_url(value: str) -> str:
@@ -49,7 +44,14 @@ def clean_keyframe_url(value: str) -> str:
     return value
 
 
-class GenerationForm(forms.Form):
+class GenerationForm(forms.ModelForm):
+    """The request fields of ``GenerationRequest``, validated; the pages and the API share it.
+
+    The field list comes from ``GenerationRequest``: a new request field shows up here (with
+    the model field's validation) without touching this form. Fields declared below only add
+    what the model cannot say (limits, words, cleaning).
+    """
+
     user_prompt = forms.CharField(
         label="Prompt",
         max_length=MAX_PROMPT,
@@ -78,6 +80,45 @@ class GenerationForm(forms.Form):
     )
     image_file = forms.ImageField(label="…or upload a start keyframe", required=False)
     image_end_file = forms.ImageField(label="…or upload an end keyframe", required=False)
+    # "Generate again": keyframes uploaded for that earlier generation are kept unless replaced.
+    keyframes_from = forms.UUIDField(required=False, widget=forms.HiddenInput)
+
+    class Meta:
+        model = Generation
+        fields = GenerationRequest.field_names()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        source = self.keyframe_source()
+        for upload in GenerationRequest.uploads():
+            if source is not None and getattr(source, upload):
+                self.fields[f"keep_{upload}"] = forms.BooleanField(
+                    label="Keep the image uploaded for the earlier video",
+                    required=False,
+                    initial=True,
+                )
+
+    def keyframe_source(self) -> Generation | None:
+        """The earlier generation whose uploaded keyframes this form carries over."""
+        raw = (
+            self.data.get("keyframes_from") if self.is_bound else self.initial.get("keyframes_from")
+        )
+        try:
+            pk = uuid.UUID(str(raw)) if raw else None
+        except ValueError:
+            return None
+        return Generation.objects.filter(pk=pk).first() if pk else None
+
+    def kept_keyframes(self) -> list[tuple[str, Any]]:
+        """(upload field, stored file) pairs offered for keeping, for the page to show."""
+        source = self.keyframe_source()
+        if source is None:
+            return []
+        return [
+            (name, getattr(source, name))
+            for name in GenerationRequest.uploads()
+            if getattr(source, name)
+        ]
 
     def clean_user_prompt(self) -> str:
         prompt = _CONTROL.sub("", self.cleaned_data["user_prompt"]).strip()
@@ -91,7 +132,7 @@ class GenerationForm(forms.Form):
     def clean_image_end_url(self) -> str:
         return clean_keyframe_url(self.cleaned_data.get("image_end_url", ""))
 
-    def _clean_upload(self, name: str):
+    def _clean_upload(self, name: str) -> Any:
         upload = self.cleaned_data.get(name)
         if not upload:
             return None
@@ -107,35 +148,32 @@ class GenerationForm(forms.Form):
             raise ValidationError("That image has too many pixels (40 megapixels at most).")
         return upload
 
-    def clean_image_file(self):
+    def clean_image_file(self) -> Any:
         return self._clean_upload("image_file")
 
-    def clean_image_end_file(self):
+    def clean_image_end_file(self) -> Any:
         return self._clean_upload("image_end_file")
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
-        for url_field, file_field in (
-            ("image_url", "image_file"),
-            ("image_end_url", "image_end_file"),
-        ):
-            if data.get(url_field) and data.get(file_field):
-                self.add_error(file_field, "Give a URL or an upload, not both.")
+        source = self.keyframe_source()
+        for upload, url_field in GenerationRequest.uploads().items():
+            if data.get(url_field) and data.get(upload):
+                self.add_error(upload, "Give a URL or an upload, not both.")
+            kept = getattr(source, upload) if source is not None else None
+            if (
+                kept
+                and data.get(f"keep_{upload}")
+                and not (data.get(url_field) or data.get(upload))
+            ):
+                data[upload] = kept.name  # shared with the earlier row, not copied
         return data
 
-    def generation_fields(self) -> dict:
-        data = self.cleaned_data
-        fields = {
-            "user_prompt": data["user_prompt"],
-            "aspect_ratio": data["aspect_ratio"],
-            "expand_prompt": bool(data.get("expand_prompt")),
-            "image_url": data.get("image_url") or "",
-            "image_end_url": data.get("image_end_url") or "",
-        }
-        for name in ("image_file", "image_end_file"):
-            if data.get(name):
-                fields[name] = data[name]
-        return fields
+    def _post_clean(self) -> None:
+        """Validation is this form's; nothing is built or saved through the ModelForm."""
+
+    def to_request(self) -> GenerationRequest:
+        return GenerationRequest.from_data(self.cleaned_data)
 
 
 class ExtendForm(GenerationForm):
@@ -143,7 +181,7 @@ class ExtendForm(GenerationForm):
 
     aspect_ratio = forms.ChoiceField(choices=[(r, r) for r in ASPECT_RATIOS], required=False)
 
-    def __init__(self, *args, parent=None, **kwargs):
+    def __init__(self, *args: Any, parent: Generation | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.parent = parent
         self.fields["user_prompt"].label = "What happens next?"

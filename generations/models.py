@@ -1,7 +1,13 @@
 """What lumaweb keeps: every prompt and generation, its history, and API tokens.
 
 The database is the source of truth for every job; the broker only carries wake-ups.
-Status changes go through ``generations.services`` with conditional updates.
+Status changes go through ``generations.pipeline.transitions`` with conditional updates.
+
+The questions every part asks about a row ("due for a poll?", "queued but nobody took it?",
+"settled?", "what changed since the client last looked?") are answered here, once: as
+``GenerationQuerySet`` methods for the database and as ``Generation`` properties for one row.
+The sweeper, the poller, ``manage.py jobs``, the chaos check, the pages and the template tags
+all read these definitions.
 """
 
 from __future__ import annotations
@@ -9,12 +15,32 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-ASPECT_RATIOS = ["16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21"]
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+class AspectRatio(models.TextChoices):
+    """The shapes Luma's models accept, with the words the create page shows beside them."""
+
+    WIDE = "16:9", "Widescreen"
+    VERTICAL = "9:16", "Vertical"
+    SQUARE = "1:1", "Square"
+    CLASSIC = "4:3", "Classic"
+    PORTRAIT = "3:4", "Portrait"
+    CINEMA = "21:9", "Cinema"
+    TALL = "9:21", "Tall"
+
+
+ASPECT_RATIOS: list[str] = list(AspectRatio.values)
 
 
 class Status(models.TextChoices):
@@ -41,12 +67,87 @@ def _keyframe_path(instance: Generation, filename: str) -> str:
     return f"keyframes/{secrets.token_urlsafe(24)}.{ext}"
 
 
-class GenerationQuerySet(models.QuerySet):
+def _ago(seconds: float, now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) - timedelta(seconds=seconds)
+
+
+class GenerationQuerySet(models.QuerySet["Generation"]):
+    """Every row predicate the pipeline, the pages and the operator commands share."""
+
     def finished(self) -> GenerationQuerySet:
         return self.filter(status=Status.COMPLETED)
 
     def in_flight(self) -> GenerationQuerySet:
         return self.filter(status__in=IN_FLIGHT)
+
+    def due_for_poll(self, now: datetime) -> GenerationQuerySet:
+        """In progress upstream and its next poll is due."""
+        return self.filter(status=Status.IN_PROGRESS, next_poll_at__lte=now)
+
+    def not_polled_lately(self, now: datetime) -> GenerationQuerySet:
+        """In progress, but no poller has looked at it for a dozen intervals (beat down?)."""
+        overdue = _ago(max(60.0, settings.LUMA_POLL_INTERVAL * 12), now)
+        return self.filter(status=Status.IN_PROGRESS, next_poll_at__lt=overdue)
+
+    def waiting_for_a_worker(self, now: datetime) -> GenerationQuerySet:
+        """Queued, due, and its wake-up was never sent or not taken within
+        ``LUMA_REQUEUE_AFTER``: the message was lost (flushed Redis, crash before publish)."""
+        return self.filter(
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+            Q(enqueued_at__isnull=True)
+            | Q(enqueued_at__lte=_ago(settings.LUMA_REQUEUE_AFTER, now)),
+            status=Status.QUEUED,
+        )
+
+    def stale_submitting(self, now: datetime) -> GenerationQuerySet:
+        """Left in ``submitting`` longer than ``LUMA_SUBMIT_STALE_AFTER``: its worker died."""
+        stale = _ago(settings.LUMA_SUBMIT_STALE_AFTER, now)
+        return self.filter(status=Status.SUBMITTING, status_changed_at__lte=stale)
+
+    def copy_pending(self) -> GenerationQuerySet:
+        """Finished, without its local copy yet, and the copy not given up on."""
+        return self.filter(status=Status.COMPLETED, video_file="", assets_next_at__isnull=False)
+
+    def copy_due(self, now: datetime) -> GenerationQuerySet:
+        """A copy is due and its wake-up was never sent or not taken in time."""
+        lost = Q(assets_enqueued_at__isnull=True) | Q(
+            assets_enqueued_at__lte=_ago(settings.LUMA_REQUEUE_AFTER, now)
+        )
+        return self.filter(lost, status=Status.COMPLETED, assets_next_at__lte=now)
+
+    def copy_given_up(self) -> GenerationQuerySet:
+        """Finished, but every attempt to copy the video failed: shown from the upstream URL."""
+        return self.filter(status=Status.COMPLETED, video_file="", assets_next_at__isnull=True)
+
+    def unsettled(self) -> GenerationQuerySet:
+        """Rows that will still change by themselves (see ``Generation.is_settled``)."""
+        return self.filter(Q(status__in=IN_FLIGHT) | Q(pk__in=self.copy_pending().values("pk")))
+
+    def dashboard_stamp(self) -> tuple[str, int]:
+        """A stamp of everything the job dashboard shows, and how many jobs are in flight
+        (one query). Any status change moves the newest ``status_changed_at``; any poll of a
+        running job moves ``last_polled_at`` (its estimate may have changed); the counts catch
+        deletions."""
+        row = self.aggregate(
+            changed=Max("status_changed_at"),
+            polled=Max("last_polled_at", filter=Q(status__in=IN_FLIGHT)),
+            flying=Count("pk", filter=Q(status__in=IN_FLIGHT)),
+            total=Count("pk"),
+        )
+        raw = f"{row['changed']}|{row['polled']}|{row['flying']}|{row['total']}"
+        return hashlib.blake2s(raw.encode(), digest_size=8).hexdigest(), row["flying"]
+
+
+@dataclass(frozen=True)
+class Eta:
+    """Where a job's progress bar starts now and how long until it should be full.
+
+    ``kind`` is ``eta`` (an estimate to count down), ``overdue`` (past the estimate) or
+    ``indeterminate`` (no estimate, or not running upstream)."""
+
+    kind: str
+    percent: float = 0.0
+    remaining: float = 0.0
 
 
 class Generation(models.Model):
@@ -66,7 +167,9 @@ class Generation(models.Model):
 
     # What was asked (field names as upstream).
     user_prompt = models.TextField()
-    aspect_ratio = models.CharField(max_length=5, default="16:9")
+    aspect_ratio = models.CharField(
+        max_length=5, choices=AspectRatio.choices, default=AspectRatio.WIDE
+    )
     expand_prompt = models.BooleanField(default=False)
     image_url = models.URLField(max_length=2048, blank=True)
     image_end_url = models.URLField(max_length=2048, blank=True)
@@ -167,6 +270,42 @@ class Generation(models.Model):
     def display_thumbnail_url(self) -> str:
         return self.thumbnail_file.url if self.thumbnail_file else self.thumbnail_url
 
+    @property
+    def is_settled(self) -> bool:
+        """Nothing more will change by itself: not in flight, and a finished video has its local
+        copy (or the copy was given up on). Cards and the detail page poll until then."""
+        if self.status in IN_FLIGHT:
+            return False
+        if self.status == Status.COMPLETED and not self.video_file:
+            return self.assets_next_at is None
+        return True
+
+    @property
+    def live_version(self) -> str:
+        """Changes whenever this row's live view (detail page, card) would look different."""
+        polled = self.last_polled_at.timestamp() if self.last_polled_at else 0
+        stamp = self.status_changed_at.timestamp()
+        files = f"{int(bool(self.video_file))}{int(bool(self.thumbnail_file))}"
+        return f"{stamp:.6f}-{polled:.6f}-{files}"
+
+    def eta(self, now: datetime | None = None) -> Eta:
+        """The progress bar's position. The estimate is the upstream's remaining time as of
+        the last poll, so the expected end is ``last_polled_at (or submitted_at) + estimate``."""
+        if self.status != Status.IN_PROGRESS or not self.submitted_at:
+            return Eta("indeterminate")
+        if self.estimate_wait_seconds is None:
+            return Eta("indeterminate")
+        now = now or timezone.now()
+        seen = self.last_polled_at or self.submitted_at
+        end = seen.timestamp() + self.estimate_wait_seconds
+        total = max(1.0, end - self.submitted_at.timestamp())
+        remaining = end - now.timestamp()
+        if remaining <= 0:
+            return Eta("overdue", percent=100.0)
+        elapsed = now.timestamp() - self.submitted_at.timestamp()
+        percent = max(0.0, min(99.0, 100 * elapsed / total))
+        return Eta("eta", percent=round(percent, 1), remaining=round(remaining, 1))
+
     def chain(self) -> list[Generation]:
         """Ancestors (root first), this generation, then its extensions depth-first."""
         ancestors: list[Generation] = []
@@ -221,7 +360,7 @@ class ApiToken(models.Model):
         return hashlib.sha256(key.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, user, name: str) -> tuple[ApiToken, str]:
+    def issue(cls, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
         """Create a token; the clear key is returned once and never stored."""
         key = "lw_" + secrets.token_urlsafe(32)
         token = cls.objects.create(

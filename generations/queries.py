@@ -7,7 +7,6 @@ and "liked by me" are annotated as subqueries, authors come with ``select_relate
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +15,6 @@ from django.db.models import (
     Count,
     Exists,
     IntegerField,
-    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -62,16 +60,6 @@ def with_card_fields(queryset: QuerySet, user) -> QuerySet:
 def card(pk, user) -> Generation:
     """One generation with the card fields (raises Generation.DoesNotExist)."""
     return with_card_fields(Generation.objects.all(), user).get(pk=pk)
-
-
-def is_settled(gen: Generation) -> bool:
-    """Nothing more will change by itself: not in flight, and a finished video has its local
-    copy (or the copy was given up on). Cards and the detail page poll until then."""
-    if gen.status in IN_FLIGHT:
-        return False
-    if gen.status == Status.COMPLETED and not gen.video_file:
-        return gen.assets_next_at is None
-    return True
 
 
 # --- gallery ------------------------------------------------------------------------------------
@@ -204,22 +192,6 @@ def dashboard_sections() -> dict[str, list[Generation]]:
             DASHBOARD_LIMITS["finished"],
         ),
     }
-
-
-def dashboard_version() -> tuple[str, int]:
-    """A stamp of everything the dashboard shows, and how many jobs are in flight (one query).
-
-    Any status change moves the newest ``status_changed_at``; any poll of a running job moves
-    ``last_polled_at`` (its estimate may have changed); the in-flight count catches deletions.
-    """
-    row = Generation.objects.aggregate(
-        changed=Max("status_changed_at"),
-        polled=Max("last_polled_at", filter=Q(status__in=IN_FLIGHT)),
-        flying=Count("pk", filter=Q(status__in=IN_FLIGHT)),
-        total=Count("pk"),
-    )
-    raw = f"{row['changed']}|{row['polled']}|{row['flying']}|{row['total']}"
-    return hashlib.blake2s(raw.encode(), digest_size=8).hexdigest(), row["flying"]
 
 
 def running_count() -> int:

@@ -1,33 +1,76 @@
-"""Celery tasks: thin wiring from messages to ``generations.services``.
+"""Celery tasks: thin wiring from messages to ``generations.pipeline``, and the wake-ups.
 
-Tasks take ids, do one short step each and are safe to run twice (the services claim rows with
-conditional updates). Waiting is done by the database (``next_poll_at``, ``next_attempt_at``)
+Tasks take ids, do one short step each and are safe to run twice (the pipeline claims rows with
+conditional updates). A pipeline step returns what should happen next; this module is the only
+one that sends messages. Waiting is done by the database (``next_poll_at``, ``next_attempt_at``)
 and beat, never by long countdowns that Redis would redeliver.
+
+The ``wake_*`` helpers are for callers inside a transaction (``actions``): the message goes out
+only after the commit, and a broker that is down does not fail the request (``robust=True``):
+the row is already stamped, and the sweeper sends the wake-up again later.
 """
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
+from collections.abc import Iterable
+from typing import Any
 
-from generations import services
+from celery import shared_task
+from django.db import transaction
+
+from generations import pipeline
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(ignore_result=True)
 def submit_generation(generation_id: str) -> str:
-    return services.submit(generation_id)
+    outcome = pipeline.submit(generation_id)
+    if outcome.retry_in is not None:
+        _send(submit_generation, generation_id, countdown=outcome.retry_in)
+    return str(outcome.result)
 
 
 @shared_task(ignore_result=True)
-def poll_in_flight() -> dict:
-    stats = services.poll_in_flight()
+def poll_in_flight() -> dict[str, Any]:
+    stats = pipeline.poll_in_flight()
+    _send_each(copy_assets, stats.to_copy)
     return {"due": stats.due, "requests": stats.requests, "errors": stats.errors}
 
 
 @shared_task(ignore_result=True)
 def copy_assets(generation_id: str) -> str:
-    return services.copy_assets(generation_id)
+    return str(pipeline.copy_assets(generation_id))
 
 
 @shared_task(ignore_result=True)
-def sweep() -> dict:
-    return vars(services.sweep())
+def sweep() -> dict[str, int]:
+    stats = pipeline.sweep()
+    _send_each(submit_generation, stats.to_submit)
+    _send_each(copy_assets, stats.to_copy)
+    return stats.counts()
+
+
+# --- wake-ups ------------------------------------------------------------------------------------
+def wake_submit_on_commit(generation_id: Any) -> None:
+    """After the current transaction commits, wake a worker to submit this row."""
+    transaction.on_commit(lambda: submit_generation.delay(str(generation_id)), robust=True)
+
+
+def _send(task: Any, generation_id: Any, countdown: float | None = None) -> None:
+    """Send one wake-up now; a broker error is logged, not raised (the sweeper resends)."""
+    try:
+        task.apply_async((str(generation_id),), countdown=countdown)
+    except Exception:
+        log.warning(
+            "generation=%s could not send %s; the sweeper will",
+            generation_id,
+            task.name,
+            exc_info=True,
+        )
+
+
+def _send_each(task: Any, ids: Iterable[Any]) -> None:
+    for generation_id in ids:
+        _send(task, generation_id)

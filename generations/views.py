@@ -21,8 +21,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HTMX_STOP_POLLING as STOP_POLLING  # 286: htmx stops the poll
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from generations import queries, services
+from generations import actions, queries
 from generations.forms import ASPECT_HINTS, ExtendForm, GenerationForm
+from generations.inputs import GenerationRequest
 from generations.models import ASPECT_RATIOS, Generation
 from generations.templatetags.studio import short_prompt, thousands
 
@@ -88,7 +89,7 @@ def card(request, pk):
     except Generation.DoesNotExist:
         return HttpResponse(status=STOP_POLLING)
     response = render(request, "generations/components.html#card", {"gen": gen})
-    if queries.is_settled(gen):
+    if gen.is_settled:
         response.status_code = STOP_POLLING
     return response
 
@@ -96,7 +97,7 @@ def card(request, pk):
 @require_POST
 def like(request, pk):
     gen = get_object_or_404(Generation, pk=pk)
-    liked = services.toggle_like(gen, request.user)
+    liked = actions.toggle_like(gen, request.user)
     if request.htmx:
         gen = queries.card(pk, request.user)
         return render(request, "generations/components.html#like", {"gen": gen})
@@ -106,7 +107,8 @@ def like(request, pk):
 
 # --- create -------------------------------------------------------------------------------------
 def _prefill(request) -> dict:
-    """``?from=<uuid>``: the fields of an earlier generation ("generate again")."""
+    """``?from=<uuid>``: what an earlier generation asked for ("generate again"), including
+    the keyframes uploaded for it (kept unless replaced)."""
     source = request.GET.get("from", "")
     if not source:
         return {}
@@ -117,13 +119,7 @@ def _prefill(request) -> dict:
     if gen is None:
         messages.warning(request, "That generation was not found; starting from a blank form.")
         return {}
-    return {
-        "user_prompt": gen.user_prompt,
-        "aspect_ratio": gen.aspect_ratio,
-        "expand_prompt": gen.expand_prompt,
-        "image_url": gen.image_url,
-        "image_end_url": gen.image_end_url,
-    }
+    return {**GenerationRequest.from_row(gen).form_initial(), "keyframes_from": gen.pk}
 
 
 @require_http_methods(["GET", "POST"])
@@ -132,7 +128,7 @@ def create(request):
     if request.method == "POST":
         form = GenerationForm(request.POST, request.FILES)
         if form.is_valid():
-            gen = services.create_generation(request.user, **form.generation_fields())
+            gen = actions.create_generation(request.user, form.to_request())
             messages.success(request, f"Queued {_prompt_label(gen)} · {_cost()}.")
             return redirect("generation-detail", pk=gen.pk)
         status = 400
@@ -148,20 +144,13 @@ def create(request):
 
 
 # --- detail and extend --------------------------------------------------------------------------
-def _detail_version(gen: Generation) -> str:
-    """Changes whenever the live block would look different."""
-    polled = gen.last_polled_at.timestamp() if gen.last_polled_at else 0
-    stamp = gen.status_changed_at.timestamp()
-    return f"{stamp:.6f}-{polled:.6f}-{int(bool(gen.video_file))}{int(bool(gen.thumbnail_file))}"
-
-
 def _detail_context(request, gen: Generation, extend_form: ExtendForm | None = None) -> dict:
     return {
         "gen": gen,
         "events": list(gen.events.all()),
         "chain": gen.chain(),
         "extend_form": extend_form or ExtendForm(parent=gen),
-        "version": _detail_version(gen),
+        "version": gen.live_version,
     }
 
 
@@ -170,10 +159,10 @@ def detail(request, pk):
     query = queries.with_card_fields(Generation.objects.select_related("parent"), request.user)
     gen = get_object_or_404(query, pk=pk)
     if _htmx_target(request) == "live":
-        if not queries.is_settled(gen) and request.GET.get("v") == _detail_version(gen):
+        if not gen.is_settled and request.GET.get("v") == gen.live_version:
             return HttpResponse(status=204)
         response = render(request, "generations/detail.html#live", _detail_context(request, gen))
-        if queries.is_settled(gen):
+        if gen.is_settled:
             response.status_code = STOP_POLLING
         return response
     return render(request, "generations/detail.html", _detail_context(request, gen))
@@ -197,8 +186,8 @@ def extend(request, pk):
     child = None
     if form.is_valid():
         try:
-            child = services.extend_generation(parent, request.user, **form.generation_fields())
-        except services.ServiceError as exc:
+            child = actions.extend_generation(parent, request.user, form.to_request())
+        except actions.ServiceError as exc:
             form.add_error(None, str(exc))
     if child is None:
         reason = " ".join(form.non_field_errors()) or "see the form"
@@ -240,7 +229,7 @@ def _jobs_context(version: str, flying: int) -> dict:
 
 @require_GET
 def jobs(request):
-    version, flying = queries.dashboard_version()
+    version, flying = Generation.objects.dashboard_stamp()
     if _htmx_target(request) == "jobs":
         if flying and request.GET.get("v") == version:
             return HttpResponse(status=204)  # nothing changed: nothing rendered, nothing swapped
@@ -266,12 +255,12 @@ def _job_action(request, pk, action, done: str) -> HttpResponse:
     gen = get_object_or_404(Generation, pk=pk)
     try:
         action(gen, request.user)
-    except services.ServiceError as exc:
+    except actions.ServiceError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"{done} {_prompt_label(gen)}.")
     if _htmx_target(request) == "jobs":
-        version, flying = queries.dashboard_version()
+        version, flying = Generation.objects.dashboard_stamp()
         response = render(request, "generations/jobs.html#jobs", _jobs_context(version, flying))
         trigger_client_event(response, "jobs-changed")
         return _with_toasts(request, response)
@@ -280,17 +269,17 @@ def _job_action(request, pk, action, done: str) -> HttpResponse:
 
 @require_POST
 def retry(request, pk):
-    return _job_action(request, pk, services.retry_generation, "Queued again:")
+    return _job_action(request, pk, actions.retry_generation, "Queued again:")
 
 
 @require_POST
 def cancel(request, pk):
-    return _job_action(request, pk, services.cancel_generation, "Cancelled")
+    return _job_action(request, pk, actions.cancel_generation, "Cancelled")
 
 
 @require_POST
 def mark_failed(request, pk):
-    return _job_action(request, pk, services.mark_failed, "Marked failed:")
+    return _job_action(request, pk, actions.mark_failed, "Marked failed:")
 
 
 @require_POST
@@ -298,8 +287,8 @@ def delete(request, pk):
     gen = get_object_or_404(Generation, pk=pk)
     label = _prompt_label(gen)
     try:
-        services.delete_generation(gen, request.user)
-    except services.ServiceError as exc:
+        actions.delete_generation(gen, request.user)
+    except actions.ServiceError as exc:
         messages.error(request, str(exc))
         return redirect("generation-detail", pk=pk)
     messages.success(request, f"Deleted {label}.")

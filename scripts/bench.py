@@ -41,7 +41,8 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from generations import services
+    from generations import actions, pipeline
+    from generations.inputs import GenerationRequest
     from generations.models import Generation, Status
     from generations.simulator.testing import SimulatorProcess
 
@@ -55,10 +56,13 @@ def main() -> None:
         results: list[tuple[str, str]] = []
 
         # 1. submit: claim + one POST + status change, per row, sequentially
-        rows = [services.create_generation(user, user_prompt=f"bench {i}") for i in range(200)]
+        rows = [
+            actions.create_generation(user, GenerationRequest(user_prompt=f"bench {i}"))
+            for i in range(200)
+        ]
         start = time.perf_counter()
         for gen in rows:
-            services.submit(gen.pk)
+            pipeline.submit(gen.pk)
         took = time.perf_counter() - start
         results.append(
             ("submit (claim, POST, update), 200 rows", f"{took:.2f} s, {200 / took:.0f} rows/s")
@@ -67,15 +71,15 @@ def main() -> None:
         # 2. batch poll of N in-flight rows
         remote_ids = []
         for i in range(args.rows - 200):
-            gen = services.create_generation(user, user_prompt=f"poll {i}")
-            services.submit(gen.pk)
+            gen = actions.create_generation(user, GenerationRequest(user_prompt=f"poll {i}"))
+            pipeline.submit(gen.pk)
         Generation.objects.filter(status=Status.IN_PROGRESS).update(next_poll_at=timezone.now())
         remote_ids = list(
             Generation.objects.filter(status=Status.IN_PROGRESS).values_list("remote_id", flat=True)
         )
         before = sim.ledger()["get_requests"]
         start = time.perf_counter()
-        stats = services.poll_in_flight(limit_batches=10_000)
+        stats = pipeline.poll_in_flight(limit_batches=10_000)
         took = time.perf_counter() - start
         gets = sim.ledger()["get_requests"] - before
         results.append(
@@ -89,7 +93,7 @@ def main() -> None:
         for gen in Generation.objects.filter(status=Status.IN_PROGRESS)[:200]:
             sim.force_complete(gen.remote_id)
         Generation.objects.filter(status=Status.IN_PROGRESS).update(next_poll_at=timezone.now())
-        services.poll_in_flight(limit_batches=10_000)
+        pipeline.poll_in_flight(limit_batches=10_000)
         client = Client()
         client.force_login(user)
         for path in ("/", "/jobs/"):

@@ -64,7 +64,8 @@ def run_pipeline(sim) -> dict[str, object]:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from generations import services
+    from generations import actions, pipeline
+    from generations.inputs import GenerationRequest
     from generations.models import Generation, Status
 
     call_command("migrate", verbosity=0)
@@ -77,7 +78,7 @@ def run_pipeline(sim) -> dict[str, object]:
 
     def finish(gens: list[Generation], timeout: float = 90) -> None:
         for gen in gens:
-            services.submit(gen.pk)
+            pipeline.submit(gen.pk)
         deadline = time.monotonic() + timeout
         pks = [g.pk for g in gens]
         while Generation.objects.filter(pk__in=pks, status=Status.IN_PROGRESS).exists():
@@ -86,49 +87,58 @@ def run_pipeline(sim) -> dict[str, object]:
             Generation.objects.filter(pk__in=pks, status=Status.IN_PROGRESS).update(
                 next_poll_at=django.utils.timezone.now()
             )
-            services.poll_in_flight()
+            pipeline.poll_in_flight()
             time.sleep(0.5)
         for pk in pks:
-            services.copy_assets(pk)
+            pipeline.copy_assets(pk)
 
     finished = []
     for prompt, ratio, who in FINISHED:
         finished.append(
-            services.create_generation(
-                users[who], user_prompt=prompt, aspect_ratio=ratio, expand_prompt=True
+            actions.create_generation(
+                users[who],
+                GenerationRequest(user_prompt=prompt, aspect_ratio=ratio, expand_prompt=True),
             )
         )
     finish(finished)
     boat = Generation.objects.get(pk=finished[0].pk)
-    extension = services.extend_generation(
-        boat, users["maya"], user_prompt=EXTENSION, expand_prompt=True
+    extension = actions.extend_generation(
+        boat, users["maya"], GenerationRequest(user_prompt=EXTENSION, expand_prompt=True)
     )
     finish([extension])
     for gen, likers in ((finished[0], ["jonas", "ines"]), (finished[2], ["maya"])):
         for name in likers:
-            services.toggle_like(gen, users[name])
+            actions.toggle_like(gen, users[name])
 
     # The dashboard: one running, one queued, one failed upstream, one needing attention.
     sim.configure(duration=900)
-    running = services.create_generation(
+    running = actions.create_generation(
         users["jonas"],
-        user_prompt="Time-lapse of clouds rolling over a mountain ridge",
-        aspect_ratio="21:9",
+        GenerationRequest(
+            user_prompt="Time-lapse of clouds rolling over a mountain ridge", aspect_ratio="21:9"
+        ),
     )
-    services.submit(running.pk)
+    pipeline.submit(running.pk)
     sim.configure(duration=2, fail_rate=1.0)
-    failed = services.create_generation(
-        users["ines"], user_prompt="Macro shot of ink blooming in water", aspect_ratio="1:1"
+    failed = actions.create_generation(
+        users["ines"],
+        GenerationRequest(user_prompt="Macro shot of ink blooming in water", aspect_ratio="1:1"),
     )
     finish([failed])
     sim.configure(fail_rate=0.0, slow_rate=1.0, slow_seconds=4)
-    unsure = services.create_generation(
-        users["maya"], user_prompt="Drone flight through a lantern festival", aspect_ratio="16:9"
+    unsure = actions.create_generation(
+        users["maya"],
+        GenerationRequest(
+            user_prompt="Drone flight through a lantern festival", aspect_ratio="16:9"
+        ),
     )
-    services.submit(unsure.pk)
+    pipeline.submit(unsure.pk)
     sim.configure(slow_rate=0.0)
-    services.create_generation(
-        users["maya"], user_prompt="A cat astronaut floating past the moon", aspect_ratio="9:16"
+    actions.create_generation(
+        users["maya"],
+        GenerationRequest(
+            user_prompt="A cat astronaut floating past the moon", aspect_ratio="9:16"
+        ),
     )
     statuses = dict(Generation.objects.values_list("user_prompt", "status"))
     print("rows:", statuses)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.core.files.storage import default_storage
 
-from generations import fetch, services
+from generations import fetch, pipeline
 from generations.models import Generation, Status
 from tests.factories import in_progress_row, remote_create
 
@@ -73,15 +73,15 @@ def test_copy_is_byte_identical_to_the_upstream_file(db, sim, media_root):
     remote = remote_create(sim, "copy me")
     sim.force_complete(remote["id"])
     row = in_progress_row(remote["id"])
-    services.poll_in_flight()
-    assert services.copy_assets(row.pk) == "copied"
+    pipeline.poll_in_flight()
+    assert pipeline.copy_assets(row.pk) == "copied"
     row.refresh_from_db()
     with row.video_file.open("rb") as fh:
         assert fh.read() == requests.get(row.video_url, timeout=10).content
     with row.thumbnail_file.open("rb") as fh:
         assert fh.read() == requests.get(row.thumbnail_url, timeout=10).content
     assert row.video_bytes == row.video_file.size
-    assert services.copy_assets(row.pk) == "not-claimed"  # idempotent
+    assert pipeline.copy_assets(row.pk) == "not-claimed"  # idempotent
 
 
 def test_body_cut_short_leaves_no_file(db, odd_server, media_root, settings):
@@ -167,7 +167,7 @@ def test_failed_copy_is_retried_later_and_the_video_stays_viewable(db, settings,
         remote_id="r-1",
         assets_next_at="2000-01-01T00:00:00Z",
     )
-    assert services.copy_assets(gen.pk) == "retry"
+    assert pipeline.copy_assets(gen.pk) == "retry"
     gen.refresh_from_db()
     assert gen.assets_next_at is not None and gen.asset_error
     assert gen.display_video_url == url  # the gallery falls back to the upstream's URL

@@ -12,7 +12,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from generations import services
+from generations import actions, pipeline
+from generations.inputs import GenerationRequest
 from generations.models import Generation, Status
 from lumaweb.logs import JsonFormatter
 from tests.factories import make_user
@@ -53,12 +54,12 @@ def test_healthz_is_503_when_the_database_is_down(db):
 
 def test_every_pipeline_log_line_names_its_generation(db, sim, caplog):
     caplog.set_level(logging.INFO, logger="generations.pipeline")
-    gen = services.create_generation(make_user(), user_prompt="logged")
-    services.submit(gen.pk)
+    gen = actions.create_generation(make_user(), GenerationRequest(user_prompt="logged"))
+    pipeline.submit(gen.pk)
     Generation.objects.filter(pk=gen.pk).update(next_poll_at=timezone.now())
     sim.force_complete(Generation.objects.get(pk=gen.pk).remote_id)
-    services.poll_in_flight()
-    services.copy_assets(gen.pk)
+    pipeline.poll_in_flight()
+    pipeline.copy_assets(gen.pk)
     records = [r for r in caplog.records if r.name == "generations.pipeline"]
     assert len(records) >= 5
     for record in records:

@@ -16,7 +16,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.views.debug import ExceptionReporter
 from PIL import Image
 
-from generations import services
+from generations import actions, pipeline
+from generations.inputs import GenerationRequest
 from generations.models import ApiToken, Generation, Status
 from tests.factories import make_user
 
@@ -171,12 +172,12 @@ def test_people_may_change_only_their_own_jobs_admins_any(db):
     boss = make_user("boss", is_staff=True)
     gen = Generation.objects.create(user_prompt="alice's", status=Status.FAILED, created_by=alice)
     for action in (
-        services.retry_generation,
-        services.cancel_generation,
-        services.mark_failed,
-        services.delete_generation,
+        actions.retry_generation,
+        actions.cancel_generation,
+        actions.mark_failed,
+        actions.delete_generation,
     ):
-        with pytest.raises(services.NotAllowed):
+        with pytest.raises(actions.NotAllowed):
             action(gen, bob)
     bob_client = Client()
     bob_client.force_login(bob)
@@ -185,7 +186,7 @@ def test_people_may_change_only_their_own_jobs_admins_any(db):
     assert "Only the person who made this job" in page.content.decode()
     gen.refresh_from_db()
     assert gen.status == Status.FAILED
-    services.delete_generation(gen, boss)
+    actions.delete_generation(gen, boss)
     assert not Generation.objects.filter(pk=gen.pk).exists()
 
 
@@ -327,18 +328,20 @@ def test_api_key_appears_in_no_page_log_error_or_report(alice, sim, settings, ca
     client = Client()
     client.force_login(boss)
     # a full run: create, submit, poll, copy, extend
-    gen = services.create_generation(boss, user_prompt="secret-free", aspect_ratio="1:1")
-    services.submit(gen.pk)
+    gen = actions.create_generation(
+        boss, GenerationRequest(user_prompt="secret-free", aspect_ratio="1:1")
+    )
+    pipeline.submit(gen.pk)
     sim.force_complete(Generation.objects.get(pk=gen.pk).remote_id)
     Generation.objects.filter(pk=gen.pk).update(next_poll_at="2000-01-01T00:00:00Z")
-    services.poll_in_flight()
-    services.copy_assets(gen.pk)
+    pipeline.poll_in_flight()
+    pipeline.copy_assets(gen.pk)
     gen.refresh_from_db()
     assert gen.status == Status.COMPLETED
     # an error the upstream words itself (wrong key) is kept and shown
     settings.LUMA_API_KEY = SECRET + "-wrong"
-    bad = services.create_generation(boss, user_prompt="wrong key")
-    services.submit(bad.pk)
+    bad = actions.create_generation(boss, GenerationRequest(user_prompt="wrong key"))
+    pipeline.submit(bad.pk)
     bad.refresh_from_db()
     assert bad.status == Status.FAILED and bad.error
     pages = [
@@ -460,7 +463,9 @@ def test_api_key_is_in_no_worker_or_beat_log_line_during_a_full_run(
         procs.start("beat")
         try:
             with publishing_to(broker):
-                gen = services.create_generation(make_user(), user_prompt="keyed run")
+                gen = actions.create_generation(
+                    make_user(), GenerationRequest(user_prompt="keyed run")
+                )
             wait_for(
                 lambda: Generation.objects.filter(pk=gen.pk).exclude(video_file="").exists(),
                 60,

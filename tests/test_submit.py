@@ -14,7 +14,8 @@ import pytest
 from django.db import close_old_connections
 from django.utils import timezone
 
-from generations import services
+from generations import actions, pipeline
+from generations.inputs import GenerationRequest
 from generations.models import Generation, Status
 from tests.conftest import wait_for
 from tests.factories import make_user
@@ -22,8 +23,11 @@ from tests.factories import make_user
 
 @pytest.fixture
 def queued(db, sim):
-    return services.create_generation(
-        make_user(), user_prompt="a lighthouse in a storm", aspect_ratio="9:16", expand_prompt=True
+    return actions.create_generation(
+        make_user(),
+        GenerationRequest(
+            user_prompt="a lighthouse in a storm", aspect_ratio="9:16", expand_prompt=True
+        ),
     )
 
 
@@ -32,7 +36,7 @@ def posts_for(sim, gen_prompt: str) -> list[dict]:
 
 
 def test_submit_moves_queued_to_in_progress_with_the_upstream_id(queued, sim):
-    assert services.submit(queued.pk) == "accepted"
+    assert pipeline.submit(queued.pk).result == "accepted"
     queued.refresh_from_db()
     assert queued.status == Status.IN_PROGRESS
     assert queued.remote_id == posts_for(sim, queued.user_prompt)[0]["id"]
@@ -44,28 +48,28 @@ def test_submit_moves_queued_to_in_progress_with_the_upstream_id(queued, sim):
 
 
 def test_submit_twice_sends_one_post(queued, sim):
-    assert services.submit(queued.pk) == "accepted"
-    assert services.submit(queued.pk) == "not-claimed"
+    assert pipeline.submit(queued.pk).result == "accepted"
+    assert pipeline.submit(queued.pk).result == "not-claimed"
     assert len(posts_for(sim, queued.user_prompt)) == 1
 
 
 def test_read_timeout_after_sending_needs_attention_and_is_not_resent(queued, sim, settings):
     settings.LUMA_READ_TIMEOUT = 0.5
     sim.configure(slow_rate=1.0, slow_seconds=2)
-    assert services.submit(queued.pk) == "needs-attention"
+    assert pipeline.submit(queued.pk).result == "needs-attention"
     queued.refresh_from_db()
     assert queued.status == Status.NEEDS_ATTENTION
     assert "may have been received" in queued.error
     assert queued.posts_sent == 1
     # Nothing sends it again by itself: not the task, not the sweeper.
-    assert services.submit(queued.pk) == "not-claimed"
-    services.sweep()
+    assert pipeline.submit(queued.pk).result == "not-claimed"
+    pipeline.sweep()
     assert len(posts_for(sim, queued.user_prompt)) == 1
 
 
 def test_rate_limited_post_goes_back_to_queued_honouring_retry_after(queued, sim):
     sim.configure(rate_limit_rate=1.0, retry_after=30)
-    assert services.submit(queued.pk) == "retry"
+    assert pipeline.submit(queued.pk).result == "retry"
     queued.refresh_from_db()
     assert queued.status == Status.QUEUED
     assert queued.posts_sent == 0  # certainly not paid
@@ -73,7 +77,7 @@ def test_rate_limited_post_goes_back_to_queued_honouring_retry_after(queued, sim
     wait = (queued.next_attempt_at - queued.status_changed_at).total_seconds()
     assert 29 <= wait <= 31
     # Not due yet: a second submit does nothing.
-    assert services.submit(queued.pk) == "not-claimed"
+    assert pipeline.submit(queued.pk).result == "not-claimed"
     assert posts_for(sim, queued.user_prompt) == []
 
 
@@ -81,7 +85,7 @@ def test_rate_limited_post_goes_back_to_queued_honouring_retry_after(queued, sim
 def test_unavailable_service_backs_off_exponentially(queued, sim, attempt):
     sim.configure(error_rate=1.0, error_status=503)
     Generation.objects.filter(pk=queued.pk).update(attempts=attempt - 1)
-    assert services.submit(queued.pk) == "retry"
+    assert pipeline.submit(queued.pk).result == "retry"
     queued.refresh_from_db()
     assert queued.status == Status.QUEUED
     assert queued.error_code == 503
@@ -95,7 +99,7 @@ def test_retryable_refusals_give_up_after_max_attempts(queued, sim, settings):
     settings.LUMA_SUBMIT_MAX_ATTEMPTS = 2
     sim.configure(error_rate=1.0, error_status=503)
     Generation.objects.filter(pk=queued.pk).update(attempts=1)
-    assert services.submit(queued.pk) == "failed"
+    assert pipeline.submit(queued.pk).result == "failed"
     queued.refresh_from_db()
     assert queued.status == Status.FAILED
     assert queued.posts_sent == 0
@@ -103,7 +107,7 @@ def test_retryable_refusals_give_up_after_max_attempts(queued, sim, settings):
 
 def test_refusal_for_lack_of_credits_fails_with_the_upstream_message(queued, sim):
     sim.configure(credits=0)
-    assert services.submit(queued.pk) == "failed"
+    assert pipeline.submit(queued.pk).result == "failed"
     queued.refresh_from_db()
     assert queued.status == Status.FAILED
     assert "run out of credits" in queued.error
@@ -114,7 +118,7 @@ def test_refusal_for_lack_of_credits_fails_with_the_upstream_message(queued, sim
 def test_wrong_key_fails_with_the_upstream_message(queued, sim, settings):
     sim.configure(api_key="the-real-key")
     settings.LUMA_API_KEY = "a-wrong-key"
-    assert services.submit(queued.pk) == "failed"
+    assert pipeline.submit(queued.pk).result == "failed"
     queued.refresh_from_db()
     assert queued.error_code == 401
     assert "a-wrong-key" not in queued.error
@@ -122,7 +126,7 @@ def test_wrong_key_fails_with_the_upstream_message(queued, sim, settings):
 
 def test_unreachable_upstream_is_retried(queued, settings):
     settings.LUMA_API_BASE_URL = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
-    assert services.submit(queued.pk) == "retry"
+    assert pipeline.submit(queued.pk).result == "retry"
     queued.refresh_from_db()
     assert queued.status == Status.QUEUED
     assert queued.posts_sent == 0
@@ -131,10 +135,10 @@ def test_unreachable_upstream_is_retried(queued, settings):
 def test_person_may_retry_a_needs_attention_job_once_more(queued, sim, settings):
     settings.LUMA_READ_TIMEOUT = 0.5
     sim.configure(slow_rate=1.0, slow_seconds=2)
-    services.submit(queued.pk)
+    pipeline.submit(queued.pk)
     sim.configure(slow_rate=0.0)
-    services.retry_generation(Generation.objects.get(pk=queued.pk), make_user())
-    assert services.submit(queued.pk) == "accepted"
+    actions.retry_generation(Generation.objects.get(pk=queued.pk), make_user())
+    assert pipeline.submit(queued.pk).result == "accepted"
     queued.refresh_from_db()
     assert queued.posts_sent == 2 and queued.posts_authorized == 2
     assert len(posts_for(sim, queued.user_prompt)) == 2
@@ -148,7 +152,7 @@ def test_stale_submitting_row_without_a_sent_post_is_queued_again(queued, settin
     Generation.objects.filter(pk=queued.pk).update(
         status=Status.SUBMITTING, status_changed_at=timezone.now() - timedelta(hours=1)
     )
-    assert services.sweep().unstuck == 1
+    assert pipeline.sweep().unstuck == 1
     queued.refresh_from_db()
     assert queued.status == Status.QUEUED
 
@@ -162,31 +166,31 @@ def test_stale_submitting_row_with_a_sent_post_needs_attention(queued):
     Generation.objects.filter(pk=queued.pk).update(
         status=Status.SUBMITTING, status_changed_at=old, post_started_at=old, posts_sent=1
     )
-    assert services.sweep().needs_attention == 1
+    assert pipeline.sweep().needs_attention == 1
     queued.refresh_from_db()
     assert queued.status == Status.NEEDS_ATTENTION
 
 
 def test_cancel_only_a_queued_job(queued):
-    services.cancel_generation(queued, make_user())
+    actions.cancel_generation(queued, make_user())
     queued.refresh_from_db()
     assert queued.status == Status.CANCELLED
-    with pytest.raises(services.ServiceError):
-        services.cancel_generation(queued, make_user())
-    assert services.submit(queued.pk) == "not-claimed"
+    with pytest.raises(actions.ServiceError):
+        actions.cancel_generation(queued, make_user())
+    assert pipeline.submit(queued.pk).result == "not-claimed"
 
 
 @pytest.mark.parametrize("status", [500, 502])
 def test_server_error_answer_to_a_post_needs_attention_not_a_resend(queued, sim, status):
     """A 500 or 502 may come after the service started (and charged for) the job."""
     sim.configure(error_rate=1.0, error_status=status)
-    assert services.submit(queued.pk) == "needs-attention"
+    assert pipeline.submit(queued.pk).result == "needs-attention"
     queued.refresh_from_db()
     assert queued.status == Status.NEEDS_ATTENTION
     assert queued.posts_sent == 1 and queued.error_code == status
     sim.configure(error_rate=0.0)
-    services.sweep()
-    assert services.submit(queued.pk) == "not-claimed"
+    pipeline.sweep()
+    assert pipeline.submit(queued.pk).result == "not-claimed"
 
 
 class _CutShort(http.server.BaseHTTPRequestHandler):
@@ -213,7 +217,7 @@ def test_answer_cut_short_after_a_post_needs_attention(queued, settings):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     settings.LUMA_API_BASE_URL = f"http://127.0.0.1:{server.server_address[1]}/v1"
     try:
-        assert services.submit(queued.pk) == "needs-attention"
+        assert pipeline.submit(queued.pk).result == "needs-attention"
     finally:
         server.shutdown()
     queued.refresh_from_db()
@@ -231,7 +235,7 @@ def test_late_answer_after_a_person_retried_is_kept_as_its_own_job(transactional
     sim.configure(slow_rate=1.0, slow_seconds=1.5)
     result = []
     worker = threading.Thread(
-        target=lambda: (result.append(services.submit(gen.pk)), close_old_connections())
+        target=lambda: (result.append(pipeline.submit(gen.pk).result), close_old_connections())
     )
     worker.start()
     wait_for(
@@ -241,8 +245,8 @@ def test_late_answer_after_a_person_retried_is_kept_as_its_own_job(transactional
     )
     settings.LUMA_SUBMIT_STALE_AFTER = 0.01
     time.sleep(0.05)
-    assert services.sweep().needs_attention == 1
-    services.retry_generation(Generation.objects.get(pk=gen.pk), make_user())
+    assert pipeline.sweep().needs_attention == 1
+    actions.retry_generation(Generation.objects.get(pk=gen.pk), make_user())
     worker.join(10)
     assert result == ["adopted"]
     late_id = posts_for(sim, "slow but paid")[0]["id"]
@@ -257,9 +261,9 @@ def test_late_answer_after_a_person_retried_is_kept_as_its_own_job(transactional
 
 def test_gateway_error_after_the_job_started_is_never_paid_twice(queued, sim):
     sim.configure(error_after_create_rate=1.0)
-    assert services.submit(queued.pk) == "needs-attention"
+    assert pipeline.submit(queued.pk).result == "needs-attention"
     assert len(posts_for(sim, queued.user_prompt)) == 1  # it did start, and was charged
     sim.configure(error_after_create_rate=0.0)
-    services.sweep()
-    assert services.submit(queued.pk) == "not-claimed"
+    pipeline.sweep()
+    assert pipeline.submit(queued.pk).result == "not-claimed"
     assert len(posts_for(sim, queued.user_prompt)) == 1

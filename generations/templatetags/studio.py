@@ -8,8 +8,8 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 
-from generations import queries, services
-from generations.models import Generation, Status
+from generations import actions
+from generations.models import Generation
 
 register = template.Library()
 
@@ -70,35 +70,19 @@ def since(moment: datetime | None):
 
 @register.filter
 def settled(gen: Generation) -> bool:
-    return queries.is_settled(gen)
+    return gen.is_settled
 
 
 @register.simple_tag
-def progress(gen: Generation) -> dict:
-    """The ETA bar of a job: where it starts now and how many seconds until it should be full.
-
-    The estimate is the upstream's remaining time as of the last poll, so the expected end is
-    ``last_polled_at (or submitted_at) + estimate``; CSS animates the rest without a request.
-    """
-    now = timezone.now()
-    if gen.status != Status.IN_PROGRESS or not gen.submitted_at:
-        return {"kind": "indeterminate"}
-    estimate = gen.estimate_wait_seconds
-    if estimate is None:
-        return {"kind": "indeterminate"}
-    seen = gen.last_polled_at or gen.submitted_at
-    end = seen.timestamp() + estimate
-    total = max(1.0, end - gen.submitted_at.timestamp())
-    elapsed = now.timestamp() - gen.submitted_at.timestamp()
-    remaining = end - now.timestamp()
-    if remaining <= 0:
-        return {"kind": "overdue", "percent": 100, "remaining": 0}
-    percent = max(0.0, min(99.0, 100 * elapsed / total))
+def progress(gen: Generation) -> dict[str, object]:
+    """The ETA bar of a job (``Generation.eta``), with the remaining time in words; CSS
+    animates the rest without a request."""
+    eta = gen.eta()
     return {
-        "kind": "eta",
-        "percent": round(percent, 1),
-        "remaining": round(remaining, 1),
-        "remaining_text": human_duration(remaining),
+        "kind": eta.kind,
+        "percent": eta.percent,
+        "remaining": eta.remaining,
+        "remaining_text": human_duration(eta.remaining),
     }
 
 
@@ -139,7 +123,7 @@ def ago(moment: datetime | None) -> str:
 def can_change(gen: Generation, user) -> bool:
     """Whether this person may retry, cancel, resolve or delete the job (services decide)."""
     try:
-        services.check_can_change(gen, user)
-    except services.ServiceError:
+        actions.check_can_change(gen, user)
+    except actions.ServiceError:
         return False
     return True

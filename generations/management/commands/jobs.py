@@ -9,14 +9,10 @@ manage.py jobs sweep                run the sweeper now (requeue lost wake-ups, 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Q
 from django.utils import timezone
 
-from generations import services
+from generations import actions, tasks
 from generations.models import Generation, Status
 
 
@@ -39,7 +35,7 @@ class Command(BaseCommand):
         if action == "list":
             return self._list()
         if action == "sweep":
-            self.stdout.write(str(vars(services.sweep())))
+            self.stdout.write(str(tasks.sweep()))
             return None
         if not ids:
             raise CommandError(f"'jobs {action}' needs at least one generation id")
@@ -54,42 +50,25 @@ class Command(BaseCommand):
                             f"{pk} may already have started upstream; retrying may pay twice. "
                             "Add --yes to confirm."
                         )
-                    services.retry_generation(gen)
+                    actions.retry_generation(gen)
                 elif action == "fail":
-                    services.mark_failed(gen, note="marked failed from the command line")
+                    actions.mark_failed(gen, note="marked failed from the command line")
                 else:
-                    services.cancel_generation(gen)
-            except services.ServiceError as exc:
+                    actions.cancel_generation(gen)
+            except actions.ServiceError as exc:
                 raise CommandError(f"{pk}: {exc}") from None
             self.stdout.write(f"{pk}: {action} done ({Generation.objects.get(pk=pk).status})")
         return None
 
     def _list(self) -> None:
         now = timezone.now()
-        stale = now - timedelta(seconds=settings.LUMA_SUBMIT_STALE_AFTER)
-        overdue = now - timedelta(seconds=max(60.0, settings.LUMA_POLL_INTERVAL * 12))
+        rows = Generation.objects
         groups = [
-            ("needs attention", Generation.objects.filter(status=Status.NEEDS_ATTENTION)),
-            (
-                "stuck submitting",
-                Generation.objects.filter(status=Status.SUBMITTING, status_changed_at__lt=stale),
-            ),
-            (
-                "queued but not taken",
-                Generation.objects.filter(status=Status.QUEUED, status_changed_at__lt=stale).filter(
-                    Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=now)
-                ),
-            ),
-            (
-                "in progress, not polled lately",
-                Generation.objects.filter(status=Status.IN_PROGRESS, next_poll_at__lt=overdue),
-            ),
-            (
-                "finished without a local copy",
-                Generation.objects.filter(
-                    status=Status.COMPLETED, video_file="", assets_next_at__isnull=True
-                ),
-            ),
+            ("needs attention", rows.filter(status=Status.NEEDS_ATTENTION)),
+            ("stuck submitting", rows.stale_submitting(now)),
+            ("queued but not taken", rows.waiting_for_a_worker(now)),
+            ("in progress, not polled lately", rows.not_polled_lately(now)),
+            ("finished without a local copy", rows.copy_given_up()),
         ]
         found = False
         for title, query in groups:

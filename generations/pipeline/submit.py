@@ -1,0 +1,178 @@
+"""Submit: claim a queued row and send its paid POST at most once.
+
+Every step after the claim is conditional on this attempt's ``claim`` token, so a worker that
+stalled past the sweeper's deadline cannot count, send or record for a row that has moved on
+(and perhaps been claimed by another worker). ``posts_sent`` is counted *before* the POST and
+un-counted only when the answer proves nothing started.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from generations.client import (
+    OutcomeUnknownError,
+    PermanentError,
+    RemoteGeneration,
+    RetryableError,
+    UpstreamError,
+    get_client,
+)
+from generations.inputs import GenerationRequest
+from generations.models import Generation, Status, StatusEvent
+from generations.pipeline import transitions as t
+from generations.pipeline.poll import next_poll_delay
+
+UNKNOWN_OUTCOME_TAIL = ". It was not sent again automatically, to avoid paying twice."
+
+
+class Submitted(enum.StrEnum):
+    ACCEPTED = "accepted"
+    ADOPTED = "adopted"  # a late answer kept as a row of its own
+    RETRY = "retry"  # refused for now, queued again
+    FAILED = "failed"
+    NEEDS_ATTENTION = "needs-attention"
+    NOT_CLAIMED = "not-claimed"  # someone else has it, or it is not due
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """What a submit did, and when the row wants its next wake-up (``retry_in`` seconds)."""
+
+    result: Submitted
+    retry_in: float | None = None
+
+
+def submit(gen_id: Any) -> SubmitOutcome:
+    """Claim a queued row and POST it once."""
+    token = secrets.token_hex(8)
+    if not t.claim_for_submit(gen_id, token, timezone.now()):
+        return SubmitOutcome(Submitted.NOT_CLAIMED)
+    gen = Generation.objects.select_related("parent").get(pk=gen_id)
+    mine = Q(claim=token)
+    if gen.parent_id and not gen.parent.remote_id:
+        t.fail(
+            gen.pk,
+            [Status.SUBMITTING],
+            only_if=mine,
+            note="parent has no upstream id",
+            error="The video this extends has no upstream id.",
+        )
+        return SubmitOutcome(Submitted.FAILED)
+    body = GenerationRequest.from_row(gen).upstream_body(settings.PUBLIC_BASE_URL)
+    # From here on the POST may reach the service: count it before sending, if still ours.
+    counted = Generation.objects.filter(
+        mine,
+        pk=gen.pk,
+        status=Status.SUBMITTING,
+        post_started_at__isnull=True,
+        posts_sent__lt=F("posts_authorized"),
+    ).update(post_started_at=timezone.now(), posts_sent=F("posts_sent") + 1)
+    if counted != 1:
+        t.plog(gen.pk, "claim lost before sending; nothing sent", level=logging.WARNING)
+        return SubmitOutcome(Submitted.NOT_CLAIMED)
+    client = get_client()
+    try:
+        remote = client.extend(gen.parent.remote_id, body) if gen.parent_id else client.create(body)
+    except RetryableError as exc:
+        return _refused_for_now(gen, token, exc)
+    except OutcomeUnknownError as exc:
+        t.flag_for_a_person(
+            gen.pk,
+            only_if=mine,
+            note="outcome unknown: " + exc.message,
+            error=exc.message.rstrip(".") + UNKNOWN_OUTCOME_TAIL,
+            error_code=exc.status_code,
+            error_request_id=exc.request_id,
+        )
+        return SubmitOutcome(Submitted.NEEDS_ATTENTION)
+    except PermanentError as exc:
+        t.fail(
+            gen.pk,
+            [Status.SUBMITTING],
+            only_if=mine,
+            note=f"refused ({exc.status_code})",
+            error=exc.message,
+            error_code=exc.status_code,
+            error_request_id=exc.request_id,
+            posts_sent=F("posts_sent") - 1,
+            post_started_at=None,
+        )
+        return SubmitOutcome(Submitted.FAILED)
+    return _accepted(gen, token, remote)
+
+
+def _refused_for_now(gen: Generation, token: str, exc: UpstreamError) -> SubmitOutcome:
+    """The POST certainly started nothing: un-count it and queue again with backoff."""
+    attempts = gen.attempts  # loaded after the claim incremented it
+    common: dict[str, Any] = {
+        "only_if": Q(claim=token),
+        "error": exc.message,
+        "error_code": exc.status_code,
+        "error_request_id": exc.request_id,
+        "posts_sent": F("posts_sent") - 1,
+        "post_started_at": None,
+    }
+    if attempts >= settings.LUMA_SUBMIT_MAX_ATTEMPTS:
+        t.fail(gen.pk, [Status.SUBMITTING], note=f"gave up after {attempts} attempts", **common)
+        return SubmitOutcome(Submitted.FAILED)
+    delay = t.backoff(attempts)
+    if exc.retry_after is not None:
+        delay = max(delay, min(exc.retry_after, t.MAX_BACKOFF))
+    moved = t.requeue(
+        gen.pk,
+        [Status.SUBMITTING],
+        note=f"refused for now ({exc.status_code or 'no answer'}); retry in {delay:.0f}s",
+        retry_at=t.in_seconds(delay),
+        **common,
+    )
+    return SubmitOutcome(Submitted.RETRY, retry_in=delay if moved else None)
+
+
+def _accepted(gen: Generation, token: str, remote: RemoteGeneration) -> SubmitOutcome:
+    now = timezone.now()
+    fields = {
+        "remote_id": remote.id,
+        "state": remote.state,
+        "prompt": remote.prompt,
+        "estimate_wait_seconds": remote.estimate_wait_seconds,
+        "remote_created_at": remote.created_at,
+        "submitted_at": now,
+        "last_progress_at": now,
+        "next_poll_at": t.in_seconds(next_poll_delay(remote.estimate_wait_seconds), now),
+    }
+    if t.start(gen.pk, token=token, note=f"accepted as {remote.id}", **fields):
+        return SubmitOutcome(Submitted.ACCEPTED)
+    # The row moved on while the POST was out (a person retried it or marked it failed): the
+    # generation is paid for all the same, so it gets a row of its own and is kept.
+    with transaction.atomic():
+        adopted = Generation.objects.create(
+            created_by=gen.created_by,
+            parent=gen.parent,
+            kind=gen.kind,
+            **GenerationRequest.from_row(gen).row_fields(),
+            status=Status.IN_PROGRESS,
+            posts_sent=1,
+            posts_authorized=1,
+            attempts=1,
+            **fields,
+        )
+        StatusEvent.objects.create(
+            generation=adopted,
+            status=Status.IN_PROGRESS,
+            state=remote.state,
+            note=f"late answer for {gen.pk}: accepted as {remote.id}",
+        )
+    t.plog(
+        gen.pk, "late answer %s kept as generation %s", remote.id, adopted.pk, level=logging.WARNING
+    )
+    return SubmitOutcome(Submitted.ADOPTED)

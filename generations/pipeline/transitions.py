@@ -1,0 +1,205 @@
+"""The one primitive that changes a generation's status, and the named transitions made of it.
+
+``move`` is a conditional UPDATE (``WHERE id = … AND status IN (…) [AND …]``) that must change
+exactly one row, plus a ``StatusEvent`` in the same transaction. Two workers, two beats or a
+redelivered message therefore cannot do the same step twice: the loser's UPDATE changes nothing.
+Every other module changes a status through the named transitions below, so each move says what
+it means (``fail``, ``flag_for_a_person``, ``requeue``…) and a wake-up stamp (``enqueued_at``,
+``assets_enqueued_at``) is written in the same UPDATE as the move that needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from generations.models import Generation, Status, StatusEvent
+
+log = logging.getLogger("generations.pipeline")
+
+MAX_BACKOFF = 300.0
+
+
+def plog(gen_id: Any, message: str, *args: Any, level: int = logging.INFO) -> None:
+    """Every pipeline line names the generation."""
+    log.log(level, "generation=%s " + message, gen_id, *args, extra={"generation_id": str(gen_id)})
+
+
+def backoff(attempt: int, base: float = 2.0) -> float:
+    """Exponential backoff with jitter, capped at ``MAX_BACKOFF``."""
+    delay = min(MAX_BACKOFF, base * (2 ** max(0, attempt - 1)))
+    return delay * (0.75 + secrets.randbelow(500) / 1000)
+
+
+def move(
+    gen_id: Any,
+    from_statuses: Iterable[str],
+    to: str,
+    *,
+    note: str = "",
+    only_if: Q | None = None,
+    **fields: Any,
+) -> bool:
+    """Change a row's status only if it is still in one of ``from_statuses`` (and matches
+    ``only_if``); record the event. Returns whether this call made the change."""
+    now = timezone.now()
+    query = Generation.objects.filter(pk=gen_id, status__in=list(from_statuses))
+    if only_if is not None:
+        query = query.filter(only_if)
+    with transaction.atomic():
+        changed = query.update(status=to, status_changed_at=now, **fields)
+        if changed != 1:
+            return False
+        StatusEvent.objects.create(
+            generation_id=gen_id, at=now, status=to, state=fields.get("state", ""), note=note
+        )
+    plog(gen_id, "status=%s %s", to, note)
+    return True
+
+
+# --- named transitions --------------------------------------------------------------------------
+def claim_for_submit(gen_id: Any, token: str, now: datetime) -> bool:
+    """queued -> submitting, for one submit attempt identified by ``token``; only when due and
+    while a POST is still authorised (``posts_sent < posts_authorized``)."""
+    return move(
+        gen_id,
+        [Status.QUEUED],
+        Status.SUBMITTING,
+        note="claimed by a worker",
+        only_if=(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        & Q(posts_sent__lt=F("posts_authorized")),
+        attempts=F("attempts") + 1,
+        post_started_at=None,
+        claim=token,
+    )
+
+
+def requeue(
+    gen_id: Any,
+    from_statuses: Iterable[str],
+    *,
+    note: str,
+    retry_at: datetime | None = None,
+    only_if: Q | None = None,
+    **fields: Any,
+) -> bool:
+    """Back to ``queued``, stamped as enqueued: the caller sends the wake-up (for ``retry_at``,
+    or at once). If that message is lost, the sweeper sends another after LUMA_REQUEUE_AFTER."""
+    return move(
+        gen_id,
+        from_statuses,
+        Status.QUEUED,
+        note=note,
+        only_if=only_if,
+        next_attempt_at=retry_at,
+        enqueued_at=timezone.now(),
+        **fields,
+    )
+
+
+def fail(
+    gen_id: Any,
+    from_statuses: Iterable[str],
+    *,
+    note: str,
+    error: str,
+    only_if: Q | None = None,
+    **fields: Any,
+) -> bool:
+    """A final failure, with the reason a person reads."""
+    return move(
+        gen_id, from_statuses, Status.FAILED, note=note, only_if=only_if, error=error, **fields
+    )
+
+
+def flag_for_a_person(
+    gen_id: Any, *, note: str, error: str, only_if: Q | None = None, **fields: Any
+) -> bool:
+    """submitting -> needs_attention: the POST may have reached the service (and been paid
+    for); nothing is sent again until a person says so."""
+    return move(
+        gen_id,
+        [Status.SUBMITTING],
+        Status.NEEDS_ATTENTION,
+        note=note,
+        only_if=only_if,
+        error=error,
+        **fields,
+    )
+
+
+def start(gen_id: Any, *, token: str, note: str, **fields: Any) -> bool:
+    """submitting (or needs_attention, if the sweeper gave up on a slow answer that came after
+    all) -> in_progress, for the attempt that holds ``token`` and only once."""
+    return move(
+        gen_id,
+        [Status.SUBMITTING, Status.NEEDS_ATTENTION],
+        Status.IN_PROGRESS,
+        note=note,
+        only_if=Q(claim=token, remote_id__isnull=True),
+        error="",
+        error_code=None,
+        error_request_id="",
+        **fields,
+    )
+
+
+def complete(gen_id: Any, *, lease: str, now: datetime, **fields: Any) -> bool:
+    """in_progress -> completed for the poller holding ``lease``; the copy is due now and
+    stamped as enqueued (the caller sends its wake-up)."""
+    return move(
+        gen_id,
+        [Status.IN_PROGRESS],
+        Status.COMPLETED,
+        note="video ready",
+        only_if=Q(poll_lease=lease),
+        completed_at=now,
+        next_poll_at=None,
+        assets_next_at=now,
+        assets_enqueued_at=now,
+        **fields,
+    )
+
+
+def cancel(gen_id: Any, *, note: str) -> bool:
+    """queued -> cancelled: nothing was sent for it."""
+    return move(gen_id, [Status.QUEUED], Status.CANCELLED, note=note)
+
+
+def authorise_another_post(gen_id: Any, from_status: str, *, note: str) -> bool:
+    """A person's Retry: back to queued with one more POST allowed, everything the last attempt
+    left behind cleared, stamped as enqueued (the caller sends the wake-up)."""
+    return requeue(
+        gen_id,
+        [from_status],
+        note=note,
+        remote_id=None,
+        state="",
+        error="",
+        error_code=None,
+        error_request_id="",
+        attempts=0,
+        post_started_at=None,
+        posts_authorized=F("posts_sent") + 1,
+        claim="",
+        video_url="",
+        thumbnail_url="",
+    )
+
+
+def schedule_copy_retry(
+    gen_id: Any, *, next_at: datetime | None, error: str, **fields: Any
+) -> None:
+    """A copy failed: try again at ``next_at`` (the sweeper wakes it), or never (``None``)."""
+    Generation.objects.filter(pk=gen_id).update(asset_error=error, assets_next_at=next_at, **fields)
+
+
+def in_seconds(seconds: float, now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) + timedelta(seconds=seconds)

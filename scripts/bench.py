@@ -41,9 +41,9 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
+    from devtools.simulator_process import SimulatorProcess
     from generations import services
     from generations.models import Generation, Status
-    from generations.simulator.testing import SimulatorProcess
 
     call_command("migrate", verbosity=0)
     settings.ALLOWED_HOSTS = ["testserver"]

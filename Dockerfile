@@ -11,6 +11,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY lumaweb ./lumaweb
 COPY generations ./generations
+COPY simulator ./simulator
 COPY templates ./templates
 COPY static ./static
 COPY manage.py ./

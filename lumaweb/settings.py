@@ -5,6 +5,7 @@ Malformed values stop start-up with a message naming the variable (``lumaweb.env
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,6 +42,13 @@ INSTALLED_APPS = [
     "axes",
     "generations",
 ]
+# devtools/ (the chaos run, the process spawners for tests) is test machinery that the Docker
+# image does not copy: a checkout has it, so `manage.py chaos` works there, and production runs
+# without it. find_spec only looks the package up (it imports nothing); the origin check keeps an
+# unrelated PyPI package of the same name from being taken for ours.
+_devtools = importlib.util.find_spec("devtools")
+if _devtools is not None and Path(_devtools.origin or "").resolve().parent == BASE_DIR / "devtools":
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -41,10 +41,10 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
+    from devtools.simulator_process import SimulatorProcess
     from generations import actions, pipeline
     from generations.inputs import GenerationRequest
     from generations.models import Generation, Status
-    from generations.simulator.testing import SimulatorProcess
 
     call_command("migrate", verbosity=0)
     settings.ALLOWED_HOSTS = ["testserver"]

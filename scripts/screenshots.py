@@ -146,7 +146,7 @@ def run_pipeline(sim) -> dict[str, object]:
 
 
 def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    from generations.simulator.testing import free_port
+    from devtools.simulator_process import free_port
 
     port = free_port()
     proc = subprocess.Popen(
@@ -265,7 +265,7 @@ def main() -> None:
     parser.add_argument("--mobile", help="also capture phone-sized pages into this folder")
     args = parser.parse_args()
 
-    from generations.simulator.testing import SimulatorProcess
+    from devtools.simulator_process import SimulatorProcess
 
     tmp = Path(tempfile.mkdtemp(prefix="lumaweb-shots-"))
     sim = SimulatorProcess(duration=2, video_seconds=3, seed=11, media_dir=str(tmp / "sim"))

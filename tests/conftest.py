@@ -2,7 +2,7 @@
 
 * ``simulator``: the upstream simulator as a subprocess, real HTTP (session-wide).
 * ``redis_url``: the machine's Redis (REDIS_URL). Missing Redis is a failure, never a skip.
-* ``pipeline``: a real Celery worker + beat (``generations.processes``) on that Redis,
+* ``pipeline``: a real Celery worker + beat (``devtools.processes``) on that Redis,
   reading the test database, talking to the simulator. Tests that use it need committed data
   (``transactional_db``).
 """
@@ -20,8 +20,8 @@ import pytest
 import redis
 from django.conf import settings
 
-from generations.processes import CeleryProcesses, database_url
-from generations.simulator.testing import SimulatorProcess
+from devtools.processes import CeleryProcesses, database_url
+from devtools.simulator_process import SimulatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_INTERVAL = "0.5"

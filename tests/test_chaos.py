@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from generations.chaos import ChaosRun
+from devtools.chaos import ChaosRun
 
 pytestmark = pytest.mark.chaos
 

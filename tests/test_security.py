@@ -442,9 +442,9 @@ def test_api_key_is_in_no_worker_or_beat_log_line_during_a_full_run(
 ):
     """A real worker and beat with a real key, logging at DEBUG, against a simulator that
     demands that key: the job completes (so the key was used) and no line shows it."""
-    from generations.chaos import publishing_to
-    from generations.processes import CeleryProcesses
-    from generations.simulator.testing import SimulatorProcess
+    from devtools.chaos import publishing_to
+    from devtools.processes import CeleryProcesses
+    from devtools.simulator_process import SimulatorProcess
     from tests.conftest import wait_for
 
     pipeline_session.stop_all()  # the suite's own worker must not take this job

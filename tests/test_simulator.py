@@ -13,7 +13,7 @@ import pytest
 import requests
 from PIL import Image
 
-from generations.simulator.testing import SimulatorProcess
+from devtools.simulator_process import SimulatorProcess
 
 AUTH = {"Authorization": "Bearer test-key"}
 VIDEO_SECONDS = 2

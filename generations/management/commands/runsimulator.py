@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from generations.simulator.server import Config, add_arguments, serve
+from simulator.server import Config, add_arguments, serve
 
 
 class Command(BaseCommand):

@@ -34,7 +34,7 @@ class Command(BaseCommand):
             procs["simulator"] = [
                 py,
                 "-m",
-                "generations.simulator",
+                "simulator",
                 "--port",
                 str(simulator_port),
                 "--duration",

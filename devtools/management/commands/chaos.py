@@ -1,4 +1,4 @@
-"""``manage.py chaos``: the chaos run at full size (see generations/chaos.py).
+"""``manage.py chaos``: the chaos run at full size (see devtools/chaos.py).
 
 It writes rows into the configured database: point DATABASE_URL at a scratch database
 (``createdb lumaweb_chaos``; ``DATABASE_URL=postgres:///lumaweb_chaos manage.py migrate``).
@@ -6,7 +6,7 @@ It writes rows into the configured database: point DATABASE_URL at a scratch dat
 
 from django.core.management.base import BaseCommand, CommandError
 
-from generations.chaos import ChaosRun
+from devtools.chaos import ChaosRun
 from generations.models import Generation
 
 

@@ -1,4 +1,4 @@
-"""`python -m generations.simulator --port 8001 [flags]`: run the simulator."""
+"""`python -m simulator --port 8001 [flags]`: run the simulator."""
 
 import argparse
 
@@ -7,7 +7,7 @@ from .server import Config, add_arguments, serve
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m generations.simulator",
+        prog="python -m simulator",
         description="A local stand-in for the UmamiAI Luma API, with fault injection.",
     )
     add_arguments(parser)

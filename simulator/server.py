@@ -162,7 +162,7 @@ def _coerce(config: Config, key: str, value: Any) -> Any:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The simulator's flags, shared by `python -m generations.simulator` and `runsimulator`."""
+    """The simulator's flags, shared by `python -m simulator` and `runsimulator`."""
     d = Config()
     add = parser.add_argument
     add("--host", default=d.host, help="address to bind (default %(default)s)")

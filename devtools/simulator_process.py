@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 15.0
 CONTROL_TIMEOUT = 10.0
 
@@ -68,7 +68,7 @@ class SimulatorProcess:
         command = [
             sys.executable,
             "-m",
-            "generations.simulator",
+            "simulator",
             "--host",
             self.host,
             "--port",

@@ -31,11 +31,11 @@ from pathlib import Path
 import redis
 import requests
 
+from devtools.processes import CeleryProcesses, database_url, free_port
+from devtools.simulator_process import SimulatorProcess
 from generations import actions
 from generations.inputs import GenerationRequest
 from generations.models import Generation, Status
-from generations.processes import CeleryProcesses, database_url, free_port
-from generations.simulator.testing import SimulatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {Status.COMPLETED, Status.FAILED, Status.NEEDS_ATTENTION, Status.CANCELLED}

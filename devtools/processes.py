@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.db import connection
 
-from generations.simulator.testing import free_port  # one helper for every process we start
+from devtools.simulator_process import free_port  # one helper for every process we start
 
 __all__ = ["CeleryProcesses", "database_url", "free_port"]
 

@@ -15,9 +15,10 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods
 
 from generations import services
+from generations.api.openapi import SCHEMA
+from generations.api.serializers import generation_json
 from generations.forms import ExtendForm, GenerationForm
 from generations.models import Generation
-from generations.serializers import generation_json
 
 MAX_IDS = 100
 STRING_FIELDS = ("user_prompt", "aspect_ratio", "image_url", "image_end_url")
@@ -91,8 +92,6 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
 
 @api_view("GET")
 def openapi_schema(request):
-    from generations.openapi import SCHEMA
-
     return JsonResponse(SCHEMA)
 
 

@@ -1,6 +1,8 @@
 """The JSON API at /api/v1: lumaweb's own, shaped like the upstream's objects.
 
 Session or personal-token auth. Bad input answers 400 with field errors; never 500.
+Every generation answered is read through ``queries.with_card_fields``, the pages' own query, so
+``liked`` and the counts mean the same in the JSON as on a card, at a fixed number of queries.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods
 
-from generations import services
+from generations import queries, services
 from generations.api.openapi import SCHEMA
 from generations.api.serializers import generation_json
 from generations.forms import ExtendForm, GenerationForm
@@ -83,6 +85,11 @@ def _form_errors(form) -> JsonResponse:
     return _error(400, "Some fields are not valid.", {k: list(v) for k, v in form.errors.items()})
 
 
+def _created(gen: Generation, request) -> JsonResponse:
+    """A new row read back through the pages' query, so its answer has the same fields as a GET."""
+    return JsonResponse(generation_json(queries.card(gen.pk, request.user), request), status=201)
+
+
 def _uuid_or_none(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
@@ -105,10 +112,10 @@ def generations_collection(request):
         if not form.is_valid():
             return _form_errors(form)
         gen = services.create_generation(request.user, **form.generation_fields())
-        return JsonResponse(generation_json(gen, request), status=201)
+        return _created(gen, request)
 
     raw_ids = [part for part in request.GET.get("ids", "").split(",") if part.strip()]
-    query = Generation.objects.select_related("created_by")
+    query = queries.with_card_fields(Generation.objects.all(), request.user)
     if raw_ids:
         if len(raw_ids) > MAX_IDS:
             return _error(400, f"At most {MAX_IDS} ids at a time.")
@@ -123,8 +130,8 @@ def generations_collection(request):
 
 @api_view("GET", "DELETE")
 def generation_detail(request, pk):
-    gen = get_object_or_404(Generation.objects.select_related("created_by"), pk=pk)
     if request.method == "DELETE":
+        gen = get_object_or_404(Generation.objects.select_related("created_by"), pk=pk)
         try:
             services.delete_generation(gen, request.user)
         except services.NotAllowed as exc:
@@ -132,6 +139,7 @@ def generation_detail(request, pk):
         except services.ServiceError as exc:
             return _error(409, str(exc))
         return HttpResponse(status=204)
+    gen = get_object_or_404(queries.with_card_fields(Generation.objects.all(), request.user), pk=pk)
     return JsonResponse(generation_json(gen, request))
 
 
@@ -148,4 +156,4 @@ def generation_extend(request, pk):
         gen = services.extend_generation(parent, request.user, **form.generation_fields())
     except services.ServiceError as exc:
         return _error(409, str(exc))
-    return JsonResponse(generation_json(gen, request), status=201)
+    return _created(gen, request)

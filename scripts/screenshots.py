@@ -4,7 +4,7 @@
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--keep]
 
 Starts everything it needs in a temporary folder: a fresh SQLite database, the simulator, and
-``manage.py runserver``. The pipeline runs in this process by calling the services directly
+``manage.py runserver``. The pipeline runs in this process by calling the pipeline directly
 (submit, poll, copy), so no Redis or Celery worker is needed. Writes gallery.png, jobs.png,
 new.png, detail.png and gallery-dark.png, and checks that a <video> really plays in Chromium.
 """

@@ -23,8 +23,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from PIL import Image
 
+from generations.api.openapi import SCHEMA
 from generations.models import ApiToken, Generation, Status
-from generations.openapi import SCHEMA
 from tests.factories import make_user
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))

@@ -1,6 +1,8 @@
 """The JSON API at /api/v1: lumaweb's own, shaped like the upstream's objects.
 
 Session or personal-token auth. Bad input answers 400 with field errors; never 500.
+Every generation answered is read through ``queries.with_card_fields``, the pages' own query, so
+``liked`` and the counts mean the same in the JSON as on a card, at a fixed number of queries.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods
 
-from generations import actions
+from generations import actions, queries
+from generations.api.openapi import SCHEMA
+from generations.api.serializers import generation_json
 from generations.forms import ExtendForm, GenerationForm
 from generations.models import Generation
-from generations.serializers import generation_json
 
 MAX_IDS = 100
 STRING_FIELDS = ("user_prompt", "aspect_ratio", "image_url", "image_end_url")
@@ -82,6 +85,11 @@ def _form_errors(form) -> JsonResponse:
     return _error(400, "Some fields are not valid.", {k: list(v) for k, v in form.errors.items()})
 
 
+def _created(gen: Generation, request) -> JsonResponse:
+    """A new row read back through the pages' query, so its answer has the same fields as a GET."""
+    return JsonResponse(generation_json(queries.card(gen.pk, request.user), request), status=201)
+
+
 def _uuid_or_none(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
@@ -91,8 +99,6 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
 
 @api_view("GET")
 def openapi_schema(request):
-    from generations.openapi import SCHEMA
-
     return JsonResponse(SCHEMA)
 
 
@@ -106,10 +112,10 @@ def generations_collection(request):
         if not form.is_valid():
             return _form_errors(form)
         gen = actions.create_generation(request.user, form.to_request())
-        return JsonResponse(generation_json(gen, request), status=201)
+        return _created(gen, request)
 
     raw_ids = [part for part in request.GET.get("ids", "").split(",") if part.strip()]
-    query = Generation.objects.select_related("created_by")
+    query = queries.with_card_fields(Generation.objects.all(), request.user)
     if raw_ids:
         if len(raw_ids) > MAX_IDS:
             return _error(400, f"At most {MAX_IDS} ids at a time.")
@@ -124,8 +130,8 @@ def generations_collection(request):
 
 @api_view("GET", "DELETE")
 def generation_detail(request, pk):
-    gen = get_object_or_404(Generation.objects.select_related("created_by"), pk=pk)
     if request.method == "DELETE":
+        gen = get_object_or_404(Generation.objects.select_related("created_by"), pk=pk)
         try:
             actions.delete_generation(gen, request.user)
         except actions.NotAllowed as exc:
@@ -133,6 +139,7 @@ def generation_detail(request, pk):
         except actions.ServiceError as exc:
             return _error(409, str(exc))
         return HttpResponse(status=204)
+    gen = get_object_or_404(queries.with_card_fields(Generation.objects.all(), request.user), pk=pk)
     return JsonResponse(generation_json(gen, request))
 
 
@@ -149,4 +156,4 @@ def generation_extend(request, pk):
         gen = actions.extend_generation(parent, request.user, form.to_request())
     except actions.ServiceError as exc:
         return _error(409, str(exc))
-    return JsonResponse(generation_json(gen, request), status=201)
+    return _created(gen, request)

@@ -8,6 +8,9 @@ from generations.models import Generation
 
 
 def generation_json(gen: Generation, request) -> dict[str, Any]:
+    """``gen`` comes from ``queries.with_card_fields`` (or ``queries.card``): ``liked`` is the
+    caller's own like, and the counts are annotated, so nothing here queries per row."""
+
     def absolute(url: str) -> str | None:
         if not url:
             return None
@@ -32,7 +35,9 @@ def generation_json(gen: Generation, request) -> dict[str, Any]:
         "estimate_wait_seconds": gen.estimate_wait_seconds,
         "error": gen.error or None,
         "error_request_id": gen.error_request_id or None,
-        "liked": None,
+        "liked": gen.liked,
+        "like_count": gen.like_count,
+        "extension_count": gen.extension_count,
         "video": {
             "url": absolute(gen.display_video_url),
             "thumbnail": absolute(gen.display_thumbnail_url),

@@ -23,7 +23,17 @@ _ERROR = {
 _NULLABLE_STRING = {"type": "string", "nullable": True}
 _GENERATION = {
     "type": "object",
-    "required": ["id", "status", "user_prompt", "aspect_ratio", "video", "created_at"],
+    "required": [
+        "id",
+        "status",
+        "user_prompt",
+        "aspect_ratio",
+        "video",
+        "created_at",
+        "liked",
+        "like_count",
+        "extension_count",
+    ],
     "properties": {
         "id": {"type": "string", "format": "uuid"},
         "remote_id": _NULLABLE_STRING,
@@ -42,7 +52,9 @@ _GENERATION = {
         "estimate_wait_seconds": {"type": "integer", "nullable": True},
         "error": _NULLABLE_STRING,
         "error_request_id": _NULLABLE_STRING,
-        "liked": {"nullable": True},
+        "liked": {"type": "boolean", "description": "Whether the caller likes it"},
+        "like_count": {"type": "integer", "minimum": 0},
+        "extension_count": {"type": "integer", "minimum": 0, "description": "Direct extensions"},
         "video": {
             "type": "object",
             "properties": {

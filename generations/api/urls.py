@@ -1,0 +1,12 @@
+"""The API's URL patterns, mounted under /api/v1/ by lumaweb/urls.py (no trailing slashes)."""
+
+from django.urls import path
+
+from generations.api import views
+
+urlpatterns = [
+    path("openapi.json", views.openapi_schema, name="api-openapi"),
+    path("generations", views.generations_collection, name="api-generations"),
+    path("generations/<uuid:pk>", views.generation_detail, name="api-generation"),
+    path("generations/<uuid:pk>/extend", views.generation_extend, name="api-generation-extend"),
+]

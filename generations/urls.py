@@ -1,0 +1,20 @@
+"""The studio's page URLs (gallery, create, detail, actions, dashboard), mounted at the root."""
+
+from django.urls import path
+
+from generations import views
+
+urlpatterns = [
+    path("", views.gallery, name="gallery"),
+    path("generations/new/", views.create, name="generation-new"),
+    path("generations/<uuid:pk>/", views.detail, name="generation-detail"),
+    path("generations/<uuid:pk>/extend/", views.extend, name="generation-extend"),
+    path("generations/<uuid:pk>/card/", views.card, name="generation-card"),
+    path("generations/<uuid:pk>/like/", views.like, name="generation-like"),
+    path("generations/<uuid:pk>/retry/", views.retry, name="generation-retry"),
+    path("generations/<uuid:pk>/cancel/", views.cancel, name="generation-cancel"),
+    path("generations/<uuid:pk>/mark-failed/", views.mark_failed, name="generation-mark-failed"),
+    path("generations/<uuid:pk>/delete/", views.delete, name="generation-delete"),
+    path("jobs/", views.jobs, name="jobs"),
+    path("jobs/count/", views.jobs_count, name="jobs-count"),
+]

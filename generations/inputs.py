@@ -54,6 +54,15 @@ class GenerationRequest:
         }
 
     @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The values a caller may leave out (uploads aside)."""
+        return {
+            f.name: f.default
+            for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING and f.name not in cls.uploads()
+        }
+
+    @classmethod
     def from_data(cls, data: dict[str, Any]) -> GenerationRequest:
         """From cleaned form data (other keys are ignored; empty uploads become None)."""
         values = {name: data[name] for name in cls.field_names() if name in data}

@@ -1,13 +1,55 @@
 """The OpenAPI 3.0 description of /api/v1, served at /api/v1/openapi.json.
 
-Written by hand: the API is four operations, and this keeps it next to the code it describes.
+Written by hand (the API is four operations), except the request body, which is derived from
+the create form and so from ``GenerationRequest``: a new request field appears here by itself.
 tests/test_fuzz.py drives schemathesis with it, so a drift between the two shows up as failures.
 """
 
 from __future__ import annotations
 
-from generations.forms import MAX_PROMPT, MAX_URL
-from generations.models import ASPECT_RATIOS, Status
+from typing import Any
+
+from django import forms
+
+from generations.forms import GenerationForm
+from generations.inputs import GenerationRequest
+from generations.models import Status
+
+
+def _field_schema(field: forms.Field) -> dict[str, Any]:
+    """The JSON schema of one form field (the types the request fields use)."""
+    if isinstance(field, forms.BooleanField):
+        return {"type": "boolean"}
+    if isinstance(field, forms.IntegerField):
+        schema: dict[str, Any] = {"type": "integer"}
+        if field.min_value is not None:
+            schema["minimum"] = field.min_value
+        if field.max_value is not None:
+            schema["maximum"] = field.max_value
+        return schema
+    if isinstance(field, forms.ChoiceField):
+        return {"type": "string", "enum": [str(value) for value, _ in field.choices if value != ""]}
+    schema = {"type": "string"}
+    if isinstance(field, forms.URLField):
+        schema["format"] = "uri"
+    if getattr(field, "max_length", None):
+        schema["maxLength"] = field.max_length
+    if field.required:
+        schema["minLength"] = 1
+    return schema
+
+
+def request_body_schema() -> dict[str, Any]:
+    """A create or extend body: the request fields of the create form (uploads are pages-only)."""
+    form = GenerationForm()
+    defaults = GenerationRequest.defaults()
+    names = [n for n in GenerationRequest.field_names() if n not in GenerationRequest.uploads()]
+    return {
+        "type": "object",
+        "required": [n for n in names if form.fields[n].required and n not in defaults],
+        "properties": {n: _field_schema(form.fields[n]) for n in names},
+    }
+
 
 _ERROR = {
     "type": "object",
@@ -67,17 +109,7 @@ _GENERATION = {
         },
     },
 }
-_BODY = {
-    "type": "object",
-    "required": ["user_prompt"],
-    "properties": {
-        "user_prompt": {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT},
-        "aspect_ratio": {"type": "string", "enum": ASPECT_RATIOS},
-        "expand_prompt": {"type": "boolean"},
-        "image_url": {"type": "string", "format": "uri", "maxLength": MAX_URL},
-        "image_end_url": {"type": "string", "format": "uri", "maxLength": MAX_URL},
-    },
-}
+_BODY = request_body_schema()
 
 
 def _responses(ok: str, schema: dict, *codes: str) -> dict:

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from generations.inputs import GenerationRequest
 from generations.models import Generation
+
+
+def _request_fields(gen: Generation, absolute: Callable[[str], str | None]) -> dict[str, Any]:
+    """What was asked, field by field (``GenerationRequest``); an uploaded keyframe is shown
+    as the URL field it stands in for."""
+    out: dict[str, Any] = {}
+    uploads = GenerationRequest.uploads()
+    for name in GenerationRequest.field_names():
+        if name not in uploads:
+            value = getattr(gen, name)
+            out[name] = None if value == "" else value
+    for upload, url_field in uploads.items():
+        stored = getattr(gen, upload)
+        if not out.get(url_field) and stored:
+            out[url_field] = absolute(stored.url)
+    return out
 
 
 def generation_json(gen: Generation, request) -> dict[str, Any]:
@@ -21,13 +39,8 @@ def generation_json(gen: Generation, request) -> dict[str, Any]:
         "remote_id": gen.remote_id,
         "status": gen.status,
         "state": gen.state or None,
-        "user_prompt": gen.user_prompt,
+        **_request_fields(gen, absolute),
         "prompt": gen.prompt or None,
-        "aspect_ratio": gen.aspect_ratio,
-        "expand_prompt": gen.expand_prompt,
-        "image_url": gen.image_url or (absolute(gen.image_file.url) if gen.image_file else None),
-        "image_end_url": gen.image_end_url
-        or (absolute(gen.image_end_file.url) if gen.image_end_file else None),
         "parent_id": str(gen.parent_id) if gen.parent_id else None,
         "created_by": gen.created_by.get_username() if gen.created_by else None,
         "created_at": gen.created_at.isoformat(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from functools import wraps
+from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpResponse, JsonResponse
@@ -17,13 +18,16 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods
 
 from generations import actions, queries
-from generations.api.openapi import SCHEMA
+from generations.api.openapi import SCHEMA, request_body_schema
 from generations.api.serializers import generation_json
 from generations.forms import ExtendForm, GenerationForm
+from generations.inputs import GenerationRequest
 from generations.models import Generation
 
 MAX_IDS = 100
-STRING_FIELDS = ("user_prompt", "aspect_ratio", "image_url", "image_end_url")
+JSON_TYPES: dict[str, Any] = {"string": str, "boolean": bool, "integer": int}
+SCHEMA_BODY = request_body_schema()  # the request fields and their JSON types, from the form
+TYPE_WORDS = {"string": "a string", "boolean": "true or false", "integer": "a whole number"}
 
 
 def _error(status: int, message: str, fields: dict | None = None) -> JsonResponse:
@@ -58,14 +62,17 @@ def _json_body(request) -> tuple[dict | None, JsonResponse | None]:
     if not isinstance(data, dict):
         return None, _error(400, "The body must be a JSON object.")
     problems = {}
-    for name in STRING_FIELDS:
+    for name, schema in SCHEMA_BODY["properties"].items():
         value = data.get(name)
-        if value is not None and not isinstance(value, str):
-            problems[name] = ["Must be a string."]
+        wanted = schema["type"]
+        if value is None:
+            continue
+        if not isinstance(value, JSON_TYPES[wanted]) or (
+            wanted == "integer" and isinstance(value, bool)
+        ):
+            problems[name] = [f"Must be {TYPE_WORDS[wanted]}."]
         elif isinstance(value, str) and not _is_text(value):
             problems[name] = ["Must be valid Unicode text."]
-    if "expand_prompt" in data and not isinstance(data["expand_prompt"], bool | None):
-        problems["expand_prompt"] = ["Must be true or false."]
     if problems:
         return None, _error(400, "Some fields are not valid.", problems)
     clean = {k: v for k, v in data.items() if v is not None}
@@ -108,7 +115,7 @@ def generations_collection(request):
         data, problem = _json_body(request)
         if problem:
             return problem
-        form = GenerationForm({"aspect_ratio": "16:9", **data})
+        form = GenerationForm({**GenerationRequest.defaults(), **data})
         if not form.is_valid():
             return _form_errors(form)
         gen = actions.create_generation(request.user, form.to_request())

@@ -1,5 +1,7 @@
-# Shared by scripts/run and scripts/test: a virtualenv in .venv with lumaweb installed.
-# Re-installs only when pyproject.toml changed since the last install.
+# Shared by scripts/run and scripts/test: a virtualenv in .venv with lumaweb installed from a
+# lock file with hashes (requirements/app.lock for run, requirements/dev.lock for test; made by
+# scripts/lock from the ranges in pyproject.toml). Re-installs only when that lock or
+# pyproject.toml changed since the last install.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -18,16 +20,51 @@ if [ ! -x "$VENV/bin/python" ]; then
     exit 1
   fi
 fi
+lock="requirements/$1.lock"
 stamp="$ROOT/.run/installed-$1"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "==> installing lumaweb and its dependencies ($1)"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  if [ "$1" = dev ]; then
-    "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
-  else
-    "$VENV/bin/python" -m pip install --quiet -e .
+log="$ROOT/.run/pip-$1.log"
+want="$(cat "$lock" pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "==> installing lumaweb and its dependencies from $lock (log: .run/pip-$1.log)"
+  rm -f "$stamp"
+  # Every file checked against the lock's hashes; then the project itself, built by the locked
+  # setuptools (no build isolation: nothing unhashed is fetched) and without touching the pins.
+  if ! { "$VENV/bin/python" -m pip install --require-hashes -r "$lock" \
+         && "$VENV/bin/python" -m pip install --no-deps --no-build-isolation -e .; } >"$log" 2>&1
+  then
+    tail -n 30 "$log" >&2
+    echo "!! installing from $lock failed (whole log: .run/pip-$1.log)" >&2
+    exit 1
   fi
-  touch "$stamp"
+  # The lock must still satisfy pyproject.toml: a range or a dependency changed there without
+  # ./scripts/lock would otherwise go unnoticed until an import fails.
+  if ! "$VENV/bin/python" - "$1" <<'PY' >&2
+import sys
+from importlib.metadata import PackageNotFoundError, distribution, version
+
+from packaging.requirements import Requirement
+
+extra = sys.argv[1] if sys.argv[1] != "app" else ""
+stale = []
+for line in distribution("lumaweb").requires or []:
+    req = Requirement(line)
+    if req.marker and not req.marker.evaluate({"extra": extra}):
+        continue
+    try:
+        have = version(req.name)
+    except PackageNotFoundError:
+        stale.append(f"{req.name}{req.specifier}: not in the lock")
+        continue
+    if not req.specifier.contains(have, prereleases=True):
+        stale.append(f"{req.name}{req.specifier}: the lock has {have}")
+if stale:
+    print("!! the lock file does not match pyproject.toml; run ./scripts/lock", *stale, sep="\n   ")
+    sys.exit(1)
+PY
+  then
+    exit 1
+  fi
+  echo "$want" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
 

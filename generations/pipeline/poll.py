@@ -57,27 +57,34 @@ class PollStats:
 def poll_in_flight(limit_batches: int = 20) -> PollStats:
     """Lease the due rows and ask the upstream about them, ``LUMA_POLL_BATCH_SIZE`` ids a GET."""
     stats = PollStats()
+    lease, rows = lease_due_rows(settings.LUMA_POLL_BATCH_SIZE * limit_batches)
+    stats.due = len(rows)
+    if rows:
+        client = get_client()
+        batch = settings.LUMA_POLL_BATCH_SIZE
+        for start in range(0, len(rows), batch):
+            _poll_chunk(client, rows[start : start + batch], lease, stats)
+    return stats
+
+
+def lease_due_rows(limit: int) -> tuple[str, list[Generation]]:
+    """Take up to ``limit`` due rows for this poller: one UPDATE sets ``poll_lease`` and pushes
+    ``next_poll_at`` forward by ``LUMA_POLL_LEASE``, so they are not due for anyone else until
+    this poller has answered them or has died and the lease ran out."""
     now = timezone.now()
-    batch = settings.LUMA_POLL_BATCH_SIZE
     due_ids = list(
         Generation.objects.due_for_poll(now)
         .order_by("next_poll_at")
-        .values_list("pk", flat=True)[: batch * limit_batches]
+        .values_list("pk", flat=True)[:limit]
     )
-    if not due_ids:
-        return stats
     lease = secrets.token_hex(8)
+    if not due_ids:
+        return lease, []
     Generation.objects.due_for_poll(now).filter(pk__in=due_ids).update(
         poll_lease=lease, next_poll_at=now + timedelta(seconds=settings.LUMA_POLL_LEASE)
     )
-    rows = list(
-        Generation.objects.filter(poll_lease=lease, status=Status.IN_PROGRESS).order_by("pk")
-    )
-    stats.due = len(rows)
-    client = get_client()
-    for start in range(0, len(rows), batch):
-        _poll_chunk(client, rows[start : start + batch], lease, stats)
-    return stats
+    rows = Generation.objects.filter(poll_lease=lease, status=Status.IN_PROGRESS).order_by("pk")
+    return lease, list(rows)
 
 
 def _poll_chunk(client: LumaClient, chunk: list[Generation], lease: str, stats: PollStats) -> None:

@@ -1,0 +1,123 @@
+"""Wake-ups: what the task layer sends, and what happens when a message never arrives.
+
+Fast tests (no worker): the messages are read back from a Redis list of this test's own, so
+each catches its breakage in a second instead of after a pipeline test's time-out.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import redis
+from django.utils import timezone
+
+from devtools.chaos import publishing_to
+from devtools.simulator_process import free_port
+from generations import actions, pipeline, tasks
+from generations.inputs import GenerationRequest
+from generations.models import Generation, Status
+from tests.factories import in_progress_row, make_user, remote_create
+
+SPARE_DB = 9  # a Redis database no worker of the suite reads
+
+
+@pytest.fixture
+def mailbox(redis_url: str) -> Iterator[redis.Redis]:
+    """This process publishes to an empty Redis database that no worker consumes."""
+    url = redis_url.rsplit("/", 1)[0] + f"/{SPARE_DB}"
+    box = redis.Redis.from_url(url)
+    box.flushdb()
+    with publishing_to(url):
+        yield box
+    box.flushdb()
+
+
+def sent(box: redis.Redis) -> list[tuple[str, str]]:
+    """(task name, generation id) of every message waiting in the default queue."""
+    out = []
+    for raw in box.lrange("celery", 0, -1):
+        headers = json.loads(raw)["headers"]
+        out.append((headers["task"].rsplit(".", 1)[-1], headers["argsrepr"].strip("(),'\"")))
+    return out
+
+
+def test_a_create_while_the_broker_is_down_answers_201_and_stays_queued(
+    db, settings, django_capture_on_commit_callbacks, client
+):
+    client.force_login(make_user())
+    nobody = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    with publishing_to(nobody), django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post(
+            "/api/v1/generations", {"user_prompt": "while Redis sleeps"}, "application/json"
+        )
+    assert response.status_code == 201
+    assert len(callbacks) == 1  # the wake-up was tried, and its failure swallowed
+    gen = Generation.objects.get(pk=response.json()["id"])
+    assert gen.status == Status.QUEUED
+    assert gen.enqueued_at is not None  # stamped in the INSERT: the sweeper takes over later
+
+
+def test_a_create_wakes_a_submit_after_the_commit(db, mailbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        gen = actions.create_generation(make_user(), GenerationRequest(user_prompt="wake me"))
+    assert sent(mailbox) == [("submit_generation", str(gen.pk))]
+
+
+def test_the_sweeper_wakes_a_queued_row_whose_message_was_lost_once(db, mailbox, settings):
+    settings.LUMA_REQUEUE_AFTER = 60
+    gen = actions.create_generation(make_user(), GenerationRequest(user_prompt="lost message"))
+    assert tasks.sweep()["requeued"] == 0  # its message is young: it may still arrive
+    Generation.objects.filter(pk=gen.pk).update(enqueued_at=timezone.now() - timedelta(minutes=2))
+    assert tasks.sweep()["requeued"] == 1
+    assert tasks.sweep()["requeued"] == 0  # stamped again: on its way
+    assert sent(mailbox) == [("submit_generation", str(gen.pk))]
+
+
+def test_a_refused_submit_wakes_itself_after_the_backoff(db, sim, mailbox):
+    sim.configure(rate_limit_rate=1.0, retry_after=7)
+    gen = actions.create_generation(make_user(), GenerationRequest(user_prompt="not now"))
+    assert tasks.submit_generation(str(gen.pk)) == "retry"
+    [raw] = mailbox.lrange("celery", 0, -1)
+    headers = json.loads(raw)["headers"]
+    assert headers["task"] == "generations.tasks.submit_generation"
+    assert headers["eta"]  # a countdown, not an immediate resend
+
+
+def test_a_finished_poll_wakes_the_copy_once(db, sim, mailbox):
+    remote = remote_create(sim, "done")
+    sim.force_complete(remote["id"])
+    row = in_progress_row(remote["id"])
+    tasks.poll_in_flight()
+    tasks.poll_in_flight()
+    assert sent(mailbox) == [("copy_assets", str(row.pk))]
+    assert tasks.sweep()["copies"] == 0  # stamped when it was sent
+
+
+def test_an_id_missing_from_a_poll_answer_waits_for_the_deadline(db, sim, settings):
+    settings.LUMA_POLL_DEADLINE = 60
+    row = in_progress_row("not-known-upstream")
+    stats = pipeline.poll_in_flight()
+    row.refresh_from_db()
+    assert stats.outcomes == {"missing": 1}
+    assert row.status == Status.IN_PROGRESS  # perhaps the service is just slow to list it
+    old = timezone.now() - timedelta(minutes=5)
+    Generation.objects.filter(pk=row.pk).update(last_progress_at=old, next_poll_at=old)
+    pipeline.poll_in_flight()
+    row.refresh_from_db()
+    assert row.status == Status.FAILED
+    assert "no longer knows" in row.error
+
+
+def test_rows_of_a_poller_that_died_are_polled_again_when_its_lease_runs_out(db, sim, settings):
+    settings.LUMA_POLL_LEASE = 0.3
+    rows = [in_progress_row(remote_create(sim, f"clip {i}")["id"]) for i in range(3)]
+    _lease, leased = pipeline.poll.lease_due_rows(100)  # ...and the poller dies right here
+    assert {r.pk for r in leased} == {r.pk for r in rows}
+    assert pipeline.poll_in_flight().due == 0  # leased: nobody else polls them meanwhile
+    time.sleep(0.4)
+    assert pipeline.poll_in_flight().due == 3  # the lease ran out: polled again
+    assert Generation.objects.filter(last_polled_at__isnull=False).count() == 3

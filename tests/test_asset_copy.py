@@ -6,7 +6,9 @@ honest files, and a lying Content-Length or a body cut short cannot be had from 
 
 from __future__ import annotations
 
+import contextlib
 import http.server
+import os
 import select
 import threading
 import time
@@ -19,6 +21,7 @@ from django.core.files.storage import default_storage
 
 from generations import fetch, services
 from generations.models import Generation, Status
+from tests.conftest import wait_for
 from tests.factories import in_progress_row, remote_create
 
 MP4_HEAD = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 8
@@ -117,6 +120,27 @@ def odd_server() -> Iterator[tuple[str, type[_Handler]]]:
     handler.stopping.set()
     server.shutdown()
     server.server_close()
+
+
+def _threads_and_sockets() -> tuple[set[threading.Thread], int]:
+    """This process's threads and its number of open sockets (Linux's /proc)."""
+    sockets = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone by now
+            sockets += os.readlink(fd).startswith("socket:")
+    return set(threading.enumerate()), sockets
+
+
+def assert_nothing_left_behind(before: tuple[set[threading.Thread], int]) -> None:
+    """No thread but the test server's, and no more sockets than before (once it is done)."""
+    threads_before, sockets_before = before
+
+    def tidy() -> bool:
+        threads, sockets = _threads_and_sockets()
+        new = [t for t in threads - threads_before if "process_request" not in t.name]
+        return not new and sockets <= sockets_before
+
+    wait_for(tidy, timeout=3, what="the download's threads and sockets to be gone")
 
 
 def partial_files(media_root: Path) -> list[Path]:
@@ -239,6 +263,43 @@ def test_a_download_that_drips_is_cut_off_at_the_time_cap(db, odd_server, media_
     assert time.monotonic() - started < 3
     assert not default_storage.exists("videos/slow.mp4")
     assert partial_files(media_root) == []
+
+
+SLOW_SENDERS = {
+    "a 1 MiB body trickled at 2 KB/s": {"body": MP4_HEAD + b"x" * 2**20, "drip": 0.05},
+    "headers trickled a byte at a time": {"header_drip": 0.05},
+    "headers and then silence": {"stall": True},
+    "five redirects of 0.8 s each": {"pause": 0.8},
+}
+
+
+@pytest.mark.parametrize("sender", SLOW_SENDERS)
+def test_the_time_cap_holds_whatever_the_sender_does(db, odd_server, media_root, settings, sender):
+    url, handler = odd_server
+    for attr, value in SLOW_SENDERS[sender].items():
+        setattr(handler, attr, value)
+    if handler.pause:
+        url = url.replace("/v.mp4", f"/hop/{fetch.MAX_REDIRECTS}")
+    settings.LUMA_DOWNLOAD_TIMEOUT = 1
+    before = _threads_and_sockets()
+    started = time.monotonic()
+    with pytest.raises(fetch.FetchError, match="took longer") as err:
+        fetch.download_to_storage(url, "videos/capped.mp4", fetch.video_kind())
+    elapsed = time.monotonic() - started
+    assert elapsed < 3, f"a 1 s cap held only after {elapsed:.1f} s"
+    assert not err.value.permanent  # a slow upstream today may be quick tomorrow
+    assert not default_storage.exists("videos/capped.mp4")
+    assert partial_files(media_root) == []
+    assert handler.hung_up.wait(3), "the client did not hang up"
+    assert_nothing_left_behind(before)
+
+
+def test_a_download_leaves_no_thread_or_socket_behind(db, odd_server, settings):
+    url, _handler = odd_server
+    settings.LUMA_DOWNLOAD_TIMEOUT = 300  # a watchdog left waiting would live for 5 minutes
+    before = _threads_and_sockets()
+    fetch.download_to_storage(url, "videos/tidy.mp4", fetch.video_kind())
+    assert_nothing_left_behind(before)
 
 
 def test_the_final_name_appears_only_once_the_download_is_complete(db, odd_server, media_root):

@@ -38,7 +38,6 @@ from generations.inputs import GenerationRequest
 from generations.models import Generation, Status
 
 ROOT = Path(__file__).resolve().parent.parent
-TERMINAL = {Status.COMPLETED, Status.FAILED, Status.NEEDS_ATTENTION, Status.CANCELLED}
 FAULTS = {
     "error_rate": 0.10,
     "error_after_create_rate": 0.02,  # the service started the job, then a gateway said 502
@@ -314,11 +313,7 @@ class ChaosRun:
     def _settled(self, extended: set[str], extensions: int) -> bool:
         """Every row finished (and copied), and every extension made that can be made."""
         mine = Generation.objects.filter(pk__in=self.ids)
-        if mine.exclude(status__in=TERMINAL).exists():
-            return False
-        if mine.filter(
-            status=Status.COMPLETED, video_file="", assets_next_at__isnull=False
-        ).exists():
+        if mine.unsettled().exists():  # the same definition the pages poll by
             return False
         can_extend = (
             mine.filter(status=Status.COMPLETED, parent__isnull=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
@@ -19,9 +20,12 @@ from generations.models import Generation, Kind, Status, StatusEvent
 from generations.pipeline import transitions as t
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User as Account
 
-    User = AbstractBaseUser | AnonymousUser | None
+    # Who asks: ``request.user`` (the AUTH_USER_MODEL or AnonymousUser), or None for the
+    # operator (management commands).
+    User = Account | AnonymousUser | None
 
 RETRYABLE = (Status.FAILED, Status.NEEDS_ATTENTION, Status.CANCELLED)
 DELETABLE = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
@@ -63,7 +67,7 @@ def create_generation(
         ):  # locked: a delete of the parent at the same moment waits for this extension
             raise ServiceError("Only a finished video can be extended.")
         gen = Generation.objects.create(
-            created_by=user if getattr(user, "is_authenticated", False) else None,
+            created_by=None if user is None or isinstance(user, AnonymousUser) else user,
             parent=parent,
             kind=Kind.EXTEND if parent else Kind.CREATE,
             status=Status.QUEUED,
@@ -94,7 +98,7 @@ def retry_generation(gen: Generation, user: User = None) -> Generation:
     check_can_change(gen, user)
     if gen.status not in RETRYABLE:
         raise ServiceError("Only a failed, cancelled or needs-attention job can be retried.")
-    if gen.parent_id and not gen.parent.can_extend:
+    if gen.parent is not None and not gen.parent.can_extend:
         raise ServiceError("The video this extends is no longer available to extend.")
     with transaction.atomic():
         if not t.authorise_another_post(

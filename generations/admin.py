@@ -5,7 +5,13 @@ meantime would write the old status back and strand a paid job. Job actions go t
 same services as the pages.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from generations import actions
 from generations.models import ApiToken, Generation, StatusEvent
@@ -17,11 +23,16 @@ class StatusEventInline(admin.TabularInline):
     can_delete = False
     readonly_fields = ("at", "status", "state", "note")
 
-    def has_add_permission(self, request, obj=None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Generation | None = None) -> bool:
         return False
 
 
-def _run(request, queryset, action, done: str) -> None:
+def _run(
+    request: HttpRequest,
+    queryset: QuerySet[Generation],
+    action: Callable[[Generation, actions.User], object],
+    done: str,
+) -> None:
     ok = 0
     for gen in queryset:
         try:
@@ -34,17 +45,23 @@ def _run(request, queryset, action, done: str) -> None:
 
 
 @admin.action(description="Retry (a needs-attention job may be paid twice)")
-def retry(modeladmin, request, queryset):
+def retry(
+    modeladmin: GenerationAdmin, request: HttpRequest, queryset: QuerySet[Generation]
+) -> None:
     _run(request, queryset, actions.retry_generation, "Queued again")
 
 
 @admin.action(description="Mark needs-attention jobs failed")
-def mark_failed(modeladmin, request, queryset):
+def mark_failed(
+    modeladmin: GenerationAdmin, request: HttpRequest, queryset: QuerySet[Generation]
+) -> None:
     _run(request, queryset, actions.mark_failed, "Marked failed")
 
 
 @admin.action(description="Cancel queued jobs")
-def cancel(modeladmin, request, queryset):
+def cancel(
+    modeladmin: GenerationAdmin, request: HttpRequest, queryset: QuerySet[Generation]
+) -> None:
     _run(request, queryset, actions.cancel_generation, "Cancelled")
 
 
@@ -66,13 +83,13 @@ class GenerationAdmin(admin.ModelAdmin):
     actions = [retry, mark_failed, cancel]
     inlines = [StatusEventInline]
 
-    def get_readonly_fields(self, request, obj=None):
+    def get_readonly_fields(self, request: HttpRequest, obj: Generation | None = None) -> list[str]:
         return [f.name for f in Generation._meta.fields]
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs are made on the New page or through the API
 
-    def has_delete_permission(self, request, obj=None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Generation | None = None) -> bool:
         return False  # deletes go through services (files, extensions, jobs in flight)
 
     @admin.display(description="prompt")
@@ -85,5 +102,5 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ("name", "user", "prefix", "created_at", "last_used_at")
     readonly_fields = ("prefix", "key_hash", "created_at", "last_used_at")
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # made with `manage.py createapitoken`, which shows the key once

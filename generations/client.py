@@ -21,6 +21,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from django.conf import settings
@@ -86,7 +87,8 @@ class RemoteGeneration:
             raise OutcomeUnknownError(
                 "The service answered with something that is not a generation"
             )
-        video = data.get("video") if isinstance(data.get("video"), dict) else {}
+        raw_video = data.get("video")
+        video: dict[str, Any] = raw_video if isinstance(raw_video, dict) else {}
         remote_id = str(data["id"])
         if len(remote_id) > MAX_ID:
             raise OutcomeUnknownError("The service answered with an id lumaweb cannot keep")
@@ -186,16 +188,16 @@ def _raise_for_status(response: requests.Response, *, sent_is_unknown: bool) -> 
     if 200 <= status < 300:
         return
     message, request_id = error_details(response)
-    kwargs = {
-        "status_code": status,
-        "request_id": request_id,
-        "retry_after": _retry_after(response),
-    }
+    kind: type[UpstreamError]
     if status in (429, 503):
-        raise RetryableError(message, **kwargs)
-    if status >= 500:
-        raise (OutcomeUnknownError if sent_is_unknown else RetryableError)(message, **kwargs)
-    raise PermanentError(message, **kwargs)
+        kind = RetryableError
+    elif status >= 500:
+        kind = OutcomeUnknownError if sent_is_unknown else RetryableError
+    else:
+        kind = PermanentError
+    raise kind(
+        message, status_code=status, request_id=request_id, retry_after=_retry_after(response)
+    )
 
 
 class LumaClient:
@@ -228,7 +230,7 @@ class LumaClient:
         return RemoteGeneration.from_json(self._post("/luma-ai/generations", body))
 
     def extend(self, remote_id: str, body: dict[str, Any]) -> RemoteGeneration:
-        path = f"/luma-ai/generations/{requests.utils.quote(remote_id, safe='')}/extend"
+        path = f"/luma-ai/generations/{quote(remote_id, safe='')}/extend"
         return RemoteGeneration.from_json(self._post(path, body))
 
     def get_many(self, remote_ids: list[str]) -> list[RemoteGeneration]:

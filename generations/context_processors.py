@@ -1,13 +1,16 @@
 """Values every page shows: the running-jobs count, demo mode, the cost of one generation."""
 
+from typing import Any
+
 from django.conf import settings
+from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
 from generations import queries
 
 
-def studio(request):
-    context = {
+def studio(request: HttpRequest) -> dict[str, Any]:
+    context: dict[str, Any] = {
         "demo_mode": settings.LUMA_DEMO_MODE,
         "tokens_per_generation": settings.LUMA_TOKENS_PER_GENERATION,
     }

@@ -7,7 +7,7 @@ import os
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
 
@@ -40,7 +40,7 @@ def _broker() -> str:
 
 @login_not_required
 @never_cache
-def healthz(request):
+def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _database(), "broker": _broker()}
     healthy = all(value == "ok" for value in checks.values())
     return JsonResponse(

@@ -11,11 +11,13 @@ import mimetypes
 import os
 import posixpath
 import re
+from collections.abc import Iterator
 from urllib.parse import unquote
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.utils._os import safe_join
 from django.views.decorators.http import require_safe
 
@@ -27,7 +29,7 @@ CHUNK = 256 * 1024
 
 @login_not_required
 @require_safe
-def media(request, path: str):
+def media(request: HttpRequest, path: str) -> HttpResponseBase:
     # Decide on the normalised path: "keyframes/../videos/x.mp4" is a video, not a keyframe.
     path = posixpath.normpath(unquote(path)).lstrip("/")
     if path.startswith("..") or "\\" in path or "\x00" in path:
@@ -51,7 +53,7 @@ def media(request, path: str):
     return response
 
 
-def _file_response(request, full: str) -> HttpResponse:
+def _file_response(request: HttpRequest, full: str) -> HttpResponseBase:
     size = os.path.getsize(full)
     content_type = mimetypes.guess_type(full)[0] or "application/octet-stream"
     match = RANGE.fullmatch(request.headers.get("Range", "").strip())
@@ -63,9 +65,9 @@ def _file_response(request, full: str) -> HttpResponse:
     else:  # "bytes=-N": the last N bytes
         start, end = max(0, size - int(match[2])), size - 1
     if start >= size or start > end:
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-        return response
+        refused = HttpResponse(status=416)
+        refused["Content-Range"] = f"bytes */{size}"
+        return refused
     length = end - start + 1
     response = StreamingHttpResponse(
         _read(full, start, length), status=206, content_type=content_type
@@ -75,7 +77,7 @@ def _file_response(request, full: str) -> HttpResponse:
     return response
 
 
-def _read(full: str, start: int, length: int):
+def _read(full: str, start: int, length: int) -> Iterator[bytes]:
     with open(full, "rb") as fh:
         fh.seek(start)
         while length > 0:

@@ -8,10 +8,13 @@ and "liked by me" are annotated as subqueries, authors come with ``select_relate
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.db.models import (
+    BooleanField,
     Count,
     Exists,
     IntegerField,
@@ -26,6 +29,13 @@ from django.http import QueryDict
 
 from generations.models import ASPECT_RATIOS, IN_FLIGHT, Generation, Status
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+    from django_stubs_ext import WithAnnotations
+
+    Viewer = AbstractBaseUser | AnonymousUser  # request.user: whose likes, whose "mine"
+
 GALLERY_PAGE_SIZE = 24
 MAX_QUERY_LENGTH = 200
 DASHBOARD_LIMITS = {"active": 200, "attention": 100, "failed": 30, "finished": 12}
@@ -34,7 +44,21 @@ Like = Generation.liked_by.through
 
 
 # --- annotations --------------------------------------------------------------------------------
-def _count_of(queryset: QuerySet) -> Coalesce:
+class CardFields(TypedDict):
+    """What ``with_card_fields`` adds to every row it reads."""
+
+    liked: bool  # by the person looking
+    like_count: int
+    extension_count: int  # direct extensions only
+
+
+if TYPE_CHECKING:
+    # A generation read through ``with_card_fields``: mypy knows its three extra attributes and
+    # refuses a plain ``Generation`` where a card is needed (``api.serializers.generation_json``).
+    Card = WithAnnotations[Generation, CardFields]
+
+
+def _count_of(queryset: QuerySet[Any]) -> Coalesce:
     """A correlated COUNT(*) subquery (no JOIN, so counts never multiply each other)."""
     counted = (
         queryset.order_by()
@@ -46,18 +70,22 @@ def _count_of(queryset: QuerySet) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
-def with_card_fields(queryset: QuerySet, user) -> QuerySet:
+def with_card_fields(queryset: QuerySet[Generation], user: Viewer) -> QuerySet[Card]:
     """What a card shows, in the same query: author, liked-by-me, like and extension counts."""
     likes = Like.objects.filter(generation_id=OuterRef("pk"))
-    user_id = user.pk if getattr(user, "is_authenticated", False) else None
+    liked: Exists | Value
+    if user.is_authenticated:
+        liked = Exists(likes.filter(user_id=user.pk))
+    else:  # someone not logged in has liked nothing
+        liked = Value(False, output_field=BooleanField())
     return queryset.select_related("created_by").annotate(
-        liked=Exists(likes.filter(user_id=user_id)),
+        liked=liked,
         like_count=_count_of(likes),
         extension_count=_count_of(Generation.objects.filter(parent_id=OuterRef("pk"))),
     )
 
 
-def card(pk, user) -> Generation:
+def card(pk: uuid.UUID | str, user: Viewer) -> Card:
     """One generation with the card fields (raises Generation.DoesNotExist)."""
     return with_card_fields(Generation.objects.all(), user).get(pk=pk)
 
@@ -69,6 +97,7 @@ def _clean_text(value: str) -> str:
 
 
 def encode_cursor(gen: Generation) -> str:
+    assert gen.completed_at is not None  # the gallery shows finished videos only
     return f"{int(gen.completed_at.timestamp() * 1_000_000)}.{gen.pk}"
 
 
@@ -126,7 +155,7 @@ class GalleryFilters:
     def active(self) -> bool:
         return bool(self.mine or self.liked or self.aspect_ratio or self.q)
 
-    def query_string(self, **overrides) -> str:
+    def query_string(self, **overrides: str) -> str:
         """The filters as a query string (without the page cursor unless given)."""
         params = QueryDict(mutable=True)
         values = {
@@ -144,21 +173,25 @@ class GalleryFilters:
 
 @dataclass
 class GalleryPage:
-    items: list[Generation]
+    items: list[Card]
     next_cursor: str | None
 
 
-def gallery_page(user, filters: GalleryFilters, size: int = GALLERY_PAGE_SIZE) -> GalleryPage:
+def gallery_page(
+    user: Viewer, filters: GalleryFilters, size: int = GALLERY_PAGE_SIZE
+) -> GalleryPage:
     """One page of finished videos, newest first, keyset-paginated on (completed_at, id) so that
     new videos arriving while someone scrolls never shift or repeat a page. One query."""
-    query = Generation.objects.filter(status=Status.COMPLETED, completed_at__isnull=False)
+    finished = Generation.objects.filter(status=Status.COMPLETED, completed_at__isnull=False)
     if filters.mine:
-        query = query.filter(created_by_id=user.pk)
+        finished = finished.filter(created_by_id=user.pk)
     if filters.aspect_ratio:
-        query = query.filter(aspect_ratio=filters.aspect_ratio)
+        finished = finished.filter(aspect_ratio=filters.aspect_ratio)
     if filters.q:
-        query = query.filter(Q(user_prompt__icontains=filters.q) | Q(prompt__icontains=filters.q))
-    query = with_card_fields(query, user)
+        finished = finished.filter(
+            Q(user_prompt__icontains=filters.q) | Q(prompt__icontains=filters.q)
+        )
+    query = with_card_fields(finished, user)
     if filters.liked:
         query = query.filter(liked=True)
     if filters.after is not None:
@@ -171,7 +204,7 @@ def gallery_page(user, filters: GalleryFilters, size: int = GALLERY_PAGE_SIZE) -
 
 
 # --- dashboard ----------------------------------------------------------------------------------
-def _jobs(statuses, order: str, limit: int) -> list[Generation]:
+def _jobs(statuses: Iterable[str], order: str, limit: int) -> list[Generation]:
     query = Generation.objects.filter(status__in=list(statuses)).select_related("created_by")
     return list(query.order_by(order)[:limit])
 

@@ -1,6 +1,7 @@
 """The Celery app: configuration from Django settings (CELERY_*), tasks from each app."""
 
 import os
+from typing import Any
 
 from celery import Celery
 from celery.signals import setup_logging
@@ -13,7 +14,7 @@ app.autodiscover_tasks()
 
 
 @setup_logging.connect
-def _use_django_logging(**kwargs) -> None:
+def _use_django_logging(**kwargs: Any) -> None:
     """Workers log exactly as the web process does (settings.LOGGING), not Celery's way."""
     from logging.config import dictConfig
 

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -345,7 +346,7 @@ class Simulator:
     # -- the upstream API -------------------------------------------------------------------
 
     def api(
-        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes, host: str
+        self, method: str, path: str, query: str, headers: Message, body: bytes, host: str
     ) -> Reply:
         """Answer one `/v1/...` request: faults first, then auth, then the route."""
         full_path = f"/v1{path}"
@@ -685,6 +686,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "LumaSimulator/1.0"
     simulator: Simulator  # set on the subclass made by make_server
+    server: SimulatorServer  # the only server this handler is made for (typeshed: BaseServer)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -709,7 +711,7 @@ class Handler(BaseHTTPRequestHandler):
         path = parts.path
         try:
             if path.startswith("/v1/"):
-                host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
+                host = self.headers.get("Host") or "{}:{}".format(*self.server.host_and_port)
                 reply = self.simulator.api(method, path[3:], parts.query, self.headers, body, host)
             elif path.startswith("/_sim/"):
                 reply = self.simulator.control(method, path.rstrip("/"), body)
@@ -774,6 +776,14 @@ class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    @property
+    def host_and_port(self) -> tuple[str, int]:
+        """Where it listens: ``server_address`` as the bound socket gave it (an IPv4 server, so
+        the host is text, and a port 0 in the config is the one the system picked)."""
+        host, port = self.server_address[:2]
+        assert isinstance(host, str)
+        return host, port
+
 
 def make_server(config: Config) -> tuple[SimulatorServer, Simulator]:
     """Bind the server; the caller runs `serve_forever()`."""
@@ -785,7 +795,7 @@ def make_server(config: Config) -> tuple[SimulatorServer, Simulator]:
 def serve(config: Config) -> None:
     """Run until interrupted or terminated; a temporary media dir is removed afterwards."""
     server, simulator = make_server(config)
-    host, port = server.server_address[:2]
+    host, port = server.host_and_port
     print(f"Luma simulator on http://{host}:{port}/v1 (media in {simulator.media_dir})", flush=True)
 
     def stop(signum: int, frame: Any) -> None:

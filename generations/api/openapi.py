@@ -7,6 +7,7 @@ tests/test_fuzz.py drives schemathesis with it, so a drift between the two shows
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
@@ -28,12 +29,16 @@ def _field_schema(field: forms.Field) -> dict[str, Any]:
             schema["maximum"] = field.max_value
         return schema
     if isinstance(field, forms.ChoiceField):
-        return {"type": "string", "enum": [str(value) for value, _ in field.choices if value != ""]}
+        # django-stubs gives the getter the setter's type (callables, enums, mappings); Django
+        # normalises choices on assignment, so reading them gives (value, label) pairs.
+        choices: Iterable[tuple[Any, Any]] = field.choices  # type: ignore[assignment]
+        return {"type": "string", "enum": [str(value) for value, _ in choices if value != ""]}
     schema = {"type": "string"}
     if isinstance(field, forms.URLField):
         schema["format"] = "uri"
-    if getattr(field, "max_length", None):
-        schema["maxLength"] = field.max_length
+    max_length = getattr(field, "max_length", None)  # text and file fields have one
+    if max_length:
+        schema["maxLength"] = max_length
     if field.required:
         schema["minLength"] = 1
     return schema

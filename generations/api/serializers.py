@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from django.http import HttpRequest
 
 from generations.inputs import GenerationRequest
 from generations.models import Generation
+
+if TYPE_CHECKING:
+    from generations.queries import Card
 
 
 def _request_fields(gen: Generation, absolute: Callable[[str], str | None]) -> dict[str, Any]:
@@ -25,7 +30,7 @@ def _request_fields(gen: Generation, absolute: Callable[[str], str | None]) -> d
     return out
 
 
-def generation_json(gen: Generation, request) -> dict[str, Any]:
+def generation_json(gen: Card, request: HttpRequest) -> dict[str, Any]:
     """``gen`` comes from ``queries.with_card_fields`` (or ``queries.card``): ``liked`` is the
     caller's own like, and the counts are annotated, so nothing here queries per row."""
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
+from django import forms
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods
 
@@ -29,22 +31,25 @@ JSON_TYPES: dict[str, Any] = {"string": str, "boolean": bool, "integer": int}
 SCHEMA_BODY = request_body_schema()  # the request fields and their JSON types, from the form
 TYPE_WORDS = {"string": "a string", "boolean": "true or false", "integer": "a whole number"}
 
+P = ParamSpec("P")
+View = Callable[Concatenate[HttpRequest, P], HttpResponse]
 
-def _error(status: int, message: str, fields: dict | None = None) -> JsonResponse:
-    body: dict = {"error": message}
+
+def _error(status: int, message: str, fields: dict[str, list[str]] | None = None) -> JsonResponse:
+    body: dict[str, Any] = {"error": message}
     if fields:
         body["fields"] = fields
     return JsonResponse(body, status=status)
 
 
-def api_view(*methods: str):
+def api_view(*methods: str) -> Callable[[View[P]], View[P]]:
     """Login (session or token) answered as JSON 401 rather than a redirect."""
 
-    def decorate(view):
+    def decorate(view: View[P]) -> View[P]:
         @login_not_required
         @require_http_methods(list(methods))
         @wraps(view)
-        def wrapper(request, *args, **kwargs):
+        def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
             if not request.user.is_authenticated:
                 return _error(401, "Authentication required: log in or send a Bearer token.")
             return view(request, *args, **kwargs)
@@ -54,14 +59,15 @@ def api_view(*methods: str):
     return decorate
 
 
-def _json_body(request) -> tuple[dict | None, JsonResponse | None]:
+def _json_body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
+    """The body's fields without its nulls, or the 400 answer that says what is wrong."""
     try:
         data = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError, RecursionError):
-        return None, _error(400, "The body must be a JSON object.")
+        return _error(400, "The body must be a JSON object.")
     if not isinstance(data, dict):
-        return None, _error(400, "The body must be a JSON object.")
-    problems = {}
+        return _error(400, "The body must be a JSON object.")
+    problems: dict[str, list[str]] = {}
     for name, schema in SCHEMA_BODY["properties"].items():
         value = data.get(name)
         wanted = schema["type"]
@@ -74,9 +80,8 @@ def _json_body(request) -> tuple[dict | None, JsonResponse | None]:
         elif isinstance(value, str) and not _is_text(value):
             problems[name] = ["Must be valid Unicode text."]
     if problems:
-        return None, _error(400, "Some fields are not valid.", problems)
-    clean = {k: v for k, v in data.items() if v is not None}
-    return clean, None
+        return _error(400, "Some fields are not valid.", problems)
+    return {k: v for k, v in data.items() if v is not None}
 
 
 def _is_text(value: str) -> bool:
@@ -88,11 +93,13 @@ def _is_text(value: str) -> bool:
     return True
 
 
-def _form_errors(form) -> JsonResponse:
-    return _error(400, "Some fields are not valid.", {k: list(v) for k, v in form.errors.items()})
+def _form_errors(form: forms.BaseForm) -> JsonResponse:
+    # An ErrorList yields its messages (text, or lazy text that JSON writes the same way).
+    fields = {name: [str(message) for message in errors] for name, errors in form.errors.items()}
+    return _error(400, "Some fields are not valid.", fields)
 
 
-def _created(gen: Generation, request) -> JsonResponse:
+def _created(gen: Generation, request: HttpRequest) -> JsonResponse:
     """A new row read back through the pages' query, so its answer has the same fields as a GET."""
     return JsonResponse(generation_json(queries.card(gen.pk, request.user), request), status=201)
 
@@ -105,16 +112,16 @@ def _uuid_or_none(value: str) -> uuid.UUID | None:
 
 
 @api_view("GET")
-def openapi_schema(request):
+def openapi_schema(request: HttpRequest) -> HttpResponse:
     return JsonResponse(SCHEMA)
 
 
 @api_view("GET", "POST")
-def generations_collection(request):
+def generations_collection(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        data, problem = _json_body(request)
-        if problem:
-            return problem
+        data = _json_body(request)
+        if isinstance(data, JsonResponse):
+            return data
         form = GenerationForm({**GenerationRequest.defaults(), **data})
         if not form.is_valid():
             return _form_errors(form)
@@ -136,7 +143,7 @@ def generations_collection(request):
 
 
 @api_view("GET", "DELETE")
-def generation_detail(request, pk):
+def generation_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     if request.method == "DELETE":
         gen = get_object_or_404(Generation.objects.select_related("created_by"), pk=pk)
         try:
@@ -151,11 +158,11 @@ def generation_detail(request, pk):
 
 
 @api_view("POST")
-def generation_extend(request, pk):
+def generation_extend(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     parent = get_object_or_404(Generation, pk=pk)
-    data, problem = _json_body(request)
-    if problem:
-        return problem
+    data = _json_body(request)
+    if isinstance(data, JsonResponse):
+        return data
     form = ExtendForm(data, parent=parent)
     if not form.is_valid():
         return _form_errors(form)

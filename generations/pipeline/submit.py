@@ -59,7 +59,8 @@ def submit(gen_id: Any) -> SubmitOutcome:
         return SubmitOutcome(Submitted.NOT_CLAIMED)
     gen = Generation.objects.select_related("parent").get(pk=gen_id)
     mine = Q(claim=token)
-    if gen.parent_id and not gen.parent.remote_id:
+    parent = gen.parent  # read with the row (select_related); None for a new video
+    if parent is not None and not parent.remote_id:
         t.fail(
             gen.pk,
             [Status.SUBMITTING],
@@ -80,9 +81,10 @@ def submit(gen_id: Any) -> SubmitOutcome:
     if counted != 1:
         t.plog(gen.pk, "claim lost before sending; nothing sent", level=logging.WARNING)
         return SubmitOutcome(Submitted.NOT_CLAIMED)
+    extends = parent.remote_id if parent is not None else None  # a parent has an id (above)
     client = get_client()
     try:
-        remote = client.extend(gen.parent.remote_id, body) if gen.parent_id else client.create(body)
+        remote = client.extend(extends, body) if extends else client.create(body)
     except RetryableError as exc:
         return _refused_for_now(gen, token, exc)
     except OutcomeUnknownError as exc:

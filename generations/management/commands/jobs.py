@@ -9,7 +9,9 @@ manage.py jobs sweep                run the sweeper now (requeue lost wake-ups, 
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from generations import actions, tasks
@@ -19,7 +21,7 @@ from generations.models import Generation, Status
 class Command(BaseCommand):
     help = "List jobs that need attention or look stuck, and resolve them."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "action",
             nargs="?",
@@ -31,7 +33,7 @@ class Command(BaseCommand):
             "--yes", action="store_true", help="confirm a retry that may pay a second time"
         )
 
-    def handle(self, *args, action, ids, yes, **options):
+    def handle(self, *args: Any, action: str, ids: list[str], yes: bool, **options: Any) -> None:
         if action == "list":
             return self._list()
         if action == "sweep":
@@ -62,13 +64,13 @@ class Command(BaseCommand):
 
     def _list(self) -> None:
         now = timezone.now()
-        rows = Generation.objects
+        every = Generation.objects
         groups = [
-            ("needs attention", rows.filter(status=Status.NEEDS_ATTENTION)),
-            ("stuck submitting", rows.stale_submitting(now)),
-            ("queued but not taken", rows.waiting_for_a_worker(now)),
-            ("in progress, not polled lately", rows.not_polled_lately(now)),
-            ("finished without a local copy", rows.copy_given_up()),
+            ("needs attention", every.filter(status=Status.NEEDS_ATTENTION)),
+            ("stuck submitting", every.stale_submitting(now)),
+            ("queued but not taken", every.waiting_for_a_worker(now)),
+            ("in progress, not polled lately", every.not_polled_lately(now)),
+            ("finished without a local copy", every.copy_given_up()),
         ]
         found = False
         for title, query in groups:

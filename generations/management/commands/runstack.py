@@ -12,19 +12,20 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 
 class Command(BaseCommand):
     help = "Run the whole app for development: web, worker, beat and the simulator in demo mode."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--simulator-port", type=int, default=8001)
 
-    def handle(self, *args, port, simulator_port, **options):
+    def handle(self, *args: Any, port: int, simulator_port: int, **options: Any) -> None:
         py = sys.executable
         run_dir = Path(settings.BASE_DIR) / ".run"
         run_dir.mkdir(exist_ok=True)
@@ -70,7 +71,7 @@ class Command(BaseCommand):
         ]
         procs["web"] = [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
 
-        running: dict[str, subprocess.Popen] = {}
+        running: dict[str, subprocess.Popen[str]] = {}
         for name, cmd in procs.items():
             running[name] = subprocess.Popen(
                 cmd,
@@ -119,7 +120,7 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
 
-    def _pump(self, name: str, proc: subprocess.Popen) -> None:
+    def _pump(self, name: str, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             self.stdout.write(f"{name:>9} | {line.rstrip()}")

@@ -74,7 +74,8 @@ class _TempFile(File):
     """A finished temporary file: FileSystemStorage moves it into place (atomic rename)."""
 
     def temporary_file_path(self) -> str:
-        return self.file.name
+        assert self.file is not None  # made from an open file
+        return str(self.file.name)
 
 
 def _trusted_hosts() -> set[str]:
@@ -105,7 +106,7 @@ def check_url(url: str, *, allow_private: bool | None = None) -> None:
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchError(f"Cannot resolve {parts.hostname}") from exc
     for info in infos:
-        if not address_is_public(info[4][0]):
+        if not address_is_public(str(info[4][0])):
             raise FetchError(f"{parts.hostname} is a private address", permanent=True)
 
 
@@ -118,8 +119,8 @@ def _private_allowed(host: str, allow_private: bool | None) -> bool:
 def _peer_ip(response: requests.Response) -> str | None:
     """The address the response actually came from (needs stream=True)."""
     try:
-        sock = response.raw.connection.sock  # urllib3 2.x
-        return sock.getpeername()[0]
+        sock = response.raw.connection.sock  # type: ignore[union-attr]  # None: caught below
+        return str(sock.getpeername()[0])
     except AttributeError:
         return None
     except OSError:

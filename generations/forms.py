@@ -155,7 +155,7 @@ class GenerationForm(forms.ModelForm):
         return self._clean_upload("image_end_file")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         source = self.keyframe_source()
         for upload, url_field in GenerationRequest.uploads().items():
             if data.get(url_field) and data.get(upload):

@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -65,6 +66,15 @@ def purge_broker(url: str) -> None:
     keys = [key for key in client.scan_iter(count=500) if not key.startswith(b"_kombu.binding")]
     if keys:
         client.delete(*keys)
+
+
+def spare_redis_db(url: str) -> str:
+    """The same Redis, another database number: never the suite's own, never db 0 (the default
+    database others use), never past 15 (a stock Redis has 16)."""
+    parts = urlsplit(url)
+    db = int(parts.path.strip("/") or 0)
+    spare = db + 1 if db < 15 else db - 1
+    return urlunsplit(parts._replace(path=f"/{spare}"))
 
 
 def wait_for(check: Callable[[], object], timeout: float = 30.0, what: str = "condition"):
@@ -202,3 +212,28 @@ def pipeline(pipeline_session: CeleryProcesses, sim, settings, transactional_db,
         pipeline_session.start("worker1")
         pipeline_session.start("beat")
     return pipeline_session
+
+
+@pytest.fixture
+def spare_redis_url(redis_url: str, tmp_path: Path) -> Iterator[str]:
+    """A Redis that the suite's worker does not read, for a test's own worker and beat.
+
+    A redis-server of the test's own on a free port when one is on PATH (nobody else can be
+    using it); otherwise another database of the suite's Redis (``spare_redis_db``), never db 0,
+    emptied of the messages the test's processes left there when it ends.
+    """
+    if shutil.which("redis-server"):
+        from generations.chaos import RedisServer
+
+        server = RedisServer(tmp_path)
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
+    else:
+        url = spare_redis_db(redis_url)
+        try:
+            yield url
+        finally:
+            purge_broker(url)

@@ -508,20 +508,32 @@ def test_admin_shows_jobs_read_only_and_acts_through_services(db):
     assert gen.status == Status.FAILED
 
 
+@pytest.mark.parametrize("db", range(16))
+def test_a_spare_redis_database_is_never_the_suites_nor_db_0(db):
+    from tests.conftest import spare_redis_db
+
+    spare = spare_redis_db(f"redis://127.0.0.1:6379/{db}")
+    number = int(spare.rpartition("/")[2])
+    assert spare.startswith("redis://127.0.0.1:6379/")
+    assert number not in (db, 0) and 0 <= number <= 15
+
+
 @pytest.mark.pipeline
 def test_api_key_is_in_no_worker_or_beat_log_line_during_a_full_run(
-    transactional_db, pipeline_session, pipeline_env, tmp_path
+    transactional_db, pipeline_env, spare_redis_url, tmp_path
 ):
     """A real worker and beat with a real key, logging at DEBUG, against a simulator that
-    demands that key: the job completes (so the key was used) and no line shows it."""
+    demands that key: the job completes (so the key was used) and no line shows it.
+
+    The suite's own worker is stopped (this test does not ask for ``pipeline``) and these
+    processes use a Redis of their own (``spare_redis_url``), so neither takes the other's work.
+    """
     from generations.chaos import publishing_to
     from generations.processes import CeleryProcesses
     from generations.simulator.testing import SimulatorProcess
     from tests.conftest import wait_for
 
-    pipeline_session.stop_all()  # the suite's own worker must not take this job
-    base, _, db = pipeline_env["REDIS_URL"].rpartition("/")
-    broker = f"{base}/{(int(db or 0) + 1) % 16}"
+    broker = spare_redis_url
     with SimulatorProcess(api_key=SECRET, duration=1, video_seconds=1) as sim:
         env = {
             **pipeline_env,

@@ -34,6 +34,7 @@ from generations.simulator.testing import SimulatorProcess
 ROOT = Path(__file__).resolve().parent.parent
 POLL_INTERVAL = "0.5"
 _SHARED_PIPELINE = pytest.StashKey[CeleryProcesses]()
+_ASYNC_UNSAFE_AT_START = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
 
 
 @pytest.hookimpl(trylast=True)
@@ -194,6 +195,17 @@ def _no_worker_or_beat_unless_asked(request) -> None:
     if pipe is not None and pipe.procs:
         pipe.stop_all()
         purge_broker(pipe.env["REDIS_URL"])
+
+
+@pytest.fixture(autouse=True)
+def _async_unsafe_stays_scoped(request) -> None:
+    """``DJANGO_ALLOW_ASYNC_UNSAFE`` is for the browser tests only (Playwright's loop runs in
+    this thread): if it is still set for any other test, the fixture that set it leaked it, and
+    that test would no longer see Django refuse ORM calls from async code."""
+    if request.node.get_closest_marker("browser"):
+        return
+    value = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")  # (not the whole environment in a report)
+    assert value == _ASYNC_UNSAFE_AT_START, "DJANGO_ALLOW_ASYNC_UNSAFE leaked from a fixture"
 
 
 @pytest.fixture

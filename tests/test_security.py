@@ -206,7 +206,7 @@ def test_api_token_requests_need_no_csrf_token(alice):
 
 
 def test_production_settings_pass_check_deploy(tmp_path):
-    # (the browser tests allow async-unsafe calls in this process; production does not)
+    # (a developer's shell may allow async-unsafe calls; production does not)
     env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     env.update(
         DEBUG="False",

@@ -5,6 +5,13 @@
 * ``pipeline``: a real Celery worker + beat (``devtools.processes``) on that Redis,
   reading the test database, talking to the simulator. Tests that use it need committed data
   (``transactional_db``).
+
+The worker and beat poll, sweep and copy whatever committed rows they find, and take whatever
+message is in the broker. So they run only during the tests that ask for ``pipeline``: every
+other test stops them first (``_no_worker_or_beat_unless_asked``), the tests are ordered so that
+all the tests on the shared worker run together (``pytest_collection_modifyitems``: start-up and
+shut-down are paid once), and the broker's database is emptied whenever they start or stop, so no
+message left by one test can be consumed against another test's rows.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -25,6 +33,49 @@ from devtools.simulator_process import SimulatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_INTERVAL = "0.5"
+_SHARED_PIPELINE = pytest.StashKey[CeleryProcesses]()
+_ASYNC_UNSAFE_AT_START = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that need no worker first, then every test on the shared worker and beat, then the
+    tests that stop it to run processes of their own (the keyed-log run, chaos).
+
+    The shared worker therefore starts once and stops once, never runs beside a test that does
+    not expect it, and a quick test never waits behind a pipeline one. The sort is stable: within
+    a group the files' order (and a module's fixtures) are kept.
+    """
+
+    def group(item: pytest.Item) -> int:
+        if item.get_closest_marker("chaos"):
+            return 3
+        if "pipeline" in getattr(item, "fixturenames", ()):
+            return 1
+        if item.get_closest_marker("pipeline"):
+            return 2
+        return 0
+
+    items.sort(key=group)
+
+
+def purge_broker(url: str) -> None:
+    """Drop every message in this Redis database (queues, unacknowledged, scheduled), keeping
+    kombu's exchange bindings (``_kombu.binding*``) so that a publisher can still route before a
+    worker declares its queues again. Call it only while no worker or beat uses the database."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    keys = [key for key in client.scan_iter(count=500) if not key.startswith(b"_kombu.binding")]
+    if keys:
+        client.delete(*keys)
+
+
+def spare_redis_db(url: str) -> str:
+    """The same Redis, another database number: never the suite's own, never db 0 (the default
+    database others use), never past 15 (a stock Redis has 16)."""
+    parts = urlsplit(url)
+    db = int(parts.path.strip("/") or 0)
+    spare = db + 1 if db < 15 else db - 1
+    return urlunsplit(parts._replace(path=f"/{spare}"))
 
 
 def wait_for(check: Callable[[], object], timeout: float = 30.0, what: str = "condition"):
@@ -117,23 +168,84 @@ def pipeline_env(django_db_setup, django_db_blocker, redis_url, simulator, media
 
 
 @pytest.fixture(scope="session")
-def pipeline_session(pipeline_env) -> Iterator[CeleryProcesses]:
+def pipeline_session(request, pipeline_env) -> Iterator[CeleryProcesses]:
+    """The suite's shared worker and beat. Ask for ``pipeline`` to have them running; a test
+    that asks only for this fixture finds them stopped (see ``_no_worker_or_beat_unless_asked``)."""
     log_dir = Path(tempfile.mkdtemp(prefix="lumaweb-pipeline-"))
     pipe = CeleryProcesses(pipeline_env, log_dir)
+    purge_broker(pipeline_env["REDIS_URL"])  # nothing from an earlier run or session
     pipe.start("worker1")
     pipe.start("beat")
+    request.config.stash[_SHARED_PIPELINE] = pipe
     yield pipe
+    del request.config.stash[_SHARED_PIPELINE]
     pipe.stop_all()
+    purge_broker(pipeline_env["REDIS_URL"])
     shutil.rmtree(log_dir, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_or_beat_unless_asked(request) -> None:
+    """A test that does not ask for ``pipeline`` runs with the shared worker and beat stopped
+    and their messages gone: otherwise they poll, sweep and copy the rows it commits (a test
+    counting its own polls saw 13 of its 60 rows) and consume the tasks it enqueues."""
+    if "pipeline" in request.fixturenames:
+        return
+    pipe = request.config.stash.get(_SHARED_PIPELINE, None)
+    if pipe is not None and pipe.procs:
+        pipe.stop_all()
+        purge_broker(pipe.env["REDIS_URL"])
+
+
+@pytest.fixture(autouse=True)
+def _async_unsafe_stays_scoped(request) -> None:
+    """``DJANGO_ALLOW_ASYNC_UNSAFE`` is for the browser tests only (Playwright's loop runs in
+    this thread): if it is still set for any other test, the fixture that set it leaked it, and
+    that test would no longer see Django refuse ORM calls from async code."""
+    if request.node.get_closest_marker("browser"):
+        return
+    value = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")  # (not the whole environment in a report)
+    assert value == _ASYNC_UNSAFE_AT_START, "DJANGO_ALLOW_ASYNC_UNSAFE leaked from a fixture"
 
 
 @pytest.fixture
 def pipeline(pipeline_session: CeleryProcesses, sim, settings, transactional_db, redis_url):
-    """Worker + beat running; this process uses the same settings they do."""
+    """Worker + beat running; this process uses the same settings they do.
+
+    If either is not running (a non-pipeline test stopped them, or a test killed one and failed
+    before starting it again), whatever is left is stopped and the broker emptied before both
+    start: the test begins with no message from an earlier test's rows.
+    """
     settings.LUMA_POLL_INTERVAL = float(POLL_INTERVAL)
     settings.LUMA_READ_TIMEOUT = 3.0
-    for name in ("worker1", "beat"):
-        if not pipeline_session.running(name):
-            pipeline_session.procs.pop(name, None)
-            pipeline_session.start(name)
+    if not all(pipeline_session.running(name) for name in ("worker1", "beat")):
+        pipeline_session.stop_all()
+        purge_broker(redis_url)
+        pipeline_session.start("worker1")
+        pipeline_session.start("beat")
     return pipeline_session
+
+
+@pytest.fixture
+def spare_redis_url(redis_url: str, tmp_path: Path) -> Iterator[str]:
+    """A Redis that the suite's worker does not read, for a test's own worker and beat.
+
+    A redis-server of the test's own on a free port when one is on PATH (nobody else can be
+    using it); otherwise another database of the suite's Redis (``spare_redis_db``), never db 0,
+    emptied of the messages the test's processes left there when it ends.
+    """
+    if shutil.which("redis-server"):
+        from devtools.chaos import RedisServer
+
+        server = RedisServer(tmp_path)
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
+    else:
+        url = spare_redis_db(redis_url)
+        try:
+            yield url
+        finally:
+            purge_broker(url)

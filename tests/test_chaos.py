@@ -13,10 +13,10 @@ from devtools.chaos import ChaosRun
 pytestmark = pytest.mark.chaos
 
 
-def test_chaos_run_loses_nothing_and_never_pays_twice(transactional_db, pipeline_session):
+def test_chaos_run_loses_nothing_and_never_pays_twice(transactional_db):
     # The suite's own worker and beat would poll and sweep these rows against another
-    # simulator: they stop for the run and start again when a pipeline test needs them.
-    pipeline_session.stop_all()
+    # simulator: like for every test that does not ask for ``pipeline``, they are stopped
+    # (tests/conftest.py) and start again when a pipeline test needs them.
     report = ChaosRun(int(os.environ.get("CHAOS_N", "60")), seed=3, timeout=600).run()
     print(report.table())
     assert report.submitted >= 60

@@ -4,6 +4,7 @@ simulator over real HTTP: what a user of the JSON API sees."""
 from __future__ import annotations
 
 import signal
+import time
 
 import av
 import pytest
@@ -12,8 +13,8 @@ import requests
 from django.test import Client
 
 from generations.models import Generation, Status
-from tests.conftest import wait_for
-from tests.factories import make_user
+from tests.conftest import POLL_INTERVAL, wait_for
+from tests.factories import in_progress_row, make_user, remote_create
 
 pytestmark = pytest.mark.pipeline
 
@@ -194,3 +195,18 @@ def test_flushed_redis_loses_no_job(api, sim, pipeline, redis_url):
     gen = wait_status(created["id"], Status.COMPLETED, timeout=60, pipeline=pipeline)
     assert gen.posts_sent == 1
     assert len(posts_for(sim, "lost message")) == 1
+
+
+def test_a_test_that_does_not_ask_for_the_worker_has_none_polling_its_rows(
+    transactional_db, sim, pipeline_session, redis_url
+):
+    """The suite's own guard: the shared worker and beat (started here if no test has yet) are
+    stopped and their messages gone before a test that did not ask for ``pipeline`` runs, so
+    they cannot poll the rows it commits or take the tasks it enqueues."""
+    assert not pipeline_session.procs
+    broker = redis.Redis.from_url(redis_url)
+    assert [key for key in broker.scan_iter() if not key.startswith(b"_kombu.binding")] == []
+    for i in range(3):
+        in_progress_row(remote_create(sim, f"nobody polls me {i}")["id"])
+    time.sleep(float(POLL_INTERVAL) * 4)  # four beats of a running pipeline
+    assert not Generation.objects.filter(last_polled_at__isnull=False).exists()

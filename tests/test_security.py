@@ -8,11 +8,12 @@ import os
 import re
 import subprocess
 import sys
-import uuid
+from collections.abc import Iterator
 
 import pytest
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls import URLResolver, get_resolver
+from django.urls.resolvers import RegexPattern
 from django.views.debug import ExceptionReporter
 from PIL import Image
 
@@ -25,39 +26,113 @@ ROOT = os.path.dirname(os.path.dirname(__file__))
 PUBLIC = {"/accounts/login/", "/healthz", "/admin/login/"}
 
 
-def _sample_paths(patterns=None, prefix="") -> list[str]:
-    """One concrete path per URL pattern, converters filled with plausible values."""
-    out = []
+def _routes(patterns=None, prefix="") -> Iterator[str]:
+    """The full route of every URL pattern the project serves, as the resolver holds them."""
     for pattern in patterns if patterns is not None else get_resolver().url_patterns:
         text = str(pattern.pattern)
-        text = re.sub(r"<uuid:\w+>", str(uuid.uuid4()), text)
-        text = re.sub(r"<int:\w+>", "1", text)
-        text = re.sub(r"<path:\w+>", "videos/x.mp4", text)
-        text = re.sub(r"<(?:str:)?\w+>", "x", text)
-        text = re.sub(r"\(\?P<path>[^)]*\)", "videos/x.mp4", text)
-        text = re.sub(r"\(\?P<\w+>[^)]*\)", "1", text)
-        text = text.replace("^", "").replace("$", "").replace("\\Z", "").replace("\\", "")
+        if isinstance(pattern.pattern, RegexPattern):
+            # "^(?P<app_label>auth|axes)/$" -> "<re:app_label:auth|axes>/", as a route spells it
+            text = re.sub(r"\(\?P<(\w+)>([^)]*)\)", r"<re:\1:\2>", text)
+            text = text.replace("^", "").replace("$", "").replace("\\Z", "").replace("\\", "")
         if isinstance(pattern, URLResolver):
-            out.extend(_sample_paths(pattern.url_patterns, prefix + text))
-        elif isinstance(pattern, URLPattern):
-            out.append("/" + prefix + text)
-    return sorted(set(out))
+            yield from _routes(pattern.url_patterns, prefix + text)
+        else:
+            yield prefix + text
+
+
+SLOT = re.compile(r"<(?:(\w+):)?(\w+)(?::([^>]*))?>")
+ID_SLOT = re.compile(r"<(?:uuid:\w+|(?:\w+:)?(?:pk|id|object_id))>")
+
+
+def _fill(route: str, ids: dict[str, list[str]]) -> list[str]:
+    """Concrete paths for a route: one per real row when it takes an id, else one.
+
+    ``ids`` maps a converter ("uuid", "int", "str") to the primary keys of rows that exist, so
+    an id view finds its row and answers for what it is, not with a 404 for a made-up id.
+    """
+    slot = SLOT.search(route)
+    if slot is None:
+        return ["/" + route]
+    converter, regex = slot.group(1) or "str", slot.group(3) or ""
+    if ID_SLOT.fullmatch(slot.group(0)):
+        values = ids.get(converter, ids["str"])
+    elif converter == "int":
+        values = ["1"]
+    elif converter == "re" and re.fullmatch(r"\w+(\|\w+)*", regex):
+        values = [regex.split("|")[0]]  # one of the names it accepts
+    elif converter in ("path", "re"):
+        values = ["videos/x.mp4"]
+    else:
+        values = ["x"]
+    return [
+        path
+        for value in values
+        for path in _fill(route[: slot.start()] + value + route[slot.end() :], ids)
+    ]
+
+
+def _everything() -> dict:
+    """What an anonymous request could change: every row the walk's ids point at, and more."""
+    from django.contrib.auth.models import User
+
+    from generations.models import StatusEvent
+
+    return {
+        "generations": list(Generation.objects.order_by("pk").values()),
+        "events": StatusEvent.objects.count(),
+        "likes": Generation.liked_by.through.objects.count(),
+        "tokens": list(ApiToken.objects.order_by("pk").values()),
+        "users": list(User.objects.order_by("pk").values()),
+    }
 
 
 def test_every_url_needs_login_except_login_and_healthz(db):
+    """Walks the URL resolver with ids of rows that exist (a generation in every status, a
+    user, a token): a view without its login requirement then acts on a real row or shows it,
+    where a made-up id would have answered 404 with or without the requirement."""
+    alice = make_user("alice")
+    gens = [
+        Generation.objects.create(
+            user_prompt=f"a {status} job",
+            status=status,
+            created_by=alice,
+            remote_id=f"remote-{status}" if status != Status.QUEUED else "",
+            posts_sent=0 if status == Status.QUEUED else 1,
+        )
+        for status in Status.values
+    ]
+    _, _key = ApiToken.issue(alice, "script")
+    token = ApiToken.objects.get()
+    some = [str(gens[0].pk), str(alice.pk), str(token.pk)]  # one of each kind for admin pages
+    ids = {
+        "uuid": [str(gen.pk) for gen in gens],
+        "int": [value for value in some if value.isdigit()],
+        "str": some,
+    }
+    before = _everything()
     anonymous = Client()
-    paths = _sample_paths()
-    assert len(paths) > 30  # the walk found the app's and the admin's URLs
-    for path in paths:
-        for method in ("get", "post"):
-            response = getattr(anonymous, method)(path)
-            assert response.status_code != 500, (method, path)
-            if response.status_code == 200:
-                assert path in PUBLIC, f"{method.upper()} {path} answered 200 to a stranger"
-            elif response.status_code in (301, 302):
-                assert "login" in response["Location"], (method, path, response["Location"])
-            else:
-                assert response.status_code in (401, 403, 404, 405), (method, path)
+    routes = list(_routes())
+    assert len(routes) > 30  # the walk found the app's and the admin's URLs
+    with_ids = 0
+    for route in routes:
+        takes_id = bool(ID_SLOT.search(route))
+        for path in _fill(route, ids):
+            with_ids += takes_id
+            for method in ("get", "post", "delete"):
+                response = getattr(anonymous, method)(path)
+                where = (method.upper(), path, response.status_code)
+                assert response.status_code != 500, where
+                if response.status_code == 200:
+                    assert path in PUBLIC, f"{where} answered 200 to a stranger"
+                elif response.status_code in (301, 302):
+                    assert "login" in response["Location"], (*where, response["Location"])
+                elif takes_id:
+                    # the row exists: "not found" would mean the view looked it up for a stranger
+                    assert response.status_code in (401, 403, 405), where
+                else:
+                    assert response.status_code in (401, 403, 404, 405), where
+    assert with_ids > len(Status.values) * 8  # every page and API id view, once per status
+    assert _everything() == before, "an anonymous request changed something"
 
 
 def test_no_password_reset_by_email_is_exposed(db):
@@ -132,7 +207,7 @@ def test_api_token_requests_need_no_csrf_token(alice):
 
 
 def test_production_settings_pass_check_deploy(tmp_path):
-    # (the browser tests allow async-unsafe calls in this process; production does not)
+    # (a developer's shell may allow async-unsafe calls; production does not)
     env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     env.update(
         DEBUG="False",
@@ -419,7 +494,7 @@ def test_videos_answer_byte_ranges_for_seeking(alice, media_root):
     assert whole["Content-Type"] == "video/mp4"
 
 
-def test_admin_shows_jobs_read_only_and_acts_through_services(db):
+def test_admin_shows_jobs_read_only_and_acts_through_actions(db):
     boss = make_user("boss", is_staff=True, is_superuser=True)
     gen = Generation.objects.create(
         user_prompt="x", status=Status.NEEDS_ATTENTION, created_by=boss, posts_sent=1
@@ -436,20 +511,32 @@ def test_admin_shows_jobs_read_only_and_acts_through_services(db):
     assert gen.status == Status.FAILED
 
 
+@pytest.mark.parametrize("db", range(16))
+def test_a_spare_redis_database_is_never_the_suites_nor_db_0(db):
+    from tests.conftest import spare_redis_db
+
+    spare = spare_redis_db(f"redis://127.0.0.1:6379/{db}")
+    number = int(spare.rpartition("/")[2])
+    assert spare.startswith("redis://127.0.0.1:6379/")
+    assert number not in (db, 0) and 0 <= number <= 15
+
+
 @pytest.mark.pipeline
 def test_api_key_is_in_no_worker_or_beat_log_line_during_a_full_run(
-    transactional_db, pipeline_session, pipeline_env, tmp_path
+    transactional_db, pipeline_env, spare_redis_url, tmp_path
 ):
     """A real worker and beat with a real key, logging at DEBUG, against a simulator that
-    demands that key: the job completes (so the key was used) and no line shows it."""
+    demands that key: the job completes (so the key was used) and no line shows it.
+
+    The suite's own worker is stopped (this test does not ask for ``pipeline``) and these
+    processes use a Redis of their own (``spare_redis_url``), so neither takes the other's work.
+    """
     from devtools.chaos import publishing_to
     from devtools.processes import CeleryProcesses
     from devtools.simulator_process import SimulatorProcess
     from tests.conftest import wait_for
 
-    pipeline_session.stop_all()  # the suite's own worker must not take this job
-    base, _, db = pipeline_env["REDIS_URL"].rpartition("/")
-    broker = f"{base}/{(int(db or 0) + 1) % 16}"
+    broker = spare_redis_url
     with SimulatorProcess(api_key=SECRET, duration=1, video_seconds=1) as sim:
         env = {
             **pipeline_env,

@@ -4,7 +4,6 @@ see the chain, like, filter and download."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
@@ -29,9 +28,10 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls made by the test
-    # itself (to wait for rows) are plain synchronous code.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as pw:
+    # itself (to wait for rows) are plain synchronous code. Allowed for this module only: the
+    # variable is restored when the module's tests are done.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as pw:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         browser = launch(pw)
         yield browser
         browser.close()

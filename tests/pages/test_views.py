@@ -1,5 +1,5 @@
 """The studio pages through Django's test client: login, hostile input, htmx polling contracts
-(204 when unchanged, 286 when done) and actions that move a job's status through services."""
+(204 when unchanged, 286 when done) and actions that move a job's status through actions."""
 
 from __future__ import annotations
 
@@ -464,7 +464,7 @@ def test_running_badge_answers_204_while_the_count_is_right(client):
 
 
 @pytest.mark.parametrize("use_htmx", [False, True])
-def test_actions_move_status_through_services(client, user, use_htmx):
+def test_job_actions_move_the_status(client, user, use_htmx):
     headers = htmx("jobs") if use_htmx else {}
     failed = make_gen(Status.FAILED, user=user)
     queued = make_gen(Status.QUEUED, user=user)

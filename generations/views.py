@@ -187,13 +187,12 @@ def extend(request, pk):
     if request.method == "GET":
         if not request.htmx:
             return redirect(reverse("generation-detail", args=[pk]) + "#extend")
-        return render(
-            request,
-            "generations/components.html#extend-form",
-            {"gen": parent, "form": ExtendForm(parent=parent), "inline": True},
-        )
+        form = ExtendForm(parent=parent, auto_id=_inline_ids(parent))
+        context = {"gen": parent, "form": form, "inline": True}
+        return render(request, "generations/components.html#extend-form", context)
 
-    form = ExtendForm(request.POST, request.FILES, parent=parent)
+    ids = _inline_ids(parent) if request.htmx else "id_%s"
+    form = ExtendForm(request.POST, request.FILES, parent=parent, auto_id=ids)
     child = None
     if form.is_valid():
         try:
@@ -226,6 +225,11 @@ def extend(request, pk):
         trigger_client_event(response, "jobs-changed")
         return _with_toasts(request, response)
     return redirect("generation-detail", pk=child.pk)
+
+
+def _inline_ids(parent: Generation) -> str:
+    """Element ids of a card's own extend form: several may be open in one gallery."""
+    return f"extend-{parent.pk}-%s"
 
 
 # --- jobs ---------------------------------------------------------------------------------------

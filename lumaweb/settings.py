@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.forms",  # its widget templates, for FORM_RENDERER below
     "django_htmx",
     "template_partials",
     "axes",
@@ -82,6 +83,10 @@ TEMPLATES = [
         },
     },
 ]
+
+# Forms render through templates/django/forms/field.html (one look for every field), so a
+# field's label, help, maxlength and placeholder are written once, in the form.
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
 DATABASES = {
     "default": dj_database_url.parse(

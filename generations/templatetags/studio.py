@@ -143,3 +143,11 @@ def can_change(gen: Generation, user) -> bool:
     except services.ServiceError:
         return False
     return True
+
+
+@register.filter
+def fields_except(form, names: str) -> list:
+    """The form's fields minus those a page lays out by hand (``"a,b,c"``), in form order: a
+    field added to the form later still shows, rendered by templates/django/forms/field.html."""
+    skip = {name.strip() for name in names.split(",")}
+    return [field for field in form if field.name not in skip]

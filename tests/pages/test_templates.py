@@ -1,0 +1,150 @@
+"""Each thing the pages show is written once: form fields render themselves from the form
+(label, placeholder, maxlength, help)."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from django import forms as django_forms
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+
+from generations.forms import MAX_PROMPT, ExtendForm, GenerationForm
+from tests.pages.conftest import htmx, make_gen
+
+TEMPLATES = Path(settings.BASE_DIR) / "templates"
+
+
+@pytest.fixture
+def reshaped_prompt(monkeypatch):
+    """The prompt field as another form might declare it: the pages must follow."""
+    field = django_forms.CharField(
+        label="Your shot",
+        max_length=1234,
+        help_text="Say what the camera sees.",
+        widget=django_forms.Textarea(attrs={"rows": 4, "placeholder": "A heron at dawn…"}),
+    )
+    for form in (GenerationForm, ExtendForm):
+        monkeypatch.setitem(form.base_fields, "user_prompt", field)
+
+
+# --- fields render themselves ---------------------------------------------------------------------
+def test_the_create_form_takes_maxlength_placeholder_label_and_help_from_the_form(
+    client, reshaped_prompt
+):
+    html = client.get(reverse("generation-new")).content.decode()
+    textarea = re.search(r"<textarea [^>]*>", html).group(0)
+    assert 'maxlength="1234"' in textarea and 'placeholder="A heron at dawn…"' in textarea
+    assert 'aria-describedby="id_user_prompt_helptext"' in textarea
+    assert '<label for="id_user_prompt">Your shot</label>' in html
+    assert 'id="id_user_prompt_helptext">Say what the camera sees.' in html
+    assert 'maxlength="2000"' not in html
+
+
+def test_the_create_form_shows_the_form_s_own_maxlength_today(client):
+    html = client.get(reverse("generation-new")).content.decode()
+    assert f'maxlength="{MAX_PROMPT}"' in re.search(r"<textarea [^>]*>", html).group(0)
+
+
+def test_the_extend_forms_take_their_prompt_field_from_the_form(client, reshaped_prompt):
+    gen = make_gen()
+    inline = client.get(reverse("generation-extend", args=[gen.pk]), **htmx("x")).content
+    panel = client.get(reverse("generation-detail", args=[gen.pk])).content
+    for html, form in (
+        (inline.decode(), ExtendForm(parent=gen, auto_id=f"extend-{gen.pk}-%s")),
+        (panel.decode(), ExtendForm(parent=gen)),
+    ):
+        assert str(form["user_prompt"]) in html  # the widget exactly as the form renders it
+        assert 'maxlength="1234"' in str(form["user_prompt"])
+        assert "Say what the camera sees." in html and 'maxlength="2000"' not in html
+
+
+def test_inline_extend_forms_name_their_card_in_element_ids(client):
+    a, b = make_gen(), make_gen()
+    for gen in (a, b):
+        html = client.get(reverse("generation-extend", args=[gen.pk]), **htmx("x")).content
+        html = html.decode()
+        assert f'<label for="extend-{gen.pk}-user_prompt">What happens next?</label>' in html
+        assert f'id="extend-{gen.pk}-user_prompt"' in html and 'id="id_' not in html
+
+
+def test_a_field_added_to_the_form_shows_on_every_form_without_a_template_edit(client, monkeypatch):
+    seed = django_forms.IntegerField(label="Random seed", required=False, help_text="Same seed…")
+    for form in (GenerationForm, ExtendForm):
+        monkeypatch.setitem(form.base_fields, "seed", seed)
+    gen = make_gen()
+    for url, headers in (
+        (reverse("generation-new"), {}),
+        (reverse("generation-detail", args=[gen.pk]), {}),
+        (reverse("generation-extend", args=[gen.pk]), htmx("x")),
+    ):
+        html = client.get(url, **headers).content.decode()
+        assert re.search(r'<input type="number" name="seed"', html), url
+        assert "Random seed</label>" in html and "Same seed…" in html, url
+
+
+def test_field_errors_are_shown_beside_the_field_and_tied_to_it(client):
+    response = client.post(reverse("generation-new"), {"user_prompt": "", "aspect_ratio": "1:1"})
+    html = response.content.decode()
+    textarea = re.search(r"<textarea [^>]*>", html).group(0)
+    assert 'aria-invalid="true"' in textarea and "id_user_prompt_error" in textarea
+    assert re.search(r'<span class="error" id="id_user_prompt_error">[^<]*required', html)
+
+
+def test_no_page_template_hard_codes_a_form_s_maxlength_or_placeholder():
+    for name in ("generations/new.html", "generations/components.html"):
+        text = (TEMPLATES / name).read_text()
+        assert not re.search(r"(maxlength|placeholder)=", text), name
+
+
+# --- accessibility of the rendered forms ----------------------------------------------------------
+class _Controls(HTMLParser):
+    """Collects form controls, label targets, ids, and labels that wrap a control."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.controls: list[dict] = []
+        self.ids: set[str] = set()
+        self.label_for: set[str] = set()
+        self._open_labels = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attributes = {k: v or "" for k, v in attrs}
+        if "id" in attributes:
+            self.ids.add(attributes["id"])
+        if tag == "label":
+            self._open_labels += 1
+            if attributes.get("for"):
+                self.label_for.add(attributes["for"])
+        if tag in ("input", "textarea", "select") and attributes.get("type") != "hidden":
+            self.controls.append({**attributes, "wrapped": self._open_labels > 0})
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "label":
+            self._open_labels -= 1
+
+
+def test_every_form_control_is_labelled_and_described_by_ids_that_exist(client):
+    gen = make_gen()
+    pages = {
+        "new": client.get(reverse("generation-new")),
+        "new with errors": client.post(reverse("generation-new"), {"user_prompt": ""}),
+        "detail": client.get(reverse("generation-detail", args=[gen.pk])),
+        "inline extend": client.get(reverse("generation-extend", args=[gen.pk]), **htmx("x")),
+        "password": client.get(reverse("password_change")),
+        "login": Client().get(reverse("login")),
+    }
+    for name, response in pages.items():
+        parser = _Controls()
+        parser.feed(response.content.decode())
+        assert parser.controls, name
+        for control in parser.controls:
+            label = control.get("aria-label")
+            labelled = control["wrapped"] or control.get("id") in parser.label_for or label
+            assert labelled, (name, control)
+            for described in control.get("aria-describedby", "").split():
+                assert described in parser.ids, (name, control.get("name"), described)

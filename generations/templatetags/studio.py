@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import template
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from generations import queries, services
 from generations.models import Generation, Status
@@ -143,6 +145,13 @@ def can_change(gen: Generation, user) -> bool:
     except services.ServiceError:
         return False
     return True
+
+
+@register.simple_tag
+def icon(name: str) -> SafeString:
+    """An inline SVG icon from templates/icons.html (``{% icon "download" %}``): one file holds
+    every icon, so a page never carries its own copy of a path."""
+    return render_to_string(f"icons.html#{name}")
 
 
 @register.filter

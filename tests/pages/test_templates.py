@@ -1,5 +1,6 @@
 """Each thing the pages show is written once: form fields render themselves from the form
-(label, placeholder, maxlength, help)."""
+(label, placeholder, maxlength, help), the job actions and the "may charge twice" warning are one
+partial, and icons are one file."""
 
 from __future__ import annotations
 
@@ -14,9 +15,18 @@ from django.test import Client
 from django.urls import reverse
 
 from generations.forms import MAX_PROMPT, ExtendForm, GenerationForm
+from generations.models import Status
 from tests.pages.conftest import htmx, make_gen
 
 TEMPLATES = Path(settings.BASE_DIR) / "templates"
+
+
+def templates_containing(text: str) -> list[str]:
+    return sorted(
+        str(path.relative_to(TEMPLATES))
+        for path in TEMPLATES.rglob("*.html")
+        if text in path.read_text()
+    )
 
 
 @pytest.fixture
@@ -99,6 +109,30 @@ def test_no_page_template_hard_codes_a_form_s_maxlength_or_placeholder():
     for name in ("generations/new.html", "generations/components.html"):
         text = (TEMPLATES / name).read_text()
         assert not re.search(r"(maxlength|placeholder)=", text), name
+
+
+# --- written once ---------------------------------------------------------------------------------
+def test_the_job_actions_and_the_charge_warning_are_one_partial(client, user):
+    assert templates_containing("may charge a second time") == ["generations/components.html"]
+    assert templates_containing("'generation-retry'") == ["generations/components.html"]
+    unsure = make_gen(Status.NEEDS_ATTENTION, user=user)
+    dashboard = client.get(reverse("jobs")).content.decode()
+    detail = client.get(reverse("generation-detail", args=[unsure.pk])).content.decode()
+    for html in (dashboard, detail):
+        assert "may charge a second time" in html
+        assert f'action="/generations/{unsure.pk}/retry/"' in html
+        assert f'action="/generations/{unsure.pk}/mark-failed/"' in html
+    # The dashboard's forms answer in place; the detail page's are plain forms.
+    assert f'hx-post="/generations/{unsure.pk}/retry/"' in dashboard
+    assert "hx-post" not in re.search(r'<div class="panel warn-panel">.*?</div>', detail, re.S)[0]
+
+
+def test_icons_live_in_one_file(client, user):
+    assert templates_containing("<svg") == ["icons.html"]
+    make_gen(user=user)
+    html = client.get(reverse("gallery")).content.decode()
+    assert html.count('<svg class="plus"') == 2  # the header's New and the page's New video
+    assert 'aria-hidden="true" focusable="false"' in html
 
 
 # --- accessibility of the rendered forms ----------------------------------------------------------

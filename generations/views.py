@@ -1,9 +1,10 @@
 """The studio's pages. Views translate HTTP into service calls and render templates.
 
 One template per page; htmx requests get a named partial of the same template
-(``page.html#partial``) chosen by the ``HX-Target`` they aim at. Every action is a plain POST
-that redirects when JavaScript is off; with htmx it answers the fragment to swap plus the
-toasts (out-of-band). Polls answer 204 when nothing changed and 286 when nothing will.
+(``page.html#partial``) chosen by the ``HX-Target`` they aim at (``render_for_target``). Every
+action is a plain POST that redirects when JavaScript is off; with htmx it answers the fragment
+to swap, and the middleware adds the toasts (``generations.htmx``). Polls answer 204 when
+nothing changed and 286 when nothing will (``answer_poll``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -23,22 +23,11 @@ from django_htmx.http import reswap, retarget, trigger_client_event
 
 from generations import queries, services
 from generations.forms import ASPECT_HINTS, ExtendForm, GenerationForm
+from generations.htmx import answer_poll, htmx_target, render_for_target
 from generations.models import ASPECT_RATIOS, Generation
-from generations.templatetags.studio import short_prompt, thousands
-
+from generations.templatetags.studio import live_version, short_prompt, thousands
 
 # --- helpers ------------------------------------------------------------------------------------
-def _htmx_target(request: HttpRequest) -> str | None:
-    htmx = getattr(request, "htmx", None)
-    return htmx.target if htmx else None
-
-
-def _with_toasts(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-    """Add the pending messages to an htmx fragment as an out-of-band swap into #toasts."""
-    if request.htmx and len(messages.get_messages(request)):
-        items = render_to_string("base.html#toast-items", request=request)
-        response.content += f'<div hx-swap-oob="beforeend:#toasts">{items}</div>'.encode()
-    return response
 
 
 def _next_url(request: HttpRequest, default: str) -> str:
@@ -70,12 +59,12 @@ def gallery(request):
         "next_query": filters.query_string(after=page.next_cursor) if page.next_cursor else "",
         "aspect_ratios": ASPECT_RATIOS,
     }
-    target = _htmx_target(request)
-    if target == "more":
-        return render(request, "generations/gallery.html#page", context)
-    if target == "gallery-results":
-        return render(request, "generations/gallery.html#results", context)
-    return render(request, "generations/gallery.html", context)
+    return render_for_target(
+        request,
+        "generations/gallery.html",
+        context,
+        {"more": "page", "gallery-results": "results"},
+    )
 
 
 @require_GET
@@ -148,20 +137,13 @@ def create(request):
 
 
 # --- detail and extend --------------------------------------------------------------------------
-def _detail_version(gen: Generation) -> str:
-    """Changes whenever the live block would look different."""
-    polled = gen.last_polled_at.timestamp() if gen.last_polled_at else 0
-    stamp = gen.status_changed_at.timestamp()
-    return f"{stamp:.6f}-{polled:.6f}-{int(bool(gen.video_file))}{int(bool(gen.thumbnail_file))}"
-
-
 def _detail_context(request, gen: Generation, extend_form: ExtendForm | None = None) -> dict:
     return {
         "gen": gen,
         "events": list(gen.events.all()),
         "chain": gen.chain(),
         "extend_form": extend_form or ExtendForm(parent=gen),
-        "version": _detail_version(gen),
+        "version": live_version(gen),
     }
 
 
@@ -169,14 +151,16 @@ def _detail_context(request, gen: Generation, extend_form: ExtendForm | None = N
 def detail(request, pk):
     query = queries.with_card_fields(Generation.objects.select_related("parent"), request.user)
     gen = get_object_or_404(query, pk=pk)
-    if _htmx_target(request) == "live":
-        if not queries.is_settled(gen) and request.GET.get("v") == _detail_version(gen):
-            return HttpResponse(status=204)
-        response = render(request, "generations/detail.html#live", _detail_context(request, gen))
-        if queries.is_settled(gen):
-            response.status_code = STOP_POLLING
-        return response
-    return render(request, "generations/detail.html", _detail_context(request, gen))
+
+    def page() -> HttpResponse:
+        context = _detail_context(request, gen)
+        return render_for_target(request, "generations/detail.html", context, {"live": "live"})
+
+    if htmx_target(request) == "live":
+        return answer_poll(
+            request, version=live_version(gen), settled=queries.is_settled(gen), fragment=page
+        )
+    return page()
 
 
 @require_http_methods(["GET", "POST"])
@@ -210,7 +194,7 @@ def extend(request, pk):
             )
             retarget(response, f"#extend-slot-{parent.pk}")
             reswap(response, "innerHTML")
-            return _with_toasts(request, response)
+            return response
         context = _detail_context(request, parent, extend_form=form)
         return render(request, "generations/detail.html", context, status=400)
 
@@ -223,7 +207,7 @@ def extend(request, pk):
             f'<div id="extend-slot-{parent.pk}" class="extend-slot" hx-swap-oob="true"></div>'
         ).encode()
         trigger_client_event(response, "jobs-changed")
-        return _with_toasts(request, response)
+        return response
     return redirect("generation-detail", pk=child.pk)
 
 
@@ -245,25 +229,26 @@ def _jobs_context(version: str, flying: int) -> dict:
 @require_GET
 def jobs(request):
     version, flying = queries.dashboard_version()
-    if _htmx_target(request) == "jobs":
-        if flying and request.GET.get("v") == version:
-            return HttpResponse(status=204)  # nothing changed: nothing rendered, nothing swapped
-        response = render(request, "generations/jobs.html#jobs", _jobs_context(version, flying))
-        if not flying:
-            response.status_code = STOP_POLLING
-        return response
-    return render(request, "generations/jobs.html", _jobs_context(version, flying))
+
+    def page() -> HttpResponse:
+        context = _jobs_context(version, flying)
+        return render_for_target(request, "generations/jobs.html", context, {"jobs": "jobs"})
+
+    if htmx_target(request) == "jobs":
+        return answer_poll(request, version=version, settled=not flying, fragment=page)
+    return page()
 
 
 @require_GET
 def jobs_count(request):
     """The running-jobs badge in the header: 204 while the count the client has is right."""
     count = queries.running_count()
-    if request.GET.get("n") == str(count):
-        return HttpResponse(status=204)
-    response = render(request, "base.html#running-badge", {"running_jobs": count})
-    trigger_client_event(response, "jobs-changed")
-    return response
+
+    def badge() -> HttpResponse:
+        response = render(request, "base.html#running-badge", {"running_jobs": count})
+        return trigger_client_event(response, "jobs-changed")
+
+    return answer_poll(request, version=str(count), settled=False, fragment=badge)
 
 
 def _job_action(request, pk, action, done: str) -> HttpResponse:
@@ -274,11 +259,10 @@ def _job_action(request, pk, action, done: str) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"{done} {_prompt_label(gen)}.")
-    if _htmx_target(request) == "jobs":
+    if htmx_target(request) == "jobs":
         version, flying = queries.dashboard_version()
         response = render(request, "generations/jobs.html#jobs", _jobs_context(version, flying))
-        trigger_client_event(response, "jobs-changed")
-        return _with_toasts(request, response)
+        return trigger_client_event(response, "jobs-changed")
     return redirect(_next_url(request, reverse("jobs")))
 
 

@@ -55,6 +55,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After the two above: toasts, Vary and the expired-session redirect for htmx answers.
+    "generations.htmx.HtmxPlumbingMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 

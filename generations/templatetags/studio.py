@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from django import template
@@ -73,6 +74,19 @@ def since(moment: datetime | None):
 @register.filter
 def settled(gen: Generation) -> bool:
     return queries.is_settled(gen)
+
+
+@register.filter
+def live_version(gen: Generation) -> str:
+    """A short stamp that changes whenever a job's live parts (its card, the detail page's
+    live block) would look different: a move, a poll (the estimate may change), a copied file,
+    settling. Polls send it back (``?v=``, a card's ``watch`` value) to be told "unchanged"."""
+    polled = gen.last_polled_at.timestamp() if gen.last_polled_at else 0
+    raw = (
+        f"{gen.status_changed_at.timestamp():.6f}|{polled:.6f}|{bool(gen.video_file)}"
+        f"|{bool(gen.thumbnail_file)}|{queries.is_settled(gen)}"
+    )
+    return hashlib.blake2s(raw.encode(), digest_size=6).hexdigest()
 
 
 @register.simple_tag

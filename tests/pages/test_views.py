@@ -456,11 +456,11 @@ def test_dashboard_answers_204_when_unchanged_and_renders_on_change(client):
 
 def test_running_badge_answers_204_while_the_count_is_right(client):
     make_gen(Status.QUEUED)
-    assert client.get("/jobs/count/?n=1", **htmx("running-badge")).status_code == 204
-    response = client.get("/jobs/count/?n=0", **htmx("running-badge"))
+    assert client.get("/jobs/count/?v=1", **htmx("running-badge")).status_code == 204
+    response = client.get("/jobs/count/?v=0", **htmx("running-badge"))
     assert response.status_code == 200
     assert "jobs-changed" in json.loads(response["HX-Trigger"])
-    assert b'?n=1"' in response.content
+    assert b'?v=1"' in response.content
 
 
 @pytest.mark.parametrize("use_htmx", [False, True])

@@ -18,7 +18,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HTMX_STOP_POLLING as STOP_POLLING  # 286: htmx stops the poll
 from django_htmx.http import reswap, retarget, trigger_client_event
 
 from generations import queries, services
@@ -26,6 +25,11 @@ from generations.forms import ASPECT_HINTS, ExtendForm, GenerationForm
 from generations.htmx import answer_poll, htmx_target, render_for_target
 from generations.models import ASPECT_RATIOS, Generation
 from generations.templatetags.studio import live_version, short_prompt, thousands
+
+# The most cards one grid watch asks about: ~55 characters each in the query string, and
+# gunicorn refuses a request line over 4 KiB. (A gallery rarely has more than a few changing.)
+MAX_WATCHED_CARDS = 60
+
 
 # --- helpers ------------------------------------------------------------------------------------
 
@@ -49,6 +53,10 @@ def _cost() -> str:
 
 
 # --- gallery ------------------------------------------------------------------------------------
+def _changing(gens) -> bool:
+    return any(not queries.is_settled(gen) for gen in gens)
+
+
 @require_GET
 def gallery(request):
     filters = queries.GalleryFilters.from_query(request.GET)
@@ -58,28 +66,53 @@ def gallery(request):
         "page": page,
         "next_query": filters.query_string(after=page.next_cursor) if page.next_cursor else "",
         "aspect_ratios": ASPECT_RATIOS,
+        "watching": _changing(page.items),  # a card still changing: the grid's watcher polls
     }
     return render_for_target(
         request,
         "generations/gallery.html",
         context,
-        {"more": "page", "gallery-results": "results"},
+        {"more": "more", "gallery-results": "results"},
     )
 
 
+def _watched(values: list[str]) -> dict[uuid.UUID, str]:
+    """``<id>.<live version>`` pairs sent by the grid's watcher (odd ones are skipped)."""
+    watched: dict[uuid.UUID, str] = {}
+    for value in values[:MAX_WATCHED_CARDS]:
+        pk, _, version = value.partition(".")
+        try:
+            watched[uuid.UUID(pk)] = version
+        except ValueError:
+            continue
+    return watched
+
+
 @require_GET
-def card(request, pk):
-    """A card polling for its video (a new extension): 286 with the final card when settled."""
+def cards(request):
+    """The gallery's one poll for its changing cards (components.html#watcher): 204 while none
+    changed; else the changed cards out of band (deleted ones removed) and a fresh watcher,
+    as 286 when none of them will change any more. One query, whatever the number of cards."""
     if not request.htmx:
-        return redirect("generation-detail", pk=pk)
-    try:
-        gen = queries.card(pk, request.user)
-    except Generation.DoesNotExist:
-        return HttpResponse(status=STOP_POLLING)
-    response = render(request, "generations/components.html#card", {"gen": gen})
-    if queries.is_settled(gen):
-        response.status_code = STOP_POLLING
-    return response
+        return redirect("gallery")
+    watched = _watched(request.GET.getlist("watch"))
+    rows = {
+        gen.pk: gen
+        for gen in queries.with_card_fields(Generation.objects.filter(pk__in=watched), request.user)
+    }
+    now = {pk: live_version(rows[pk]) if pk in rows else "gone" for pk in watched}
+    context = {
+        "changed": [rows[pk] for pk in watched if pk in rows and now[pk] != watched[pk]],
+        "gone": [pk for pk in watched if pk not in rows],
+        "watching": _changing(rows.values()),
+    }
+    return answer_poll(
+        request,
+        version=" ".join(now.values()),
+        client_version=" ".join(watched.values()),
+        settled=not context["watching"],
+        fragment=lambda: render(request, "generations/components.html#watch-answer", context),
+    )
 
 
 @require_POST
@@ -200,12 +233,11 @@ def extend(request, pk):
 
     messages.success(request, f"Extending {_prompt_label(parent)} · {_cost()}.")
     if request.htmx:
-        # The new card goes next to its parent; the inline form closes.
+        # The new card goes next to its parent, the inline form closes, the grid watches it.
         gen = queries.card(child.pk, request.user)
-        response = render(request, "generations/components.html#card", {"gen": gen})
-        response.content += (
-            f'<div id="extend-slot-{parent.pk}" class="extend-slot" hx-swap-oob="true"></div>'
-        ).encode()
+        response = render(
+            request, "generations/components.html#extended", {"gen": gen, "parent": parent}
+        )
         trigger_client_event(response, "jobs-changed")
         return response
     return redirect("generation-detail", pk=child.pk)

@@ -29,7 +29,7 @@ def page_urls(gen: Generation) -> list[str]:
         reverse("generation-new"),
         reverse("generation-detail", args=[gen.pk]),
         reverse("generation-extend", args=[gen.pk]),
-        reverse("generation-card", args=[gen.pk]),
+        reverse("generation-cards") + f"?watch={gen.pk}.x",
         reverse("password_change"),
     ]
 
@@ -101,11 +101,6 @@ def test_bad_or_unknown_ids_answer_404(client, url):
     assert client.get(url).status_code in (302, 404)
 
 
-def test_a_card_polling_for_a_deleted_job_stops_and_goes_away(client):
-    response = client.get(f"/generations/{uuid.uuid4()}/card/", **htmx("card"))
-    assert response.status_code == 286 and response.content == b""
-
-
 @pytest.mark.parametrize(
     "name",
     [
@@ -150,13 +145,13 @@ def test_gallery_says_which_filters_it_ignored(client):
 )
 @given(
     params=st.dictionaries(
-        st.sampled_from(["q", "ar", "who", "liked", "after", "from", "v", "n"]),
+        st.sampled_from(["q", "ar", "who", "liked", "after", "from", "v", "watch"]),
         st.text(max_size=300),
         max_size=6,
     )
 )
 def test_no_page_answers_500_to_any_query_string(client, params):
-    for url in ("/", "/jobs/", "/generations/new/", "/jobs/count/"):
+    for url in ("/", "/jobs/", "/generations/new/", "/jobs/count/", "/generations/cards/"):
         assert client.get(url, params).status_code < 500
         assert client.get(url, params, **htmx("jobs")).status_code < 500
 
@@ -355,16 +350,6 @@ def test_extend_refusals_show_the_form_with_reasons(client):
     assert response.status_code == 200
     assert response["HX-Retarget"] == f"#extend-slot-{done.pk}"
     assert Generation.objects.filter(parent__isnull=False).count() == 0
-
-
-def test_card_polls_until_settled_then_stops_with_286(client):
-    gen = make_gen(Status.IN_PROGRESS)
-    url = reverse("generation-card", args=[gen.pk])
-    response = client.get(url, **htmx(f"card-{gen.pk}"))
-    assert response.status_code == 200 and b"every 2s" in response.content
-    Generation.objects.filter(pk=gen.pk).update(status=Status.COMPLETED, assets_next_at=None)
-    response = client.get(url, **htmx(f"card-{gen.pk}"))
-    assert response.status_code == 286 and b"every 2s" not in response.content
 
 
 # --- detail -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
@@ -32,8 +33,6 @@ MAX_WATCHED_CARDS = 60
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
 def _next_url(request: HttpRequest, default: str) -> str:
     """Where to go back to after a form POST: a same-site ``next`` or the default."""
     target = request.POST.get("next") or request.GET.get("next") or ""
@@ -174,7 +173,7 @@ def _detail_context(request, gen: Generation, extend_form: ExtendForm | None = N
     return {
         "gen": gen,
         "events": list(gen.events.all()),
-        "chain": gen.chain(),
+        "chain": SimpleLazyObject(gen.chain),  # read only by the whole page, not by its polls
         "extend_form": extend_form or ExtendForm(parent=gen),
         "version": live_version(gen),
     }
@@ -187,7 +186,7 @@ def detail(request, pk):
 
     def page() -> HttpResponse:
         context = _detail_context(request, gen)
-        return render_for_target(request, "generations/detail.html", context, {"live": "live"})
+        return render_for_target(request, "generations/detail.html", context, {"live": "poll"})
 
     if htmx_target(request) == "live":
         return answer_poll(

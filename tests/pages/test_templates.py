@@ -1,6 +1,6 @@
 """Each thing the pages show is written once: form fields render themselves from the form
 (label, placeholder, maxlength, help), the job actions and the "may charge twice" warning are one
-partial, and icons are one file."""
+partial, icons are one file, and the detail page's chain is not re-rendered by its live poll."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from django import forms as django_forms
 from django.conf import settings
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from generations.forms import MAX_PROMPT, ExtendForm, GenerationForm
@@ -133,6 +135,35 @@ def test_icons_live_in_one_file(client, user):
     html = client.get(reverse("gallery")).content.decode()
     assert html.count('<svg class="plus"') == 2  # the header's New and the page's New video
     assert 'aria-hidden="true" focusable="false"' in html
+
+
+# --- the chain is outside the live block ---------------------------------------------------------
+def test_the_detail_poll_brings_the_live_blocks_but_not_the_chain(client, user):
+    root = make_gen(user=user, user_prompt="the first shot")
+    child = make_gen(Status.IN_PROGRESS, user=user, parent=root, user_prompt="the second shot")
+    page = client.get(reverse("generation-detail", args=[child.pk])).content.decode()
+    assert 'id="chain"' in page and "The chain" in page
+    poll = client.get(f"/generations/{child.pk}/?v=stale", **htmx("live"))
+    html = poll.content.decode()
+    assert poll.status_code == 200 and 'id="live"' in html
+    assert 'id="chain"' not in html and "The chain" not in html
+    assert re.search(r'id="live-notes"[^>]*hx-swap-oob="true"', html)
+    assert re.search(r'id="live-side"[^>]*hx-swap-oob="true"', html)
+
+
+def test_the_detail_poll_costs_the_same_queries_however_long_the_chain(client, user):
+    def poll_queries(gen) -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(f"/generations/{gen.pk}/?v=stale", **htmx("live"))
+        assert response.status_code == 200
+        return len(ctx.captured_queries)
+
+    alone = make_gen(Status.IN_PROGRESS, user=user)
+    node = make_gen(user=user)
+    for _ in range(5):
+        node = make_gen(user=user, parent=node)
+    deep = make_gen(Status.IN_PROGRESS, user=user, parent=node)
+    assert poll_queries(deep) == poll_queries(alone)
 
 
 # --- accessibility of the rendered forms ----------------------------------------------------------

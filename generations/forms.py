@@ -57,14 +57,16 @@ class GenerationForm(forms.ModelForm):
         max_length=MAX_PROMPT,
         widget=forms.Textarea(
             attrs={
-                "rows": 4,
+                "rows": 5,
                 "placeholder": "A paper boat drifting down a "
                 "rain-soaked street at dusk, neon reflections…",
             }
         ),
     )
     aspect_ratio = forms.ChoiceField(
-        choices=[(r, f"{r} · {ASPECT_HINTS[r]}") for r in ASPECT_RATIOS], initial="16:9"
+        choices=[(r, f"{r} · {ASPECT_HINTS[r]}") for r in ASPECT_RATIOS],
+        initial="16:9",
+        widget=forms.RadioSelect,
     )
     expand_prompt = forms.BooleanField(
         label="Enhance prompt",
@@ -73,10 +75,18 @@ class GenerationForm(forms.ModelForm):
         help_text="Let the service rewrite the prompt into a richer one.",
     )
     image_url = forms.URLField(
-        label="Start keyframe URL", required=False, max_length=MAX_URL, assume_scheme="https"
+        label="Start keyframe URL",
+        required=False,
+        max_length=MAX_URL,
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/start.jpg"}),
     )
     image_end_url = forms.URLField(
-        label="End keyframe URL", required=False, max_length=MAX_URL, assume_scheme="https"
+        label="End keyframe URL",
+        required=False,
+        max_length=MAX_URL,
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/end.jpg"}),
     )
     image_file = forms.ImageField(label="…or upload a start keyframe", required=False)
     image_end_file = forms.ImageField(label="…or upload an end keyframe", required=False)
@@ -185,6 +195,9 @@ class ExtendForm(GenerationForm):
         super().__init__(*args, **kwargs)
         self.parent = parent
         self.fields["user_prompt"].label = "What happens next?"
+        self.fields["user_prompt"].widget.attrs.update(
+            rows=3, placeholder="The camera pulls back to reveal…"
+        )
 
     def clean_aspect_ratio(self) -> str:
         if self.parent is not None:

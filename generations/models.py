@@ -282,11 +282,16 @@ class Generation(models.Model):
 
     @property
     def live_version(self) -> str:
-        """Changes whenever this row's live view (detail page, card) would look different."""
+        """A short stamp that changes whenever this row's live parts (its card, the detail
+        page's live block) would look different: a move, a poll (the estimate may change), a
+        copied file, settling. Polls send it back (``?v=``, a card's ``watch`` value) to be told
+        "unchanged"."""
         polled = self.last_polled_at.timestamp() if self.last_polled_at else 0
-        stamp = self.status_changed_at.timestamp()
-        files = f"{int(bool(self.video_file))}{int(bool(self.thumbnail_file))}"
-        return f"{stamp:.6f}-{polled:.6f}-{files}"
+        raw = (
+            f"{self.status_changed_at.timestamp():.6f}|{polled:.6f}|{bool(self.video_file)}"
+            f"|{bool(self.thumbnail_file)}|{self.is_settled}"
+        )
+        return hashlib.blake2s(raw.encode(), digest_size=6).hexdigest()
 
     def eta(self, now: datetime | None = None) -> Eta:
         """The progress bar's position. The estimate is the upstream's remaining time as of

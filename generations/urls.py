@@ -7,9 +7,9 @@ from generations import views
 urlpatterns = [
     path("", views.gallery, name="gallery"),
     path("generations/new/", views.create, name="generation-new"),
+    path("generations/cards/", views.cards, name="generation-cards"),
     path("generations/<uuid:pk>/", views.detail, name="generation-detail"),
     path("generations/<uuid:pk>/extend/", views.extend, name="generation-extend"),
-    path("generations/<uuid:pk>/card/", views.card, name="generation-card"),
     path("generations/<uuid:pk>/like/", views.like, name="generation-like"),
     path("generations/<uuid:pk>/retry/", views.retry, name="generation-retry"),
     path("generations/<uuid:pk>/cancel/", views.cancel, name="generation-cancel"),

@@ -1,9 +1,10 @@
 """The studio's pages. Views translate HTTP into service calls and render templates.
 
 One template per page; htmx requests get a named partial of the same template
-(``page.html#partial``) chosen by the ``HX-Target`` they aim at. Every action is a plain POST
-that redirects when JavaScript is off; with htmx it answers the fragment to swap plus the
-toasts (out-of-band). Polls answer 204 when nothing changed and 286 when nothing will.
+(``page.html#partial``) chosen by the ``HX-Target`` they aim at (``render_for_target``). Every
+action is a plain POST that redirects when JavaScript is off; with htmx it answers the fragment
+to swap, and the middleware adds the toasts (``generations.htmx``). Polls answer 204 when
+nothing changed and 286 when nothing will (``answer_poll``).
 """
 
 from __future__ import annotations
@@ -14,34 +15,25 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HTMX_STOP_POLLING as STOP_POLLING  # 286: htmx stops the poll
 from django_htmx.http import reswap, retarget, trigger_client_event
 
 from generations import actions, queries
 from generations.forms import ASPECT_HINTS, ExtendForm, GenerationForm
+from generations.htmx import answer_poll, htmx_target, render_for_target
 from generations.inputs import GenerationRequest
 from generations.models import ASPECT_RATIOS, Generation
 from generations.templatetags.studio import short_prompt, thousands
 
+# The most cards one grid watch asks about: ~55 characters each in the query string, and
+# gunicorn refuses a request line over 4 KiB. (A gallery rarely has more than a few changing.)
+MAX_WATCHED_CARDS = 60
+
 
 # --- helpers ------------------------------------------------------------------------------------
-def _htmx_target(request: HttpRequest) -> str | None:
-    htmx = getattr(request, "htmx", None)
-    return htmx.target if htmx else None
-
-
-def _with_toasts(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-    """Add the pending messages to an htmx fragment as an out-of-band swap into #toasts."""
-    if request.htmx and len(messages.get_messages(request)):
-        items = render_to_string("base.html#toast-items", request=request)
-        response.content += f'<div hx-swap-oob="beforeend:#toasts">{items}</div>'.encode()
-    return response
-
-
 def _next_url(request: HttpRequest, default: str) -> str:
     """Where to go back to after a form POST: a same-site ``next`` or the default."""
     target = request.POST.get("next") or request.GET.get("next") or ""
@@ -61,6 +53,10 @@ def _cost() -> str:
 
 
 # --- gallery ------------------------------------------------------------------------------------
+def _changing(gens) -> bool:
+    return any(not gen.is_settled for gen in gens)
+
+
 @require_GET
 def gallery(request):
     filters = queries.GalleryFilters.from_query(request.GET)
@@ -70,28 +66,53 @@ def gallery(request):
         "page": page,
         "next_query": filters.query_string(after=page.next_cursor) if page.next_cursor else "",
         "aspect_ratios": ASPECT_RATIOS,
+        "watching": _changing(page.items),  # a card still changing: the grid's watcher polls
     }
-    target = _htmx_target(request)
-    if target == "more":
-        return render(request, "generations/gallery.html#page", context)
-    if target == "gallery-results":
-        return render(request, "generations/gallery.html#results", context)
-    return render(request, "generations/gallery.html", context)
+    return render_for_target(
+        request,
+        "generations/gallery.html",
+        context,
+        {"more": "more", "gallery-results": "results"},
+    )
+
+
+def _watched(values: list[str]) -> dict[uuid.UUID, str]:
+    """``<id>.<live version>`` pairs sent by the grid's watcher (odd ones are skipped)."""
+    watched: dict[uuid.UUID, str] = {}
+    for value in values[:MAX_WATCHED_CARDS]:
+        pk, _, version = value.partition(".")
+        try:
+            watched[uuid.UUID(pk)] = version
+        except ValueError:
+            continue
+    return watched
 
 
 @require_GET
-def card(request, pk):
-    """A card polling for its video (a new extension): 286 with the final card when settled."""
+def cards(request):
+    """The gallery's one poll for its changing cards (components.html#watcher): 204 while none
+    changed; else the changed cards out of band (deleted ones removed) and a fresh watcher,
+    as 286 when none of them will change any more. One query, whatever the number of cards."""
     if not request.htmx:
-        return redirect("generation-detail", pk=pk)
-    try:
-        gen = queries.card(pk, request.user)
-    except Generation.DoesNotExist:
-        return HttpResponse(status=STOP_POLLING)
-    response = render(request, "generations/components.html#card", {"gen": gen})
-    if gen.is_settled:
-        response.status_code = STOP_POLLING
-    return response
+        return redirect("gallery")
+    watched = _watched(request.GET.getlist("watch"))
+    rows = {
+        gen.pk: gen
+        for gen in queries.with_card_fields(Generation.objects.filter(pk__in=watched), request.user)
+    }
+    now = {pk: rows[pk].live_version if pk in rows else "gone" for pk in watched}
+    context = {
+        "changed": [rows[pk] for pk in watched if pk in rows and now[pk] != watched[pk]],
+        "gone": [pk for pk in watched if pk not in rows],
+        "watching": _changing(rows.values()),
+    }
+    return answer_poll(
+        request,
+        version=" ".join(now.values()),
+        client_version=" ".join(watched.values()),
+        settled=not context["watching"],
+        fragment=lambda: render(request, "generations/components.html#watch-answer", context),
+    )
 
 
 @require_POST
@@ -148,7 +169,7 @@ def _detail_context(request, gen: Generation, extend_form: ExtendForm | None = N
     return {
         "gen": gen,
         "events": list(gen.events.all()),
-        "chain": gen.chain(),
+        "chain": SimpleLazyObject(gen.chain),  # read only by the whole page, not by its polls
         "extend_form": extend_form or ExtendForm(parent=gen),
         "version": gen.live_version,
     }
@@ -158,14 +179,14 @@ def _detail_context(request, gen: Generation, extend_form: ExtendForm | None = N
 def detail(request, pk):
     query = queries.with_card_fields(Generation.objects.select_related("parent"), request.user)
     gen = get_object_or_404(query, pk=pk)
-    if _htmx_target(request) == "live":
-        if not gen.is_settled and request.GET.get("v") == gen.live_version:
-            return HttpResponse(status=204)
-        response = render(request, "generations/detail.html#live", _detail_context(request, gen))
-        if gen.is_settled:
-            response.status_code = STOP_POLLING
-        return response
-    return render(request, "generations/detail.html", _detail_context(request, gen))
+
+    def page() -> HttpResponse:
+        context = _detail_context(request, gen)
+        return render_for_target(request, "generations/detail.html", context, {"live": "poll"})
+
+    if htmx_target(request) == "live":
+        return answer_poll(request, version=gen.live_version, settled=gen.is_settled, fragment=page)
+    return page()
 
 
 @require_http_methods(["GET", "POST"])
@@ -176,13 +197,12 @@ def extend(request, pk):
     if request.method == "GET":
         if not request.htmx:
             return redirect(reverse("generation-detail", args=[pk]) + "#extend")
-        return render(
-            request,
-            "generations/components.html#extend-form",
-            {"gen": parent, "form": ExtendForm(parent=parent), "inline": True},
-        )
+        form = ExtendForm(parent=parent, auto_id=_inline_ids(parent))
+        context = {"gen": parent, "form": form, "inline": True}
+        return render(request, "generations/components.html#extend-form", context)
 
-    form = ExtendForm(request.POST, request.FILES, parent=parent)
+    ids = _inline_ids(parent) if request.htmx else "id_%s"
+    form = ExtendForm(request.POST, request.FILES, parent=parent, auto_id=ids)
     child = None
     if form.is_valid():
         try:
@@ -200,21 +220,25 @@ def extend(request, pk):
             )
             retarget(response, f"#extend-slot-{parent.pk}")
             reswap(response, "innerHTML")
-            return _with_toasts(request, response)
+            return response
         context = _detail_context(request, parent, extend_form=form)
         return render(request, "generations/detail.html", context, status=400)
 
     messages.success(request, f"Extending {_prompt_label(parent)} · {_cost()}.")
     if request.htmx:
-        # The new card goes next to its parent; the inline form closes.
+        # The new card goes next to its parent, the inline form closes, the grid watches it.
         gen = queries.card(child.pk, request.user)
-        response = render(request, "generations/components.html#card", {"gen": gen})
-        response.content += (
-            f'<div id="extend-slot-{parent.pk}" class="extend-slot" hx-swap-oob="true"></div>'
-        ).encode()
+        response = render(
+            request, "generations/components.html#extended", {"gen": gen, "parent": parent}
+        )
         trigger_client_event(response, "jobs-changed")
-        return _with_toasts(request, response)
+        return response
     return redirect("generation-detail", pk=child.pk)
+
+
+def _inline_ids(parent: Generation) -> str:
+    """Element ids of a card's own extend form: several may be open in one gallery."""
+    return f"extend-{parent.pk}-%s"
 
 
 # --- jobs ---------------------------------------------------------------------------------------
@@ -230,25 +254,26 @@ def _jobs_context(version: str, flying: int) -> dict:
 @require_GET
 def jobs(request):
     version, flying = Generation.objects.dashboard_stamp()
-    if _htmx_target(request) == "jobs":
-        if flying and request.GET.get("v") == version:
-            return HttpResponse(status=204)  # nothing changed: nothing rendered, nothing swapped
-        response = render(request, "generations/jobs.html#jobs", _jobs_context(version, flying))
-        if not flying:
-            response.status_code = STOP_POLLING
-        return response
-    return render(request, "generations/jobs.html", _jobs_context(version, flying))
+
+    def page() -> HttpResponse:
+        context = _jobs_context(version, flying)
+        return render_for_target(request, "generations/jobs.html", context, {"jobs": "jobs"})
+
+    if htmx_target(request) == "jobs":
+        return answer_poll(request, version=version, settled=not flying, fragment=page)
+    return page()
 
 
 @require_GET
 def jobs_count(request):
     """The running-jobs badge in the header: 204 while the count the client has is right."""
     count = queries.running_count()
-    if request.GET.get("n") == str(count):
-        return HttpResponse(status=204)
-    response = render(request, "base.html#running-badge", {"running_jobs": count})
-    trigger_client_event(response, "jobs-changed")
-    return response
+
+    def badge() -> HttpResponse:
+        response = render(request, "base.html#running-badge", {"running_jobs": count})
+        return trigger_client_event(response, "jobs-changed")
+
+    return answer_poll(request, version=str(count), settled=False, fragment=badge)
 
 
 def _job_action(request, pk, action, done: str) -> HttpResponse:
@@ -259,11 +284,10 @@ def _job_action(request, pk, action, done: str) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"{done} {_prompt_label(gen)}.")
-    if _htmx_target(request) == "jobs":
+    if htmx_target(request) == "jobs":
         version, flying = Generation.objects.dashboard_stamp()
         response = render(request, "generations/jobs.html#jobs", _jobs_context(version, flying))
-        trigger_client_event(response, "jobs-changed")
-        return _with_toasts(request, response)
+        return trigger_client_event(response, "jobs-changed")
     return redirect(_next_url(request, reverse("jobs")))
 
 

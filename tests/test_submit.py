@@ -230,7 +230,13 @@ def test_late_answer_after_a_person_retried_is_kept_as_its_own_job(transactional
     # Made directly, with no wake-up message: a worker the suite runs elsewhere must not
     # take it before this test's own submit does.
     gen = Generation.objects.create(
-        user_prompt="slow but paid", created_by=make_user(), enqueued_at=timezone.now()
+        user_prompt="slow but paid",
+        created_by=make_user(),
+        enqueued_at=timezone.now(),
+        aspect_ratio="9:21",
+        expand_prompt=True,
+        image_end_url="https://example.com/end.jpg",
+        image_file="keyframes/uploaded-start.png",  # an upload stays with both rows
     )
     sim.configure(slow_rate=1.0, slow_seconds=1.5)
     result = []
@@ -257,6 +263,8 @@ def test_late_answer_after_a_person_retried_is_kept_as_its_own_job(transactional
     assert original.remote_id != late_id
     assert original.posts_authorized == 2
     assert "late answer" in kept.events.first().note
+    # Everything the person asked for came along, the uploaded keyframe included.
+    assert GenerationRequest.from_row(kept) == GenerationRequest.from_row(gen)
 
 
 def test_gateway_error_after_the_job_started_is_never_paid_twice(queued, sim):

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import template
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from generations import actions
 from generations.models import Generation
@@ -73,6 +75,12 @@ def settled(gen: Generation) -> bool:
     return gen.is_settled
 
 
+@register.filter
+def live_version(gen: Generation) -> str:
+    """``Generation.live_version``, for templates."""
+    return gen.live_version
+
+
 @register.simple_tag
 def progress(gen: Generation) -> dict[str, object]:
     """The ETA bar of a job (``Generation.eta``), with the remaining time in words; CSS
@@ -127,3 +135,18 @@ def can_change(gen: Generation, user) -> bool:
     except actions.ServiceError:
         return False
     return True
+
+
+@register.simple_tag
+def icon(name: str) -> SafeString:
+    """An inline SVG icon from templates/icons.html (``{% icon "download" %}``): one file holds
+    every icon, so a page never carries its own copy of a path."""
+    return render_to_string(f"icons.html#{name}")
+
+
+@register.filter
+def fields_except(form, names: str) -> list:
+    """The form's fields minus those a page lays out by hand (``"a,b,c"``), in form order: a
+    field added to the form later still shows, rendered by templates/django/forms/field.html."""
+    skip = {name.strip() for name in names.split(",")}
+    return [field for field in form if field.name not in skip]

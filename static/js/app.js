@@ -86,16 +86,9 @@
   setInterval(tick, 1000);
 
   // --- htmx glue ---------------------------------------------------------------------------------
+  // (An expired session is the server's business: it answers htmx with HX-Redirect to log in.)
   document.addEventListener("htmx:afterSettle", function (event) { scheduleToasts(event.target); });
   document.addEventListener("htmx:oobAfterSwap", function () { scheduleToasts(document); });
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    // A poll that lands on the login page (session expired): go there instead of nesting it.
-    var xhr = event.detail.xhr;
-    if (xhr && xhr.responseURL && xhr.responseURL.indexOf("/accounts/login/") !== -1) {
-      event.detail.shouldSwap = false;
-      window.location.href = xhr.responseURL;
-    }
-  });
   document.addEventListener("htmx:afterSwap", function (event) {
     // Focus the prompt of an inline extend form as soon as it opens.
     var field = event.target.querySelector && event.target.querySelector(".extend-form textarea");

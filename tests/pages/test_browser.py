@@ -1,6 +1,6 @@
 """The studio in headless Chromium against a live server, a real Celery worker and beat, and
 the simulator: log in, create, watch the dashboard update itself, extend from the gallery,
-see the chain, like, filter and download."""
+see the chain, like, filter and download; and, the session gone, land on the login page."""
 
 from __future__ import annotations
 
@@ -123,7 +123,10 @@ def test_create_watch_extend_like_filter_download(page, live_server, pipeline, s
     child_card = page.locator(f"#card-{child.pk}")
     child_card.wait_for()
     assert slot.inner_html().strip() == ""  # the form closed
-    # The card updates itself until the video is there and copied (download link present).
+    # The grid's one watcher (woken by the extend) updates the card until the video is there
+    # and copied (download link present); the card does not poll by itself.
+    assert child_card.get_attribute("hx-trigger") is None
+    assert page.locator("#grid-watch[hx-trigger='every 2s']").count() == 1
     child_card.locator("a[download]").wait_for(timeout=TIMEOUT_MS)
     assert child_card.locator("video").count() == 1
 
@@ -166,3 +169,10 @@ def test_create_watch_extend_like_filter_download(page, live_server, pipeline, s
     info.value.save_as(target)
     data = Path(target).read_bytes()
     assert data[4:8] == b"ftyp", data[:16]
+
+    # --- the session ends: the next poll takes the page to the login form, not into a part ----
+    page.goto(f"{base}/jobs/")
+    page.context.clear_cookies()
+    page.wait_for_url(re.compile(r"/accounts/login/\?next=/jobs/$"), timeout=15_000)
+    assert page.locator("#running-badge input[name=password]").count() == 0
+    assert page.locator("main input[name=password]").count() == 1

@@ -7,6 +7,7 @@ import re
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from generations.models import Status
 from tests.pages.conftest import htmx, make_gen
@@ -68,3 +69,19 @@ def test_gallery_next_page_query_count_is_constant(client, user, other):
     html2 = client.get(url, **htmx("more")).content.decode()
     url2 = re.search(r'id="more"[^>]*hx-get="([^"]+)"', html2).group(1).replace("&amp;", "&")
     assert queries_for(client, url2, **htmx("more")) == first
+
+
+def test_the_grid_watch_costs_the_same_for_5_cards_as_for_50(client, user, other):
+    def watch_url(n: int) -> str:
+        gens = [
+            make_gen(Status.COMPLETED, user=user if i % 2 else other, assets_next_at=timezone.now())
+            for i in range(n)
+        ]
+        return "/generations/cards/?" + "&".join(f"watch={gen.pk}.stale" for gen in gens)
+
+    few, many = watch_url(5), watch_url(50)
+    assert queries_for(client, few, **htmx("grid-watch")) == queries_for(
+        client, many, **htmx("grid-watch")
+    )
+    answer = client.get(many, **htmx("grid-watch")).content.decode()
+    assert answer.count('<article class="card') == 50  # every stale card was rendered

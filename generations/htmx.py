@@ -26,10 +26,18 @@ from django.shortcuts import render, resolve_url
 from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
 # Headers that make htmx leave the page: nothing it would swap, so no toasts either (they stay
 # queued for the page it goes to).
 _NAVIGATING = ("HX-Redirect", "HX-Location", "HX-Refresh")
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request as the views see it: django-htmx's middleware has added ``htmx`` (the type
+    django-htmx's documentation suggests for type checkers)."""
+
+    htmx: HtmxDetails
 
 
 def htmx_target(request: HttpRequest) -> str | None:

@@ -10,6 +10,8 @@ nothing changed and 286 when nothing will (``answer_poll``).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -23,7 +25,7 @@ from django_htmx.http import reswap, retarget, trigger_client_event
 
 from generations import actions, queries
 from generations.forms import ASPECT_HINTS, ExtendForm, GenerationForm
-from generations.htmx import answer_poll, htmx_target, render_for_target
+from generations.htmx import HtmxHttpRequest, answer_poll, htmx_target, render_for_target
 from generations.inputs import GenerationRequest
 from generations.models import ASPECT_RATIOS, Generation
 from generations.templatetags.studio import short_prompt, thousands
@@ -53,12 +55,12 @@ def _cost() -> str:
 
 
 # --- gallery ------------------------------------------------------------------------------------
-def _changing(gens) -> bool:
+def _changing(gens: Iterable[Generation]) -> bool:
     return any(not gen.is_settled for gen in gens)
 
 
 @require_GET
-def gallery(request):
+def gallery(request: HtmxHttpRequest) -> HttpResponse:
     filters = queries.GalleryFilters.from_query(request.GET)
     page = queries.gallery_page(request.user, filters)
     context = {
@@ -89,7 +91,7 @@ def _watched(values: list[str]) -> dict[uuid.UUID, str]:
 
 
 @require_GET
-def cards(request):
+def cards(request: HtmxHttpRequest) -> HttpResponse:
     """The gallery's one poll for its changing cards (components.html#watcher): 204 while none
     changed; else the changed cards out of band (deleted ones removed) and a fresh watcher,
     as 286 when none of them will change any more. One query, whatever the number of cards."""
@@ -116,8 +118,10 @@ def cards(request):
 
 
 @require_POST
-def like(request, pk):
+def like(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
     gen = get_object_or_404(Generation, pk=pk)
+    if not request.user.is_authenticated:  # LoginRequiredMiddleware already sent strangers away
+        return redirect("login")
     liked = actions.toggle_like(gen, request.user)
     if request.htmx:
         gen = queries.card(pk, request.user)
@@ -127,7 +131,7 @@ def like(request, pk):
 
 
 # --- create -------------------------------------------------------------------------------------
-def _prefill(request) -> dict:
+def _prefill(request: HtmxHttpRequest) -> dict[str, Any]:
     """``?from=<uuid>``: what an earlier generation asked for ("generate again"), including
     the keyframes uploaded for it (kept unless replaced)."""
     source = request.GET.get("from", "")
@@ -144,7 +148,7 @@ def _prefill(request) -> dict:
 
 
 @require_http_methods(["GET", "POST"])
-def create(request):
+def create(request: HtmxHttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         form = GenerationForm(request.POST, request.FILES)
@@ -165,7 +169,9 @@ def create(request):
 
 
 # --- detail and extend --------------------------------------------------------------------------
-def _detail_context(request, gen: Generation, extend_form: ExtendForm | None = None) -> dict:
+def _detail_context(
+    request: HtmxHttpRequest, gen: Generation, extend_form: ExtendForm | None = None
+) -> dict[str, Any]:
     return {
         "gen": gen,
         "events": list(gen.events.all()),
@@ -176,7 +182,7 @@ def _detail_context(request, gen: Generation, extend_form: ExtendForm | None = N
 
 
 @require_GET
-def detail(request, pk):
+def detail(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
     query = queries.with_card_fields(Generation.objects.select_related("parent"), request.user)
     gen = get_object_or_404(query, pk=pk)
 
@@ -190,7 +196,7 @@ def detail(request, pk):
 
 
 @require_http_methods(["GET", "POST"])
-def extend(request, pk):
+def extend(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
     parent = get_object_or_404(
         queries.with_card_fields(Generation.objects.select_related("parent"), request.user), pk=pk
     )
@@ -210,7 +216,7 @@ def extend(request, pk):
         except actions.ServiceError as exc:
             form.add_error(None, str(exc))
     if child is None:
-        reason = " ".join(form.non_field_errors()) or "see the form"
+        reason = " ".join(str(error) for error in form.non_field_errors()) or "see the form"
         messages.error(request, f"The extension was not queued: {reason}")
         if request.htmx:
             response = render(
@@ -242,7 +248,7 @@ def _inline_ids(parent: Generation) -> str:
 
 
 # --- jobs ---------------------------------------------------------------------------------------
-def _jobs_context(version: str, flying: int) -> dict:
+def _jobs_context(version: str, flying: int) -> dict[str, Any]:
     return {
         "sections": queries.dashboard_sections(),
         "version": version,
@@ -252,7 +258,7 @@ def _jobs_context(version: str, flying: int) -> dict:
 
 
 @require_GET
-def jobs(request):
+def jobs(request: HtmxHttpRequest) -> HttpResponse:
     version, flying = Generation.objects.dashboard_stamp()
 
     def page() -> HttpResponse:
@@ -265,7 +271,7 @@ def jobs(request):
 
 
 @require_GET
-def jobs_count(request):
+def jobs_count(request: HtmxHttpRequest) -> HttpResponse:
     """The running-jobs badge in the header: 204 while the count the client has is right."""
     count = queries.running_count()
 
@@ -276,7 +282,9 @@ def jobs_count(request):
     return answer_poll(request, version=str(count), settled=False, fragment=badge)
 
 
-def _job_action(request, pk, action, done: str) -> HttpResponse:
+def _job_action(
+    request: HtmxHttpRequest, pk: uuid.UUID, action: Callable[[Generation, Any], object], done: str
+) -> HttpResponse:
     gen = get_object_or_404(Generation, pk=pk)
     try:
         action(gen, request.user)
@@ -292,22 +300,22 @@ def _job_action(request, pk, action, done: str) -> HttpResponse:
 
 
 @require_POST
-def retry(request, pk):
+def retry(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
     return _job_action(request, pk, actions.retry_generation, "Queued again:")
 
 
 @require_POST
-def cancel(request, pk):
+def cancel(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
     return _job_action(request, pk, actions.cancel_generation, "Cancelled")
 
 
 @require_POST
-def mark_failed(request, pk):
+def mark_failed(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
     return _job_action(request, pk, actions.mark_failed, "Marked failed:")
 
 
 @require_POST
-def delete(request, pk):
+def delete(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
     gen = get_object_or_404(Generation, pk=pk)
     label = _prompt_label(gen)
     try:

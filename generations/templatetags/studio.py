@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import template
+from django.forms import BaseForm, BoundField
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
@@ -27,7 +28,7 @@ def ratio_css(ratio: str) -> str:
 
 
 @register.filter
-def thousands(value) -> str:
+def thousands(value: float | str) -> str:
     """500000 -> "500,000"."""
     try:
         return f"{int(value):,}"
@@ -49,7 +50,7 @@ def human_duration(seconds: float) -> str:
 
 
 @register.filter
-def duration(seconds) -> str:
+def duration(seconds: float | str) -> str:
     try:
         return human_duration(float(seconds))
     except (TypeError, ValueError):
@@ -57,7 +58,7 @@ def duration(seconds) -> str:
 
 
 @register.simple_tag
-def since(moment: datetime | None):
+def since(moment: datetime | None) -> str:
     """How long ago, as a <time> that static/js/app.js keeps counting."""
     if moment is None:
         return ""
@@ -128,8 +129,8 @@ def ago(moment: datetime | None) -> str:
 
 
 @register.filter
-def can_change(gen: Generation, user) -> bool:
-    """Whether this person may retry, cancel, resolve or delete the job (services decide)."""
+def can_change(gen: Generation, user: actions.User) -> bool:
+    """Whether this person may retry, cancel, resolve or delete the job (``actions`` decides)."""
     try:
         actions.check_can_change(gen, user)
     except actions.ServiceError:
@@ -145,7 +146,7 @@ def icon(name: str) -> SafeString:
 
 
 @register.filter
-def fields_except(form, names: str) -> list:
+def fields_except(form: BaseForm, names: str) -> list[BoundField]:
     """The form's fields minus those a page lays out by hand (``"a,b,c"``), in form order: a
     field added to the form later still shows, rendered by templates/django/forms/field.html."""
     skip = {name.strip() for name in names.split(",")}

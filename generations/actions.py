@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
-from django.db.models import ProtectedError
 from django.utils import timezone
 
 from generations import tasks
@@ -60,15 +59,22 @@ def create_generation(
     """Queue a new generation (or, with ``parent``, an extension). Nothing is sent yet: a
     worker is woken after the commit, and the row is stamped as enqueued in the same INSERT."""
     with transaction.atomic():
-        if parent is not None and not (
-            Generation.objects.select_for_update()
-            .filter(pk=parent.pk, status=Status.COMPLETED, remote_id__isnull=False)
-            .exists()
-        ):  # locked: a delete of the parent at the same moment waits for this extension
-            raise ServiceError("Only a finished video can be extended.")
+        parent_remote_id = ""
+        if parent is not None:
+            # Locked: a delete of the parent at the same moment waits for this extension.
+            parent_remote_id = (
+                Generation.objects.select_for_update()
+                .filter(pk=parent.pk, status=Status.COMPLETED, remote_id__isnull=False)
+                .values_list("remote_id", flat=True)
+                .first()
+            ) or ""
+            if not parent_remote_id:
+                raise ServiceError("Only a finished video can be extended.")
         gen = Generation.objects.create(
             created_by=None if user is None or isinstance(user, AnonymousUser) else user,
             parent=parent,
+            # Copied, so the extension can be sent even if its parent is deleted meanwhile.
+            parent_remote_id=parent_remote_id,
             kind=Kind.EXTEND if parent else Kind.CREATE,
             status=Status.QUEUED,
             enqueued_at=timezone.now(),
@@ -98,7 +104,8 @@ def retry_generation(gen: Generation, user: User = None) -> Generation:
     check_can_change(gen, user)
     if gen.status not in RETRYABLE:
         raise ServiceError("Only a failed, cancelled or needs-attention job can be retried.")
-    if gen.parent is not None and not gen.parent.can_extend:
+    if gen.kind == Kind.EXTEND and (gen.parent is None or not gen.parent.can_extend):
+        # A removed parent: its owner deleted it, so no new POST extends it on their behalf.
         raise ServiceError("The video this extends is no longer available to extend.")
     with transaction.atomic():
         if not t.authorise_another_post(
@@ -136,10 +143,14 @@ def cancel_generation(gen: Generation, user: User = None) -> Generation:
 def delete_generation(gen: Generation, user: User = None) -> None:
     """Delete a finished, failed or cancelled generation and its local files.
 
-    Jobs in flight cannot be deleted (they are being paid for), nor a video that others extend.
-    The checks and the delete happen on the locked row, so a retry or an extension arriving
-    at the same moment cannot slip in between. A keyframe another row still uses (a late
-    answer's row, "generate again") is kept.
+    Jobs in flight cannot be deleted (they are being paid for). A video that others extend can:
+    nobody may block its owner's delete by extending it. The extensions keep their own videos
+    and say that what they extended was removed (``parent_removed_at``; ``kept_ancestor``
+    skips past the removed link so the chain keeps its place); one still queued was given the
+    parent's upstream id when it was made, so it is sent all the same, but a retry of one that
+    failed is refused. The checks and the delete happen on the locked row, so a retry or an
+    extension arriving at the same moment cannot slip in between. A keyframe another row still
+    uses (a late answer's row, "generate again") is kept.
     """
     check_can_change(gen, user)
     with transaction.atomic():
@@ -152,14 +163,12 @@ def delete_generation(gen: Generation, user: User = None) -> None:
             raise ServiceError(
                 "A job in flight cannot be deleted; cancel it or wait until it ends."
             )
-        if row.extensions.exists():
-            raise ServiceError("Other videos extend this one; delete those first.")
+        kept = row.parent_id or row.kept_ancestor_id  # the nearest ancestor still kept
+        row.extensions.update(parent=None, parent_removed_at=timezone.now(), kept_ancestor=kept)
+        Generation.objects.filter(kept_ancestor=row).update(kept_ancestor=kept)
         files = [f for f in (row.video_file, row.thumbnail_file) if f]
         files += [f for f in _keyframes(row) if not _keyframe_shared(row, f.name)]
-        try:
-            row.delete()
-        except ProtectedError:
-            raise ServiceError("Other videos extend this one; delete those first.") from None
+        row.delete()
     for stored in files:
         stored.storage.delete(stored.name)
     t.plog(gen.pk, "deleted by %s", getattr(user, "username", "") or "an operator")

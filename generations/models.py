@@ -154,8 +154,30 @@ class Generation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     remote_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CREATE)
+    # An extension's parent may be deleted by its owner (nobody can block another's delete by
+    # extending their video): the extension keeps its own video and these columns say what it
+    # extended. ``parent`` becomes null, ``parent_removed_at`` records that it was removed, and
+    # ``kept_ancestor`` points past the removed link(s) to the nearest ancestor still kept, so
+    # the chain reads "ancestor → removed video → this one".
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="extensions"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="extensions"
+    )
+    parent_remote_id = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="The upstream id this extends, copied at creation: the POST needs it even "
+        "if the parent row is deleted before the extension is sent",
+    )
+    parent_removed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the video this extends was deleted"
+    )
+    kept_ancestor = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="With the parent removed: the nearest ancestor still kept, for the chain",
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -311,19 +333,42 @@ class Generation(models.Model):
         percent = max(0.0, min(99.0, 100 * elapsed / total))
         return Eta("eta", percent=round(percent, 1), remaining=round(remaining, 1))
 
-    def chain(self) -> list[Generation]:
-        """Ancestors (root first), this generation, then its extensions depth-first."""
-        ancestors: list[Generation] = []
-        node = self.parent
+    def chain(self) -> list[Generation | None]:
+        """Ancestors (root first), this generation, then its extensions depth by depth.
+
+        ``None`` stands for removed videos (one or more deleted in a row): the chain shows the
+        link as removed, in its place, and goes on past it through ``kept_ancestor``.
+        """
+        ancestors: list[Generation | None] = []
+        node: Generation | None = self
         while node is not None and len(ancestors) < 100:
-            ancestors.append(node)
-            node = node.parent
+            if node.parent_id is not None:
+                node = node.parent
+            elif node.parent_removed_at is not None:
+                ancestors.append(None)
+                node = node.kept_ancestor
+            else:
+                break
+            if node is not None:
+                ancestors.append(node)
         ancestors.reverse()
-        descendants: list[Generation] = []
+        descendants: list[Generation | None] = []
         frontier = [self]
         while frontier and len(descendants) < 200:
-            children = list(Generation.objects.filter(parent__in=frontier).order_by("created_at"))
-            descendants.extend(children)
+            children = list(
+                Generation.objects.filter(
+                    Q(parent__in=frontier)
+                    | Q(
+                        parent__isnull=True,
+                        parent_removed_at__isnull=False,
+                        kept_ancestor__in=frontier,
+                    )
+                ).order_by("created_at")
+            )
+            for child in children:
+                if child.parent_id is None:
+                    descendants.append(None)
+                descendants.append(child)
             frontier = children
         return [*ancestors, self, *descendants]
 

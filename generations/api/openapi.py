@@ -93,6 +93,10 @@ _GENERATION = {
         "image_url": _NULLABLE_STRING,
         "image_end_url": _NULLABLE_STRING,
         "parent_id": {"type": "string", "format": "uuid", "nullable": True},
+        "parent_removed": {
+            "type": "boolean",
+            "description": "An extension of a video its owner deleted (parent_id is then null)",
+        },
         "created_by": _NULLABLE_STRING,
         "created_at": {"type": "string", "format": "date-time"},
         "completed_at": {"type": "string", "format": "date-time", "nullable": True},

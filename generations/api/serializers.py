@@ -47,6 +47,8 @@ def generation_json(gen: Card, request: HttpRequest) -> dict[str, Any]:
         **_request_fields(gen, absolute),
         "prompt": gen.prompt or None,
         "parent_id": str(gen.parent_id) if gen.parent_id else None,
+        # An extension whose parent its owner deleted: parent_id is null, and this says why.
+        "parent_removed": gen.parent_removed_at is not None,
         "created_by": gen.created_by.get_username() if gen.created_by else None,
         "created_at": gen.created_at.isoformat(),
         "completed_at": gen.completed_at.isoformat() if gen.completed_at else None,

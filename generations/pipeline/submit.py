@@ -28,7 +28,7 @@ from generations.client import (
     get_client,
 )
 from generations.inputs import GenerationRequest
-from generations.models import Generation, Status, StatusEvent
+from generations.models import Generation, Kind, Status, StatusEvent
 from generations.pipeline import transitions as t
 from generations.pipeline.poll import next_poll_delay
 
@@ -57,10 +57,12 @@ def submit(gen_id: Any) -> SubmitOutcome:
     token = secrets.token_hex(8)
     if not t.claim_for_submit(gen_id, token, timezone.now()):
         return SubmitOutcome(Submitted.NOT_CLAIMED)
-    gen = Generation.objects.select_related("parent").get(pk=gen_id)
+    gen = Generation.objects.get(pk=gen_id)
     mine = Q(claim=token)
-    parent = gen.parent  # read with the row (select_related); None for a new video
-    if parent is not None and not parent.remote_id:
+    # An extension carries its parent's upstream id (copied when it was made), so it is sent
+    # even if the parent's owner deleted the parent meanwhile.
+    extends = gen.parent_remote_id if gen.kind == Kind.EXTEND else ""
+    if gen.kind == Kind.EXTEND and not extends:
         t.fail(
             gen.pk,
             [Status.SUBMITTING],
@@ -81,7 +83,6 @@ def submit(gen_id: Any) -> SubmitOutcome:
     if counted != 1:
         t.plog(gen.pk, "claim lost before sending; nothing sent", level=logging.WARNING)
         return SubmitOutcome(Submitted.NOT_CLAIMED)
-    extends = parent.remote_id if parent is not None else None  # a parent has an id (above)
     client = get_client()
     try:
         remote = client.extend(extends, body) if extends else client.create(body)
@@ -159,8 +160,8 @@ def _accepted(gen: Generation, token: str, remote: RemoteGeneration) -> SubmitOu
     with transaction.atomic():
         adopted = Generation.objects.create(
             created_by=gen.created_by,
-            parent=gen.parent,
             kind=gen.kind,
+            **_lineage(gen),
             **GenerationRequest.from_row(gen).row_fields(),
             status=Status.IN_PROGRESS,
             posts_sent=1,
@@ -178,3 +179,25 @@ def _accepted(gen: Generation, token: str, remote: RemoteGeneration) -> SubmitOu
         gen.pk, "late answer %s kept as generation %s", remote.id, adopted.pk, level=logging.WARNING
     )
     return SubmitOutcome(Submitted.ADOPTED)
+
+
+def _lineage(gen: Generation) -> dict[str, Any]:
+    """An extension's parent columns for its late answer's row, as they stand now: the parent
+    may have been deleted by its owner while the POST was out. Called inside the transaction
+    that creates the row; the ancestors still there are locked, so a delete of one waits and
+    then treats the new row like any other extension."""
+    if gen.kind != Kind.EXTEND:
+        return {}
+    names = ("parent_id", "parent_removed_at", "kept_ancestor_id")
+    cols = Generation.objects.filter(pk=gen.pk).values(*names).first() or {
+        name: getattr(gen, name) for name in names
+    }
+    wanted = [pk for pk in (cols["parent_id"], cols["kept_ancestor_id"]) if pk]
+    there = set(
+        Generation.objects.select_for_update().filter(pk__in=wanted).values_list("pk", flat=True)
+    )
+    if cols["parent_id"] and cols["parent_id"] not in there:
+        cols.update(parent_id=None, parent_removed_at=cols["parent_removed_at"] or timezone.now())
+    if cols["kept_ancestor_id"] not in there:
+        cols["kept_ancestor_id"] = None
+    return {**cols, "parent_remote_id": gen.parent_remote_id}

@@ -1,0 +1,401 @@
+"""Every page, in the states people meet it in, in light and dark colour schemes: axe-core
+(vendored in tests/vendor/, never served to users) finds no critical or serious problem.
+
+Each state is audited as it loads; then, if it has closed <details> (keyframes, resolve, delete,
+the account menu), once more with them open, laid out in the flow (a panel floating over other
+content hides its text's background from axe, which then skips its contrast), and the audit
+limited to their contents. Every finding of every state is collected before the test fails, as
+one readable list: rule, impact, help, and each element with the states it was seen in.
+
+403 and 500 pages are reached by no link: they are rendered by Django's own handlers and shown
+from the live server's address (Playwright answers that one request), so their CSS loads.
+
+Set LUMAWEB_A11Y_SCREENSHOTS=<folder> to keep a PNG of every state (to look at after a change).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.exceptions import PermissionDenied
+from django.test import RequestFactory
+from django.utils import timezone
+from django.views.defaults import permission_denied, server_error
+
+from generations.models import Generation, Status
+from tests.chromium import launch
+from tests.conftest import wait_for
+from tests.factories import make_user
+from tests.pages.conftest import make_gen
+
+pytestmark = pytest.mark.browser
+
+AXE = Path(__file__).resolve().parent.parent / "vendor" / "axe.min.js"
+BLOCKING = ("critical", "serious")
+TIMEOUT_MS = 30_000
+SCREENSHOTS = os.environ.get("LUMAWEB_A11Y_SCREENSHOTS", "")
+
+# Runs in the page: the findings of one axe run, reduced to what a reader of the failure needs.
+RUN_AXE = """async (scope) => {
+    const context = scope ? document.querySelectorAll(scope) : document;
+    if (scope && context.length === 0) return [];
+    const results = await axe.run(context, {resultTypes: ['violations']});
+    return results.violations.map(v => ({
+        id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
+        nodes: v.nodes.map(n => ({target: n.target.join(' '), summary: n.failureSummary})),
+    }));
+}"""
+
+
+# Opens every closed <details> (marked, to audit and close them again); says how many besides
+# the account menu were opened (those are worth a screenshot of their own).
+OPEN_DETAILS = """() => {
+    const style = document.createElement('style');
+    style.id = 'a11y-flat';
+    style.textContent = 'html[data-a11y-flat] details[data-a11y-opened] > :not(summary)'
+        + ' { position: static !important; }';
+    document.head.append(style);
+    const closed = [...document.querySelectorAll('details:not([open])')];
+    closed.forEach(d => { d.open = true; d.setAttribute('data-a11y-opened', ''); });
+    return closed.filter(d => !d.classList.contains('account')).length;
+}"""
+CLOSE_DETAILS = """() => {
+    document.documentElement.removeAttribute('data-a11y-flat');
+    document.getElementById('a11y-flat').remove();
+    document.querySelectorAll('details[data-a11y-opened]').forEach(d => {
+        d.open = false; d.removeAttribute('data-a11y-opened');
+    });
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not shutil.which("chromium"):
+        pytest.fail("chromium is not installed: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    # As in test_browser.py: Playwright's sync API runs an event loop in this thread, and the
+    # test's own ORM calls are plain synchronous code. Restored when the module is done.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as pw:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        browser = launch(pw)
+        yield browser
+        browser.close()
+
+
+class Audit:
+    """Visits states of the studio in one browser page and collects axe's blocking findings."""
+
+    def __init__(self, page, base: str, scheme: str) -> None:
+        self.page = page
+        self.base = base
+        self.scheme = scheme
+        # (rule, impact, help, help URL) -> target -> (axe's summary, the states it was seen in)
+        self.findings: dict[tuple[str, ...], dict[str, tuple[str, list[str]]]] = {}
+        self.states: list[str] = []
+
+    def goto(self, path: str) -> None:
+        self.page.goto(self.base + path)
+
+    def check(self, state: str) -> None:
+        """Audit the page as it is now, then its closed <details> opened."""
+        page = self.page
+        page.wait_for_load_state("load")
+        self.states.append(state)
+        if not page.evaluate("typeof window.axe !== 'undefined'"):
+            page.add_script_tag(path=str(AXE))
+        self._run(state, None)
+        self._screenshot(state)
+        panels = page.evaluate(OPEN_DETAILS)
+        if panels:
+            self._screenshot(f"{state}, opened")
+        # The panels float over the page (menus, popovers); over other content, axe cannot tell
+        # their text's background and skips its contrast. Laid out in the flow, in their own
+        # colours, they are checked like any other part of the page.
+        page.evaluate("() => document.documentElement.setAttribute('data-a11y-flat', '')")
+        self._run(f"{state}, <details> opened", "details[data-a11y-opened]")
+        page.evaluate(CLOSE_DETAILS)
+
+    def _run(self, state: str, scope: str | None) -> None:
+        for v in self.page.evaluate(RUN_AXE, scope):
+            if v["impact"] not in BLOCKING:
+                continue
+            rule = self.findings.setdefault((v["id"], v["impact"], v["help"], v["helpUrl"]), {})
+            for node in v["nodes"]:
+                summary = " ".join((node["summary"] or "").split())
+                rule.setdefault(node["target"], (summary, []))[1].append(state)
+
+    def report(self) -> str:
+        """The findings, one block per rule, one line per element with where it was seen."""
+        blocks = []
+        for (rule, impact, help_text, url), targets in self.findings.items():
+            lines = [f"{rule} ({impact}): {help_text}  [{url.split('?')[0]}]"]
+            for target, (summary, states) in targets.items():
+                lines.append(f"  - {target}")
+                lines.append(f"      {summary[:400]}")
+                lines.append(f"      on: {'; '.join(states)}")
+            blocks.append("\n".join(lines))
+        count = sum(len(targets) for targets in self.findings.values())
+        return (
+            f"axe-core found {count} critical or serious problem(s) in the {self.scheme} colour "
+            f"scheme:\n\n" + "\n\n".join(blocks)
+        )
+
+    def _screenshot(self, state: str) -> None:
+        if not SCREENSHOTS:
+            return
+        folder = Path(SCREENSHOTS)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^a-z0-9]+", "-", state.lower()).strip("-")
+        self.page.screenshot(
+            path=folder / f"{self.scheme}-{len(self.states):02d}-{name}.png", full_page=True
+        )
+
+    def error_page(self, path: str, response) -> None:
+        """Show an error page that no link reaches as the real handler renders it, from the
+        live server's address (so its CSS loads): Playwright answers the request itself."""
+        body = response.content
+
+        def answer(route) -> None:
+            route.fulfill(status=response.status_code, body=body, content_type="text/html")
+
+        self.page.route(self.base + path, answer)
+        self.goto(path)
+        self.page.unroute(self.base + path)
+
+
+def jpeg(name: str, colour: tuple[int, int, int], size: tuple[int, int] = (640, 360)) -> str:
+    """A thumbnail in MEDIA_ROOT (the media view serves it), so cards look as they do in use."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", size, colour)
+    draw = ImageDraw.Draw(image)
+    w, h = size
+    draw.ellipse((w * 0.3, h * 0.2, w * 0.7, h * 0.9), fill=tuple(min(255, c + 70) for c in colour))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG")
+    relative = f"thumbnails/{name}.jpg"
+    target = Path(django_settings.MEDIA_ROOT) / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(buffer.getvalue())
+    return relative
+
+
+def studio_rows(dana, bob) -> dict[str, Generation]:
+    """One row in every state a page shows differently."""
+    now = timezone.now()
+    video = Path(django_settings.MEDIA_ROOT) / "videos" / "a11y.mp4"
+    video.parent.mkdir(parents=True, exist_ok=True)
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42")  # never played: preload=none
+    lantern = make_gen(
+        user=dana,
+        user_prompt="A paper lantern rising over a still lake at dusk, reflections rippling",
+        prompt="A glowing paper lantern drifts upward over a mirror-still lake at dusk.",
+        expand_prompt=True,
+        thumbnail_file=jpeg("lantern", (40, 60, 120)),
+        video_file="videos/a11y.mp4",
+        video_bytes=1_234_567,
+        image_url="https://example.com/start.jpg",
+    )
+    lantern.liked_by.add(dana, bob)
+    return {
+        "lantern": lantern,
+        "clouds": make_gen(
+            user=dana,
+            parent=lantern,
+            user_prompt="The lantern drifts into the clouds",
+            thumbnail_file=jpeg("clouds", (90, 90, 110)),
+            video_file="videos/a11y.mp4",
+        ),
+        "fox": make_gen(
+            user=bob,
+            aspect_ratio="9:16",
+            user_prompt="Portrait of a fox in falling snow, shallow depth of field",
+            thumbnail_file=jpeg("fox", (150, 80, 30), (360, 640)),
+        ),  # no local copy yet: the card says "Copying the video…"
+        "robot": make_gen(
+            user=dana,
+            aspect_ratio="1:1",
+            user_prompt="A tiny robot watering a bonsai tree on a sunlit windowsill",
+            thumbnail_file=jpeg("robot", (30, 110, 70), (480, 480)),
+            video_file="videos/a11y.mp4",
+        ),
+        "running": make_gen(
+            Status.IN_PROGRESS,
+            user=dana,
+            user_prompt="Time-lapse of clouds rolling over a mountain ridge",
+            aspect_ratio="21:9",
+            submitted_at=now - timedelta(seconds=10),
+        ),
+        "submitting": make_gen(
+            Status.SUBMITTING, user=bob, user_prompt="Jellyfish glowing in a dark aquarium"
+        ),
+        "queued": make_gen(
+            Status.QUEUED, user=dana, user_prompt="A cat astronaut floating past the moon"
+        ),
+        "waiting": make_gen(
+            Status.QUEUED,
+            user=bob,
+            user_prompt="Vintage tram climbing a hill in Lisbon",
+            next_attempt_at=now + timedelta(minutes=1),
+        ),
+        "failed": make_gen(
+            Status.FAILED, user=dana, user_prompt="Macro shot of ink blooming in water"
+        ),
+        "failed_other": make_gen(
+            Status.FAILED, user=bob, user_prompt="Neon koi circling a midnight pond"
+        ),
+        "attention": make_gen(
+            Status.NEEDS_ATTENTION,
+            user=dana,
+            user_prompt="Drone flight through a lantern festival",
+            error="No answer from the service after sending the request.",
+            error_code=None,
+        ),
+        "cancelled": make_gen(
+            Status.CANCELLED, user=dana, user_prompt="A sailboat in a bottle, storm inside"
+        ),
+    }
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_critical_or_serious_problem_on_any_page(
+    browser, live_server, transactional_db, settings, tmp_path, scheme
+):
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+    settings.MEDIA_ROOT = str(tmp_path / "media")  # this test's thumbnails, no one else's
+    started = time.monotonic()
+    dana = make_user("dana", password="dana-pass-123", is_staff=True)
+    bob = make_user("bob")
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
+    assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches") == (scheme == "dark")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    audit = Audit(page, live_server.url, scheme)
+
+    # --- logged out ----------------------------------------------------------------------------
+    audit.goto("/accounts/login/")
+    audit.check("login")
+    page.fill("input[name=username]", "dana")
+    page.fill("input[name=password]", "not her password")
+    page.click("button[type=submit]")
+    page.locator(".alert-error").wait_for()
+    audit.check("login, wrong password")
+    for _ in range(django_settings.AXES_FAILURE_LIMIT):
+        page.fill("input[name=username]", "mallory")
+        page.fill("input[name=password]", "guess")
+        page.click("button[type=submit]")
+        page.wait_for_load_state("load")
+        if "Too many failed log-ins" in page.content():
+            break
+    assert "Too many failed log-ins" in page.content()
+    audit.check("locked out")
+
+    audit.goto("/accounts/login/")
+    page.fill("input[name=username]", "dana")
+    page.fill("input[name=password]", "dana-pass-123")
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server.url + "/")
+
+    # --- a studio with nothing in it -----------------------------------------------------------
+    audit.check("gallery, empty")
+    audit.goto("/jobs/")
+    audit.check("jobs, empty")
+
+    # --- a studio in use -----------------------------------------------------------------------
+    rows = studio_rows(dana, bob)
+    audit.goto("/")
+    page.locator(f"#card-{rows['lantern'].pk}").wait_for()
+    audit.check("gallery, cards")
+    # Extend a card inline: its form opens in the card, the new card works next to it.
+    card = page.locator(f"#card-{rows['robot'].pk}")
+    card.locator(".extend-btn").click()
+    slot = page.locator(f"#extend-slot-{rows['robot'].pk}")
+    slot.locator("textarea[name=user_prompt]").wait_for()
+    audit.check("gallery, inline extend form")
+    slot.locator("textarea[name=user_prompt]").fill("The robot waters a second tree")
+    slot.locator("button[type=submit]").click()
+    child = wait_for(
+        lambda: Generation.objects.filter(parent=rows["robot"]).first(), 10, "the extension"
+    )
+    page.locator(f"#card-{child.pk} .card-pending").wait_for()
+    audit.check("gallery, a working extension card and a toast")
+    audit.goto("/?who=mine&liked=1&ar=16%3A9&q=lantern")
+    page.locator(f"#card-{rows['lantern'].pk}").wait_for()
+    audit.check("gallery, filtered")
+    audit.goto("/?q=nothing+matches+this")
+    page.locator("#gallery-results .empty").wait_for()
+    audit.check("gallery, no results")
+
+    audit.goto("/generations/new/")
+    audit.check("create, blank")
+    page.click("button:has-text('Generate')")
+    page.locator(".has-error").first.wait_for()
+    audit.check("create, errors after an empty submit")
+    audit.goto(f"/generations/new/?from={rows['lantern'].pk}")
+    audit.check("create, generate again")
+    audit.goto(f"/generations/new/?from={uuid.uuid4()}")
+    audit.check("create, generate again from a row that is gone")
+
+    for name, state in (
+        ("lantern", "detail, completed with a chain and the extend form"),
+        ("clouds", "detail, completed extension, deletable"),
+        ("fox", "detail, completed, copying, someone else's"),
+        ("running", "detail, in progress"),
+        ("queued", "detail, queued"),
+        ("failed", "detail, failed"),
+        ("attention", "detail, needs attention"),
+    ):
+        audit.goto(f"/generations/{rows[name].pk}/")
+        audit.check(state)
+
+    audit.goto("/jobs/")
+    page.locator(f"#job-{rows['attention'].pk}").wait_for()
+    audit.check("jobs, a row in every section")
+
+    audit.goto("/accounts/password_change/")
+    audit.check("password change")
+    page.fill("input[name=old_password]", "not her password")
+    page.fill("input[name=new_password1]", "short")
+    page.fill("input[name=new_password2]", "different")
+    page.click("main button[type=submit]")
+    page.locator(".has-error").first.wait_for()
+    audit.check("password change, errors")
+    page.fill("input[name=old_password]", "dana-pass-123")
+    page.fill("input[name=new_password1]", "a-new-pass-for-dana-42")
+    page.fill("input[name=new_password2]", "a-new-pass-for-dana-42")
+    page.click("main button[type=submit]")
+    page.wait_for_url(re.compile(r"/password_change/done/$"))
+    audit.check("password changed")
+
+    audit.goto(f"/generations/{uuid.uuid4()}/")
+    assert "Not found" in page.title()
+    audit.check("404")
+    # No view of the studio refuses with 403 and no test can make a 500 on purpose: these
+    # pages are shown as Django's handlers render them, for someone logged in.
+    request = RequestFactory().get("/")
+    request.user = dana
+    audit.error_page("/a11y-403/", permission_denied(request, PermissionDenied()))
+    audit.check("403")
+    audit.error_page("/a11y-500/", server_error(RequestFactory().get("/")))
+    audit.check("500")
+
+    context.close()
+    seconds = time.monotonic() - started
+    print(f"[{scheme}] {len(audit.states)} states audited in {seconds:.1f}s")
+    assert errors == [], errors
+    if audit.findings:
+        pytest.fail(audit.report(), pytrace=False)

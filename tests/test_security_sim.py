@@ -42,11 +42,13 @@ class KeyframeServer:
         Image.new("RGB", (8, 8), (200, 30, 30)).save(buffer, "PNG")
         png = buffer.getvalue()
         self.requests: list[str] = []
-        seen = self.requests
+        self.hosts: list[str | None] = []
+        seen, hosts = self.requests, self.hosts
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 seen.append(self.path)
+                hosts.append(self.headers.get("Host"))
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")
                 self.send_header("Content-Length", str(len(png)))
@@ -238,6 +240,35 @@ def test_simulator_does_not_follow_a_redirect_from_an_allowed_origin_to_an_inter
     finally:
         redirector.shutdown()
         redirector.server_close()
+
+
+def test_simulator_connects_to_the_address_it_checked_not_to_a_second_lookup(
+    internal_service: KeyframeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: a name that answers a harmless address for the check and an internal one
+    for the connection. Here the first answer (taken as public) is where the server is, and
+    any later lookup answers a TEST-NET address where nothing listens: only a connection
+    pinned to the checked address reaches the server."""
+    from simulator import keyframes
+
+    real_getaddrinfo = socket.getaddrinfo
+    answers = iter(["127.0.0.1"])
+
+    def rebinding_dns(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "rebind.invalid":
+            address = next(answers, "192.0.2.123")
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+    monkeypatch.setattr(keyframes, "is_public_address", lambda address: True)
+
+    url = f"http://rebind.invalid:{internal_service.port}/k.png"
+    data = keyframes.fetch(url, (), timeout=2, max_bytes=1_000_000)
+
+    assert data.startswith(b"\x89PNG")
+    assert internal_service.requests == ["/k.png"]
+    assert internal_service.hosts == [f"rebind.invalid:{internal_service.port}"]
 
 
 @pytest.mark.parametrize(

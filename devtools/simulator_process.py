@@ -5,10 +5,16 @@
 
 Output goes to a temporary file rather than a pipe, so a chatty server can never block on a
 full pipe buffer; it is shown in the error when the server does not come up.
+
+Each process gets a fresh control token (passed in the environment, so `ps` does not show it)
+and every control call sends it; `SimulatorProcess(control_token=None)` starts one whose control
+endpoints are off.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -19,6 +25,8 @@ from types import TracebackType
 from typing import Any
 
 import requests
+
+from simulator.server import CONTROL_TOKEN_ENV, CONTROL_TOKEN_HEADER
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 15.0
@@ -49,6 +57,8 @@ class SimulatorProcess:
 
     def __init__(self, **flags: Any) -> None:
         self.host: str = flags.pop("host", "127.0.0.1")
+        token = flags.pop("control_token", secrets.token_urlsafe(32))
+        self.control_token: str = token or ""
         self.flags = flags
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -75,9 +85,10 @@ class SimulatorProcess:
             str(self.port),
             *to_cli_args(self.flags),
         ]
+        env = {**os.environ, CONTROL_TOKEN_ENV: self.control_token}
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
         self.process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, stdout=self._log, stderr=subprocess.STDOUT
+            command, cwd=PROJECT_ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -115,6 +126,11 @@ class SimulatorProcess:
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
 
+    @property
+    def control_headers(self) -> dict[str, str]:
+        """What a control request must carry (for tests that call /_sim/* themselves)."""
+        return {CONTROL_TOKEN_HEADER: self.control_token}
+
     def ledger(self) -> dict[str, Any]:
         return self._control("GET", "/_sim/ledger")
 
@@ -131,7 +147,11 @@ class SimulatorProcess:
 
     def _control(self, method: str, path: str, payload: Any = None) -> Any:
         response = requests.request(
-            method, self.base_url + path, json=payload, timeout=CONTROL_TIMEOUT
+            method,
+            self.base_url + path,
+            json=payload,
+            headers=self.control_headers,
+            timeout=CONTROL_TIMEOUT,
         )
         response.raise_for_status()
         return response.json()

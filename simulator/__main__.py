@@ -5,12 +5,18 @@ import argparse
 from .server import Config, add_arguments, serve
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m simulator",
-        description="A local stand-in for the UmamiAI Luma API, with fault injection.",
+        description="A local stand-in for the UmamiAI Luma API, with fault injection. "
+        "Listens on 127.0.0.1 unless --host says otherwise.",
     )
     add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     options = parser.parse_args(argv)
     try:
         config = Config.from_options(vars(options))

@@ -14,15 +14,17 @@ import io
 import math
 import os
 import random
+import sys
 import tempfile
 import textwrap
-import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import av
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
+
+from . import keyframes
 
 SIZES: dict[str, tuple[int, int]] = {
     "16:9": (640, 360),
@@ -89,18 +91,20 @@ def render(scene: Scene, mp4_path: Path, jpg_path: Path) -> None:
         mp4_tmp.unlink(missing_ok=True)
 
 
-def fetch_keyframe(url: str | None) -> Image.Image | None:
-    """Fetch an http(s) keyframe (3 s, 10 MB cap); None on any failure: keyframes are a bonus."""
-    if not url or urlparse(url).scheme not in ("http", "https"):
+def fetch_keyframe(url: str | None, allowed_origins: Iterable[str] = ()) -> Image.Image | None:
+    """Fetch an http(s) keyframe (3 s, 10 MB cap) through ``keyframes.fetch``, which refuses
+    private addresses outside ``allowed_origins``; None on any failure: keyframes are a bonus,
+    the clip is drawn without it (a refusal is said on stderr, for the operator)."""
+    if not url:
         return None
     try:
-        with urllib.request.urlopen(url, timeout=KEYFRAME_TIMEOUT) as response:  # noqa: S310
-            data = response.read(KEYFRAME_MAX_BYTES + 1)
-        if len(data) > KEYFRAME_MAX_BYTES:
-            return None
+        data = keyframes.fetch(url, allowed_origins, KEYFRAME_TIMEOUT, KEYFRAME_MAX_BYTES)
         image = Image.open(io.BytesIO(data))
         image.load()
         return image.convert("RGB")
+    except keyframes.Refused as exc:
+        print(f"simulator: keyframe not fetched: {exc}", file=sys.stderr)
+        return None
     except Exception:
         return None
 

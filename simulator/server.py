@@ -3,7 +3,11 @@
 Pure Python (no Django): state lives in one `Simulator` object guarded by a lock, a generation's
 state is computed from elapsed time on every read, and faults are drawn from one seeded
 `random.Random`. `/v1/...` imitates the upstream API, `/cdn/...` serves rendered files and
-`/_sim/...` lets tests and operators look inside and steer it.
+`/_sim/...` lets tests and operators look inside and steer it (with the control token only).
+
+It listens on 127.0.0.1 unless told otherwise, and fetches keyframes only from public addresses
+or the origins it is told to allow (``keyframes``): whoever can create a generation chooses
+those URLs.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import hmac
 import json
 import math
+import os
 import random
 import re
 import shutil
@@ -31,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import media
+from . import keyframes, media
 
 COST_PER_GENERATION = 500_000
 MAX_PROMPT_CHARS = 5000
@@ -56,6 +61,9 @@ JITTER = 0.15
 GENERATION_PATH = re.compile(r"^/luma-ai/generations/(?P<id>[^/]+)/extend$")
 CDN_PATH = re.compile(r"^/cdn/(?P<id>[0-9a-fA-F-]{1,64})\.(?P<ext>mp4|jpg)$")
 FORCE_PATH = re.compile(r"^/_sim/generations/(?P<id>[^/]+)/complete$")
+CONTROL_TOKEN_ENV = "SIMULATOR_CONTROL_TOKEN"  # noqa: S105 (a name, not a secret)
+CONTROL_TOKEN_HEADER = "X-Simulator-Token"  # noqa: S105 (a name, not a secret)
+MASK = "********"
 EXPAND_LIGHT = ("golden-hour light", "soft volumetric fog", "neon reflections", "moonlit haze")
 EXPAND_CAMERA = ("a slow dolly-in", "a sweeping aerial shot", "a gentle handheld pan", "a crane up")
 EXPAND_STYLE = ("cinematic 35mm film grain", "dreamy pastel tones", "hyper-detailed realism")
@@ -86,14 +94,30 @@ class Config:
     media_dir: str | None = None
     video_seconds: float = 3.0
     fps: int = 24
+    # The /_sim/* control endpoints (health aside) answer only requests that carry this token
+    # in X-Simulator-Token; without one they are off (403).
+    control_token: str | None = None
+    # Origins (scheme, host, port) keyframes may be fetched from even when private: lumaweb's
+    # own address in demo mode on one machine. Any other keyframe URL must be public.
+    allow_fetch_from: tuple[str, ...] = ()
 
-    FIXED = ("host", "port", "media_dir")  # not changeable at runtime
+    # not changeable at runtime (the token and the origins are the operator's, not the caller's)
+    FIXED = ("host", "port", "media_dir", "control_token", "allow_fetch_from")
+    SECRET = ("api_key", "control_token")  # shown masked by /_sim/config
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Config:
         """Build from parsed CLI options (extra keys, such as Django's, are ignored)."""
         names = {f.name for f in fields(cls)}
-        config = cls(**{k: v for k, v in options.items() if k in names and v is not None})
+        values = {k: v for k, v in options.items() if k in names and v is not None}
+        # a repeated flag gives a list; an empty value (`--allow-fetch-from=` from an unset
+        # variable) means none
+        values["allow_fetch_from"] = tuple(
+            origin for origin in values.get("allow_fetch_from", ()) if origin.strip()
+        )
+        if not values.get("control_token"):
+            values["control_token"] = None
+        config = cls(**values)
         config.validate()
         return config
 
@@ -137,9 +161,20 @@ class Config:
             raise ValueError("credits must not be negative")
         if self.error_status is not None and self.error_status not in dict(SERVER_ERRORS):
             raise ValueError("error_status must be 500, 502 or 503")
+        for origin in self.allow_fetch_from:
+            try:
+                keyframes.origin_of(origin)
+            except ValueError:
+                raise ValueError(f"allow_fetch_from: {origin!r} is not an http(s) URL") from None
 
     def public(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as /_sim/config shows them: secrets say whether they are set, never
+        what they are (the answer may end up in a test log or a screenshot)."""
+        shown = asdict(self)
+        for name in self.SECRET:
+            shown[name] = MASK if shown[name] else None
+        shown["allow_fetch_from"] = list(self.allow_fetch_from)
+        return shown
 
 
 def _coerce(config: Config, key: str, value: Any) -> Any:
@@ -222,6 +257,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--media-dir", default=None, help="where rendered videos are cached (default: temp)")
     add("--video-seconds", type=float, default=d.video_seconds, help="length of rendered clips")
     add("--fps", type=int, default=d.fps, help="frame rate of rendered clips")
+    add(
+        "--control-token",
+        default=os.environ.get(CONTROL_TOKEN_ENV) or None,
+        help=f"token the /_sim/* control endpoints require in {CONTROL_TOKEN_HEADER} "
+        f"(default: ${CONTROL_TOKEN_ENV}, which keeps it off the command line); "
+        "without one they are off",
+    )
+    add(
+        "--allow-fetch-from",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="fetch keyframes from this origin (scheme://host:port) even if it is private, "
+        "e.g. lumaweb's own http://127.0.0.1:8000; repeatable. Other private addresses are "
+        "refused",
+    )
 
 
 @dataclass
@@ -594,6 +645,7 @@ class Simulator:
             chain = [generation]
             while chain[-1].parent_id and chain[-1].parent_id in self.generations:
                 chain.append(self.generations[chain[-1].parent_id])
+            allowed = self.config.allow_fetch_from
         return media.Scene(
             prompt=generation.prompt,
             aspect_ratio=generation.aspect_ratio,
@@ -602,14 +654,19 @@ class Simulator:
             time_offset=sum(g.video_seconds for g in chain[1:]),
             seconds=generation.video_seconds,
             fps=generation.fps,
-            start_image=media.fetch_keyframe(generation.image_url),
-            end_image=media.fetch_keyframe(generation.image_end_url),
+            start_image=media.fetch_keyframe(generation.image_url, allowed),
+            end_image=media.fetch_keyframe(generation.image_end_url, allowed),
         )
 
     # -- control endpoints -----------------------------------------------------------------
 
-    def control(self, method: str, path: str, body: bytes) -> Reply:
-        """`/_sim/...`: health, ledger, config, reset and force-complete (no auth)."""
+    def control(self, method: str, path: str, body: bytes, token: str | None = None) -> Reply:
+        """`/_sim/...`: health (open), then ledger, config, reset and force-complete, which need
+        the control token: they show the callers' prompts and change faults and credits."""
+        if not (method == "GET" and path == "/_sim/health"):
+            refused = self._check_control_token(token, path)
+            if refused is not None:
+                return refused
         try:
             payload = json.loads(body) if body.strip() else {}
         except ValueError:
@@ -635,6 +692,17 @@ class Simulator:
         if method == "POST" and (match := FORCE_PATH.match(path)):
             return self._force_complete(match["id"], path)
         return error_reply(404, f"Cannot {method} {path}", path)
+
+    def _check_control_token(self, token: str | None, path: str) -> Reply | None:
+        """None when ``token`` is the configured one; else 403 (control is off) or 401."""
+        expected = self.config.control_token
+        if not expected:
+            return error_reply(
+                403, "Control endpoints are off: start the simulator with a control token", path
+            )
+        if not token or not hmac.compare_digest(token.encode(), expected.encode()):
+            return error_reply(401, f"Missing or wrong {CONTROL_TOKEN_HEADER}", path)
+        return None
 
     def _configure(self, payload: Any, path: str) -> Reply:
         if not isinstance(payload, dict):
@@ -714,7 +782,8 @@ class Handler(BaseHTTPRequestHandler):
                 host = self.headers.get("Host") or "{}:{}".format(*self.server.host_and_port)
                 reply = self.simulator.api(method, path[3:], parts.query, self.headers, body, host)
             elif path.startswith("/_sim/"):
-                reply = self.simulator.control(method, path.rstrip("/"), body)
+                token = self.headers.get(CONTROL_TOKEN_HEADER)
+                reply = self.simulator.control(method, path.rstrip("/"), body, token)
             elif path.startswith("/cdn/") and method in ("GET", "HEAD"):
                 reply = self.simulator.cdn(path)
             else:
@@ -797,6 +866,12 @@ def serve(config: Config) -> None:
     server, simulator = make_server(config)
     host, port = server.host_and_port
     print(f"Luma simulator on http://{host}:{port}/v1 (media in {simulator.media_dir})", flush=True)
+    control = "on (token required)" if config.control_token else "off (no control token)"
+    allowed = ", ".join(config.allow_fetch_from) or "none"
+    print(
+        f"  /_sim control endpoints: {control}; private keyframe origins allowed: {allowed}",
+        flush=True,
+    )
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

@@ -408,5 +408,7 @@ def test_ledger_counts_get_requests_and_ids(sim: SimulatorProcess) -> None:
 
 def test_config_rejects_unknown_or_bad_settings(sim: SimulatorProcess) -> None:
     for settings in ({"bogus": 1}, {"error_rate": 2}, {"port": 1}, {"duration": "fast"}):
-        response = requests.post(f"{sim.base_url}/_sim/config", json=settings, timeout=10)
+        response = requests.post(
+            f"{sim.base_url}/_sim/config", json=settings, headers=sim.control_headers, timeout=10
+        )
         assert_aggregator_error(response, 400)

@@ -32,19 +32,25 @@ class Command(BaseCommand):
         env = dict(os.environ)
         procs: dict[str, list[str]] = {}
         if settings.LUMA_DEMO_MODE:
+            env.setdefault("LUMA_API_BASE_URL", f"http://127.0.0.1:{simulator_port}/v1")
+            env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+            # The simulator listens on 127.0.0.1 and refuses private keyframe URLs, except from
+            # lumaweb's own address: uploaded keyframes are served there, on this machine. Its
+            # control endpoints stay off unless SIMULATOR_CONTROL_TOKEN is set (it inherits env).
             procs["simulator"] = [
                 py,
                 "-m",
                 "simulator",
+                "--host",
+                "127.0.0.1",
                 "--port",
                 str(simulator_port),
                 "--duration",
                 os.environ.get("SIMULATOR_DURATION", "20"),
                 "--media-dir",
                 str(run_dir / "simulator"),
+                f"--allow-fetch-from={env['PUBLIC_BASE_URL']}",
             ]
-            env.setdefault("LUMA_API_BASE_URL", f"http://127.0.0.1:{simulator_port}/v1")
-            env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
         procs["worker"] = [
             py,
             "-m",

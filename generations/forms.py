@@ -11,7 +11,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from generations import fetch
+from generations import fetch, images
 from generations.inputs import GenerationRequest
 from generations.models import ASPECT_RATIOS, AspectRatio, Generation
 
@@ -156,7 +156,9 @@ class GenerationForm(forms.ModelForm):
         image = getattr(upload, "image", None)
         if image is not None and image.width * image.height > MAX_UPLOAD_PIXELS:
             raise ValidationError("That image has too many pixels (40 megapixels at most).")
-        return upload
+        # Stored and served publicly: only the pixels, named by their real type (no EXIF/GPS,
+        # no client extension). After the caps, as this decodes the whole image.
+        return images.reencode_keyframe(upload)
 
     def clean_image_file(self) -> Any:
         return self._clean_upload("image_file")

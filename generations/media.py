@@ -23,7 +23,10 @@ from django.views.decorators.http import require_safe
 
 PUBLIC_PREFIXES = ("keyframes/",)
 PRIVATE_PREFIXES = ("videos/", "thumbnails/")
-RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+# Longer than any file's offset (19 digits pass 2**63): and int() refuses strings past 4,300
+# digits with a ValueError, which was an anonymous 500 on a public keyframe.
+MAX_DIGITS = 19
 CHUNK = 256 * 1024
 
 
@@ -59,15 +62,15 @@ def _file_response(request: HttpRequest, full: str) -> HttpResponseBase:
     match = RANGE.fullmatch(request.headers.get("Range", "").strip())
     if not match or not (match[1] or match[2]):
         return FileResponse(open(full, "rb"), content_type=content_type)
+    if max(len(match[1]), len(match[2])) > MAX_DIGITS:
+        return _not_satisfiable(size)
     if match[1]:
         start = int(match[1])
         end = min(int(match[2]), size - 1) if match[2] else size - 1
     else:  # "bytes=-N": the last N bytes
         start, end = max(0, size - int(match[2])), size - 1
     if start >= size or start > end:
-        refused = HttpResponse(status=416)
-        refused["Content-Range"] = f"bytes */{size}"
-        return refused
+        return _not_satisfiable(size)
     length = end - start + 1
     response = StreamingHttpResponse(
         _read(full, start, length), status=206, content_type=content_type
@@ -75,6 +78,12 @@ def _file_response(request: HttpRequest, full: str) -> HttpResponseBase:
     response["Content-Length"] = str(length)
     response["Content-Range"] = f"bytes {start}-{end}/{size}"
     return response
+
+
+def _not_satisfiable(size: int) -> HttpResponse:
+    refused = HttpResponse(status=416)
+    refused["Content-Range"] = f"bytes */{size}"
+    return refused
 
 
 def _read(full: str, start: int, length: int) -> Iterator[bytes]:

@@ -61,10 +61,16 @@ class Kind(models.TextChoices):
     EXTEND = "extend", "Extension"
 
 
+KEYFRAME_EXTENSIONS = ("png", "jpg", "webp")
+
+
 def _keyframe_path(instance: Generation, filename: str) -> str:
-    # Random, unguessable names: uploaded keyframes are served publicly for the upstream.
-    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else "jpg"
-    return f"keyframes/{secrets.token_urlsafe(24)}.{ext}"
+    # Random, unguessable names: uploaded keyframes are served publicly for the upstream. The
+    # form re-encodes uploads and names them by their real type (generations/images.py); any
+    # other extension is never kept, so nothing stored here is served as, say, a PDF or HTML.
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    ext = "jpg" if ext == "jpeg" else ext
+    return f"keyframes/{secrets.token_urlsafe(24)}.{ext if ext in KEYFRAME_EXTENSIONS else 'bin'}"
 
 
 def _ago(seconds: float, now: datetime | None = None) -> datetime:

@@ -103,36 +103,37 @@ _LOW32_CARRIERS = (
     ipaddress.IPv6Network("::ffff:0:0:0/96"),  # SIIT IPv4-translated: ::ffff:0:a.b.c.d
     ipaddress.IPv6Network("64:ff9b::/96"),  # NAT64, the well-known prefix (RFC 6052)
 )
-# Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the operator's prefix
-# length, so it cannot be read safely; it only ever leads to a local translator.
-_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+# Refused whole. Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the
+# operator's prefix length, so it cannot be read safely, and it only ever leads to a local
+# translator. Teredo (2001::/32): reached through relays anyone may run, and its client address
+# (obfuscated in the low bits) could be any IPv4 address; Python's table already calls it
+# private, said here so that it never depends on the table.
+_REFUSED_V6 = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("2001::/32"))
 
 
-def _embedded_ipv4(addr: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address] | None:
-    """The IPv4 addresses an IPv6 transition address leads to, or None if it is not one."""
+def _embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 transition address leads to, or None if it is not one."""
     if addr.ipv4_mapped is not None:  # ::ffff:a.b.c.d
-        return [addr.ipv4_mapped]
+        return addr.ipv4_mapped
     if addr.sixtofour is not None:  # 6to4, 2002::/16
-        return [addr.sixtofour]
-    if addr.teredo is not None:  # Teredo, 2001::/32: its server and its client
-        return list(addr.teredo)
+        return addr.sixtofour
     if any(addr in net for net in _LOW32_CARRIERS):
-        return [ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)]
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
     return None
 
 
 def address_is_public(ip: str) -> bool:
     """Globally reachable unicast. An IPv6 transition address (IPv4-mapped, IPv4-compatible,
-    SIIT, NAT64, 6to4, Teredo) is judged by the IPv4 addresses it carries, which must all be
-    public: ``64:ff9b::7f00:1`` is 127.0.0.1 wherever a NAT64 gateway is, though Python's
-    table calls it global."""
+    SIIT, NAT64, 6to4) is judged by the IPv4 address it carries, which must be public:
+    ``64:ff9b::7f00:1`` is 127.0.0.1 wherever a NAT64 gateway is, though Python's table calls
+    it global. Local-use NAT64 and Teredo are never public (``_REFUSED_V6``)."""
     addr = ipaddress.ip_address(ip.split("%", 1)[0])
     if isinstance(addr, ipaddress.IPv6Address):
-        if addr in _LOCAL_NAT64:
+        if any(addr in net for net in _REFUSED_V6):
             return False
         embedded = _embedded_ipv4(addr)
         if embedded is not None:
-            return all(v4.is_global and not v4.is_multicast for v4 in embedded)
+            return embedded.is_global and not embedded.is_multicast
     return addr.is_global and not addr.is_multicast
 
 

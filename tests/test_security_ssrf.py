@@ -96,8 +96,8 @@ def live(settings):
 
 # --- finding 4: IPv6 transition addresses ----------------------------------------------------
 # Each of these reaches an IPv4 address that is not public (loopback, a private network, the
-# cloud metadata address) through an IPv6 form that Python's own table calls global (Teredo's
-# 2001::/32 it happens to call private; it is checked on its own merits all the same).
+# cloud metadata address) through an IPv6 form that Python's own table calls global. (Teredo,
+# refused whole, Python's table already calls private: that case passed before the change.)
 TRANSITION = {
     "IPv4-compatible ::127.0.0.1": "::127.0.0.1",
     "IPv4-compatible ::10.0.0.1": "::a00:1",

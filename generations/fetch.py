@@ -1,10 +1,14 @@
 """Safe downloads of finished videos and thumbnails into Django storage.
 
-Only ``http(s)``; private, loopback and link-local addresses are refused (except the configured
-upstream's own host, and anything in demo mode), checked before connecting *and* on the address
-actually connected to, on every redirect hop (DNS rebinding). The body is streamed and counted
-(``Content-Length`` may lie), its type checked, and the file lands in storage only when complete:
-it is written to a temporary file first and moved into place.
+Only ``http(s)``. Outside demo mode, an address that is not public is refused (loopback,
+private, link-local, and the IPv6 forms that carry such an IPv4 address: see
+``address_is_public``), except on the configured upstream's own origin (scheme, host *and*
+port of ``LUMA_API_BASE_URL``). Each connection resolves its host once, checks every address
+and connects only to those it checked (``_connect_pinned``), on every redirect hop: a name that
+answers differently the second time (DNS rebinding) never gets a byte sent to the new address.
+The body is streamed and counted (``Content-Length`` may lie), its type checked, and the file
+lands in storage only when complete: it is written to a temporary file first and moved into
+place.
 
 ``LUMA_DOWNLOAD_TIMEOUT`` caps the whole download, from the first connect to the last byte,
 whatever the sender does: see ``_Deadline``.
@@ -19,6 +23,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
@@ -32,6 +37,8 @@ from django.core.files.storage import default_storage
 from requests.adapters import HTTPAdapter
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util import connection as urllib3_connection
 
 MAX_REDIRECTS = 5
 CHUNK = 256 * 1024
@@ -43,6 +50,16 @@ class FetchError(Exception):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class RefusedURL(FetchError):
+    """The address itself is refused (its scheme, credentials, or where it leads): nothing was
+    sent to it. Always permanent; and what lumaweb will not fetch it must not hand to a
+    viewer's browser either (the copy step clears such a URL)."""
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message, permanent=True)
+        self.reason = reason or message  # said without the host name: fit for any viewer
 
 
 @dataclass(frozen=True)
@@ -78,53 +95,125 @@ class _TempFile(File):
         return str(self.file.name)
 
 
-def _trusted_hosts() -> set[str]:
-    host = urlsplit(settings.LUMA_API_BASE_URL).hostname
-    return {host.lower()} if host else set()
+# --- which addresses are public ---------------------------------------------------------------
+# IPv6 forms that carry an IPv4 address in their low 32 bits and that Python's table (3.11)
+# calls global: connecting to one may reach that IPv4 address through a translator or tunnel.
+_LOW32_CARRIERS = (
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (deprecated): ::127.0.0.1
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),  # SIIT IPv4-translated: ::ffff:0:a.b.c.d
+    ipaddress.IPv6Network("64:ff9b::/96"),  # NAT64, the well-known prefix (RFC 6052)
+)
+# Refused whole. Local-use NAT64 (RFC 8215): where the IPv4 address sits depends on the
+# operator's prefix length, so it cannot be read safely, and it only ever leads to a local
+# translator. Teredo (2001::/32): reached through relays anyone may run, and its client address
+# (obfuscated in the low bits) could be any IPv4 address; Python's table already calls it
+# private, said here so that it never depends on the table.
+_REFUSED_V6 = (ipaddress.IPv6Network("64:ff9b:1::/48"), ipaddress.IPv6Network("2001::/32"))
+
+
+def _embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 transition address leads to, or None if it is not one."""
+    if addr.ipv4_mapped is not None:  # ::ffff:a.b.c.d
+        return addr.ipv4_mapped
+    if addr.sixtofour is not None:  # 6to4, 2002::/16
+        return addr.sixtofour
+    if any(addr in net for net in _LOW32_CARRIERS):
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    return None
 
 
 def address_is_public(ip: str) -> bool:
+    """Globally reachable unicast. An IPv6 transition address (IPv4-mapped, IPv4-compatible,
+    SIIT, NAT64, 6to4) is judged by the IPv4 address it carries, which must be public:
+    ``64:ff9b::7f00:1`` is 127.0.0.1 wherever a NAT64 gateway is, though Python's table calls
+    it global. Local-use NAT64 and Teredo are never public (``_REFUSED_V6``)."""
     addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
+    if isinstance(addr, ipaddress.IPv6Address):
+        if any(addr in net for net in _REFUSED_V6):
+            return False
+        embedded = _embedded_ipv4(addr)
+        if embedded is not None:
+            return embedded.is_global and not embedded.is_multicast
     return addr.is_global and not addr.is_multicast
 
 
+# --- resolving, and whose addresses may be private --------------------------------------------
+def system_resolve(host: str, port: int) -> list[str]:
+    """The machine's resolver: every address of ``host``, in its order, each once."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+# Every look-up of a check or a download goes through this name. It is a seam for tests: DNS
+# rebinding (a name answering differently from one look-up to the next) cannot be had from the
+# system resolver on one machine.
+resolve: Callable[[str, int], list[str]] = system_resolve
+
+
+def _addresses(host: str, port: int) -> list[str]:
+    """``host``'s addresses: an address literal is its own (no look-up), a name is resolved."""
+    literal = host.strip("[]")
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(literal.split("%", 1)[0])
+        return [literal]
+    try:
+        found = resolve(host, port)
+    except (OSError, UnicodeError) as exc:
+        raise FetchError(f"Cannot resolve {host}") from exc
+    if not found:
+        raise FetchError(f"Cannot resolve {host}")
+    return found
+
+
+def _public_addresses(host: str, port: int) -> list[str]:
+    """``host``'s addresses, all of them public: a name with any other one is refused whole."""
+    found = _addresses(host, port)
+    if not all(address_is_public(ip) for ip in found):
+        raise RefusedURL(f"{host} is a private address", reason="its address is not public")
+    return found
+
+
+def _origin(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
+    scheme = scheme.lower()
+    return scheme, host.strip("[]").lower().rstrip("."), port or (443 if scheme == "https" else 80)
+
+
+def _trusted_origin() -> tuple[str, str, int] | None:
+    """The upstream's own origin, whose files may be on a private address (a local simulator,
+    a service beside lumaweb): its scheme, host *and* port. Another port of the same host is
+    another service, and is judged like any other address."""
+    parts = urlsplit(settings.LUMA_API_BASE_URL)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return _origin(parts.scheme, parts.hostname, port) if parts.hostname else None
+
+
+def _private_allowed(scheme: str, host: str, port: int | None) -> bool:
+    return bool(settings.LUMA_DEMO_MODE) or _origin(scheme, host, port) == _trusted_origin()
+
+
 def check_url(url: str, *, allow_private: bool | None = None) -> None:
-    """Refuse what we must never fetch; resolves the host and checks every address."""
+    """Refuse what we must never fetch; resolves the host and checks every address.
+
+    ``allow_private`` None: private addresses only in demo mode or on the upstream's origin.
+    A download checks again on each connection, on the very addresses it connects to.
+    """
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise FetchError(
-            f"Only http(s) URLs can be fetched, not {parts.scheme or 'this'!r}", permanent=True
-        )
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise RefusedURL(f"Only http(s) URLs can be fetched, not {parts.scheme or 'this'!r}")
     if parts.username or parts.password:
-        raise FetchError("URLs with credentials are not fetched", permanent=True)
-    if _private_allowed(parts.hostname, allow_private):
-        return
+        raise RefusedURL("URLs with credentials are not fetched")
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError(f"Cannot resolve {parts.hostname}") from exc
-    for info in infos:
-        if not address_is_public(str(info[4][0])):
-            raise FetchError(f"{parts.hostname} is a private address", permanent=True)
-
-
-def _private_allowed(host: str, allow_private: bool | None) -> bool:
-    if allow_private is not None:
-        return allow_private
-    return settings.LUMA_DEMO_MODE or host.lower() in _trusted_hosts()
-
-
-def _peer_ip(response: requests.Response) -> str | None:
-    """The address the response actually came from (needs stream=True)."""
-    try:
-        sock = response.raw.connection.sock  # type: ignore[union-attr]  # None: caught below
-        return str(sock.getpeername()[0])
-    except AttributeError:
-        return None
-    except OSError:
-        return None
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise RefusedURL("The URL's port is not a port") from None
+    if allow_private is None:
+        allow_private = _private_allowed(scheme, parts.hostname, port)
+    if not allow_private:
+        _public_addresses(parts.hostname, port)
 
 
 class _Deadline:
@@ -215,14 +304,56 @@ def _watch_new_socket(sock: socket.socket) -> socket.socket:
     return sock
 
 
+def _connect_pinned(conn: HTTPConnection, scheme: str) -> socket.socket:
+    """Open ``conn``'s socket to addresses checked here, never to a look-up of its own.
+
+    urllib3 resolves the host again when it connects, after any check made before: a name can
+    answer a public address to the check and 127.0.0.1 to the connection (DNS rebinding), and
+    the internal service gets the request. So the connection resolves once, refuses the name
+    if any address is not public (unless private ones are allowed for this origin), and
+    connects to those addresses only. The host name stays the connection's own, so the Host
+    header, the TLS server name and the certificate check are for the name, not the address.
+
+    Through a proxy the socket goes to the proxy, which resolves the target itself: there the
+    check before each request (``check_url``) is what holds.
+    """
+    if conn.proxy is not None:
+        return HTTPConnection._new_conn(conn)
+    host, port = conn.host, conn.port
+    if _private_allowed(scheme, host, port):
+        addresses = _addresses(host, port)
+    else:
+        addresses = _public_addresses(host, port)
+    deadline = _current_deadline.get()
+    error: Exception | None = None
+    for ip in addresses:
+        if deadline is not None:
+            deadline.check()  # several addresses, each up to the connect time-out
+        try:
+            return urllib3_connection.create_connection(
+                (ip, port),
+                conn.timeout,
+                source_address=conn.source_address,
+                socket_options=conn.socket_options,
+            )
+        except TimeoutError:
+            error = ConnectTimeoutError(
+                conn, f"Connection to {host} timed out. (connect timeout={conn.timeout})"
+            )
+        except OSError as exc:
+            error = NewConnectionError(conn, f"Failed to establish a new connection: {exc}")
+    assert error is not None  # there was an address, and it did not connect
+    raise error
+
+
 class _WatchedHTTPConnection(HTTPConnection):
     def _new_conn(self) -> socket.socket:
-        return _watch_new_socket(super()._new_conn())
+        return _watch_new_socket(_connect_pinned(self, "http"))
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
     def _new_conn(self) -> socket.socket:
-        return _watch_new_socket(super()._new_conn())
+        return _watch_new_socket(_connect_pinned(self, "https"))
 
 
 class _WatchedHTTPConnectionPool(HTTPConnectionPool):
@@ -258,7 +389,7 @@ def _open(
     session: requests.Session, url: str, kind: Kind, deadline: _Deadline
 ) -> requests.Response:
     for _ in range(MAX_REDIRECTS + 1):
-        check_url(url)
+        check_url(url)  # a clear refusal early; each connection checks its own addresses
         left = deadline.remaining()  # after the name lookup, which nothing can interrupt
         try:
             response = session.get(
@@ -267,11 +398,6 @@ def _open(
         except requests.RequestException as exc:
             deadline.check()  # the watchdog cut it: say so
             raise FetchError(f"Download failed: {type(exc).__name__}") from exc
-        host = urlsplit(url).hostname or ""
-        peer = _peer_ip(response)
-        if peer and not _private_allowed(host, None) and not address_is_public(peer):
-            response.close()
-            raise FetchError(f"{host} connected to a private address", permanent=True)
         if response.is_redirect:
             location = response.headers.get("Location", "")
             response.close()

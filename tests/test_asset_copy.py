@@ -228,10 +228,12 @@ def test_downloads_refuse_private_and_odd_urls_outside_demo_mode(settings, url):
     assert err.value.permanent
 
 
-def test_the_configured_upstream_host_may_be_private(settings, odd_server, db):
+def test_the_configured_upstream_origin_may_be_private(settings, odd_server, db):
+    """Its scheme, host and port: another port of the same host is refused (see
+    tests/test_security_ssrf.py)."""
     url, _ = odd_server
     settings.LUMA_DEMO_MODE = False
-    settings.LUMA_API_BASE_URL = "http://127.0.0.1:8001/v1"
+    settings.LUMA_API_BASE_URL = url.replace("/v.mp4", "/v1")
     name, size = fetch.download_to_storage(url, "videos/ok.mp4", fetch.video_kind())
     assert size == len(_Handler.body)
     assert default_storage.exists(name)

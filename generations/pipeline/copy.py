@@ -1,7 +1,9 @@
 """Copy: keep lumaweb's own copy of a finished video and its thumbnail (the upstream's URLs
 may expire). Safe to run twice: the row is claimed by pushing ``assets_next_at`` forward by
 ``LUMA_ASSET_LEASE``; a failed copy is tried again later by the sweeper, with backoff, up to
-``ASSET_MAX_ATTEMPTS``, or at once given up when it cannot succeed (a permanent refusal)."""
+``ASSET_MAX_ATTEMPTS``, or at once given up when it cannot succeed (a permanent refusal).
+A URL refused for where it leads (``fetch.RefusedURL``: a private address, an odd scheme) is
+cleared from the row, so that no page hands it to a viewer's browser."""
 
 from __future__ import annotations
 
@@ -20,11 +22,17 @@ from generations.pipeline import transitions as t
 
 ASSET_MAX_ATTEMPTS = 8
 
+# What a finished row keeps a copy of: the upstream's URL field, the file field, the name.
+_ASSETS = (
+    ("video", "video_url", "video_file", "videos/{}.mp4", fetch.video_kind),
+    ("thumbnail", "thumbnail_url", "thumbnail_file", "thumbnails/{}.jpg", fetch.image_kind),
+)
+
 
 class CopyResult(enum.StrEnum):
     COPIED = "copied"
     RETRY = "retry"  # the sweeper wakes it again at assets_next_at
-    FAILED = "failed"  # given up: the page keeps showing the upstream's URL
+    FAILED = "failed"  # given up: the page shows the upstream's URL, unless it was refused
     NOT_CLAIMED = "not-claimed"
 
 
@@ -40,26 +48,41 @@ def copy_assets(gen_id: Any) -> CopyResult:
         return CopyResult.NOT_CLAIMED
     gen = Generation.objects.get(pk=gen_id)
     updates: dict[str, Any] = {}
-    try:
-        if not gen.video_file:
-            name, size = fetch.download_to_storage(
-                gen.video_url, f"videos/{gen.pk}.mp4", fetch.video_kind()
-            )
-            updates.update(video_file=name, video_bytes=size)
-        if not gen.thumbnail_file and gen.thumbnail_url:
-            name, _ = fetch.download_to_storage(
-                gen.thumbnail_url, f"thumbnails/{gen.pk}.jpg", fetch.image_kind()
-            )
-            updates["thumbnail_file"] = name
-    except fetch.FetchError as exc:
-        give_up = exc.permanent or gen.asset_attempts >= ASSET_MAX_ATTEMPTS
+    failure: fetch.FetchError | None = None
+    error = ""  # what the row says about the failure
+    if not gen.video_file and not gen.video_url:
+        failure = fetch.FetchError("There is no video address to copy from", permanent=True)
+        error = str(failure)
+    for what, url_field, file_field, name, kind in _ASSETS:
+        url = getattr(gen, url_field)
+        if getattr(gen, file_field) or not url:
+            continue
+        try:
+            stored, size = fetch.download_to_storage(url, name.format(gen.pk), kind())
+        except fetch.RefusedURL as exc:
+            # What lumaweb refused to fetch, no viewer's browser may be sent to either: the
+            # page shows "could not be fetched" instead. The other file is still tried.
+            # Nor the host name (an internal one, perhaps) to every viewer: the log has it.
+            updates[url_field] = ""
+            if failure is None:
+                failure, error = exc, f"The {what} was not fetched: {exc.reason}."
+            continue
+        except fetch.FetchError as exc:
+            if failure is None:
+                failure, error = exc, str(exc)
+            break
+        updates[file_field] = stored
+        if file_field == "video_file":
+            updates["video_bytes"] = size
+    if failure is not None:
+        give_up = failure.permanent or gen.asset_attempts >= ASSET_MAX_ATTEMPTS
         next_at = None if give_up else now + timedelta(seconds=t.backoff(gen.asset_attempts, 5))
-        t.schedule_copy_retry(gen.pk, next_at=next_at, error=str(exc), **updates)
+        t.schedule_copy_retry(gen.pk, next_at=next_at, error=error, **updates)
         t.plog(
             gen.pk,
             "copy failed (%s): %s",
             "giving up" if give_up else "will retry",
-            exc,
+            failure,
             level=logging.WARNING,
         )
         return CopyResult.FAILED if give_up else CopyResult.RETRY

@@ -60,6 +60,9 @@ class _HostileUpstream(http.server.BaseHTTPRequestHandler):
         if self.mode == "401":
             message = {"message": f"Incorrect API key provided: {self._key()}", "requestId": "r-1"}
             self._send(401, json.dumps(message), "application/json")
+        elif self.mode == "401-long":  # the key straddles the 500 characters lumaweb keeps
+            message = {"message": "Refused. " + "x" * 470 + f" sent by {self._key()}"}
+            self._send(401, json.dumps(message), "application/json")
         elif self.mode == "502":
             page = (
                 "Bad Gateway: the origin refused the request.\n"
@@ -67,7 +70,7 @@ class _HostileUpstream(http.server.BaseHTTPRequestHandler):
                 f"User-Agent: {self.headers.get('User-Agent')}\n"
             )
             self._send(502, page, "text/plain", x_request_id=f"gw-{self._key()}")
-        else:  # accepted; the poll will say it failed
+        else:  # accepted; the poll will say it failed, or finished at a URL holding the key
             accepted = {
                 "id": "gen-hostile-1",
                 "state": "queued",
@@ -77,6 +80,14 @@ class _HostileUpstream(http.server.BaseHTTPRequestHandler):
             self._send(201, json.dumps(accepted), "application/json")
 
     def do_GET(self) -> None:
+        if self.mode == "accept-then-complete":
+            done = {
+                "id": "gen-hostile-1",
+                "state": "completed",
+                "video": {"url": f"https://cdn.example.com/v.mp4?api_key={self._key()}"},
+            }
+            self._send(200, json.dumps([done]), "application/json")
+            return
         failed = {
             "id": "gen-hostile-1",
             "state": "failed",
@@ -186,6 +197,31 @@ def test_a_failure_reason_that_quotes_the_key_is_stored_and_shown_without_it(
     _assert_key_nowhere(gen, key, caplog)
 
 
+def test_a_key_at_the_cut_of_a_long_message_is_not_left_half_shown(db, hostile, settings):
+    """Redacted first, cut to the column's length after: a cut key is no longer found."""
+    settings.LUMA_API_KEY = OPAQUE_KEY  # no shape to find it by: only its being whole counts
+    hostile.mode = "401-long"
+    gen = _new_job()
+    assert pipeline.submit(gen.pk).result == "failed"
+    gen.refresh_from_db()
+    assert gen.error.startswith("Refused. xxx")
+    assert OPAQUE_KEY[:12] not in gen.error  # the 13 characters a cut at 500 would leave
+
+
+def test_a_video_url_that_holds_the_key_is_never_kept(db, hostile, settings, caplog):
+    """A URL cannot be redacted without breaking it, and it would be in every viewer's page:
+    the answer counts as finished without a usable URL (polled again until the deadline)."""
+    settings.LUMA_API_KEY = SK_KEY
+    hostile.mode = "accept-then-complete"
+    gen = _new_job()
+    assert pipeline.submit(gen.pk).result == "accepted"
+    Generation.objects.filter(pk=gen.pk).update(next_poll_at=timezone.now() - timedelta(1))
+    pipeline.poll_in_flight()
+    gen.refresh_from_db()
+    assert gen.status == Status.IN_PROGRESS and gen.video_url == ""
+    _assert_key_nowhere(gen, SK_KEY, caplog)
+
+
 # --- the shapes of a credential, whoever's it is --------------------------------------------
 @pytest.mark.parametrize(
     "text, secret",
@@ -226,20 +262,31 @@ def test_ordinary_service_messages_are_kept_as_they_are(text, settings):
 
 
 # --- logs: the exception's text and traceback too -------------------------------------------
-@pytest.mark.parametrize("log_format", ["plain", "json"])
-def test_an_exception_logged_with_its_traceback_shows_no_key(settings, log_format):
-    """The handler the settings configure (formatter and filter as in LOGGING), one per format."""
+@pytest.mark.parametrize(
+    "log_format, filtered",
+    [
+        pytest.param("plain", True, id="plain-as-configured"),
+        pytest.param("json", True, id="json-as-configured"),
+        # Each guard holds alone: the formatters without the filter (a handler an operator adds
+        # with them), the filter with a formatter of someone else's (it cleans the record).
+        pytest.param("plain", False, id="plain-formatter-alone"),
+        pytest.param("json", False, id="json-formatter-alone"),
+        pytest.param("bare", True, id="filter-alone"),
+    ],
+)
+def test_an_exception_logged_with_its_traceback_shows_no_key(settings, log_format, filtered):
+    """Formatters and filter built from settings.LOGGING, as the console handler has them."""
     settings.LUMA_API_KEY = SK_KEY
     configurator = DictConfigurator(json.loads(json.dumps(settings.LOGGING)))  # on a copy
-    console = configurator.config["handlers"]["console"]
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(
-        configurator.configure_formatter(configurator.config["formatters"][log_format])
-    )
-    for name in console["filters"]:
-        handler.addFilter(configurator.configure_filter(configurator.config["filters"][name]))
-    log = logging.getLogger(f"key-leak-test.{log_format}")
+    if log_format != "bare":
+        formatter = configurator.config["formatters"][log_format]
+        handler.setFormatter(configurator.configure_formatter(formatter))
+    if filtered:
+        for name in configurator.config["handlers"]["console"]["filters"]:
+            handler.addFilter(configurator.configure_filter(configurator.config["filters"][name]))
+    log = logging.getLogger(f"key-leak-test.{log_format}.{filtered}")
     log.addHandler(handler)
     log.propagate = False
     try:

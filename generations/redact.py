@@ -10,7 +10,8 @@ traceback through it too.
 Two kinds of secret are removed:
 
 * the exact key this process sends (``settings.LUMA_API_KEY`` and every key a ``LumaClient``
-  was built with, via ``remember``), whatever its shape, also percent-encoded;
+  was built with, via ``remember``), whatever its shape, also percent-encoded, in any letter
+  case (a URL's host name or a content type arrives lowercased);
 * anything *shaped* like a credential, whoever's it is: ``Bearer <token>``, ``sk-...`` /
   ``sk_live_...`` keys, lumaweb's own ``lw_...`` personal tokens, and a long opaque token
   (letters and digits, 16 characters or more) right after a word such as key, token, secret,
@@ -27,6 +28,7 @@ import threading
 from urllib.parse import quote
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 REDACTED = "[redacted]"
 MIN_SECRET = 6  # shorter values ("demo") are not secrets, and would blank ordinary words
@@ -59,20 +61,31 @@ def remember(secret: str) -> None:
 def _secrets() -> list[str]:
     """Every exact value to hide, longest first (so a key that contains another goes whole)."""
     found = set()
-    if settings.configured:
+    try:
         configured = getattr(settings, "LUMA_API_KEY", "") or ""
-        if len(configured) >= MIN_SECRET:
-            found.add(configured)
+    except ImproperlyConfigured:  # logging before Django's settings: only what was remembered
+        configured = ""
+    if len(configured) >= MIN_SECRET:
+        found.add(configured)
     with _lock:
         found |= _remembered
     variants = found | {quote(secret, safe="") for secret in found}
     return sorted(variants, key=len, reverse=True)
 
 
+def _exact() -> re.Pattern[str] | None:
+    """One pattern for them all, any case (``re`` caches it while the secrets stay the same)."""
+    secrets = _secrets()
+    if not secrets:
+        return None
+    return re.compile("|".join(re.escape(secret) for secret in secrets), re.IGNORECASE)
+
+
 def contains_secret(text: str) -> bool:
     """True when the text holds one of the exact secrets (for values that must be kept whole or
     not at all, such as a URL: a signed URL's ``token=`` is not ours and must stay)."""
-    return bool(text) and any(secret in text for secret in _secrets())
+    exact = _exact() if text else None
+    return exact is not None and exact.search(text) is not None
 
 
 def _opaque(token: str) -> bool:
@@ -102,9 +115,9 @@ def redact(text: str) -> str:
     """
     if not text:
         return text
-    for secret in _secrets():
-        if secret in text:
-            text = text.replace(secret, REDACTED)
+    exact = _exact()
+    if exact is not None:
+        text = exact.sub(REDACTED, text)
     text = _BEARER.sub(_hide_bearer, text)
     text = _PREFIXED.sub(REDACTED, text)
     return _NEAR_A_WORD.sub(_hide_after_word, text)

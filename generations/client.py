@@ -11,6 +11,11 @@ Every failure becomes one of three exceptions, decided here and nowhere else:
   no credits, unknown id. Sending it again unchanged will fail again.
 
 The API key goes into the session's headers and nowhere else: no log line, no exception text.
+And because a service may echo what it was sent (a 401 quoting the key, a gateway's error page
+listing the request headers, a failure reason), every text the service sends back passes through
+``generations.redact`` here, before the pipeline stores it and every user can read it: error
+messages and request ids, failure reasons, states and prompts. A URL or an id that holds the key
+cannot be redacted without breaking it, so it is refused instead.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import requests
 from django.conf import settings
 from urllib3.exceptions import NewConnectionError
 
+from generations import redact
+
 log = logging.getLogger(__name__)
 
 USER_AGENT = "lumaweb/0.1 (+self-hosted)"
@@ -34,6 +41,7 @@ MAX_ERROR_TEXT = 500
 MAX_ID = 255
 MAX_STATE = 50
 MAX_URL = 4096
+MAX_ERROR_BODY = 65536  # read this much of an error body: whole, so a key in it is whole too
 
 
 class UpstreamError(Exception):
@@ -47,6 +55,8 @@ class UpstreamError(Exception):
         request_id: str = "",
         retry_after: float | None = None,
     ) -> None:
+        # Redacted here too, so no message of any failure (ours quote exceptions) can carry it.
+        message, request_id = redact.redact(message), redact.redact(request_id)
         super().__init__(message)
         self.message = message
         self.status_code = status_code
@@ -90,19 +100,19 @@ class RemoteGeneration:
         raw_video = data.get("video")
         video: dict[str, Any] = raw_video if isinstance(raw_video, dict) else {}
         remote_id = str(data["id"])
-        if len(remote_id) > MAX_ID:
+        if len(remote_id) > MAX_ID or redact.redact(remote_id) != remote_id:
             raise OutcomeUnknownError("The service answered with an id lumaweb cannot keep")
         return cls(
             id=remote_id,
-            state=_text(data.get("state")).lower()[:MAX_STATE],
-            prompt=_text(data.get("prompt")),
+            state=_said(data.get("state")).lower()[:MAX_STATE],
+            prompt=_said(data.get("prompt")),
             estimate_wait_seconds=_number(data.get("estimate_wait_seconds")),
             video_url=_url(video.get("url")),
             thumbnail_url=_url(video.get("thumbnail")),
             width=_number(video.get("width")) or 0,
             height=_number(video.get("height")) or 0,
             created_at=_datetime(data.get("created_at")),
-            failure_reason=_text(data.get("failure_reason") or data.get("error"))[:MAX_ERROR_TEXT],
+            failure_reason=_said(data.get("failure_reason") or data.get("error"))[:MAX_ERROR_TEXT],
         )
 
 
@@ -112,10 +122,18 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+def _said(value: Any) -> str:
+    """Text the service wrote, without credentials: redacted whole, cut by the caller after."""
+    return redact.redact(_text(value))
+
+
 def _url(value: Any) -> str:
-    """An http(s) URL that fits our columns, or "" (then we keep polling until one comes)."""
+    """An http(s) URL that fits our columns, or "" (then we keep polling until one comes).
+    One that holds the key is unusable too: it would be shown in every viewer's page."""
     text = _text(value).strip()
     if len(text) > MAX_URL or not text.lower().startswith(("http://", "https://")):
+        return ""
+    if redact.contains_secret(text):
         return ""
     return text
 
@@ -153,8 +171,9 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 def error_details(response: requests.Response) -> tuple[str, str]:
-    """(message, request id) from any of the error shapes services of this family use."""
-    text = response.text[:4000]
+    """(message, request id) from any of the error shapes services of this family use,
+    redacted before they are cut to length (a key cut in half would no longer be found)."""
+    text = response.text[:MAX_ERROR_BODY]
     message, request_id = "", ""
     try:
         body = json.loads(text) if text else None
@@ -178,7 +197,7 @@ def error_details(response: requests.Response) -> tuple[str, str]:
     if not message:
         message = f"The service answered {response.status_code} {response.reason or ''}".strip()
     request_id = request_id or response.headers.get("x-request-id", "")
-    return message[:MAX_ERROR_TEXT], request_id[:200]
+    return redact.redact(message)[:MAX_ERROR_TEXT], redact.redact(request_id)[:200]
 
 
 def _raise_for_status(response: requests.Response, *, sent_is_unknown: bool) -> None:
@@ -212,6 +231,7 @@ class LumaClient:
         read_timeout: float = 30.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        redact.remember(api_key)  # whatever the service echoes of it is hidden from now on
         self.timeout = (connect_timeout, read_timeout)
         self.session = requests.Session()
         self.session.headers.update(

@@ -265,7 +265,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "class": "lumaweb.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
         "json": {"()": "lumaweb.logs.JsonFormatter"},
     },
     "filters": {"redact": {"()": "lumaweb.logs.RedactSecretsFilter"}},

@@ -19,6 +19,7 @@ from django.utils import timezone
 from generations import fetch
 from generations.models import Generation, Status
 from generations.pipeline import transitions as t
+from generations.redact import redact
 
 ASSET_MAX_ATTEMPTS = 8
 
@@ -77,12 +78,14 @@ def copy_assets(gen_id: Any) -> CopyResult:
     if failure is not None:
         give_up = failure.permanent or gen.asset_attempts >= ASSET_MAX_ATTEMPTS
         next_at = None if give_up else now + timedelta(seconds=t.backoff(gen.asset_attempts, 5))
+        # The download's answer (a content type, say) comes from the service's side: redacted.
+        error = redact(error)
         t.schedule_copy_retry(gen.pk, next_at=next_at, error=error, **updates)
         t.plog(
             gen.pk,
             "copy failed (%s): %s",
             "giving up" if give_up else "will retry",
-            failure,
+            redact(str(failure)),
             level=logging.WARNING,
         )
         return CopyResult.FAILED if give_up else CopyResult.RETRY

@@ -126,10 +126,13 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
-# Behind N reverse proxies, the client address is the N-th from the right in X-Forwarded-For.
-if env_int("AXES_IPWARE_PROXY_COUNT", 0, minimum=0):
-    AXES_IPWARE_PROXY_COUNT = env_int("AXES_IPWARE_PROXY_COUNT", 0)
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# Behind N reverse proxies, the client address is the N-th from the right in X-Forwarded-For
+# (lumaweb/client_address.py). AXES_IPWARE_PROXY_COUNT is the name the README used to give; it is
+# still read, so a deployment that set it is protected without a change.
+TRUSTED_PROXY_COUNT = env_int(
+    "TRUSTED_PROXY_COUNT", env_int("AXES_IPWARE_PROXY_COUNT", 0, minimum=0), minimum=0
+)
+AXES_CLIENT_IP_CALLABLE = "lumaweb.client_address.client_ip"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 

@@ -59,6 +59,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "generations.api.auth.ApiTokenMiddleware",
+    # Knows who is asking (above) and runs before anything reads a body (CSRF's process_view).
+    "generations.limits.BodyLimitMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -260,6 +262,12 @@ if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Bodies are refused (413) from their Content-Length before they are read
+# (generations/limits.py): a stranger may send a login form; a person the create form with its
+# two keyframe uploads (10 MB each, generations/forms.py) and the rest of the form. The reverse
+# proxy's own limit (README, "Production") should be MAX_BODY_BYTES too.
+MAX_ANONYMOUS_BODY_BYTES = 32 * 1024
+MAX_BODY_BYTES = 21 * 1024 * 1024
 
 LOG_FORMAT = env_str("LOG_FORMAT", "plain")
 if LOG_FORMAT not in ("plain", "json"):

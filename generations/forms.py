@@ -196,13 +196,13 @@ class GenerationForm(forms.ModelForm):
         cuts at ``maxlength`` itself, so a person typing loses nothing.
         """
         super().full_clean()
-        if not (self.is_bound and self._errors):
+        if not (self.is_bound and self.errors):
             return
         self.data = self._capped_data()
-        for errors in self._errors.values():
+        for errors in self.errors.values():
             for error in errors.data:
-                params = getattr(error, "params", None)
-                if isinstance(params, dict):
+                params = getattr(error, "params", None)  # (a list-type error has none)
+                if isinstance(error, ValidationError) and isinstance(params, dict):
                     error.params = {key: _cap(value, ECHO_CAP) for key, value in params.items()}
 
     def _capped_data(self) -> Any:

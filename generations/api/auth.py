@@ -59,4 +59,4 @@ def revoke_tokens_on_password_change(
     """
     if created or getattr(instance, "_password", None) is None:
         return
-    ApiToken.objects.filter(user=instance).delete()
+    ApiToken.objects.filter(user_id=instance.pk).delete()

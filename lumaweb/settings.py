@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from lumaweb.env import env_bool, env_float, env_int, env_list, env_str
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "axes",
+    "csp",  # its checks warn of settings in django-csp's old (before 4.0) style
     "generations",
 ]
 # devtools/ (the chaos run, the process spawners for tests) is test machinery that the Docker
@@ -54,6 +56,7 @@ if _devtools is not None and Path(_devtools.origin or "").resolve().parent == BA
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # CONTENT_SECURITY_POLICY below
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -261,6 +264,37 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Content-Security-Policy (django-csp) for every answer that has none of its own (an uploaded
+# keyframe is served with a sandboxing policy, generations/media.py). The pages load nothing from
+# elsewhere, so the policy is strict: scripts, styles and the like from this origin only; no
+# inline script, no eval (htmx runs without it: base.html's htmx-config), no inline style, not
+# even style="" attributes (the templates carry none: shapes are CSS rules keyed by data-ratio,
+# the ETA bar reads data attributes in app.js). Images and videos may also come from where the
+# upstream keeps its files: a finished video is shown from there until its local copy exists,
+# or for good if copying gave up. That host is the service's CDN, which its documentation does
+# not name, so in live mode any https: origin (set LUMA_MEDIA_ORIGINS to the CDN's origin to
+# narrow it); in demo mode the simulator's origin.
+_upstream = urlsplit(LUMA_API_BASE_URL)
+LUMA_MEDIA_ORIGINS = env_list(
+    "LUMA_MEDIA_ORIGINS",
+    [f"{_upstream.scheme}://{_upstream.netloc}"] if LUMA_DEMO_MODE else ["https:"],
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", *LUMA_MEDIA_ORIGINS],  # data: the favicon, the search icon
+        "media-src": [SELF, *LUMA_MEDIA_ORIGINS],
+        "font-src": [SELF],
+        "connect-src": [SELF],  # htmx's requests
+        "manifest-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Bodies are refused (413) from their Content-Length before they are read

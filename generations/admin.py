@@ -8,8 +8,12 @@ same services as the pages.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -65,8 +69,48 @@ def cancel(
     _run(request, queryset, actions.cancel_generation, "Cancelled")
 
 
+class DateSafeChangeList(ChangeList):
+    """A change list whose date drill-down refuses an impossible date instead of a 500.
+
+    Django turns ``?created_at__year=…`` into ``datetime(year, month, day)`` and turns its
+    ValueError (year 0, month 13) into the admin's "invalid filter" redirect; a number too big
+    for a C integer raises OverflowError instead, which it does not catch.
+    """
+
+    def get_filters(self, request: HttpRequest) -> Any:
+        try:
+            return super().get_filters(request)
+        except OverflowError as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+
+class DateSafeAdmin(admin.ModelAdmin):
+    """For every admin with a ``date_hierarchy`` (ours, and django-axes' three, re-registered
+    below)."""
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return DateSafeChangeList
+
+
+def _date_safe_axes_admins() -> None:
+    """django-axes registers its logs with a date drill-down of their own: the same guard."""
+    for model in (AccessAttempt, AccessLog, AccessFailureLog):
+        if not admin.site.is_registered(model):
+            continue  # AXES_ENABLE_ADMIN = False
+        current = type(admin.site.get_model_admin(model))
+        if issubclass(current, DateSafeAdmin):
+            continue
+        admin.site.unregister(model)
+        admin.site.register(
+            model, type(f"DateSafe{current.__name__}", (DateSafeAdmin, current), {})
+        )
+
+
+_date_safe_axes_admins()
+
+
 @admin.register(Generation)
-class GenerationAdmin(admin.ModelAdmin):
+class GenerationAdmin(DateSafeAdmin):
     list_display = (
         "short_prompt",
         "status",

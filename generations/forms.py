@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.http import QueryDict
 
 from generations import fetch, images
 from generations.inputs import GenerationRequest
@@ -19,6 +20,9 @@ MAX_PROMPT = 2000
 MAX_URL = 2048
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 40_000_000
+# How much of a value a 400 repeats when its field has no length limit of its own (a choice, a
+# hidden id): legitimate values are far shorter.
+ECHO_CAP = 100
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 ASPECT_HINTS = dict(AspectRatio.choices)
@@ -184,8 +188,45 @@ class GenerationForm(forms.ModelForm):
     def _post_clean(self) -> None:
         """Validation is this form's; nothing is built or saved through the ModelForm."""
 
+    def full_clean(self) -> None:
+        """Validate, then make sure an invalid form does not send a huge value back.
+
+        A 400 re-renders the form with what was sent (and a wrong choice is quoted in its
+        error): a 5 MB prompt came back whole. Once validated, every value is cut to what its
+        field accepts (its ``max_length``, or ``ECHO_CAP``), in the data the form re-renders
+        and in the errors' parameters; the error still says how long the value was. A browser
+        cuts at ``maxlength`` itself, so a person typing loses nothing.
+        """
+        super().full_clean()
+        if not (self.is_bound and self.errors):
+            return
+        self.data = self._capped_data()
+        for errors in self.errors.values():
+            for error in errors.data:
+                params = getattr(error, "params", None)  # (a list-type error has none)
+                if isinstance(error, ValidationError) and isinstance(params, dict):
+                    error.params = {key: _cap(value, ECHO_CAP) for key, value in params.items()}
+
+    def _capped_data(self) -> Any:
+        limits = {
+            self.add_prefix(name): getattr(field, "max_length", None) or ECHO_CAP
+            for name, field in self.fields.items()
+        }
+        if isinstance(self.data, QueryDict):
+            data = self.data.copy()
+            for key in data:
+                limit = limits.get(key, ECHO_CAP)
+                data.setlist(key, [_cap(value, limit) for value in data.getlist(key)])
+            return data
+        return {key: _cap(value, limits.get(key, ECHO_CAP)) for key, value in self.data.items()}
+
     def to_request(self) -> GenerationRequest:
         return GenerationRequest.from_data(self.cleaned_data)
+
+
+def _cap(value: Any, limit: int) -> Any:
+    """A string cut to ``limit`` characters; anything else as it is."""
+    return value[:limit] if isinstance(value, str) and len(value) > limit else value
 
 
 class ExtendForm(GenerationForm):

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from lumaweb.env import env_bool, env_float, env_int, env_list, env_str
@@ -28,6 +29,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if
 if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DEBUG is False")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+CSRF_FAILURE_VIEW = "generations.api.errors.csrf_failure"  # JSON under /api/, the page elsewhere
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -41,6 +43,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "axes",
+    "csp",  # its checks warn of settings in django-csp's old (before 4.0) style
     "generations",
 ]
 # devtools/ (the chaos run, the process spawners for tests) is test machinery that the Docker
@@ -53,12 +56,15 @@ if _devtools is not None and Path(_devtools.origin or "").resolve().parent == BA
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # CONTENT_SECURITY_POLICY below
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "generations.api.auth.ApiTokenMiddleware",
+    # Knows who is asking (above) and runs before anything reads a body (CSRF's process_view).
+    "generations.limits.BodyLimitMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -126,10 +132,13 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
-# Behind N reverse proxies, the client address is the N-th from the right in X-Forwarded-For.
-if env_int("AXES_IPWARE_PROXY_COUNT", 0, minimum=0):
-    AXES_IPWARE_PROXY_COUNT = env_int("AXES_IPWARE_PROXY_COUNT", 0)
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# Behind N reverse proxies, the client address is the N-th from the right in X-Forwarded-For
+# (lumaweb/client_address.py). AXES_IPWARE_PROXY_COUNT is the name the README used to give; it is
+# still read, so a deployment that set it is protected without a change.
+TRUSTED_PROXY_COUNT = env_int(
+    "TRUSTED_PROXY_COUNT", env_int("AXES_IPWARE_PROXY_COUNT", 0, minimum=0), minimum=0
+)
+AXES_CLIENT_IP_CALLABLE = "lumaweb.client_address.client_ip"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
@@ -255,8 +264,45 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Content-Security-Policy (django-csp) for every answer that has none of its own (an uploaded
+# keyframe is served with a sandboxing policy, generations/media.py). The pages load nothing from
+# elsewhere, so the policy is strict: scripts, styles and the like from this origin only; no
+# inline script, no eval (htmx runs without it: base.html's htmx-config), no inline style, not
+# even style="" attributes (the templates carry none: shapes are CSS rules keyed by data-ratio,
+# the ETA bar reads data attributes in app.js). Images and videos may also come from where the
+# upstream keeps its files: a finished video is shown from there until its local copy exists,
+# or for good if copying gave up. That host is the service's CDN, which its documentation does
+# not name, so in live mode any https: origin (set LUMA_MEDIA_ORIGINS to the CDN's origin to
+# narrow it); in demo mode the simulator's origin.
+_upstream = urlsplit(LUMA_API_BASE_URL)
+LUMA_MEDIA_ORIGINS = env_list(
+    "LUMA_MEDIA_ORIGINS",
+    [f"{_upstream.scheme}://{_upstream.netloc}"] if LUMA_DEMO_MODE else ["https:"],
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", *LUMA_MEDIA_ORIGINS],  # data: the favicon, the search icon
+        "media-src": [SELF, *LUMA_MEDIA_ORIGINS],
+        "font-src": [SELF],
+        "connect-src": [SELF],  # htmx's requests
+        "manifest-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Bodies are refused (413) from their Content-Length before they are read
+# (generations/limits.py): a stranger may send a login form; a person the create form with its
+# two keyframe uploads (10 MB each, generations/forms.py) and the rest of the form. The reverse
+# proxy's own limit (README, "Production") should be MAX_BODY_BYTES too.
+MAX_ANONYMOUS_BODY_BYTES = 32 * 1024
+MAX_BODY_BYTES = 21 * 1024 * 1024
 
 LOG_FORMAT = env_str("LOG_FORMAT", "plain")
 if LOG_FORMAT not in ("plain", "json"):

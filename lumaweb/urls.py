@@ -23,3 +23,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     re_path(r"^{}(?P<path>.+)$".format(settings.MEDIA_URL.lstrip("/")), media.media, name="media"),
 ]
+
+# Under /api/ these answer JSON, elsewhere the studio's error pages (generations/api/errors.py).
+handler400 = "generations.api.errors.bad_request"
+handler403 = "generations.api.errors.permission_denied"
+handler404 = "generations.api.errors.page_not_found"
+handler500 = "generations.api.errors.server_error"

@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods
 
 from generations import actions, queries
+from generations.api.errors import json_error
 from generations.api.openapi import SCHEMA, request_body_schema
 from generations.api.serializers import generation_json
 from generations.forms import ExtendForm, GenerationForm
@@ -35,11 +36,7 @@ P = ParamSpec("P")
 View = Callable[Concatenate[HttpRequest, P], HttpResponse]
 
 
-def _error(status: int, message: str, fields: dict[str, list[str]] | None = None) -> JsonResponse:
-    body: dict[str, Any] = {"error": message}
-    if fields:
-        body["fields"] = fields
-    return JsonResponse(body, status=status)
+_error = json_error  # every answer of the API that is not a success has this shape
 
 
 def api_view(*methods: str) -> Callable[[View[P]], View[P]]:

@@ -18,16 +18,6 @@ register = template.Library()
 
 
 @register.filter
-def ratio_css(ratio: str) -> str:
-    """ "16:9" -> "16 / 9", for the CSS aspect-ratio property (anything odd -> square)."""
-    try:
-        width, height = (int(part) for part in str(ratio).split(":"))
-    except ValueError:
-        return "1 / 1"
-    return f"{width} / {height}"
-
-
-@register.filter
 def thousands(value: float | str) -> str:
     """500000 -> "500,000"."""
     try:

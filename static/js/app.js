@@ -85,6 +85,19 @@
   }
   setInterval(tick, 1000);
 
+  // --- ETA bars start where the job is and run at its pace -------------------------------------
+  // The server writes both into data attributes (the Content-Security-Policy refuses style=""
+  // attributes); set through the CSSOM, which the policy allows, the CSS animates the rest.
+  function startEtaBars(root) {
+    if (!(root instanceof Element)) return;
+    var bars = Array.prototype.slice.call(root.querySelectorAll("[data-eta-from]"));
+    if (root.matches("[data-eta-from]")) bars.push(root);
+    bars.forEach(function (bar) {
+      bar.style.setProperty("--from", bar.dataset.etaFrom + "%");
+      bar.style.setProperty("--secs", bar.dataset.etaSecs + "s");
+    });
+  }
+
   // --- htmx glue ---------------------------------------------------------------------------------
   // (An expired session is the server's business: it answers htmx with HX-Redirect to log in.)
   document.addEventListener("htmx:afterSettle", function (event) { scheduleToasts(event.target); });
@@ -95,5 +108,11 @@
     if (field && event.target.classList.contains("extend-slot")) field.focus();
   });
 
-  document.addEventListener("DOMContentLoaded", function () { scheduleToasts(document); tick(); });
+  document.addEventListener("htmx:load", function (event) { startEtaBars(event.target); });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    scheduleToasts(document);
+    tick();
+    startEtaBars(document.body);
+  });
 })();

@@ -187,7 +187,7 @@ def test_create_page_shows_all_ratios_enhance_keyframes_and_cost(client, setting
     html = client.get("/generations/new/").content.decode()
     for ratio in ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21"):
         assert f'value="{ratio}"' in html
-        assert f"aspect-ratio: {ratio.replace(':', ' / ')}" in html
+        assert f'data-shape="{ratio}"' in html  # its shape: a rule in app.css, no style=""
     assert "500,000 tokens" in html
     for name in ("expand_prompt", "image_url", "image_end_url", "image_file", "image_end_file"):
         assert f'name="{name}"' in html
@@ -411,7 +411,7 @@ def test_dashboard_sections_show_who_status_eta_and_upstream_error(client, user)
         "data-since",
     ):
         assert text in html, text
-    assert "progress-eta" in html and "--secs:" in html
+    assert "progress-eta" in html and "data-eta-secs=" in html
     assert 'hx-trigger="every 2s"' in html
 
 

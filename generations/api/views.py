@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, Concatenate, ParamSpec
+from typing import Any, Concatenate, ParamSpec, cast
 
 from django import forms
 from django.contrib.auth.decorators import login_not_required
@@ -97,8 +97,12 @@ def _form_errors(form: forms.BaseForm) -> JsonResponse:
 
 
 def _created(gen: Generation, request: HttpRequest) -> JsonResponse:
-    """A new row read back through the pages' query, so its answer has the same fields as a GET."""
-    return JsonResponse(generation_json(queries.card(gen.pk, request.user), request), status=201)
+    """A new row as it was committed (``queued``: a worker may have taken it since, which the
+    next GET shows), with the card fields every new row has: nobody likes it yet, nothing
+    extends it. Same fields as a GET, no second read that could race the worker."""
+    card = cast("queries.Card", gen)
+    card.liked, card.like_count, card.extension_count = False, 0, 0
+    return JsonResponse(generation_json(card, request), status=201)
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Sum, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from generations.models import DeletedSpending, Generation, Member, Status, Team
@@ -43,12 +43,14 @@ _REFUNDED_NOW = Case(
     output_field=_INT,
 )
 REFUNDED = F("posts_refunded") + _REFUNDED_NOW
-SPENT = F("posts_sent") - REFUNDED
+# Never below 0, whatever a row holds (rows made by hand or by an older version: a row with an
+# upstream id and no POST counted must not give tokens back).
+SPENT = Greatest(F("posts_sent") - REFUNDED, Value(0), output_field=_INT)
 _CONFIRMED = (
     Case(When(remote_id__isnull=False, then=Value(1)), default=Value(0), output_field=_INT)
     - _REFUNDED_NOW
 )
-POSSIBLY = SPENT - _CONFIRMED
+POSSIBLY = Greatest(SPENT - _CONFIRMED, Value(0), output_field=_INT)
 RESERVED = Case(
     When(
         status__in=[Status.QUEUED, Status.SUBMITTING],

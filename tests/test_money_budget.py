@@ -293,3 +293,13 @@ def test_the_team_command_refuses_an_unknown_person_and_a_budget_that_is_not_a_n
     with pytest.raises(CommandError, match="Say what to set"):
         call_command("team", "set", "carol")
     assert not Member.objects.exists()
+
+
+def test_odd_rows_never_count_below_zero_nor_break_a_delete(db):
+    """A row with an upstream id but no POST counted (made by hand, or by an older version):
+    it costs nothing, and deleting it works (found by the API fuzzer: a 500 on DELETE)."""
+    carol = make_user("carol")
+    odd = make_gen(Status.COMPLETED, user=carol, posts_sent=0)
+    assert money.month_usage().of(carol.pk) == money.Usage(generations=1)
+    actions.delete_generation(odd, carol)
+    assert not DeletedSpending.objects.exists()

@@ -134,18 +134,21 @@ def set_member(
     budget: int | _Unchanged | None = UNCHANGED,
 ) -> Member:
     """An admin sets a person's role and/or monthly budget (tokens; None for no limit). The
-    row is made now if the person had only the defaults."""
+    row is made now if the person had only the defaults. Under the team row's lock, like the
+    spending it governs: a create being decided finishes first, or sees the new budget."""
     check_is_admin(actor)
     if not isinstance(role, _Unchanged) and role not in Role.values:
         raise ServiceError(f"No role {role!r}: choose one of {', '.join(Role.values)}.")
     if isinstance(budget, int) and budget < 0:
         raise ServiceError("A budget is a number of tokens from 0, or none for no limit.")
-    member, _ = Member.objects.get_or_create(user=person)
-    if not isinstance(role, _Unchanged):
-        member.role = role
-    if not isinstance(budget, _Unchanged):
-        member.monthly_budget = budget
-    member.save()
+    with transaction.atomic():
+        Team.lock()
+        member, _ = Member.objects.get_or_create(user=person)
+        if not isinstance(role, _Unchanged):
+            member.role = role
+        if not isinstance(budget, _Unchanged):
+            member.monthly_budget = budget
+        member.save()
     return member
 
 

@@ -234,9 +234,15 @@ def allowance(
     team = team or Team.current()
     usage = month_usage(moment)
     user_id = user.pk if user is not None and getattr(user, "is_authenticated", False) else None
+    # Read now, not from the user object's cache: under the lock, a budget just changed counts.
+    budget = None
+    if user_id is not None:
+        budget = (
+            Member.objects.filter(user_id=user_id).values_list("monthly_budget", flat=True).first()
+        )
     return Allowance(
         cost=cost_per_generation(),
-        person_budget=Member.budget_of(user) if user_id is not None else None,
+        person_budget=budget,
         person_used=usage.of(user_id).counted if user_id is not None else 0,
         team_budget=team.monthly_budget,
         team_used=usage.team.counted,

@@ -303,3 +303,13 @@ def test_odd_rows_never_count_below_zero_nor_break_a_delete(db):
     assert money.month_usage().of(carol.pk) == money.Usage(generations=1)
     actions.delete_generation(odd, carol)
     assert not DeletedSpending.objects.exists()
+
+
+def test_a_budget_lowered_during_a_request_counts_at_the_check(db):
+    """The check reads the budget under the team's lock, not from what the request's user
+    object read earlier (its role, for instance)."""
+    carol = make_user("carol")
+    assert Member.role_of(carol) == Role.CREATOR  # the request has read her (default) row
+    actions.set_member(None, make_user("carol"), budget=0)  # an admin, elsewhere
+    with pytest.raises(actions.OverBudget):
+        actions.create_generation(carol, ask())

@@ -13,9 +13,18 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
 from django.utils import timezone
 
-from generations import tasks
+from generations import money, tasks
 from generations.inputs import GenerationRequest
-from generations.models import Generation, Kind, Status, StatusEvent
+from generations.models import (
+    DeletedSpending,
+    Generation,
+    Kind,
+    Member,
+    Role,
+    Status,
+    StatusEvent,
+    Team,
+)
 from generations.pipeline import transitions as t
 
 if TYPE_CHECKING:
@@ -35,7 +44,17 @@ class ServiceError(Exception):
 
 
 class NotAllowed(ServiceError):
-    """The person may not change this generation: it is someone else's."""
+    """The person may not do this: the generation is someone else's, or their role does not
+    allow spending (the API answers 403)."""
+
+
+class OverBudget(ServiceError):
+    """Queuing this would take the person or the team over this month's budget (the API
+    answers 402 with ``budget``: what is left and what it would cost)."""
+
+    def __init__(self, message: str, budget: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.budget = budget
 
 
 def _who(user: User) -> str:
@@ -43,22 +62,120 @@ def _who(user: User) -> str:
 
 
 def check_can_change(gen: Generation, user: User) -> None:
-    """Retry, cancel, resolve and delete are for the generation's owner and admins.
+    """Retry, cancel, resolve and delete are for the generation's owner and admins (the
+    ``admin`` role, superusers, and staff as before).
 
     ``user=None`` is the operator (management commands), who may do anything.
     """
     if user is None or getattr(user, "is_superuser", False) or getattr(user, "is_staff", False):
         return
+    if Member.role_of(user) == Role.ADMIN:
+        return
     if gen.created_by_id is None or gen.created_by_id != user.pk:
         raise NotAllowed("Only the person who made this job, or an admin, can change it.")
+
+
+def may_spend(user: User) -> bool:
+    """Whether this person may cause a paid POST (create, extend, retry): admins and creators.
+    ``None`` is the operator (management commands)."""
+    return user is None or Member.role_of(user) != Role.VIEWER
+
+
+def check_can_spend(user: User) -> None:
+    if not may_spend(user):
+        raise NotAllowed(
+            "Viewers cannot make, extend or retry videos (each one is paid for). "
+            "Ask an admin to make you a creator."
+        )
+
+
+def _check_budget(owner: User, generations: int = 1) -> None:
+    """Refuse, before anything is queued, what would take ``owner`` (whose month the jobs
+    count in) or the team over this month's budget.
+
+    Call it inside the transaction that then inserts or re-queues: it locks the team row, so
+    every other create, extend and retry waits here until this one commits, and then counts
+    its row too. That is what makes concurrent requests unable to overspend together.
+    """
+    team = Team.lock()
+    person = owner if owner is not None and owner.is_authenticated else None
+    allowance = money.allowance(person, team)
+    whose = allowance.short_of(generations)
+    if not whose:
+        return
+    cost = allowance.cost * generations
+    left = allowance.person_left if whose == "person" else allowance.team_left
+    subject = "your monthly budget" if whose == "person" else "the team's monthly budget"
+    raise OverBudget(
+        f"Not queued: this would take {subject} over its limit. It costs {cost:,} tokens and "
+        f"{left or 0:,} are left this month (UTC). An admin can raise the budget.",
+        {"exceeded": whose, **allowance.as_json(generations)},
+    )
+
+
+class _Unchanged:
+    """Leave this setting as it is (``set_member``); None means "no limit" for a budget."""
+
+
+UNCHANGED = _Unchanged()
+
+
+def check_is_admin(user: User) -> None:
+    """Managing the team (roles, budgets) is for admins; ``None`` is the operator."""
+    if user is not None and Member.role_of(user) != Role.ADMIN:
+        raise NotAllowed("Only an admin can change roles and budgets.")
+
+
+def set_member(
+    actor: User,
+    person: Account,
+    *,
+    role: str | _Unchanged = UNCHANGED,
+    budget: int | _Unchanged | None = UNCHANGED,
+) -> Member:
+    """An admin sets a person's role and/or monthly budget (tokens; None for no limit). The
+    row is made now if the person had only the defaults. Under the team row's lock, like the
+    spending it governs: a create being decided finishes first, or sees the new budget."""
+    check_is_admin(actor)
+    if not isinstance(role, _Unchanged) and role not in Role.values:
+        raise ServiceError(f"No role {role!r}: choose one of {', '.join(Role.values)}.")
+    if isinstance(budget, int) and budget < 0:
+        raise ServiceError("A budget is a number of tokens from 0, or none for no limit.")
+    with transaction.atomic():
+        Team.lock()
+        member, _ = Member.objects.get_or_create(user=person)
+        if not isinstance(role, _Unchanged):
+            member.role = role
+        if not isinstance(budget, _Unchanged):
+            member.monthly_budget = budget
+        member.save()
+    return member
+
+
+def set_team_budget(actor: User, budget: int | None) -> Team:
+    """An admin sets the whole team's monthly budget (tokens; None for no limit)."""
+    check_is_admin(actor)
+    if budget is not None and budget < 0:
+        raise ServiceError("A budget is a number of tokens from 0, or none for no limit.")
+    with transaction.atomic():
+        team = Team.lock()
+        team.monthly_budget = budget
+        team.save(update_fields=["monthly_budget"])
+    return team
 
 
 def create_generation(
     user: User, request: GenerationRequest, *, parent: Generation | None = None
 ) -> Generation:
     """Queue a new generation (or, with ``parent``, an extension). Nothing is sent yet: a
-    worker is woken after the commit, and the row is stamped as enqueued in the same INSERT."""
+    worker is woken after the commit, and the row is stamped as enqueued in the same INSERT.
+
+    Refused (``NotAllowed``) for a viewer, and (``OverBudget``) when it would take the person
+    or the team over this month's budget: checked with the team row locked, in the same
+    transaction as the INSERT."""
+    check_can_spend(user)
     with transaction.atomic():
+        _check_budget(user)  # first: every spender takes the team lock before any row lock
         parent_remote_id = ""
         if parent is not None:
             # Locked: a delete of the parent at the same moment waits for this extension.
@@ -99,8 +216,10 @@ def retry_generation(gen: Generation, user: User = None) -> Generation:
     """Send a failed or needs-attention generation again: a person's say-so for one more POST.
 
     For a needs-attention row this may pay twice (the first request may have started a job);
-    the page says so before the button is pressed.
+    the page says so before the button is pressed. The one more POST is checked against the
+    budget of the job's owner (whose month it counts in) and the team's, like a create.
     """
+    check_can_spend(user)
     check_can_change(gen, user)
     if gen.status not in RETRYABLE:
         raise ServiceError("Only a failed, cancelled or needs-attention job can be retried.")
@@ -108,6 +227,13 @@ def retry_generation(gen: Generation, user: User = None) -> Generation:
         # A removed parent: its owner deleted it, so no new POST extends it on their behalf.
         raise ServiceError("The video this extends is no longer available to extend.")
     with transaction.atomic():
+        _check_budget(gen.created_by)
+        # Bookkeeping for the money, before the row is cleared for the next POST: a POST the
+        # service failed after starting was refunded, and the row now counts in this month.
+        Generation.objects.filter(pk=gen.pk, status=gen.status).update(
+            billed_at=timezone.now(),
+            posts_refunded=money.REFUNDED,
+        )
         if not t.authorise_another_post(
             gen.pk, gen.status, note=f"retry requested by {_who(user)}"
         ):
@@ -168,10 +294,18 @@ def delete_generation(gen: Generation, user: User = None) -> None:
         Generation.objects.filter(kept_ancestor=row).update(kept_ancestor=kept)
         files = [f for f in (row.video_file, row.thumbnail_file) if f]
         files += [f for f in _keyframes(row) if not _keyframe_shared(row, f.name)]
+        _keep_cost(row)
         row.delete()
     for stored in files:
         stored.storage.delete(stored.name)
     t.plog(gen.pk, "deleted by %s", getattr(user, "username", "") or "an operator")
+
+
+def _keep_cost(row: Generation) -> None:
+    """A deleted job's cost stays in its month: deleting videos gives no budget back."""
+    units = money.row_units(Generation.objects.filter(pk=row.pk))
+    if any(units.values()):
+        DeletedSpending.objects.create(user_id=row.created_by_id, billed_at=row.billed_at, **units)
 
 
 def _keyframes(row: Generation) -> list[Any]:

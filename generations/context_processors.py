@@ -1,4 +1,5 @@
-"""Values every page shows: the running-jobs count, demo mode, the cost of one generation."""
+"""Values every page shows: the running-jobs count, demo mode, the cost of one generation, and
+whether this person may spend (viewers are not offered New, Extend or Retry)."""
 
 from typing import Any
 
@@ -6,7 +7,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from generations import queries
+from generations import actions, queries
 
 
 def studio(request: HttpRequest) -> dict[str, Any]:
@@ -17,4 +18,9 @@ def studio(request: HttpRequest) -> dict[str, Any]:
     if getattr(request, "user", None) is not None and request.user.is_authenticated:
         # Lazy, and counted once per response however often the page shows it.
         context["running_jobs"] = SimpleLazyObject(queries.running_count)
+    user = getattr(request, "user", None)
+    # Lazy (read only by pages that offer a paid action) and one query at most per request.
+    context["can_spend"] = SimpleLazyObject(
+        lambda: user is not None and user.is_authenticated and actions.may_spend(user)
+    )
     return context

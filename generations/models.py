@@ -25,7 +25,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 
 class AspectRatio(models.TextChoices):
@@ -229,6 +229,17 @@ class Generation(models.Model):
     posts_authorized = models.PositiveIntegerField(
         default=1, help_text="POSTs a person allowed; a retry after an unknown outcome adds one"
     )
+    # Money (generations/money.py reads these): a retry of a job the service failed after
+    # starting counts that refunded POST here before the row is cleared for the next one, and
+    # moves the row's spending into the month of the retry, so a retry of last month's job is
+    # paid from this month's budget.
+    posts_refunded = models.PositiveIntegerField(
+        default=0, help_text="POSTs the service failed after starting (not charged), before a retry"
+    )
+    billed_at = models.DateTimeField(
+        default=timezone.now,
+        help_text="When this row's spending is counted: its creation, or its latest retry",
+    )
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
     claim = models.CharField(max_length=32, blank=True, help_text="The submit attempt that owns it")
@@ -271,6 +282,8 @@ class Generation(models.Model):
             # sweeper: queued rows due, completed rows still to copy
             models.Index(fields=["status", "next_attempt_at"], name="gen_status_next_attempt"),
             models.Index(fields=["status", "assets_next_at"], name="gen_status_assets"),
+            # budgets and usage: one month's rows, per person
+            models.Index(fields=["billed_at", "created_by"], name="gen_billed_by"),
         ]
 
     def __str__(self) -> str:
@@ -423,3 +436,106 @@ class ApiToken(models.Model):
             user=user, name=name, key_hash=cls.hash_key(key), prefix=key[:10]
         )
         return token, key
+
+
+class Role(models.TextChoices):
+    """What a person may do. Admins manage the team and may do anything; creators may spend;
+    viewers may watch, like, download and organise, but never cause a paid POST."""
+
+    ADMIN = "admin", "Admin"
+    CREATOR = "creator", "Creator"
+    VIEWER = "viewer", "Viewer"
+
+
+DEFAULT_ROLE = Role.CREATOR  # new accounts are creators unless an admin says otherwise
+
+
+class Member(models.Model):
+    """A person's role and monthly token budget. Made when an admin first sets something
+    (``manage.py team set``); until then the person has the defaults (``Member.role_of``), so
+    reading a role never writes."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="member"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=DEFAULT_ROLE)
+    monthly_budget = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Tokens per calendar month (UTC); empty for no limit"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role})"
+
+    @staticmethod
+    def of(user: AbstractBaseUser | AnonymousUser | None) -> Member | None:
+        """The person's row, if an admin ever set one (cached on the user object: one query
+        per request however often a page asks)."""
+        if user is None or not getattr(user, "is_authenticated", False):
+            return None
+        try:
+            return user.member  # type: ignore[union-attr]
+        except Member.DoesNotExist:
+            return None
+
+    @staticmethod
+    def role_of(user: AbstractBaseUser | AnonymousUser | None) -> str:
+        """Superusers are admins whatever their row says; anyone else has their row's role, or
+        the default. Strangers (not logged in) are viewers."""
+        if user is None or not getattr(user, "is_authenticated", False):
+            return Role.VIEWER
+        if getattr(user, "is_superuser", False):
+            return Role.ADMIN
+        member = Member.of(user)
+        return member.role if member is not None else DEFAULT_ROLE
+
+    @staticmethod
+    def budget_of(user: AbstractBaseUser | AnonymousUser | None) -> int | None:
+        """The person's monthly budget in tokens; None for no limit."""
+        member = Member.of(user)
+        return member.monthly_budget if member is not None else None
+
+
+class Team(models.Model):
+    """The one team (a singleton row, pk 1): its monthly token budget. Every create, extend and
+    retry locks this row while it checks the budgets and inserts, so concurrent requests are
+    decided one after another and can never together overspend."""
+
+    SINGLETON = 1
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON, editable=False)
+    monthly_budget = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Tokens per calendar month (UTC); empty for no limit"
+    )
+
+    def __str__(self) -> str:
+        return "the team"
+
+    @classmethod
+    def current(cls) -> Team:
+        return cls.objects.get_or_create(pk=cls.SINGLETON)[0]
+
+    @classmethod
+    def lock(cls) -> Team:
+        """The team row, locked until the caller's transaction ends (``select_for_update``; on
+        SQLite the IMMEDIATE transaction already serialises writers)."""
+        return cls.objects.select_for_update().get_or_create(pk=cls.SINGLETON)[0]
+
+
+class DeletedSpending(models.Model):
+    """What a deleted generation cost, kept when its row goes: deleting a video must not give
+    its tokens back to this month's budget. Written by ``actions.delete_generation`` from the
+    same definitions (``generations.money``) the usage of live rows is read with."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    billed_at = models.DateTimeField()
+    spent = models.PositiveIntegerField(default=0, help_text="POSTs that were or may be charged")
+    possibly = models.PositiveIntegerField(default=0, help_text="Of those, never confirmed")
+    refunded = models.PositiveIntegerField(default=0)
+    deleted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["billed_at", "user"], name="deleted_spending_billed")]
+
+    def __str__(self) -> str:
+        return f"{self.spent} POST(s) by {self.user_id} at {self.billed_at:%Y-%m-%d}"

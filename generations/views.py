@@ -23,7 +23,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from generations import actions, queries
+from generations import actions, money, queries
 from generations.forms import ASPECT_HINTS, ExtendForm, GenerationForm
 from generations.htmx import HtmxHttpRequest, answer_poll, htmx_target, render_for_target
 from generations.inputs import GenerationRequest
@@ -147,23 +147,44 @@ def _prefill(request: HtmxHttpRequest) -> dict[str, Any]:
     return {**GenerationRequest.from_row(gen).form_initial(), "keyframes_from": gen.pk}
 
 
+def _not_for_viewers(request: HtmxHttpRequest) -> HttpResponse | None:
+    """A viewer asking for a page that spends (the create page, an extend form) is told why,
+    with a 403, instead of being offered a form whose submit would be refused."""
+    try:
+        actions.check_can_spend(request.user)
+    except actions.NotAllowed as exc:
+        return render(request, "403.html", {"reason": str(exc)}, status=403)
+    return None
+
+
 @require_http_methods(["GET", "POST"])
 def create(request: HtmxHttpRequest) -> HttpResponse:
+    if refused := _not_for_viewers(request):
+        return refused
     status = 200
     if request.method == "POST":
         form = GenerationForm(request.POST, request.FILES)
         if form.is_valid():
-            gen = actions.create_generation(request.user, form.to_request())
-            messages.success(request, f"Queued {_prompt_label(gen)} · {_cost()}.")
-            return redirect("generation-detail", pk=gen.pk)
-        status = 400
-        messages.error(request, "Please fix the highlighted fields.")
+            try:
+                gen = actions.create_generation(request.user, form.to_request())
+            except actions.ServiceError as exc:
+                # Over budget (402), or a refusal: the form stays filled in, with the reason.
+                form.add_error(None, str(exc))
+                messages.error(request, str(exc))
+                status = 402 if isinstance(exc, actions.OverBudget) else 409
+            else:
+                messages.success(request, f"Queued {_prompt_label(gen)} · {_cost()}.")
+                return redirect("generation-detail", pk=gen.pk)
+        else:
+            status = 400
+            messages.error(request, "Please fix the highlighted fields.")
     else:
         form = GenerationForm(initial=_prefill(request))
     context = {
         "form": form,
         "aspect_hints": ASPECT_HINTS,
         "uploads_allowed": bool(settings.PUBLIC_BASE_URL or settings.LUMA_DEMO_MODE),
+        "allowance": money.allowance(request.user),  # the cost line: what is left this month
     }
     return render(request, "generations/new.html", context, status=status)
 
@@ -200,6 +221,8 @@ def extend(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
     parent = get_object_or_404(
         queries.with_card_fields(Generation.objects.select_related("parent"), request.user), pk=pk
     )
+    if refused := _not_for_viewers(request):
+        return refused
     if request.method == "GET":
         if not request.htmx:
             return redirect(reverse("generation-detail", args=[pk]) + "#extend")

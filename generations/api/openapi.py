@@ -119,12 +119,48 @@ _GENERATION = {
     },
 }
 _BODY = request_body_schema()
+_LIMIT = {
+    "type": "object",
+    "properties": {
+        "budget": {"type": "integer", "nullable": True},
+        "used": {"type": "integer"},
+        "left": {"type": "integer", "nullable": True},
+    },
+}
+_OVER_BUDGET = {
+    "type": "object",
+    "required": ["error", "budget"],
+    "properties": {
+        "error": {"type": "string"},
+        "budget": {
+            "type": "object",
+            "required": ["exceeded", "cost", "left", "person", "team"],
+            "properties": {
+                "exceeded": {"type": "string", "enum": ["person", "team"]},
+                "cost": {"type": "integer"},
+                "left": {"type": "integer", "nullable": True},
+                "person": _LIMIT,
+                "team": _LIMIT,
+            },
+        },
+    },
+}
 
 
 def _responses(ok: str, schema: dict, *codes: str) -> dict:
     out = {ok: {"description": "OK", "content": {"application/json": {"schema": schema}}}}
     for code in ("400", "401", *codes):
         out[code] = {"description": "error", "content": {"application/json": {"schema": _ERROR}}}
+    return out
+
+
+def _spending(ok: str, schema: dict, *codes: str) -> dict:
+    """A request that may cost money: also 403 (a viewer) and 402 (over budget)."""
+    out = _responses(ok, schema, "403", *codes)
+    out["402"] = {
+        "description": "over this month's budget (the person's or the team's)",
+        "content": {"application/json": {"schema": _OVER_BUDGET}},
+    }
     return out
 
 
@@ -157,7 +193,7 @@ SCHEMA = {
             "post": {
                 "summary": "Queue a new generation",
                 "requestBody": _json_body(),
-                "responses": _responses("201", _GENERATION),
+                "responses": _spending("201", _GENERATION),
             },
         },
         "/generations/{id}": {
@@ -185,7 +221,7 @@ SCHEMA = {
             "post": {
                 "summary": "Extend a completed generation",
                 "requestBody": _json_body(),
-                "responses": _responses("201", _GENERATION, "404", "409"),
+                "responses": _spending("201", _GENERATION, "404", "409"),
             },
         },
     },

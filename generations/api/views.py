@@ -90,6 +90,22 @@ def _is_text(value: str) -> bool:
     return True
 
 
+def _refused(exc: actions.ServiceError) -> JsonResponse:
+    """An action refused: 403 for who may not, 402 (with what is left and what it would cost)
+    for over budget, 409 for the state of the row."""
+    if isinstance(exc, actions.OverBudget):
+        return JsonResponse({"error": str(exc), "budget": exc.budget}, status=402)
+    return _error(403 if isinstance(exc, actions.NotAllowed) else 409, str(exc))
+
+
+def _may_not_spend(request: HttpRequest) -> JsonResponse | None:
+    try:
+        actions.check_can_spend(request.user)
+    except actions.NotAllowed as exc:
+        return _refused(exc)
+    return None
+
+
 def _form_errors(form: forms.BaseForm) -> JsonResponse:
     # An ErrorList yields its messages (text, or lazy text that JSON writes the same way).
     fields = {name: [str(message) for message in errors] for name, errors in form.errors.items()}
@@ -120,13 +136,18 @@ def openapi_schema(request: HttpRequest) -> HttpResponse:
 @api_view("GET", "POST")
 def generations_collection(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
+        if refused := _may_not_spend(request):  # before the body: a viewer's answer is 403
+            return refused
         data = _json_body(request)
         if isinstance(data, JsonResponse):
             return data
         form = GenerationForm({**GenerationRequest.defaults(), **data})
         if not form.is_valid():
             return _form_errors(form)
-        gen = actions.create_generation(request.user, form.to_request())
+        try:
+            gen = actions.create_generation(request.user, form.to_request())
+        except actions.ServiceError as exc:
+            return _refused(exc)
         return _created(gen, request)
 
     raw_ids = [part for part in request.GET.get("ids", "").split(",") if part.strip()]
@@ -161,6 +182,8 @@ def generation_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 @api_view("POST")
 def generation_extend(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     parent = get_object_or_404(Generation, pk=pk)
+    if refused := _may_not_spend(request):
+        return refused
     data = _json_body(request)
     if isinstance(data, JsonResponse):
         return data
@@ -170,5 +193,5 @@ def generation_extend(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     try:
         gen = actions.extend_generation(parent, request.user, form.to_request())
     except actions.ServiceError as exc:
-        return _error(409, str(exc))
+        return _refused(exc)
     return _created(gen, request)

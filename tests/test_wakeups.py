@@ -22,16 +22,14 @@ from generations.inputs import GenerationRequest
 from generations.models import Generation, Status
 from tests.factories import in_progress_row, make_user, remote_create
 
-SPARE_DB = 9  # a Redis database no worker of the suite reads
-
 
 @pytest.fixture
-def mailbox(redis_url: str) -> Iterator[redis.Redis]:
-    """This process publishes to an empty Redis database that no worker consumes."""
-    url = redis_url.rsplit("/", 1)[0] + f"/{SPARE_DB}"
-    box = redis.Redis.from_url(url)
+def mailbox(spare_redis_url: str) -> Iterator[redis.Redis]:
+    """This process publishes to a Redis that no worker consumes (a redis-server of this
+    test's own when one is on PATH), so every message sent can be read back."""
+    box = redis.Redis.from_url(spare_redis_url)
     box.flushdb()
-    with publishing_to(url):
+    with publishing_to(spare_redis_url):
         yield box
     box.flushdb()
 

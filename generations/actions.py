@@ -7,15 +7,19 @@ wake a worker through ``generations.tasks`` once the change is committed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AnonymousUser
+from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
 from generations import money, tasks
 from generations.inputs import GenerationRequest
 from generations.models import (
+    MAY_PAY_TWICE,
     DeletedSpending,
     Generation,
     Kind,
@@ -23,6 +27,7 @@ from generations.models import (
     Role,
     Status,
     StatusEvent,
+    SubmitKey,
     Team,
 )
 from generations.pipeline import transitions as t
@@ -55,6 +60,27 @@ class OverBudget(ServiceError):
     def __init__(self, message: str, budget: dict[str, Any]) -> None:
         super().__init__(message)
         self.budget = budget
+
+
+class AlreadySubmitted(ServiceError):
+    """The same request was already made with this idempotency key: nothing new was queued.
+
+    ``generation`` is what the first request made (None if it has been deleted since); callers
+    answer with it as if this request had made it (the API: the same 201; a form: a redirect).
+    """
+
+    def __init__(self, generation: Generation | None) -> None:
+        super().__init__("This request was already sent; nothing new was queued.")
+        self.generation = generation
+
+
+class KeyReused(ServiceError):
+    """The idempotency key was already used for a different request: refused, so that a
+    retried request can never be answered with a generation it did not ask for."""
+
+
+class SecondChargeNotConfirmed(ServiceError):
+    """A Retry that may pay a second time, asked for without the person's explicit say-so."""
 
 
 def _who(user: User) -> str:
@@ -164,18 +190,74 @@ def set_team_budget(actor: User, budget: int | None) -> Team:
     return team
 
 
+def request_fingerprint(request: GenerationRequest, parent: Generation | None = None) -> str:
+    """A digest of what is asked: the parent (for an extension) and every request field, an
+    upload by its bytes (two posts of one form re-encode the same image to the same bytes)."""
+    values: dict[str, Any] = {}
+    for name in request.field_names():
+        value = getattr(request, name)
+        if isinstance(value, File):
+            digest = hashlib.sha256()
+            for chunk in value.chunks():  # (from the start: File.chunks seeks to 0)
+                digest.update(chunk)
+            value = "sha256:" + digest.hexdigest()
+        values[name] = value
+    raw = json.dumps(
+        {"parent": str(parent.pk) if parent else None, "request": values},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _claim_key(person: Account, key: str, fingerprint: str) -> SubmitKey:
+    """Take ``key`` for this request, inside the caller's transaction, or raise what the first
+    request with it did. Two requests at the same moment: the database's unique (person, key)
+    makes the second INSERT wait for the first transaction; once that commits, the second finds
+    the key (and its generation, committed with it) and raises ``AlreadySubmitted``."""
+    row, made = SubmitKey.objects.get_or_create(
+        user=person, key=key, defaults={"fingerprint": fingerprint}
+    )
+    if made:
+        return row
+    if row.fingerprint != fingerprint:
+        raise KeyReused(
+            "This key was already used for a different request; nothing was queued. "
+            "Use a new key for a new request."
+        )
+    raise AlreadySubmitted(row.first_generation())
+
+
 def create_generation(
-    user: User, request: GenerationRequest, *, parent: Generation | None = None
+    user: User,
+    request: GenerationRequest,
+    *,
+    parent: Generation | None = None,
+    idempotency_key: str | None = None,
 ) -> Generation:
     """Queue a new generation (or, with ``parent``, an extension). Nothing is sent yet: a
     worker is woken after the commit, and the row is stamped as enqueued in the same INSERT.
 
     Refused (``NotAllowed``) for a viewer, and (``OverBudget``) when it would take the person
     or the team over this month's budget: checked with the team row locked, in the same
-    transaction as the INSERT."""
+    transaction as the INSERT.
+
+    With ``idempotency_key`` (a person's, from the API's ``Idempotency-Key`` header or a form's
+    one-time key), the same key and request again raise ``AlreadySubmitted`` with the first
+    generation, and the same key with another request raises ``KeyReused``: a double-click,
+    a re-posted form or a client's retry never queues (and pays for) a second job. Keys belong
+    to a person; the operator (``user=None``) has none.
+    """
     check_can_spend(user)
+    person = None if user is None or isinstance(user, AnonymousUser) else user
     with transaction.atomic():
-        _check_budget(user)  # first: every spender takes the team lock before any row lock
+        Team.lock()  # first: every spender takes the team lock before any row lock
+        key_row = None
+        if idempotency_key and person is not None:
+            # A replay answers with the first generation even if, since then, its parent can
+            # no longer be extended or the budget is spent: nothing new is queued by it.
+            key_row = _claim_key(person, idempotency_key, request_fingerprint(request, parent))
+        _check_budget(user)
         parent_remote_id = ""
         if parent is not None:
             # Locked: a delete of the parent at the same moment waits for this extension.
@@ -188,7 +270,8 @@ def create_generation(
             if not parent_remote_id:
                 raise ServiceError("Only a finished video can be extended.")
         gen = Generation.objects.create(
-            created_by=None if user is None or isinstance(user, AnonymousUser) else user,
+            created_by=person,
+            submit_key=key_row,
             parent=parent,
             # Copied, so the extension can be sent even if its parent is deleted meanwhile.
             parent_remote_id=parent_remote_id,
@@ -208,21 +291,42 @@ def create_generation(
     return gen
 
 
-def extend_generation(parent: Generation, user: User, request: GenerationRequest) -> Generation:
-    return create_generation(user, request, parent=parent)
+def extend_generation(
+    parent: Generation,
+    user: User,
+    request: GenerationRequest,
+    *,
+    idempotency_key: str | None = None,
+) -> Generation:
+    return create_generation(user, request, parent=parent, idempotency_key=idempotency_key)
 
 
-def retry_generation(gen: Generation, user: User = None) -> Generation:
+SECOND_CHARGE_WORDS = (
+    "This job's request may already have reached the service (and been charged): retrying "
+    "may charge a second time. Read the warning and confirm the retry."
+)
+
+
+def retry_generation(
+    gen: Generation, user: User = None, *, confirm_second_charge: bool = False
+) -> Generation:
     """Send a failed or needs-attention generation again: a person's say-so for one more POST.
 
     For a needs-attention row this may pay twice (the first request may have started a job);
     the page says so before the button is pressed. The one more POST is checked against the
     budget of the job's owner (whose month it counts in) and the team's, like a create.
+    When an earlier POST of this row may have been charged (``Generation.retry_may_pay_twice``:
+    needs attention, or failed/cancelled with such a POST still counted), the retry may pay
+    twice: it is refused (``SecondChargeNotConfirmed``) unless ``confirm_second_charge`` says
+    the person read the warning and agreed. The test is made again in the UPDATE itself, so a row
+    that became such a row after the page was drawn is not retried on an unconfirmed say-so.
     """
     check_can_spend(user)
     check_can_change(gen, user)
     if gen.status not in RETRYABLE:
         raise ServiceError("Only a failed, cancelled or needs-attention job can be retried.")
+    if gen.retry_may_pay_twice and not confirm_second_charge:
+        raise SecondChargeNotConfirmed(SECOND_CHARGE_WORDS)
     if gen.kind == Kind.EXTEND and (gen.parent is None or not gen.parent.can_extend):
         # A removed parent: its owner deleted it, so no new POST extends it on their behalf.
         raise ServiceError("The video this extends is no longer available to extend.")
@@ -235,7 +339,11 @@ def retry_generation(gen: Generation, user: User = None) -> Generation:
             posts_refunded=money.REFUNDED,
         )
         if not t.authorise_another_post(
-            gen.pk, gen.status, note=f"retry requested by {_who(user)}"
+            gen.pk,
+            gen.status,
+            note=f"retry requested by {_who(user)}"
+            + (" (may pay twice: confirmed)" if gen.retry_may_pay_twice else ""),
+            only_if=None if confirm_second_charge else ~MAY_PAY_TWICE,
         ):
             raise ServiceError("This job changed in the meantime; reload and try again.")
         tasks.wake_submit_on_commit(gen.pk)

@@ -48,11 +48,24 @@ def _run(
         messages.success(request, f"{done}: {ok}")
 
 
-@admin.action(description="Retry (a needs-attention job may be paid twice)")
+@admin.action(description="Retry jobs that cannot be paid twice")
 def retry(
     modeladmin: GenerationAdmin, request: HttpRequest, queryset: QuerySet[Generation]
 ) -> None:
+    """Jobs whose earlier request may have been charged are refused, each with the reason."""
     _run(request, queryset, actions.retry_generation, "Queued again")
+
+
+@admin.action(description="Retry, even jobs that may be paid twice (request may have been charged)")
+def retry_paying_twice(
+    modeladmin: GenerationAdmin, request: HttpRequest, queryset: QuerySet[Generation]
+) -> None:
+    """The admin's explicit say-so: choosing this action, worded so, is the confirmation."""
+
+    def retry_confirmed(gen: Generation, user: actions.User) -> Generation:
+        return actions.retry_generation(gen, user, confirm_second_charge=True)
+
+    _run(request, queryset, retry_confirmed, "Queued again")
 
 
 @admin.action(description="Mark needs-attention jobs failed")
@@ -124,7 +137,7 @@ class GenerationAdmin(DateSafeAdmin):
     search_fields = ("user_prompt", "prompt", "remote_id", "id")
     date_hierarchy = "created_at"
     list_select_related = ("created_by",)
-    actions = [retry, mark_failed, cancel]
+    actions = [retry, retry_paying_twice, mark_failed, cancel]
     inlines = [StatusEventInline]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Generation | None = None) -> list[str]:

@@ -26,6 +26,12 @@ ECHO_CAP = 100
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 ASPECT_HINTS = dict(AspectRatio.choices)
+SUBMIT_KEY_FIELD = "submit_key"
+
+
+def new_submit_key() -> str:
+    """A one-time key for one drawing of a create or extend form."""
+    return uuid.uuid4().hex
 
 
 def clean_keyframe_url(value: str) -> str:
@@ -96,6 +102,13 @@ class GenerationForm(forms.ModelForm):
     image_end_file = forms.ImageField(label="…or upload an end keyframe", required=False)
     # "Generate again": keyframes uploaded for that earlier generation are kept unless replaced.
     keyframes_from = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    # Not a request field: a one-time key drawn with the form (a new one each time the page is
+    # drawn), so a double-click or a re-post of the same form queues one job, not two
+    # (``actions.create_generation``'s idempotency key). The JSON API ignores it (it reads the
+    # Idempotency-Key header instead).
+    submit_key = forms.CharField(
+        required=False, max_length=255, initial=new_submit_key, widget=forms.HiddenInput
+    )
 
     class Meta:
         model = Generation
@@ -222,6 +235,17 @@ class GenerationForm(forms.ModelForm):
 
     def to_request(self) -> GenerationRequest:
         return GenerationRequest.from_data(self.cleaned_data)
+
+    def idempotency_key(self) -> str | None:
+        """The form's one-time key as posted (None for a post without one)."""
+        return self.cleaned_data.get(SUBMIT_KEY_FIELD) or None
+
+    def renew_submit_key(self) -> None:
+        """Draw the form again with a fresh key: the posted one was used for another request,
+        and pressing the button again is the person's say-so for this one."""
+        data = self.data.copy() if isinstance(self.data, QueryDict) else dict(self.data)
+        data[SUBMIT_KEY_FIELD] = new_submit_key()
+        self.data = data
 
 
 def _cap(value: Any, limit: int) -> Any:

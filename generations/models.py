@@ -77,6 +77,21 @@ def _ago(seconds: float, now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - timedelta(seconds=seconds)
 
 
+# A POST the service answered with a job id and then reported ``failed``: that job cost nothing
+# (the provider refunds failed generations, UPSTREAM_API.md), so its POST is accounted for.
+_REFUNDED = Q(remote_id__isnull=False, state="failed")
+# ``posts_sent`` counts the POSTs of a row that may have reached the service (it is lowered again
+# whenever an answer proves nothing started: 429, 503, any 4xx, a refused connection). A Retry
+# sends one more, so it may pay a second time when any counted POST is not accounted for: a
+# needs-attention row (the answer never came), or a failed or cancelled one that still counts
+# such a POST (marked failed after needs attention, a late answer kept as a row of its own, a job
+# the service accepted that timed out and may still finish and be charged).
+MAY_PAY_TWICE = Q(status=Status.NEEDS_ATTENTION) | Q(
+    Q(posts_sent__gt=1) | (Q(posts_sent=1) & ~_REFUNDED),
+    status__in=[Status.FAILED, Status.CANCELLED],
+)
+
+
 class GenerationQuerySet(models.QuerySet["Generation"]):
     """Every row predicate the pipeline, the pages and the operator commands share."""
 
@@ -124,6 +139,10 @@ class GenerationQuerySet(models.QuerySet["Generation"]):
     def copy_given_up(self) -> GenerationQuerySet:
         """Finished, but every attempt to copy the video failed: shown from the upstream URL."""
         return self.filter(status=Status.COMPLETED, video_file="", assets_next_at__isnull=True)
+
+    def retry_may_pay_twice(self) -> GenerationQuerySet:
+        """Rows a Retry could pay for a second time (see ``Generation.retry_may_pay_twice``)."""
+        return self.filter(MAY_PAY_TWICE)
 
     def unsettled(self) -> GenerationQuerySet:
         """Rows that will still change by themselves (see ``Generation.is_settled``)."""
@@ -264,6 +283,15 @@ class Generation(models.Model):
     asset_attempts = models.PositiveIntegerField(default=0)
     asset_error = models.TextField(blank=True)
 
+    # The Idempotency-Key (API) or one-time form key this row was made under, if any.
+    submit_key = models.ForeignKey(
+        "SubmitKey",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="generations",
+    )
+
     liked_by = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="liked_generations"
     )
@@ -297,6 +325,17 @@ class Generation(models.Model):
     @property
     def can_extend(self) -> bool:
         return self.status == Status.COMPLETED and bool(self.remote_id)
+
+    @property
+    def retry_may_pay_twice(self) -> bool:
+        """A Retry of this row may pay a second time, so it needs a person's explicit say-so
+        (the same test as ``MAY_PAY_TWICE``, for one loaded row)."""
+        if self.status == Status.NEEDS_ATTENTION:
+            return True
+        if self.status not in (Status.FAILED, Status.CANCELLED):
+            return False
+        refunded = bool(self.remote_id) and self.state == "failed"
+        return self.posts_sent > (1 if refunded else 0)
 
     @property
     def has_local_video(self) -> bool:
@@ -407,6 +446,38 @@ class StatusEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.generation_id} → {self.status} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class SubmitKey(models.Model):
+    """One idempotency key of one person: the ``Idempotency-Key`` header of an API create or
+    extend, or the one-time key in a create or extend form.
+
+    Unique per (person, key), so two requests carrying the same key, even at the same moment,
+    make one row: the second INSERT waits for the first's transaction and then finds its key.
+    ``fingerprint`` is a digest of what was asked (kind, parent, request fields), so the same key
+    sent with a different request is recognised and refused rather than answered with a
+    generation that is not what was asked. Kept after its generation is deleted (the key stays
+    used: a replay must not make a new paid job).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submit_keys"
+    )
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="submit_key_once_per_person")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.user_id})"
+
+    def first_generation(self) -> Generation | None:
+        """What the first request with this key made (None if it has been deleted since)."""
+        return self.generations.order_by("created_at").first()
 
 
 class ApiToken(models.Model):

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import reswap, retarget, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
 from generations import actions, money, queries
 from generations.forms import ASPECT_HINTS, ExtendForm, GenerationForm
@@ -130,6 +130,33 @@ def like(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
     return redirect(_next_url(request, reverse("generation-detail", args=[pk])))
 
 
+def _already_sent(request: HtmxHttpRequest, replay: actions.AlreadySubmitted) -> HttpResponse:
+    """A form posted again with its used one-time key (a double-click, a reload, Back and
+    submit): nothing new was queued; go to what the first post made, and say so."""
+    first = replay.generation
+    if first is None:
+        messages.info(
+            request,
+            "This form had already been sent, and the video it made has been deleted since. "
+            "Nothing new was queued.",
+        )
+        target = reverse("gallery")
+    else:
+        messages.info(
+            request,
+            f"This form had already been sent: nothing new was queued. Here is "
+            f"{_prompt_label(first)}.",
+        )
+        target = reverse("generation-detail", args=[first.pk])
+    return HttpResponseClientRedirect(target) if request.htmx else redirect(target)
+
+
+KEY_REUSED_WORDS = (
+    "This form had already been sent with other settings; nothing new was queued. "
+    "Check the form and press the button again to queue this one."
+)
+
+
 # --- create -------------------------------------------------------------------------------------
 def _prefill(request: HtmxHttpRequest) -> dict[str, Any]:
     """``?from=<uuid>``: what an earlier generation asked for ("generate again"), including
@@ -166,7 +193,16 @@ def create(request: HtmxHttpRequest) -> HttpResponse:
         form = GenerationForm(request.POST, request.FILES)
         if form.is_valid():
             try:
-                gen = actions.create_generation(request.user, form.to_request())
+                gen = actions.create_generation(
+                    request.user, form.to_request(), idempotency_key=form.idempotency_key()
+                )
+            except actions.AlreadySubmitted as replay:
+                return _already_sent(request, replay)
+            except actions.KeyReused:
+                form.renew_submit_key()
+                form.add_error(None, KEY_REUSED_WORDS)
+                messages.warning(request, "The video was not queued: see the form.")
+                status = 409
             except actions.ServiceError as exc:
                 # Over budget (402), or a refusal: the form stays filled in, with the reason.
                 form.add_error(None, str(exc))
@@ -235,7 +271,14 @@ def extend(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
     child = None
     if form.is_valid():
         try:
-            child = actions.extend_generation(parent, request.user, form.to_request())
+            child = actions.extend_generation(
+                parent, request.user, form.to_request(), idempotency_key=form.idempotency_key()
+            )
+        except actions.AlreadySubmitted as replay:
+            return _already_sent(request, replay)
+        except actions.KeyReused:
+            form.renew_submit_key()
+            form.add_error(None, KEY_REUSED_WORDS)
         except actions.ServiceError as exc:
             form.add_error(None, str(exc))
     if child is None:
@@ -322,9 +365,19 @@ def _job_action(
     return redirect(_next_url(request, reverse("jobs")))
 
 
+# The field a Retry form carries when its button is the one under the "may charge a second time"
+# warning (components.html#action-form): the person's say-so for a retry that may pay twice.
+CONFIRM_SECOND_CHARGE = "confirm_second_charge"
+
+
 @require_POST
 def retry(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
-    return _job_action(request, pk, actions.retry_generation, "Queued again:")
+    confirmed = request.POST.get(CONFIRM_SECOND_CHARGE) == "yes"
+
+    def send_again(gen: Generation, user: Any) -> Generation:
+        return actions.retry_generation(gen, user, confirm_second_charge=confirmed)
+
+    return _job_action(request, pk, send_again, "Queued again:")
 
 
 @require_POST

@@ -173,7 +173,9 @@ def test_a_retry_over_budget_is_refused_before_anything_is_queued(db):
     stuck = make_gen(Status.NEEDS_ATTENTION, user=carol, remote_id=None)  # possibly charged
     assert money.month_usage().of(carol.pk).possibly == COST
     with pytest.raises(actions.OverBudget):
-        actions.retry_generation(stuck, make_user("root", is_superuser=True))  # her budget counts
+        actions.retry_generation(  # her budget counts, whoever presses Retry
+            stuck, make_user("root", is_superuser=True), confirm_second_charge=True
+        )
     stuck.refresh_from_db()
     assert stuck.status == Status.NEEDS_ATTENTION and stuck.posts_authorized == 1
 

@@ -137,7 +137,9 @@ def test_person_may_retry_a_needs_attention_job_once_more(queued, sim, settings)
     sim.configure(slow_rate=1.0, slow_seconds=2)
     pipeline.submit(queued.pk)
     sim.configure(slow_rate=0.0)
-    actions.retry_generation(Generation.objects.get(pk=queued.pk), make_user())
+    actions.retry_generation(
+        Generation.objects.get(pk=queued.pk), make_user(), confirm_second_charge=True
+    )
     assert pipeline.submit(queued.pk).result == "accepted"
     queued.refresh_from_db()
     assert queued.posts_sent == 2 and queued.posts_authorized == 2
@@ -252,7 +254,9 @@ def test_late_answer_after_a_person_retried_is_kept_as_its_own_job(transactional
     settings.LUMA_SUBMIT_STALE_AFTER = 0.01
     time.sleep(0.05)
     assert pipeline.sweep().needs_attention == 1
-    actions.retry_generation(Generation.objects.get(pk=gen.pk), make_user())
+    actions.retry_generation(
+        Generation.objects.get(pk=gen.pk), make_user(), confirm_second_charge=True
+    )
     worker.join(10)
     assert result == ["adopted"]
     late_id = posts_for(sim, "slow but paid")[0]["id"]

@@ -28,6 +28,8 @@ from generations.inputs import GenerationRequest
 from generations.models import Generation
 
 MAX_IDS = 100
+MAX_KEY = 255
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 JSON_TYPES: dict[str, Any] = {"string": str, "boolean": bool, "integer": int}
 SCHEMA_BODY = request_body_schema()  # the request fields and their JSON types, from the form
 TYPE_WORDS = {"string": "a string", "boolean": "true or false", "integer": "a whole number"}
@@ -121,6 +123,49 @@ def _created(gen: Generation, request: HttpRequest) -> JsonResponse:
     return JsonResponse(generation_json(card, request), status=201)
 
 
+def _idempotency_key(request: HttpRequest) -> str | JsonResponse | None:
+    """The request's ``Idempotency-Key`` (None without one), or the 400 that says what is wrong:
+    1 to 255 visible ASCII characters (a UUID is a good choice)."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not 0 < len(key) <= MAX_KEY or not all("!" <= c <= "~" for c in key):
+        return _error(400, f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY} visible ASCII characters.")
+    return key
+
+
+def _create(
+    request: HttpRequest,
+    form: GenerationForm,
+    key: str | None,
+    parent: Generation | None = None,
+) -> HttpResponse:
+    """Queue what ``form`` asks for under ``key``: 201 with the new generation; the same 201
+    with the first one (and ``Idempotent-Replayed: true``) when the key was used for this very
+    request; 422 when it was used for another; 409 when the service refuses."""
+    try:
+        gen = actions.create_generation(
+            request.user, form.to_request(), parent=parent, idempotency_key=key
+        )
+    except actions.AlreadySubmitted as replay:
+        if replay.generation is None:
+            return _error(
+                409,
+                f"The generation made with this {IDEMPOTENCY_HEADER} has been deleted; "
+                "send a new key to make another.",
+            )
+        # The first generation as it is now (a worker may have moved it on), with its likes.
+        first = queries.card(replay.generation.pk, request.user)
+        response = JsonResponse(generation_json(first, request), status=201)
+        response["Idempotent-Replayed"] = "true"
+        return response
+    except actions.KeyReused as exc:
+        return _error(422, str(exc))
+    except actions.ServiceError as exc:
+        return _refused(exc)
+    return _created(gen, request)
+
+
 def _uuid_or_none(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
@@ -138,17 +183,16 @@ def generations_collection(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if refused := _may_not_spend(request):  # before the body: a viewer's answer is 403
             return refused
+        key = _idempotency_key(request)
+        if isinstance(key, JsonResponse):
+            return key
         data = _json_body(request)
         if isinstance(data, JsonResponse):
             return data
         form = GenerationForm({**GenerationRequest.defaults(), **data})
         if not form.is_valid():
             return _form_errors(form)
-        try:
-            gen = actions.create_generation(request.user, form.to_request())
-        except actions.ServiceError as exc:
-            return _refused(exc)
-        return _created(gen, request)
+        return _create(request, form, key)
 
     raw_ids = [part for part in request.GET.get("ids", "").split(",") if part.strip()]
     query = queries.with_card_fields(Generation.objects.all(), request.user)
@@ -184,14 +228,13 @@ def generation_extend(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     parent = get_object_or_404(Generation, pk=pk)
     if refused := _may_not_spend(request):
         return refused
+    key = _idempotency_key(request)
+    if isinstance(key, JsonResponse):
+        return key
     data = _json_body(request)
     if isinstance(data, JsonResponse):
         return data
     form = ExtendForm(data, parent=parent)
     if not form.is_valid():
         return _form_errors(form)
-    try:
-        gen = actions.extend_generation(parent, request.user, form.to_request())
-    except actions.ServiceError as exc:
-        return _refused(exc)
-    return _created(gen, request)
+    return _create(request, form, key, parent=parent)

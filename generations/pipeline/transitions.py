@@ -173,13 +173,17 @@ def cancel(gen_id: Any, *, note: str) -> bool:
     return move(gen_id, [Status.QUEUED], Status.CANCELLED, note=note)
 
 
-def authorise_another_post(gen_id: Any, from_status: str, *, note: str) -> bool:
+def authorise_another_post(
+    gen_id: Any, from_status: str, *, note: str, only_if: Q | None = None
+) -> bool:
     """A person's Retry: back to queued with one more POST allowed, everything the last attempt
-    left behind cleared, stamped as enqueued (the caller sends the wake-up)."""
+    left behind cleared, stamped as enqueued (the caller sends the wake-up). ``only_if``: what
+    else the row must still be (for instance, not one that may pay twice)."""
     return requeue(
         gen_id,
         [from_status],
         note=note,
+        only_if=only_if,
         remote_id=None,
         state="",
         error="",

@@ -97,6 +97,37 @@
       bar.style.setProperty("--secs", bar.dataset.etaSecs + "s");
     });
   }
+  // --- a form is sent once ------------------------------------------------------------------------
+  // A second click on a submit button (a double-click, an impatient click while the page loads)
+  // would post the form again. The server already answers a re-post with the same one-time key
+  // by pointing at the first job; this keeps the second request from being sent at all. htmx
+  // forms are left to htmx (it has cancelled their submit event; hx-disabled-elt disables their
+  // button while the request runs).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || event.defaultPrevented) return;
+    if ((form.getAttribute("method") || "get").toLowerCase() !== "post") return;
+    if (form.dataset.sending) { event.preventDefault(); return; }
+    form.dataset.sending = "1";
+    // After this event, so the browser has already read the form (a disabled button is not sent).
+    setTimeout(function () {
+      form.querySelectorAll("button[type=submit], button:not([type])").forEach(function (button) {
+        button.disabled = true;
+        button.setAttribute("aria-busy", "true");
+      });
+    }, 0);
+  });
+  // Back to a page kept in the browser's cache: its forms can be used again.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    document.querySelectorAll("form[data-sending]").forEach(function (form) {
+      delete form.dataset.sending;
+      form.querySelectorAll("button[aria-busy]").forEach(function (button) {
+        button.disabled = false;
+        button.removeAttribute("aria-busy");
+      });
+    });
+  });
 
   // --- htmx glue ---------------------------------------------------------------------------------
   // (An expired session is the server's business: it answers htmx with HX-Redirect to log in.)

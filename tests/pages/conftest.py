@@ -51,6 +51,9 @@ def make_gen(status: str = Status.COMPLETED, user=None, **fields) -> Generation:
         )
     if status in (Status.FAILED, Status.NEEDS_ATTENTION):
         defaults.update(error="The service said no", error_code=400, error_request_id="req-123")
+    if status == Status.FAILED:
+        # As the poller leaves a job the service failed (refunded): a Retry cannot pay twice.
+        defaults.update(state="failed")
     defaults.update(fields)
     gen = Generation.objects.create(**defaults)
     StatusEvent.objects.create(generation=gen, status=gen.status, note="made by a test")

@@ -464,7 +464,10 @@ def test_job_actions_move_the_status(client, user, use_htmx):
         assert response["Location"] == "/jobs/"
     client.post(reverse("generation-cancel", args=[queued.pk]), **headers)
     client.post(reverse("generation-mark-failed", args=[unsure.pk]), **headers)
-    client.post(reverse("generation-retry", args=[unsure2.pk]), **headers)
+    # The resolve panel's "Retry (may pay twice)" carries the say-so (components.html#resolve).
+    client.post(
+        reverse("generation-retry", args=[unsure2.pk]), {"confirm_second_charge": "yes"}, **headers
+    )
     for gen, status in (
         (failed, Status.QUEUED),
         (queued, Status.CANCELLED),

@@ -1,7 +1,8 @@
 """``manage.py jobs``: see and repair jobs that need a person.
 
 manage.py jobs                      list needs-attention, stuck and failed-recently jobs
-manage.py jobs retry ID [--yes]     send it again (may pay twice for a needs-attention job)
+manage.py jobs retry ID [--yes]     send it again; --yes is required when an earlier POST may have
+                                    been charged (needs attention, or failed/cancelled after one)
 manage.py jobs fail ID              mark a needs-attention job failed
 manage.py jobs cancel ID            cancel a queued job
 manage.py jobs sweep                run the sweeper now (requeue lost wake-ups, unstick rows)
@@ -30,7 +31,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("ids", nargs="*", help="generation ids (uuid)")
         parser.add_argument(
-            "--yes", action="store_true", help="confirm a retry that may pay a second time"
+            "--yes",
+            action="store_true",
+            help="confirm a retry that may pay a second time (a job whose earlier request may "
+            "have reached the service)",
         )
 
     def handle(self, *args: Any, action: str, ids: list[str], yes: bool, **options: Any) -> None:
@@ -47,12 +51,12 @@ class Command(BaseCommand):
                 raise CommandError(f"no generation {pk!r}")
             try:
                 if action == "retry":
-                    if gen.status == Status.NEEDS_ATTENTION and not yes:
+                    if gen.retry_may_pay_twice and not yes:
                         raise CommandError(
                             f"{pk} may already have started upstream; retrying may pay twice. "
                             "Add --yes to confirm."
                         )
-                    actions.retry_generation(gen)
+                    actions.retry_generation(gen, confirm_second_charge=yes)
                 elif action == "fail":
                     actions.mark_failed(gen, note="marked failed from the command line")
                 else:

@@ -1,0 +1,164 @@
+"""A double-click on Generate, on the detail page's Extend and on the inline Extend makes one
+job (issue 8, point 4), in headless Chromium against a live server.
+
+What was found while writing these: Chromium itself sends one request for a double-clicked
+plain form (the second submission replaces the first before it leaves, and once the navigation
+is under way the page takes no more clicks), and htmx sends none from an element whose request
+is still out. So the three double-click tests stay green with the page's guards and the server's
+key all removed; they pin the outcome in the browser the team uses. What stands behind it for
+other browsers and slow networks is tested where it can fail: app.js cancelling a second submit
+(the last test here) and the server answering a re-posted key with the first job
+(tests/test_money_idempotency.py). No worker is needed: what matters is how many rows there are.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+
+import pytest
+
+from generations import actions
+from generations.models import Generation
+from tests.chromium import launch
+from tests.conftest import wait_for
+from tests.factories import make_user
+from tests.pages.conftest import make_gen
+
+pytestmark = pytest.mark.browser
+
+TIMEOUT_MS = 30_000
+SLOW_ANSWER = 0.6  # seconds: far longer than the gap between a double-click's two clicks
+
+
+@pytest.fixture(autouse=True)
+def slow_answers(monkeypatch):
+    """The server answers a create or extend late, as a loaded one does, so that the second
+    click lands while the first request is at the server and unanswered (against an idle local
+    server the first answer would come before it). The live server runs in this process: the
+    delay is added around the real action, after its transaction has committed."""
+    real = actions.create_generation
+
+    def create_then_wait(*args, **kwargs):
+        try:
+            return real(*args, **kwargs)
+        finally:
+            time.sleep(SLOW_ANSWER)
+
+    monkeypatch.setattr(actions, "create_generation", create_then_wait)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not shutil.which("chromium"):
+        pytest.fail("chromium is not installed: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    # As in test_browser.py: Playwright's loop runs in this thread, the test's ORM calls are
+    # plain synchronous code; allowed for this module only.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as pw:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        browser = launch(pw)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server, settings):
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+    make_user("erin", password="erin-pass-123")
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(live_server.url + "/accounts/login/")
+    page.fill("input[name=username]", "erin")
+    page.fill("input[name=password]", "erin-pass-123")
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server.url + "/")
+    yield page
+    context.close()
+    assert errors == [], errors
+
+
+def posts_to(page, path_pattern: str) -> list[str]:
+    """Record every POST the page sends to a URL matching ``path_pattern``."""
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            sent.append(request.url)
+            if request.method == "POST" and re.search(path_pattern, request.url)
+            else None
+        ),
+    )
+    return sent
+
+
+def test_a_double_click_on_generate_makes_one_job(page, live_server):
+    page.goto(live_server.url + "/generations/new/")
+    page.fill("textarea[name=user_prompt]", "A double-clicked paper crane")
+    sent = posts_to(page, r"/generations/new/$")
+    page.dblclick("button:has-text('Generate')", delay=80)
+    page.wait_for_url(re.compile(r"/generations/[0-9a-f-]+/$"))
+    page.wait_for_load_state("networkidle")
+    assert Generation.objects.filter(user_prompt="A double-clicked paper crane").count() == 1
+    assert len(sent) == 1, sent
+
+
+def test_a_double_click_on_the_detail_page_s_extend_makes_one_job(page, live_server):
+    parent = make_gen(user_prompt="a crane on the water")
+    page.goto(f"{live_server.url}/generations/{parent.pk}/")
+    form = page.locator("form.extend-form")
+    form.locator("textarea[name=user_prompt]").fill("it takes off")
+    sent = posts_to(page, rf"/generations/{parent.pk}/extend/$")
+    form.locator("button[type=submit]").dblclick(delay=80)
+    page.wait_for_url(
+        lambda url: re.search(r"/generations/[0-9a-f-]+/$", url) and str(parent.pk) not in url
+    )
+    page.wait_for_load_state("networkidle")
+    assert parent.extensions.count() == 1
+    assert page.url.endswith(f"/generations/{parent.extensions.get().pk}/")
+    assert len(sent) == 1, sent
+
+
+def test_a_double_click_on_the_inline_extend_makes_one_job(page, live_server):
+    parent = make_gen(user_prompt="a crane in the reeds")
+    page.goto(live_server.url + "/")
+    card = page.locator(f"#card-{parent.pk}")
+    card.locator(".extend-btn").click()
+    slot = page.locator(f"#extend-slot-{parent.pk}")
+    slot.locator("textarea[name=user_prompt]").fill("it hides")
+    sent = posts_to(page, rf"/generations/{parent.pk}/extend/$")
+    slot.locator("button[type=submit]").dblclick(delay=80)
+    child = wait_for(lambda: parent.extensions.first(), 10, "the extension")
+    page.locator(f"#card-{child.pk}").wait_for()
+    page.wait_for_load_state("networkidle")
+    assert parent.extensions.count() == 1
+    assert page.locator(f"#card-{child.pk}").count() == 1
+    assert len(sent) == 1, sent
+
+
+def test_a_plain_form_s_second_submit_is_cancelled_and_its_button_disabled(page, live_server):
+    """app.js: the second submit event of a plain POST form is cancelled (before the browser
+    reads the form), and the button is disabled once the first is on its way."""
+    page.goto(live_server.url + "/generations/new/")
+    page.fill("textarea[name=user_prompt]", "A crane submitted twice by script")
+    seen = page.evaluate(
+        """() => {
+            const form = document.querySelector('form.create');
+            const seen = [];
+            // After app.js's listener (registered first, on the same node): reads its verdict.
+            document.addEventListener('submit', e => seen.push(e.defaultPrevented));
+            form.requestSubmit();
+            form.requestSubmit();
+            return seen;
+        }"""
+    )
+    assert seen == [False, True]
+    assert page.locator("form.create button[type=submit][disabled]").count() == 1
+    page.wait_for_url(re.compile(r"/generations/[0-9a-f-]+/$"))
+    assert Generation.objects.filter(user_prompt="A crane submitted twice by script").count() == 1

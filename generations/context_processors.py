@@ -1,4 +1,5 @@
-"""Values every page shows: the running-jobs count, demo mode, the cost of one generation."""
+"""Values every page shows: the running-jobs count, demo mode, the cost of one generation, and
+the account hold's banner (why, how many jobs wait)."""
 
 from typing import Any
 
@@ -17,4 +18,6 @@ def studio(request: HttpRequest) -> dict[str, Any]:
     if getattr(request, "user", None) is not None and request.user.is_authenticated:
         # Lazy, and counted once per response however often the page shows it.
         context["running_jobs"] = SimpleLazyObject(queries.running_count)
+        # Everyone sees the hold (their jobs wait too); one query, only when a page shows it.
+        context["account_hold"] = SimpleLazyObject(queries.account_hold)
     return context

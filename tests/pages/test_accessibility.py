@@ -31,7 +31,8 @@ from django.test import RequestFactory
 from django.utils import timezone
 from django.views.defaults import permission_denied, server_error
 
-from generations.models import Generation, Status
+from generations.models import Generation, HoldCause, Status
+from generations.pipeline import hold
 from tests.chromium import launch
 from tests.conftest import wait_for
 from tests.factories import make_user
@@ -365,6 +366,16 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     audit.goto("/jobs/")
     page.locator(f"#job-{rows['attention'].pk}").wait_for()
     audit.check("jobs, a row in every section")
+
+    # The account on hold: the banner on every page; an admin's buttons, the cancel panel open.
+    hold.put_on_hold(HoldCause.CREDITS, "You've run out of credits", 403)
+    audit.goto("/jobs/")
+    page.locator("#account-hold").wait_for()
+    audit.check("jobs, the account on hold (an admin's banner)")
+    page.locator("#account-hold summary").click()
+    page.locator("#account-hold .resolve-panel").wait_for()
+    audit.check("jobs, the account on hold, cancel waiting jobs open")
+    hold.lift("the accessibility test goes on")
 
     audit.goto("/accounts/password_change/")
     audit.check("password change")

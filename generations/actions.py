@@ -30,6 +30,7 @@ from generations.models import (
     SubmitKey,
     Team,
 )
+from generations.pipeline import hold
 from generations.pipeline import transitions as t
 
 if TYPE_CHECKING:
@@ -437,3 +438,40 @@ def toggle_like(gen: Generation, user: AbstractBaseUser) -> bool:
         return False
     likes.get_or_create(generation_id=gen.pk, user_id=user.pk)
     return True
+
+
+# --- the account hold ----------------------------------------------------------------------------
+def is_admin(user: User) -> bool:
+    """Who may lift the account hold or cancel everyone's waiting jobs: the team's admins
+    (superusers are admins) and the operator, ``user=None``."""
+    return user is None or (user.is_authenticated and Member.role_of(user) == Role.ADMIN)
+
+
+def _check_admin(user: User) -> None:
+    if not is_admin(user):
+        raise NotAllowed("Only an admin can resume the account or cancel the waiting jobs.")
+
+
+def resume_account(user: User) -> bool:
+    """Lift the account hold now (the credits were topped up, the key fixed): every waiting job
+    is sent at once. Returns whether there was a hold. If the account is still refused, the
+    first job sent puts it on hold again; nothing is failed."""
+    _check_admin(user)
+    with transaction.atomic():
+        lifted = hold.lift(f"resumed by {_who(user)}")
+        if lifted:
+            tasks.wake_sweep_on_commit()
+    return lifted
+
+
+def cancel_waiting(user: User) -> int:
+    """Cancel every job that waits to be sent (queued, nothing sent for it): for a team that
+    would rather not have them go when the account comes back. The hold itself stays until a
+    job goes through or an admin resumes. Returns how many were cancelled."""
+    _check_admin(user)
+    cancelled = 0
+    note = f"cancelled with every waiting job by {_who(user)}"
+    for pk in Generation.objects.waiting_out_a_hold().values_list("pk", flat=True).iterator():
+        cancelled += t.cancel(pk, note=note)
+    t.log.info("%s waiting jobs cancelled by %s", cancelled, _who(user))
+    return cancelled

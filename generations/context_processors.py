@@ -1,5 +1,6 @@
-"""Values every page shows: the running-jobs count, demo mode, the cost of one generation, and
-whether this person may spend (viewers are not offered New, Extend or Retry)."""
+"""Values every page shows: the running-jobs count, demo mode, the cost of one generation,
+whether this person may spend (viewers are not offered New, Extend or Retry), and the account
+hold's banner (why, how many jobs wait)."""
 
 from typing import Any
 
@@ -18,9 +19,14 @@ def studio(request: HttpRequest) -> dict[str, Any]:
     if getattr(request, "user", None) is not None and request.user.is_authenticated:
         # Lazy, and counted once per response however often the page shows it.
         context["running_jobs"] = SimpleLazyObject(queries.running_count)
+        # Everyone sees the hold (their jobs wait too); one query, only when a page shows it.
+        context["account_hold"] = SimpleLazyObject(queries.account_hold)
     user = getattr(request, "user", None)
     # Lazy (read only by pages that offer a paid action) and one query at most per request.
     context["can_spend"] = SimpleLazyObject(
         lambda: user is not None and user.is_authenticated and actions.may_spend(user)
+    )
+    context["is_team_admin"] = SimpleLazyObject(
+        lambda: user is not None and user.is_authenticated and actions.is_admin(user)
     )
     return context

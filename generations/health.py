@@ -1,4 +1,7 @@
-"""/healthz: 200 when the database and the broker answer, 503 otherwise."""
+"""/healthz: 200 when the database and the broker answer, 503 otherwise.
+
+An account hold (out of credits, key refused) is reported as ``hold`` but keeps the 200: the
+app itself is up and nothing is lost; a monitor can alert on the field."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
+
+from generations import queries
 
 
 def _database() -> str:
@@ -43,6 +48,16 @@ def _broker() -> str:
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _database(), "broker": _broker()}
     healthy = all(value == "ok" for value in checks.values())
+    held = _hold() if checks["database"] == "ok" else None
     return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503
+        {"status": "ok" if healthy else "unavailable", **checks, "hold": held},
+        status=200 if healthy else 503,
     )
+
+
+def _hold() -> dict[str, object] | None:
+    try:
+        view = queries.account_hold()
+    except Exception as exc:  # a health check never fails on a report
+        return {"error": type(exc).__name__}
+    return view.as_json() if view else None

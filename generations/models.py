@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, Max, Q
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 if TYPE_CHECKING:
@@ -119,6 +119,11 @@ class GenerationQuerySet(models.QuerySet["Generation"]):
             | Q(enqueued_at__lte=_ago(settings.LUMA_REQUEUE_AFTER, now)),
             status=Status.QUEUED,
         )
+
+    def waiting_out_a_hold(self) -> GenerationQuerySet:
+        """Queued with a POST still authorised: what an account hold keeps waiting (the
+        banner's count, ``cancel-waiting``, the probe's candidates)."""
+        return self.filter(status=Status.QUEUED, posts_sent__lt=F("posts_authorized"))
 
     def stale_submitting(self, now: datetime) -> GenerationQuerySet:
         """Left in ``submitting`` longer than ``LUMA_SUBMIT_STALE_AFTER``: its worker died."""
@@ -429,6 +434,48 @@ class Generation(models.Model):
                 descendants.append(child)
             frontier = children
         return [*ancestors, self, *descendants]
+
+
+class HoldCause(models.TextChoices):
+    """Why the upstream account is on hold: refusals that say nothing about the job itself."""
+
+    CREDITS = "credits", "The Luma account is out of credits"
+    KEY = "key", "The service refused the API key"
+
+
+class AccountHold(models.Model):
+    """The upstream account is on hold: at most one row (``pk`` 1), there only while held.
+
+    When the service refuses a POST for the account's sake (out of credits, key refused),
+    nothing was started and every other job would be refused the same way: the jobs stay
+    queued and nothing is sent but one probe every ``LUMA_HOLD_RETRY`` seconds. Changed only
+    through ``generations.pipeline.hold`` (put on hold, lift, choose a probe).
+    """
+
+    SINGLETON = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON, editable=False)
+    cause = models.CharField(max_length=10, choices=HoldCause.choices)
+    reason = models.TextField(blank=True, help_text="What the service said (redacted)")
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    since = models.DateTimeField(default=timezone.now, help_text="The first refusal")
+    last_refusal_at = models.DateTimeField(
+        default=timezone.now,
+        help_text="The latest refusal: only a POST started after it proves the account is fine",
+    )
+    retry_at = models.DateTimeField(help_text="When the sweeper may choose the next probe")
+    probe = models.ForeignKey(
+        Generation,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The one queued job that may be sent while on hold, until a worker takes it",
+    )
+    probes = models.PositiveIntegerField(default=0, help_text="Probes chosen since the hold began")
+
+    def __str__(self) -> str:
+        return f"on hold since {self.since:%Y-%m-%d %H:%M:%S}: {self.get_cause_display()}"
 
 
 class StatusEvent(models.Model):

@@ -27,7 +27,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
-from generations.models import ASPECT_RATIOS, IN_FLIGHT, Generation, Status
+from generations.models import ASPECT_RATIOS, IN_FLIGHT, AccountHold, Generation, Status
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -229,3 +229,51 @@ def dashboard_sections() -> dict[str, list[Generation]]:
 
 def running_count() -> int:
     return Generation.objects.in_flight().count()
+
+
+@dataclass(frozen=True)
+class HoldView:
+    """The account hold as the banner and ``/healthz`` show it."""
+
+    cause: str
+    cause_label: str
+    reason: str
+    status_code: int | None
+    since: datetime
+    retry_at: datetime
+    waiting: int  # queued jobs that will go once the hold lifts
+
+    @property
+    def retry_due(self) -> bool:
+        """The next probe may be chosen at the next sweep ("shortly", not "in 0 minutes")."""
+        return self.retry_at <= datetime.now(UTC)
+
+    def as_json(self) -> dict[str, Any]:
+        """For ``/healthz``, which anyone may read: the cause and the figures, not the
+        service's own words (those are on the pages, behind a login)."""
+        return {
+            "cause": self.cause,
+            "since": self.since.isoformat(),
+            "next_try": self.retry_at.isoformat(),
+            "waiting": self.waiting,
+        }
+
+
+def account_hold() -> HoldView | None:
+    """The account hold with the number of jobs it keeps waiting, or None (one query)."""
+    row = (
+        AccountHold.objects.filter(pk=AccountHold.SINGLETON)
+        .annotate(waiting=_count_of(Generation.objects.waiting_out_a_hold()))
+        .first()
+    )
+    if row is None:
+        return None
+    return HoldView(
+        cause=row.cause,
+        cause_label=row.get_cause_display(),
+        reason=row.reason,
+        status_code=row.status_code,
+        since=row.since,
+        retry_at=row.retry_at,
+        waiting=row.waiting,
+    )

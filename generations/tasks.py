@@ -29,6 +29,8 @@ def submit_generation(generation_id: str) -> str:
     outcome = pipeline.submit(generation_id)
     if outcome.retry_in is not None:
         _send(submit_generation, generation_id, countdown=outcome.retry_in)
+    if outcome.wake_waiting:  # an account hold was lifted: the jobs that waited go now
+        _send_sweep()
     return str(outcome.result)
 
 
@@ -56,6 +58,19 @@ def sweep() -> dict[str, int]:
 def wake_submit_on_commit(generation_id: Any) -> None:
     """After the current transaction commits, wake a worker to submit this row."""
     transaction.on_commit(lambda: submit_generation.delay(str(generation_id)), robust=True)
+
+
+def wake_sweep_on_commit() -> None:
+    """After the current transaction commits, run the sweeper now (an admin lifted the account
+    hold: the jobs that waited should not wait for the next beat)."""
+    transaction.on_commit(_send_sweep, robust=True)
+
+
+def _send_sweep() -> None:
+    try:
+        sweep.delay()
+    except Exception:
+        log.warning("could not send the sweep; beat will run it", exc_info=True)
 
 
 def _send(task: Any, generation_id: Any, countdown: float | None = None) -> None:

@@ -17,4 +17,6 @@ urlpatterns = [
     path("generations/<uuid:pk>/delete/", views.delete, name="generation-delete"),
     path("jobs/", views.jobs, name="jobs"),
     path("jobs/count/", views.jobs_count, name="jobs-count"),
+    path("hold/resume/", views.hold_resume, name="hold-resume"),
+    path("hold/cancel-waiting/", views.hold_cancel_waiting, name="hold-cancel-waiting"),
 ]

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -401,3 +402,29 @@ def delete(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
         return redirect("generation-detail", pk=pk)
     messages.success(request, f"Deleted {label}.")
     return redirect("gallery")
+
+
+# --- the account hold ---------------------------------------------------------------------------
+@require_POST
+def hold_resume(request: HtmxHttpRequest) -> HttpResponse:
+    """The banner's "Resume now" (admins): every waiting job is sent again at once."""
+    try:
+        lifted = actions.resume_account(request.user)
+    except actions.NotAllowed as exc:
+        raise PermissionDenied(str(exc)) from None
+    if lifted:
+        messages.success(request, "Resumed: the waiting jobs are being sent.")
+    else:
+        messages.info(request, "The account was not on hold.")
+    return redirect(_next_url(request, reverse("jobs")))
+
+
+@require_POST
+def hold_cancel_waiting(request: HtmxHttpRequest) -> HttpResponse:
+    """The banner's "Cancel waiting jobs" (admins): every queued job is cancelled, unsent."""
+    try:
+        cancelled = actions.cancel_waiting(request.user)
+    except actions.NotAllowed as exc:
+        raise PermissionDenied(str(exc)) from None
+    messages.success(request, f"Cancelled {cancelled} waiting job{'s' if cancelled != 1 else ''}.")
+    return redirect(_next_url(request, reverse("jobs")))

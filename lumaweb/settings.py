@@ -198,6 +198,8 @@ LUMA_SUBMIT_STALE_AFTER = env_float("LUMA_SUBMIT_STALE_AFTER", 120.0, minimum=1)
 LUMA_SWEEP_INTERVAL = env_float("LUMA_SWEEP_INTERVAL", 15.0, minimum=0.5)
 # A queued row whose wake-up message was enqueued this long ago and not taken is enqueued again.
 LUMA_REQUEUE_AFTER = env_float("LUMA_REQUEUE_AFTER", 60.0, minimum=0.5)
+# While the account is on hold (out of credits, key refused), one queued job is tried this often.
+LUMA_HOLD_RETRY = env_float("LUMA_HOLD_RETRY", 300.0, minimum=1)
 # How long a poller or an asset copy holds its rows; a worker killed mid-step lets go after it.
 LUMA_POLL_LEASE = env_float("LUMA_POLL_LEASE", 60.0, minimum=0.5)
 LUMA_ASSET_LEASE = env_float("LUMA_ASSET_LEASE", 900.0, minimum=1)

@@ -161,6 +161,7 @@ def pipeline_env(django_db_setup, django_db_blocker, redis_url, simulator, media
         LUMA_READ_TIMEOUT="3",
         LUMA_REQUEUE_AFTER="2",
         LUMA_POLL_LEASE="3",
+        LUMA_HOLD_RETRY="1",  # an account hold tries one job a second
         LUMA_ASSET_LEASE="5",
         DEBUG="True",
     )

@@ -285,12 +285,11 @@ def test_retry_after_mark_failed_shows_the_warning_and_refuses_without_the_say_s
 
 
 def test_a_failed_job_that_cannot_have_been_charged_keeps_its_plain_retry(api, alice, sim):
-    """Refused by the service (a 4xx, here out of credits): nothing started, ``posts_sent`` is
-    back to 0."""
-    gen = actions.create_generation(alice, GenerationRequest(user_prompt="refused fox"))
-    sim.configure(credits=0)
+    """Refused by the service (a 4xx, here a shape it does not make): nothing started,
+    ``posts_sent`` is back to 0. (Out of credits is no failure: the account is put on hold.)"""
+    odd = GenerationRequest(user_prompt="refused fox", aspect_ratio="2:1")
+    gen = actions.create_generation(alice, odd)
     assert pipeline.submit(gen.pk).result == "failed"
-    sim.configure(credits=None)
     gen.refresh_from_db()
     assert gen.posts_sent == 0 and not gen.retry_may_pay_twice
     html = api.get(reverse("generation-detail", args=[gen.pk])).content.decode()

@@ -22,7 +22,7 @@ from tests.factories import make_user
 def test_healthz_is_200_json_when_database_and_broker_answer(db, redis_url):
     response = Client().get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok", "hold": None}
 
 
 def test_healthz_is_503_when_the_broker_is_down(db, settings):

@@ -418,7 +418,8 @@ def test_api_key_appears_in_no_page_log_error_or_report(alice, sim, settings, ca
     bad = actions.create_generation(boss, GenerationRequest(user_prompt="wrong key"))
     pipeline.submit(bad.pk)
     bad.refresh_from_db()
-    assert bad.status == Status.FAILED and bad.error
+    assert bad.status == Status.QUEUED and bad.error  # held: the banner shows the words too
+    assert 'id="account-hold"' in client.get("/").content.decode()
     pages = [
         "/",
         "/jobs/",

@@ -156,7 +156,8 @@ def test_a_delete_while_the_extension_is_queued_does_not_break_that_extension(si
 def test_retrying_an_extension_whose_video_was_removed_is_refused(sim, alice, bob):
     hers = finished(sim, alice, "a lantern on the lake")
     his = actions.extend_generation(hers, bob, GenerationRequest(user_prompt="it drifts away"))
-    sim.configure(credits=0)
+    # the service refuses it (an unknown parent), so it fails and can be retried
+    Generation.objects.filter(pk=his.pk).update(parent_remote_id="gone-upstream")
     assert pipeline.submit(his.pk).result == "failed"
     actions.delete_generation(hers, alice)
     his.refresh_from_db()

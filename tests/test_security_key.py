@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from generations import actions, pipeline
 from generations.inputs import GenerationRequest
-from generations.models import Generation, Status, StatusEvent
+from generations.models import AccountHold, Generation, Status, StatusEvent
 from tests.factories import make_user
 
 # Two keys: one shaped like the usual ``sk-...``, one that is only an opaque string (no prefix, no
@@ -146,11 +146,13 @@ def _assert_key_nowhere(gen: Generation, key: str, caplog) -> None:
     stored += [
         f"{event.state} {event.note}" for event in StatusEvent.objects.filter(generation=gen)
     ]
+    stored += [f"{hold.reason}" for hold in AccountHold.objects.all()]  # the banner's words
     for needle in needles:
         assert not [text for text in stored if needle in text.lower()], "the key is stored"
     for path in (
         f"/generations/{gen.pk}/",
         "/jobs/",
+        "/healthz",
         "/api/v1/generations",
         f"/api/v1/generations/{gen.pk}",
         f"/admin/generations/generation/{gen.pk}/change/",
@@ -176,9 +178,9 @@ def test_a_401_that_quotes_the_key_is_stored_and_shown_without_it(
     caplog.set_level(logging.DEBUG)
     hostile.mode = "401"
     gen = _new_job()
-    assert pipeline.submit(gen.pk).result == "failed"
+    assert pipeline.submit(gen.pk).result == "held"  # the account is on hold, the job waits
     gen.refresh_from_db()
-    assert gen.status == Status.FAILED and gen.error_code == 401
+    assert gen.status == Status.QUEUED and gen.error_code == 401
     assert gen.error.startswith("Incorrect API key provided: ")  # the message itself is kept
     _assert_key_nowhere(gen, key, caplog)
 
@@ -221,10 +223,12 @@ def test_a_key_at_the_cut_of_a_long_message_is_not_left_half_shown(db, hostile, 
     settings.LUMA_API_KEY = OPAQUE_KEY  # no shape to find it by: only its being whole counts
     hostile.mode = "401-long"
     gen = _new_job()
-    assert pipeline.submit(gen.pk).result == "failed"
+    assert pipeline.submit(gen.pk).result == "held"
     gen.refresh_from_db()
     assert gen.error.startswith("Refused. xxx")
     assert OPAQUE_KEY[:12] not in gen.error  # the 13 characters a cut at 500 would leave
+    held = AccountHold.objects.get()  # the hold keeps the service's words too, shown to all
+    assert held.reason.startswith("Refused. xxx") and OPAQUE_KEY[:12] not in held.reason
 
 
 def test_a_video_url_that_holds_the_key_is_never_kept(db, hostile, settings, caplog):

@@ -105,22 +105,23 @@ def test_retryable_refusals_give_up_after_max_attempts(queued, sim, settings):
     assert queued.posts_sent == 0
 
 
-def test_refusal_for_lack_of_credits_fails_with_the_upstream_message(queued, sim):
+def test_refusal_for_lack_of_credits_holds_the_job_with_the_upstream_message(queued, sim):
+    """Not a failure: the account is put on hold (tests/test_money_hold.py) and the job waits."""
     sim.configure(credits=0)
-    assert pipeline.submit(queued.pk).result == "failed"
+    assert pipeline.submit(queued.pk).result == "held"
     queued.refresh_from_db()
-    assert queued.status == Status.FAILED
+    assert queued.status == Status.QUEUED
     assert "run out of credits" in queued.error
     assert queued.error_code in (402, 403)
     assert queued.posts_sent == 0
 
 
-def test_wrong_key_fails_with_the_upstream_message(queued, sim, settings):
+def test_wrong_key_holds_the_job_with_the_upstream_message(queued, sim, settings):
     sim.configure(api_key="the-real-key")
     settings.LUMA_API_KEY = "a-wrong-key"
-    assert pipeline.submit(queued.pk).result == "failed"
+    assert pipeline.submit(queued.pk).result == "held"
     queued.refresh_from_db()
-    assert queued.error_code == 401
+    assert queued.status == Status.QUEUED and queued.error_code == 401
     assert "a-wrong-key" not in queued.error
 
 

@@ -28,7 +28,8 @@ from generations.client import (
     get_client,
 )
 from generations.inputs import GenerationRequest
-from generations.models import Generation, Kind, Status, StatusEvent
+from generations.models import Generation, HoldCause, Kind, Status, StatusEvent
+from generations.pipeline import hold
 from generations.pipeline import transitions as t
 from generations.pipeline.poll import next_poll_delay
 
@@ -41,22 +42,28 @@ class Submitted(enum.StrEnum):
     RETRY = "retry"  # refused for now, queued again
     FAILED = "failed"
     NEEDS_ATTENTION = "needs-attention"
+    HELD = "held"  # the account is on hold: queued, waiting (refused for the account, or not sent)
     NOT_CLAIMED = "not-claimed"  # someone else has it, or it is not due
 
 
 @dataclass(frozen=True)
 class SubmitOutcome:
-    """What a submit did, and when the row wants its next wake-up (``retry_in`` seconds)."""
+    """What a submit did, when the row wants its next wake-up (``retry_in`` seconds), and
+    whether an account hold was lifted by it (``wake_waiting``: the jobs that waited want a
+    sweep now rather than at the next beat)."""
 
     result: Submitted
     retry_in: float | None = None
+    wake_waiting: bool = False
 
 
 def submit(gen_id: Any) -> SubmitOutcome:
     """Claim a queued row and POST it once."""
     token = secrets.token_hex(8)
-    if not t.claim_for_submit(gen_id, token, timezone.now()):
-        return SubmitOutcome(Submitted.NOT_CLAIMED)
+    if not t.claim_for_submit(gen_id, token, timezone.now(), allowed=hold.sending_allowed()):
+        held = hold.current() is not None
+        return SubmitOutcome(Submitted.HELD if held else Submitted.NOT_CLAIMED)
+    hold.probe_taken(gen_id)
     gen = Generation.objects.get(pk=gen_id)
     mine = Q(claim=token)
     # An extension carries its parent's upstream id (copied when it was made), so it is sent
@@ -73,13 +80,14 @@ def submit(gen_id: Any) -> SubmitOutcome:
         return SubmitOutcome(Submitted.FAILED)
     body = GenerationRequest.from_row(gen).upstream_body(settings.PUBLIC_BASE_URL)
     # From here on the POST may reach the service: count it before sending, if still ours.
+    sent_at = timezone.now()
     counted = Generation.objects.filter(
         mine,
         pk=gen.pk,
         status=Status.SUBMITTING,
         post_started_at__isnull=True,
         posts_sent__lt=F("posts_authorized"),
-    ).update(post_started_at=timezone.now(), posts_sent=F("posts_sent") + 1)
+    ).update(post_started_at=sent_at, posts_sent=F("posts_sent") + 1)
     if counted != 1:
         t.plog(gen.pk, "claim lost before sending; nothing sent", level=logging.WARNING)
         return SubmitOutcome(Submitted.NOT_CLAIMED)
@@ -99,6 +107,9 @@ def submit(gen_id: Any) -> SubmitOutcome:
         )
         return SubmitOutcome(Submitted.NEEDS_ATTENTION)
     except PermanentError as exc:
+        cause = hold.account_refusal(exc)
+        if cause is not None:
+            return _held(gen, token, exc, cause)
         t.fail(
             gen.pk,
             [Status.SUBMITTING],
@@ -111,7 +122,30 @@ def submit(gen_id: Any) -> SubmitOutcome:
             post_started_at=None,
         )
         return SubmitOutcome(Submitted.FAILED)
-    return _accepted(gen, token, remote)
+    outcome = _accepted(gen, token, remote)
+    if hold.lift_after_success(sent_at):
+        return SubmitOutcome(outcome.result, wake_waiting=True)
+    return outcome
+
+
+def _held(gen: Generation, token: str, exc: UpstreamError, cause: HoldCause) -> SubmitOutcome:
+    """Refused for the account's sake (no credits, key refused): nothing started and the job is
+    not at fault, so it goes back to the queue, its POST and its attempt un-counted, and the
+    account is put on hold. No wake-up: the hold's probe decides when anything is sent again."""
+    hold.put_on_hold(cause, exc.message, exc.status_code)
+    t.requeue(
+        gen.pk,
+        [Status.SUBMITTING],
+        only_if=Q(claim=token),
+        note=f"account on hold ({exc.status_code}): {cause.label}; waiting in the queue",
+        error=exc.message,
+        error_code=exc.status_code,
+        error_request_id=exc.request_id,
+        posts_sent=F("posts_sent") - 1,
+        post_started_at=None,
+        attempts=F("attempts") - 1,
+    )
+    return SubmitOutcome(Submitted.HELD)
 
 
 def _refused_for_now(gen: Generation, token: str, exc: UpstreamError) -> SubmitOutcome:

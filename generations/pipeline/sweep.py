@@ -1,6 +1,7 @@
 """Sweep: repair what lost messages and dead workers leave behind. Safe to run twice at once.
 
 1. queued rows whose wake-up was lost (flushed Redis, a crash between commit and publish);
+   while the account is on hold, instead, this interval's one probe (``hold.due_probe``);
 2. rows a dead worker left in ``submitting``: back to queued if the POST had not started,
    to a person if it had;
 3. finished videos whose copy is due and whose wake-up was lost.
@@ -18,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from generations.models import Generation, Status
+from generations.pipeline import hold
 from generations.pipeline import transitions as t
 
 MAX_REQUEUE = 1000
@@ -30,6 +32,8 @@ class SweepStats:
     unstuck: int = 0
     needs_attention: int = 0
     copies: int = 0
+    on_hold: bool = False
+    probe: uuid.UUID | None = None  # the job tried this interval while the account is on hold
     to_submit: list[uuid.UUID] = field(default_factory=list)
     to_copy: list[uuid.UUID] = field(default_factory=list)
 
@@ -39,6 +43,7 @@ class SweepStats:
             "unstuck": self.unstuck,
             "needs_attention": self.needs_attention,
             "copies": self.copies,
+            **({"on_hold": 1, "probes": int(self.probe is not None)} if self.on_hold else {}),
         }
 
 
@@ -46,10 +51,18 @@ def sweep() -> SweepStats:
     stats = SweepStats()
     now = timezone.now()
     rows = Generation.objects
-    for pk in rows.waiting_for_a_worker(now).values_list("pk", flat=True)[:MAX_REQUEUE]:
-        if rows.waiting_for_a_worker(now).filter(pk=pk).update(enqueued_at=now):
-            stats.to_submit.append(pk)
-            stats.requeued += 1
+    if hold.current() is not None:
+        # Waking every queued row would only have each find the hold: wake the one probe.
+        stats.on_hold = True
+        probe = hold.due_probe(now)
+        if probe is not None:
+            stats.probe = probe.gen_id
+            stats.to_submit.append(probe.gen_id)
+    else:
+        for pk in rows.waiting_for_a_worker(now).values_list("pk", flat=True)[:MAX_REQUEUE]:
+            if rows.waiting_for_a_worker(now).filter(pk=pk).update(enqueued_at=now):
+                stats.to_submit.append(pk)
+                stats.requeued += 1
     for gen in rows.stale_submitting(now):
         still_stale = Q(status_changed_at=gen.status_changed_at)  # not moved since we looked
         if gen.post_started_at is None:
@@ -73,6 +86,6 @@ def sweep() -> SweepStats:
         if rows.copy_due(now).filter(pk=pk).update(assets_enqueued_at=now):
             stats.to_copy.append(pk)
             stats.copies += 1
-    if stats.requeued or stats.unstuck or stats.needs_attention:
+    if stats.requeued or stats.unstuck or stats.needs_attention or stats.probe:
         t.log.info("sweep %s", stats.counts())
     return stats

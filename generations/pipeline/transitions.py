@@ -65,16 +65,18 @@ def move(
 
 
 # --- named transitions --------------------------------------------------------------------------
-def claim_for_submit(gen_id: Any, token: str, now: datetime) -> bool:
-    """queued -> submitting, for one submit attempt identified by ``token``; only when due and
-    while a POST is still authorised (``posts_sent < posts_authorized``)."""
+def claim_for_submit(gen_id: Any, token: str, now: datetime, *, allowed: Q | None = None) -> bool:
+    """queued -> submitting, for one submit attempt identified by ``token``; only when due,
+    while a POST is still authorised (``posts_sent < posts_authorized``) and while ``allowed``
+    holds (the account hold's condition, checked in the same UPDATE)."""
     return move(
         gen_id,
         [Status.QUEUED],
         Status.SUBMITTING,
         note="claimed by a worker",
         only_if=(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        & Q(posts_sent__lt=F("posts_authorized")),
+        & Q(posts_sent__lt=F("posts_authorized"))
+        & (allowed if allowed is not None else Q()),
         attempts=F("attempts") + 1,
         post_started_at=None,
         claim=token,

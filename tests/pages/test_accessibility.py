@@ -31,7 +31,8 @@ from django.test import RequestFactory
 from django.utils import timezone
 from django.views.defaults import permission_denied, server_error
 
-from generations.models import Generation, Status
+from generations.models import Generation, HoldCause, Status
+from generations.pipeline import hold
 from tests.chromium import launch
 from tests.conftest import wait_for
 from tests.factories import make_user
@@ -275,7 +276,7 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     settings.CSRF_COOKIE_SECURE = False
     settings.MEDIA_ROOT = str(tmp_path / "media")  # this test's thumbnails, no one else's
     started = time.monotonic()
-    dana = make_user("dana", password="dana-pass-123", is_staff=True)
+    dana = make_user("dana", password="dana-pass-123", is_staff=True, is_superuser=True)
     bob = make_user("bob")
     # bypass_csp: axe is injected as an inline script, which the pages' own policy (rightly)
     # refuses; the pages themselves are rendered exactly as users get them.
@@ -367,6 +368,16 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     audit.goto("/jobs/")
     page.locator(f"#job-{rows['attention'].pk}").wait_for()
     audit.check("jobs, a row in every section")
+
+    # The account on hold: the banner on every page; an admin's buttons, the cancel panel open.
+    hold.put_on_hold(HoldCause.CREDITS, "You've run out of credits", 403)
+    audit.goto("/jobs/")
+    page.locator("#account-hold").wait_for()
+    audit.check("jobs, the account on hold (an admin's banner)")
+    page.locator("#account-hold summary").click()
+    page.locator("#account-hold .resolve-panel").wait_for()
+    audit.check("jobs, the account on hold, cancel waiting jobs open")
+    hold.lift("the accessibility test goes on")
 
     audit.goto("/accounts/password_change/")
     audit.check("password change")

@@ -6,6 +6,9 @@ manage.py jobs retry ID [--yes]     send it again; --yes is required when an ear
 manage.py jobs fail ID              mark a needs-attention job failed
 manage.py jobs cancel ID            cancel a queued job
 manage.py jobs sweep                run the sweeper now (requeue lost wake-ups, unstick rows)
+manage.py jobs hold                 show the account hold (why, since when, how many jobs wait)
+manage.py jobs resume               lift the account hold now: every waiting job is sent
+manage.py jobs cancel-waiting       cancel every job waiting to be sent (nothing paid for them)
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from generations import actions, tasks
+from generations import actions, queries, tasks
 from generations.models import Generation, Status
 
 
@@ -27,7 +30,16 @@ class Command(BaseCommand):
             "action",
             nargs="?",
             default="list",
-            choices=["list", "retry", "fail", "cancel", "sweep"],
+            choices=[
+                "list",
+                "retry",
+                "fail",
+                "cancel",
+                "sweep",
+                "hold",
+                "resume",
+                "cancel-waiting",
+            ],
         )
         parser.add_argument("ids", nargs="*", help="generation ids (uuid)")
         parser.add_argument(
@@ -42,6 +54,15 @@ class Command(BaseCommand):
             return self._list()
         if action == "sweep":
             self.stdout.write(str(tasks.sweep()))
+            return None
+        if action == "hold":
+            return self._hold()
+        if action == "resume":
+            lifted = actions.resume_account(None)
+            self.stdout.write("Resumed: the waiting jobs are being sent." if lifted else _NO_HOLD)
+            return None
+        if action == "cancel-waiting":
+            self.stdout.write(f"Cancelled {actions.cancel_waiting(None)} waiting jobs.")
             return None
         if not ids:
             raise CommandError(f"'jobs {action}' needs at least one generation id")
@@ -66,8 +87,28 @@ class Command(BaseCommand):
             self.stdout.write(f"{pk}: {action} done ({Generation.objects.get(pk=pk).status})")
         return None
 
+    def _hold(self) -> None:
+        hold = queries.account_hold()
+        if hold is None:
+            self.stdout.write(_NO_HOLD)
+            return
+        self.stdout.write(
+            f"On hold since {hold.since:%Y-%m-%d %H:%M:%S %Z}: {hold.cause_label} "
+            f"({hold.status_code or '-'}: {hold.reason or 'no message'})\n"
+            f"{hold.waiting} jobs wait; next try at {hold.retry_at:%H:%M:%S %Z}.\n"
+            "'jobs resume' sends them now; 'jobs cancel-waiting' cancels them."
+        )
+
     def _list(self) -> None:
         now = timezone.now()
+        hold = queries.account_hold()
+        if hold is not None:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"account on hold: {hold.cause_label}; {hold.waiting} jobs wait "
+                    "(see 'jobs hold')"
+                )
+            )
         every = Generation.objects
         groups = [
             ("needs attention", every.filter(status=Status.NEEDS_ATTENTION)),
@@ -92,6 +133,9 @@ class Command(BaseCommand):
                 )
         if not found:
             self.stdout.write("Nothing needs attention.")
+
+
+_NO_HOLD = "The account is not on hold."
 
 
 def _is_uuid(value: str) -> bool:

@@ -13,6 +13,7 @@ all read these definitions.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, Max, Q
+from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 
 if TYPE_CHECKING:
@@ -128,6 +129,30 @@ class GenerationQuerySet(models.QuerySet["Generation"]):
     def unsettled(self) -> GenerationQuerySet:
         """Rows that will still change by themselves (see ``Generation.is_settled``)."""
         return self.filter(Q(status__in=IN_FLIGHT) | Q(pk__in=self.copy_pending().values("pk")))
+
+    # --- the account's capacity (LUMA_MAX_IN_FLIGHT, LUMA_MAX_SUBMITS_PER_MINUTE) --------------
+    def holding_a_slot(self, now: datetime) -> GenerationQuerySet:
+        """Sent (or being sent) and not finished: the rows LUMA_MAX_IN_FLIGHT counts.
+
+        ``submitting`` and ``in_progress``, and a ``needs_attention`` row whose POST began less
+        than LUMA_POLL_DEADLINE ago: its POST may have started a generation that is running
+        upstream now, on the account's slots. Older ones no longer count: a job it may have
+        started has finished by then (lumaweb gives up on a running job after the same time),
+        and rows that wait for a person must not hold the team's slots for ever."""
+        recent = _ago(settings.LUMA_POLL_DEADLINE, now)
+        return self.filter(
+            Q(status__in=[Status.SUBMITTING, Status.IN_PROGRESS])
+            | Q(status=Status.NEEDS_ATTENTION, post_started_at__gte=recent)
+        )
+
+    def waiting_for_a_slot(self, now: datetime) -> GenerationQuerySet:
+        """Queued, due and allowed a POST: the rows that compete for the next free slot (a row
+        backing off after a refusal joins again when its ``next_attempt_at`` comes)."""
+        return self.filter(
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+            status=Status.QUEUED,
+            posts_sent__lt=F("posts_authorized"),
+        )
 
     def dashboard_stamp(self) -> tuple[str, int]:
         """A stamp of everything the job dashboard shows, and how many jobs are in flight
@@ -423,3 +448,143 @@ class ApiToken(models.Model):
             user=user, name=name, key_hash=cls.hash_key(key), prefix=key[:10]
         )
         return token, key
+
+
+# --- the account's capacity ----------------------------------------------------------------------
+GRANT_MEMORY = timedelta(days=1)  # how long a slot grant is kept (fair share reads the last one)
+
+
+class SubmitGrant(models.Model):
+    """One submit attempt given a slot under the account's capacity: at most one POST follows.
+
+    Written in the same locked transaction as the claim, *before* the POST, so the rate limit
+    (``LUMA_MAX_SUBMITS_PER_MINUTE``) counts a POST that is about to go out, and one that was
+    refused afterwards (a 429 or a 503 was a POST all the same), and a row sent twice in a
+    minute twice, which ``post_started_at`` (one per row, cleared on a refusal) cannot. Fair
+    share reads each person's last grant. Kept for a day (the sweeper deletes older ones)."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # No foreign key: deleting a job does not give its minute back.
+    generation_id = models.UUIDField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "at"], name="grant_user_at")]
+
+    def __str__(self) -> str:
+        return f"slot for {self.generation_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+def capacity_limited() -> bool:
+    """Whether any capacity limit is on (both 0: lumaweb sends as fast as it can)."""
+    return bool(settings.LUMA_MAX_IN_FLIGHT or settings.LUMA_MAX_SUBMITS_PER_MINUTE)
+
+
+def free_slots(now: datetime) -> int | None:
+    """How many more submits may start now: the smaller of the room under LUMA_MAX_IN_FLIGHT
+    and under LUMA_MAX_SUBMITS_PER_MINUTE (grants in the last 60 s); ``None``: no limit."""
+    rooms: list[int] = []
+    if settings.LUMA_MAX_IN_FLIGHT:
+        held = Generation.objects.holding_a_slot(now).count()
+        rooms.append(settings.LUMA_MAX_IN_FLIGHT - held)
+    if settings.LUMA_MAX_SUBMITS_PER_MINUTE:
+        sent = SubmitGrant.objects.filter(at__gt=now - timedelta(seconds=60)).count()
+        rooms.append(settings.LUMA_MAX_SUBMITS_PER_MINUTE - sent)
+    return max(0, min(rooms)) if rooms else None
+
+
+@dataclass(frozen=True)
+class Waiter:
+    """One person in the line for slots: how many of their jobs hold a slot now, since when
+    they have waited without one (the later of their oldest waiting job and their last slot),
+    and how many of their jobs wait."""
+
+    user_id: int | None
+    holding: int
+    since: datetime
+    waiting: int
+
+
+def line_for_slots(now: datetime) -> list[Waiter]:
+    """Everyone with a job waiting for a slot, in fair-share order (three queries): whoever
+    holds the fewest slots first, and among them whoever has waited longest without one."""
+    people = list(
+        Generation.objects.waiting_for_a_slot(now)
+        .order_by()
+        .values("created_by_id")
+        .annotate(oldest=Min("status_changed_at"), n=Count("pk"))
+    )
+    if not people:
+        return []
+    ids = [p["created_by_id"] for p in people if p["created_by_id"] is not None]
+    last = dict(
+        SubmitGrant.objects.filter(user_id__in=ids, at__gte=now - GRANT_MEMORY)
+        .order_by()
+        .values("user_id")
+        .annotate(last=Max("at"))
+        .values_list("user_id", "last")
+    )
+    holding = dict(
+        Generation.objects.holding_a_slot(now)
+        .filter(Q(created_by_id__in=ids) | Q(created_by__isnull=True))
+        .order_by()
+        .values("created_by_id")
+        .annotate(n=Count("pk"))
+        .values_list("created_by_id", "n")
+    )
+    line = [
+        Waiter(
+            user_id=p["created_by_id"],
+            holding=holding.get(p["created_by_id"], 0),
+            since=max(p["oldest"], last.get(p["created_by_id"]) or p["oldest"]),
+            waiting=p["n"],
+        )
+        for p in people
+    ]
+    line.sort(key=lambda w: (w.holding, w.since, w.user_id is None, w.user_id or 0))
+    return line
+
+
+def turns(line: list[Waiter], count: int) -> list[int | None]:
+    """Whose job gets each of the next ``count`` slots. Each slot goes to the first person in
+    fair-share order; they then hold one more and have waited least, and take their place
+    again (people with nothing left waiting drop out)."""
+    heap = [(w.holding, 0, i, w.user_id) for i, w in enumerate(line)]  # 0: original order
+    heapq.heapify(heap)
+    left = {w.user_id: w.waiting for w in line}
+    order: list[int | None] = []
+    served = len(line)
+    while heap and len(order) < count:
+        holding, _, _, user_id = heapq.heappop(heap)
+        order.append(user_id)
+        left[user_id] -= 1
+        if left[user_id]:
+            served += 1  # later than everyone who has not just had a turn
+            heapq.heappush(heap, (holding + 1, 1, served, user_id))
+    return order
+
+
+def slot_positions(now: datetime) -> dict[uuid.UUID, int]:
+    """For every job waiting for a slot, how many jobs will get one before it ("3 ahead"):
+    fair share's turns, each person's own jobs oldest first (four queries)."""
+    line = line_for_slots(now)
+    if not line:
+        return {}
+    queues: dict[int | None, list[uuid.UUID]] = {w.user_id: [] for w in line}
+    rows = (
+        Generation.objects.waiting_for_a_slot(now)
+        .order_by("status_changed_at", "created_at", "pk")
+        .values_list("pk", "created_by_id")
+    )
+    for pk, user_id in rows:
+        if user_id in queues:  # (not if they joined the line between the two queries)
+            queues[user_id].append(pk)
+    for pks in queues.values():
+        pks.reverse()  # pop() takes the oldest
+    positions: dict[uuid.UUID, int] = {}
+    for user_id in turns(line, sum(w.waiting for w in line)):
+        if queues[user_id]:
+            positions[queues[user_id].pop()] = len(positions)
+    return positions

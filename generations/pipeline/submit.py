@@ -42,6 +42,7 @@ class Submitted(enum.StrEnum):
     FAILED = "failed"
     NEEDS_ATTENTION = "needs-attention"
     NOT_CLAIMED = "not-claimed"  # someone else has it, or it is not due
+    WAITING = "waiting"  # no free slot for it yet: stays queued, the sweeper wakes it in turn
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,10 @@ class SubmitOutcome:
 def submit(gen_id: Any) -> SubmitOutcome:
     """Claim a queued row and POST it once."""
     token = secrets.token_hex(8)
-    if not t.claim_for_submit(gen_id, token, timezone.now()):
+    claim = t.claim_for_submit(gen_id, token, timezone.now())
+    if claim is t.Claim.NO_SLOT:
+        return SubmitOutcome(Submitted.WAITING)
+    if claim is not t.Claim.CLAIMED:
         return SubmitOutcome(Submitted.NOT_CLAIMED)
     gen = Generation.objects.get(pk=gen_id)
     mine = Q(claim=token)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, F, Max, Min, Q
+from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
 if TYPE_CHECKING:
@@ -76,6 +76,25 @@ def _keyframe_path(instance: Generation, filename: str) -> str:
 
 def _ago(seconds: float, now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - timedelta(seconds=seconds)
+
+
+def holds_a_slot(now: datetime) -> Q:
+    """``submitting`` and ``in_progress``, and a ``needs_attention`` row whose POST began less
+    than LUMA_POLL_DEADLINE ago: that POST may have started a generation that runs upstream
+    now, on the account's slots. Older ones no longer count: a job it may have started has
+    finished by then (lumaweb gives up on a running job after the same time), and rows that
+    wait for a person must not hold the team's slots for ever."""
+    recent = _ago(settings.LUMA_POLL_DEADLINE, now)
+    return Q(status__in=[Status.SUBMITTING, Status.IN_PROGRESS]) | Q(
+        status=Status.NEEDS_ATTENTION, post_started_at__gte=recent
+    )
+
+
+def waits_for_a_slot(now: datetime) -> Q:
+    """Queued, due (``next_attempt_at`` empty or past) and allowed a POST."""
+    return (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)) & Q(
+        status=Status.QUEUED, posts_sent__lt=F("posts_authorized")
+    )
 
 
 class GenerationQuerySet(models.QuerySet["Generation"]):
@@ -132,27 +151,14 @@ class GenerationQuerySet(models.QuerySet["Generation"]):
 
     # --- the account's capacity (LUMA_MAX_IN_FLIGHT, LUMA_MAX_SUBMITS_PER_MINUTE) --------------
     def holding_a_slot(self, now: datetime) -> GenerationQuerySet:
-        """Sent (or being sent) and not finished: the rows LUMA_MAX_IN_FLIGHT counts.
-
-        ``submitting`` and ``in_progress``, and a ``needs_attention`` row whose POST began less
-        than LUMA_POLL_DEADLINE ago: its POST may have started a generation that is running
-        upstream now, on the account's slots. Older ones no longer count: a job it may have
-        started has finished by then (lumaweb gives up on a running job after the same time),
-        and rows that wait for a person must not hold the team's slots for ever."""
-        recent = _ago(settings.LUMA_POLL_DEADLINE, now)
-        return self.filter(
-            Q(status__in=[Status.SUBMITTING, Status.IN_PROGRESS])
-            | Q(status=Status.NEEDS_ATTENTION, post_started_at__gte=recent)
-        )
+        """Sent (or being sent) and not finished: the rows LUMA_MAX_IN_FLIGHT counts
+        (``holds_a_slot`` says which, and why a needs-attention row counts for a while)."""
+        return self.filter(holds_a_slot(now))
 
     def waiting_for_a_slot(self, now: datetime) -> GenerationQuerySet:
         """Queued, due and allowed a POST: the rows that compete for the next free slot (a row
         backing off after a refusal joins again when its ``next_attempt_at`` comes)."""
-        return self.filter(
-            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
-            status=Status.QUEUED,
-            posts_sent__lt=F("posts_authorized"),
-        )
+        return self.filter(waits_for_a_slot(now))
 
     def dashboard_stamp(self) -> tuple[str, int]:
         """A stamp of everything the job dashboard shows, and how many jobs are in flight
@@ -482,19 +488,6 @@ def capacity_limited() -> bool:
     return bool(settings.LUMA_MAX_IN_FLIGHT or settings.LUMA_MAX_SUBMITS_PER_MINUTE)
 
 
-def free_slots(now: datetime) -> int | None:
-    """How many more submits may start now: the smaller of the room under LUMA_MAX_IN_FLIGHT
-    and under LUMA_MAX_SUBMITS_PER_MINUTE (grants in the last 60 s); ``None``: no limit."""
-    rooms: list[int] = []
-    if settings.LUMA_MAX_IN_FLIGHT:
-        held = Generation.objects.holding_a_slot(now).count()
-        rooms.append(settings.LUMA_MAX_IN_FLIGHT - held)
-    if settings.LUMA_MAX_SUBMITS_PER_MINUTE:
-        sent = SubmitGrant.objects.filter(at__gt=now - timedelta(seconds=60)).count()
-        rooms.append(settings.LUMA_MAX_SUBMITS_PER_MINUTE - sent)
-    return max(0, min(rooms)) if rooms else None
-
-
 @dataclass(frozen=True)
 class Waiter:
     """One person in the line for slots: how many of their jobs hold a slot now, since when
@@ -507,44 +500,61 @@ class Waiter:
     waiting: int
 
 
-def line_for_slots(now: datetime) -> list[Waiter]:
-    """Everyone with a job waiting for a slot, in fair-share order (three queries): whoever
-    holds the fewest slots first, and among them whoever has waited longest without one."""
+@dataclass(frozen=True)
+class Slots:
+    """The account's capacity as it stands: ``room`` (how many more submits may start now;
+    ``None``: no limit) and ``line`` (everyone with a job waiting, in fair-share order)."""
+
+    room: int | None
+    line: list[Waiter]
+
+
+def slots(now: datetime) -> Slots:
+    """Read the capacity in two queries: one grouped by person over the rows that hold or
+    wait for a slot (with each person's last grant as a subquery), one count of the grants in
+    the last 60 s (only with a rate limit). Fair-share order: whoever holds the fewest slots
+    first, and among them whoever has waited longest without one."""
+    waits, holds = waits_for_a_slot(now), holds_a_slot(now)
+    last_grant = (
+        SubmitGrant.objects.filter(user_id=OuterRef("created_by_id"), at__gte=now - GRANT_MEMORY)
+        .order_by("-at")
+        .values("at")[:1]
+    )
     people = list(
-        Generation.objects.waiting_for_a_slot(now)
+        Generation.objects.filter(waits | holds)
         .order_by()
         .values("created_by_id")
-        .annotate(oldest=Min("status_changed_at"), n=Count("pk"))
+        .annotate(
+            waiting=Count("pk", filter=waits),
+            oldest=Min("status_changed_at", filter=waits),
+            holding=Count("pk", filter=holds),
+            last=Subquery(last_grant),
+        )
     )
-    if not people:
-        return []
-    ids = [p["created_by_id"] for p in people if p["created_by_id"] is not None]
-    last = dict(
-        SubmitGrant.objects.filter(user_id__in=ids, at__gte=now - GRANT_MEMORY)
-        .order_by()
-        .values("user_id")
-        .annotate(last=Max("at"))
-        .values_list("user_id", "last")
-    )
-    holding = dict(
-        Generation.objects.holding_a_slot(now)
-        .filter(Q(created_by_id__in=ids) | Q(created_by__isnull=True))
-        .order_by()
-        .values("created_by_id")
-        .annotate(n=Count("pk"))
-        .values_list("created_by_id", "n")
-    )
+    rooms: list[int] = []
+    if settings.LUMA_MAX_IN_FLIGHT:
+        rooms.append(settings.LUMA_MAX_IN_FLIGHT - sum(p["holding"] for p in people))
+    if settings.LUMA_MAX_SUBMITS_PER_MINUTE:
+        sent = SubmitGrant.objects.filter(at__gt=now - timedelta(seconds=60)).count()
+        rooms.append(settings.LUMA_MAX_SUBMITS_PER_MINUTE - sent)
     line = [
         Waiter(
             user_id=p["created_by_id"],
-            holding=holding.get(p["created_by_id"], 0),
-            since=max(p["oldest"], last.get(p["created_by_id"]) or p["oldest"]),
-            waiting=p["n"],
+            holding=p["holding"],
+            since=max(p["oldest"], p["last"] or p["oldest"]),
+            waiting=p["waiting"],
         )
         for p in people
+        if p["waiting"]
     ]
     line.sort(key=lambda w: (w.holding, w.since, w.user_id is None, w.user_id or 0))
-    return line
+    return Slots(room=max(0, min(rooms)) if rooms else None, line=line)
+
+
+def free_slots(now: datetime) -> int | None:
+    """How many more submits may start now: the smaller of the room under LUMA_MAX_IN_FLIGHT
+    and under LUMA_MAX_SUBMITS_PER_MINUTE (grants in the last 60 s); ``None``: no limit."""
+    return slots(now).room
 
 
 def turns(line: list[Waiter], count: int) -> list[int | None]:
@@ -566,10 +576,11 @@ def turns(line: list[Waiter], count: int) -> list[int | None]:
     return order
 
 
-def slot_positions(now: datetime) -> dict[uuid.UUID, int]:
+def slot_positions(now: datetime, line: list[Waiter] | None = None) -> dict[uuid.UUID, int]:
     """For every job waiting for a slot, how many jobs will get one before it ("3 ahead"):
-    fair share's turns, each person's own jobs oldest first (four queries)."""
-    line = line_for_slots(now)
+    fair share's turns, each person's own jobs oldest first (one query, given the line)."""
+    if line is None:
+        line = slots(now).line
     if not line:
         return {}
     queues: dict[int | None, list[uuid.UUID]] = {w.user_id: [] for w in line}
@@ -584,7 +595,7 @@ def slot_positions(now: datetime) -> dict[uuid.UUID, int]:
     for pks in queues.values():
         pks.reverse()  # pop() takes the oldest
     positions: dict[uuid.UUID, int] = {}
-    for user_id in turns(line, sum(w.waiting for w in line)):
-        if queues[user_id]:
-            positions[queues[user_id].pop()] = len(positions)
+    for turn in turns(line, sum(w.waiting for w in line)):
+        if queues[turn]:
+            positions[queues[turn].pop()] = len(positions)
     return positions

@@ -27,8 +27,7 @@ from generations.models import (
     Status,
     SubmitGrant,
     capacity_limited,
-    free_slots,
-    line_for_slots,
+    slots,
     turns,
 )
 from generations.pipeline import transitions as t
@@ -102,13 +101,13 @@ def _wake_for_free_slots(now: datetime, stats: SweepStats) -> None:
     way);
     the claim decides for good, under the capacity lock, so a wake-up too many costs a refused
     claim and nothing else."""
-    room = free_slots(now)
-    if not room:
+    state = slots(now)
+    if not state.room:
         return
     fresh = now - timedelta(seconds=settings.LUMA_SWEEP_INTERVAL / 2)
     waiting = Generation.objects.waiting_for_a_slot(now)
     taken: dict[int | None, int] = {}
-    for user_id in turns(line_for_slots(now), room):
+    for user_id in turns(state.line, state.room):
         nth = taken.get(user_id, 0)
         taken[user_id] = nth + 1
         pk = (

@@ -27,8 +27,7 @@ from generations.models import (
     StatusEvent,
     SubmitGrant,
     capacity_limited,
-    free_slots,
-    line_for_slots,
+    slots,
     turns,
 )
 
@@ -126,10 +125,10 @@ def claim_for_submit(gen_id: Any, token: str, now: datetime) -> Claim:
         )
         if row is None:
             return Claim.NOT_CLAIMABLE
-        room = free_slots(now)
-        if room is not None and row["created_by_id"] not in turns(line_for_slots(now), room):
+        state = slots(now)
+        if state.room is not None and row["created_by_id"] not in turns(state.line, state.room):
             Generation.objects.filter(pk=gen_id, status=Status.QUEUED).update(enqueued_at=now)
-            plog(gen_id, "waiting for a free slot (%s free)", room, level=logging.DEBUG)
+            plog(gen_id, "waiting for a free slot (%s free)", state.room, level=logging.DEBUG)
             return Claim.NO_SLOT
         if not move(
             gen_id,

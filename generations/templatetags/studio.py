@@ -17,8 +17,8 @@ from generations.models import (
     Generation,
     Status,
     capacity_limited,
-    free_slots,
     slot_positions,
+    slots,
 )
 
 register = template.Library()
@@ -112,8 +112,9 @@ def _slots_ahead(context: Context, gen: Generation) -> int | None:
     wait = getattr(context, "_slot_wait", None)
     if wait is None:
         now = timezone.now()
-        room = free_slots(now)
-        wait = (room or 0, slot_positions(now) if room is not None else {})
+        state = slots(now)
+        positions = slot_positions(now, state.line) if state.room is not None else {}
+        wait = (state.room or 0, positions)
         context._slot_wait = wait  # type: ignore[attr-defined]
     room, positions = wait
     ahead = positions.get(gen.pk)

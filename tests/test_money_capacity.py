@@ -9,10 +9,12 @@ threads from claiming more than three slots; on SQLite the IMMEDIATE transaction
 
 from __future__ import annotations
 
+import io
 import threading
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
@@ -26,7 +28,7 @@ from generations.models import (
     slot_positions,
 )
 from tests.conftest import wait_for
-from tests.factories import make_user
+from tests.factories import make_user, remote_create
 
 
 def queue(user, count: int, prompt: str = "job") -> list[Generation]:
@@ -201,6 +203,33 @@ def test_the_dashboard_says_a_job_waits_for_a_free_slot_and_how_many_are_ahead(
     assert "waiting for a free slot, 3 ahead" in page
     detail = client.get(f"/generations/{rows[4].pk}/").content.decode()
     assert "waiting for a free slot, 3 ahead" in detail
+
+
+def test_jobs_command_counts_the_jobs_waiting_for_a_slot_instead_of_calling_them_lost(
+    db, sim, caps
+):
+    caps(1, 0)
+    rows = queue(make_user(), 3)
+    for gen in rows:
+        pipeline.submit(gen.pk)
+    Generation.objects.update(enqueued_at=timezone.now() - timedelta(hours=1))
+    out = io.StringIO()
+    call_command("jobs", stdout=out)
+    assert "2 waiting for a free slot (0 free now)" in out.getvalue()
+    assert "queued but not taken" not in out.getvalue()
+
+
+def test_the_simulators_ledger_says_how_many_generations_ran_at_once(sim):
+    first = remote_create(sim, "first")
+    sim.force_complete(first["id"])  # finished before the next one starts
+    remote_create(sim, "second")
+    assert sim.ledger()["max_unfinished"] == 1
+    remote_create(sim, "third")  # the second still runs (the test simulator takes 2 s)
+    ledger = sim.ledger()
+    assert ledger["max_unfinished"] == 2
+    started = [post["started"] for post in ledger["posts"]]
+    assert started == sorted(started)
+    assert all(post["finished"] > post["started"] for post in ledger["posts"])
 
 
 @pytest.mark.pipeline

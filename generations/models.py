@@ -13,6 +13,7 @@ all read these definitions.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, F, Max, Q
+from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
 if TYPE_CHECKING:
@@ -92,6 +93,28 @@ MAY_PAY_TWICE = Q(status=Status.NEEDS_ATTENTION) | Q(
 )
 
 
+def holds_a_slot(now: datetime) -> Q:
+    """``submitting`` and ``in_progress``, and a ``needs_attention`` row whose POST began less
+    than LUMA_POLL_DEADLINE ago: that POST may have started a generation that runs upstream
+    now, on the account's slots. Older ones no longer count: a job it may have started has
+    finished by then (lumaweb gives up on a running job after the same time), and rows that
+    wait for a person must not hold the team's slots for ever."""
+    recent = _ago(settings.LUMA_POLL_DEADLINE, now)
+    return Q(status__in=[Status.SUBMITTING, Status.IN_PROGRESS]) | Q(
+        status=Status.NEEDS_ATTENTION, post_started_at__gte=recent
+    )
+
+
+SLOT_STATUSES = (Status.QUEUED, Status.SUBMITTING, Status.IN_PROGRESS, Status.NEEDS_ATTENTION)
+
+
+def waits_for_a_slot(now: datetime) -> Q:
+    """Queued, due (``next_attempt_at`` empty or past) and allowed a POST."""
+    return (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)) & Q(
+        status=Status.QUEUED, posts_sent__lt=F("posts_authorized")
+    )
+
+
 class GenerationQuerySet(models.QuerySet["Generation"]):
     """Every row predicate the pipeline, the pages and the operator commands share."""
 
@@ -152,6 +175,17 @@ class GenerationQuerySet(models.QuerySet["Generation"]):
     def unsettled(self) -> GenerationQuerySet:
         """Rows that will still change by themselves (see ``Generation.is_settled``)."""
         return self.filter(Q(status__in=IN_FLIGHT) | Q(pk__in=self.copy_pending().values("pk")))
+
+    # --- the account's capacity (LUMA_MAX_IN_FLIGHT, LUMA_MAX_SUBMITS_PER_MINUTE) --------------
+    def holding_a_slot(self, now: datetime) -> GenerationQuerySet:
+        """Sent (or being sent) and not finished: the rows LUMA_MAX_IN_FLIGHT counts
+        (``holds_a_slot`` says which, and why a needs-attention row counts for a while)."""
+        return self.filter(holds_a_slot(now))
+
+    def waiting_for_a_slot(self, now: datetime) -> GenerationQuerySet:
+        """Queued, due and allowed a POST: the rows that compete for the next free slot (a row
+        backing off after a refusal joins again when its ``next_attempt_at`` comes)."""
+        return self.filter(waits_for_a_slot(now))
 
     def dashboard_stamp(self) -> tuple[str, int]:
         """A stamp of everything the job dashboard shows, and how many jobs are in flight
@@ -657,3 +691,150 @@ class DeletedSpending(models.Model):
 
     def __str__(self) -> str:
         return f"{self.spent} POST(s) by {self.user_id} at {self.billed_at:%Y-%m-%d}"
+
+
+# --- the account's capacity ----------------------------------------------------------------------
+GRANT_MEMORY = timedelta(days=1)  # how long a slot grant is kept (fair share reads the last one)
+
+
+class SubmitGrant(models.Model):
+    """One submit attempt given a slot under the account's capacity: at most one POST follows.
+
+    Written in the same locked transaction as the claim, *before* the POST, so the rate limit
+    (``LUMA_MAX_SUBMITS_PER_MINUTE``) counts a POST that is about to go out, and one that was
+    refused afterwards (a 429 or a 503 was a POST all the same), and a row sent twice in a
+    minute twice, which ``post_started_at`` (one per row, cleared on a refusal) cannot. Fair
+    share reads each person's last grant. Kept for a day (the sweeper deletes older ones)."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # No foreign key: deleting a job does not give its minute back.
+    generation_id = models.UUIDField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "at"], name="grant_user_at")]
+
+    def __str__(self) -> str:
+        return f"slot for {self.generation_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+def capacity_limited() -> bool:
+    """Whether any capacity limit is on (both 0: lumaweb sends as fast as it can)."""
+    return bool(settings.LUMA_MAX_IN_FLIGHT or settings.LUMA_MAX_SUBMITS_PER_MINUTE)
+
+
+@dataclass(frozen=True)
+class Waiter:
+    """One person in the line for slots: how many of their jobs hold a slot now, since when
+    they have waited without one (the later of their oldest waiting job and their last slot),
+    and how many of their jobs wait."""
+
+    user_id: int | None
+    holding: int
+    since: datetime
+    waiting: int
+
+
+@dataclass(frozen=True)
+class Slots:
+    """The account's capacity as it stands: ``room`` (how many more submits may start now;
+    ``None``: no limit) and ``line`` (everyone with a job waiting, in fair-share order)."""
+
+    room: int | None
+    line: list[Waiter]
+
+
+def slots(now: datetime) -> Slots:
+    """Read the capacity in two queries: one grouped by person over the rows that hold or
+    wait for a slot (with each person's last grant as a subquery), one count of the grants in
+    the last 60 s (only with a rate limit). Fair-share order: whoever holds the fewest slots
+    first, and among them whoever has waited longest without one."""
+    waits, holds = waits_for_a_slot(now), holds_a_slot(now)
+    last_grant = (
+        SubmitGrant.objects.filter(user_id=OuterRef("created_by_id"), at__gte=now - GRANT_MEMORY)
+        .order_by("-at")
+        .values("at")[:1]
+    )
+    people = list(
+        # The status list is implied by the two conditions; said outright, it lets the planner
+        # use the status index instead of reading every finished row.
+        Generation.objects.filter(waits | holds, status__in=SLOT_STATUSES)
+        .order_by()
+        .values("created_by_id")
+        .annotate(
+            waiting=Count("pk", filter=waits),
+            oldest=Min("status_changed_at", filter=waits),
+            holding=Count("pk", filter=holds),
+            last=Subquery(last_grant),
+        )
+    )
+    rooms: list[int] = []
+    if settings.LUMA_MAX_IN_FLIGHT:
+        rooms.append(settings.LUMA_MAX_IN_FLIGHT - sum(p["holding"] for p in people))
+    if settings.LUMA_MAX_SUBMITS_PER_MINUTE:
+        sent = SubmitGrant.objects.filter(at__gt=now - timedelta(seconds=60)).count()
+        rooms.append(settings.LUMA_MAX_SUBMITS_PER_MINUTE - sent)
+    line = [
+        Waiter(
+            user_id=p["created_by_id"],
+            holding=p["holding"],
+            since=max(p["oldest"], p["last"] or p["oldest"]),
+            waiting=p["waiting"],
+        )
+        for p in people
+        if p["waiting"]
+    ]
+    line.sort(key=lambda w: (w.holding, w.since, w.user_id is None, w.user_id or 0))
+    return Slots(room=max(0, min(rooms)) if rooms else None, line=line)
+
+
+def free_slots(now: datetime) -> int | None:
+    """How many more submits may start now: the smaller of the room under LUMA_MAX_IN_FLIGHT
+    and under LUMA_MAX_SUBMITS_PER_MINUTE (grants in the last 60 s); ``None``: no limit."""
+    return slots(now).room
+
+
+def turns(line: list[Waiter], count: int) -> list[int | None]:
+    """Whose job gets each of the next ``count`` slots. Each slot goes to the first person in
+    fair-share order; they then hold one more and have waited least, and take their place
+    again (people with nothing left waiting drop out)."""
+    heap = [(w.holding, 0, i, w.user_id) for i, w in enumerate(line)]  # 0: original order
+    heapq.heapify(heap)
+    left = {w.user_id: w.waiting for w in line}
+    order: list[int | None] = []
+    served = len(line)
+    while heap and len(order) < count:
+        holding, _, _, user_id = heapq.heappop(heap)
+        order.append(user_id)
+        left[user_id] -= 1
+        if left[user_id]:
+            served += 1  # later than everyone who has not just had a turn
+            heapq.heappush(heap, (holding + 1, 1, served, user_id))
+    return order
+
+
+def slot_positions(now: datetime, line: list[Waiter] | None = None) -> dict[uuid.UUID, int]:
+    """For every job waiting for a slot, how many jobs will get one before it ("3 ahead"):
+    fair share's turns, each person's own jobs oldest first (one query, given the line)."""
+    if line is None:
+        line = slots(now).line
+    if not line:
+        return {}
+    queues: dict[int | None, list[uuid.UUID]] = {w.user_id: [] for w in line}
+    rows = (
+        Generation.objects.waiting_for_a_slot(now)
+        .order_by("status_changed_at", "created_at", "pk")
+        .values_list("pk", "created_by_id")
+    )
+    for pk, user_id in rows:
+        if user_id in queues:  # (not if they joined the line between the two queries)
+            queues[user_id].append(pk)
+    for pks in queues.values():
+        pks.reverse()  # pop() takes the oldest
+    positions: dict[uuid.UUID, int] = {}
+    for turn in turns(line, sum(w.waiting for w in line)):
+        if queues[turn]:
+            positions[queues[turn].pop()] = len(positions)
+    return positions

@@ -193,6 +193,10 @@ LUMA_POLL_DEADLINE = env_float("LUMA_POLL_DEADLINE", 600.0, minimum=1)
 LUMA_CONNECT_TIMEOUT = env_float("LUMA_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 LUMA_READ_TIMEOUT = env_float("LUMA_READ_TIMEOUT", 30.0, minimum=0.1)
 LUMA_SUBMIT_MAX_ATTEMPTS = env_int("LUMA_SUBMIT_MAX_ATTEMPTS", 8, minimum=1)
+# The account's capacity, shared by every worker and machine (0: no limit). Generations sent and
+# not yet finished (Luma's entry tier runs 10 at once), and POSTs in any 60 seconds.
+LUMA_MAX_IN_FLIGHT = env_int("LUMA_MAX_IN_FLIGHT", 10, minimum=0)
+LUMA_MAX_SUBMITS_PER_MINUTE = env_int("LUMA_MAX_SUBMITS_PER_MINUTE", 20, minimum=0)
 # A row left in `submitting` this long (a worker died mid-request) is swept.
 LUMA_SUBMIT_STALE_AFTER = env_float("LUMA_SUBMIT_STALE_AFTER", 120.0, minimum=1)
 LUMA_SWEEP_INTERVAL = env_float("LUMA_SWEEP_INTERVAL", 15.0, minimum=0.5)

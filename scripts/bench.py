@@ -45,6 +45,7 @@ def main() -> None:
     from generations import actions, pipeline
     from generations.inputs import GenerationRequest
     from generations.models import Generation, Status
+    from generations.pipeline.transitions import claim_for_submit
 
     call_command("migrate", verbosity=0)
     settings.ALLOWED_HOSTS = ["testserver"]
@@ -55,7 +56,8 @@ def main() -> None:
         user = get_user_model().objects.create_user("bench", password="x")
         results: list[tuple[str, str]] = []
 
-        # 1. submit: claim + one POST + status change, per row, sequentially
+        # 1. submit: claim + one POST + status change, per row, sequentially (no capacity limit)
+        settings.LUMA_MAX_IN_FLIGHT = settings.LUMA_MAX_SUBMITS_PER_MINUTE = 0
         rows = [
             actions.create_generation(user, GenerationRequest(user_prompt=f"bench {i}"))
             for i in range(200)
@@ -67,6 +69,42 @@ def main() -> None:
         results.append(
             ("submit (claim, POST, update), 200 rows", f"{took:.2f} s, {200 / took:.0f} rows/s")
         )
+
+        # 1b. the capacity check's cost per submit: the same submits with the limits off and on
+        # (limits high enough that every check runs in full and none refuses), in alternating
+        # rounds of the same run, with four people's jobs waiting in line.
+        people = [get_user_model().objects.create_user(f"cap{i}", password="x") for i in range(4)]
+        per_row: dict[str, list[float]] = {"off": [], "on": []}
+        per_claim: dict[str, list[float]] = {"off": [], "on": []}
+        for _round in range(4):
+            for mode in ("off", "on"):
+                limit = 100_000 if mode == "on" else 0
+                settings.LUMA_MAX_IN_FLIGHT = settings.LUMA_MAX_SUBMITS_PER_MINUTE = limit
+                batch = [
+                    actions.create_generation(
+                        people[i % 4], GenerationRequest(user_prompt=f"cap {mode} {i}")
+                    )
+                    for i in range(100)
+                ]
+                start = time.perf_counter()
+                for gen in batch[:50]:
+                    pipeline.submit(gen.pk)
+                per_row[mode].append((time.perf_counter() - start) / 50)
+                start = time.perf_counter()
+                for gen in batch[50:]:  # the claim alone (left in submitting, then cleared)
+                    claim_for_submit(gen.pk, "bench", timezone.now())
+                per_claim[mode].append((time.perf_counter() - start) / 50)
+                Generation.objects.filter(status=Status.SUBMITTING).delete()
+        settings.LUMA_MAX_IN_FLIGHT = settings.LUMA_MAX_SUBMITS_PER_MINUTE = 0
+        Generation.objects.filter(created_by__in=people).delete()  # not in the later figures
+        for name, timings in (("submit", per_row), ("claim alone", per_claim)):
+            off, on = statistics.median(timings["off"]), statistics.median(timings["on"])
+            results.append(
+                (
+                    f"{name}: capacity limits off / on, 200 rows each",
+                    f"{off * 1000:.2f} ms / {on * 1000:.2f} ms per row, x{on / off:.2f}",
+                )
+            )
 
         # 2. batch poll of N in-flight rows
         remote_ids = []

@@ -304,9 +304,20 @@ class Generation:
         natural = self.created + self.duration
         return natural if self.forced_at is None else min(natural, self.forced_at)
 
+    @property
+    def fail_at(self) -> float:
+        return self.created + FAIL_FRACTION * self.duration
+
     def failed(self, now: float) -> bool:
-        fail_at = self.created + FAIL_FRACTION * self.duration
-        return self.fails and self.forced_at is None and now >= fail_at
+        return self.fails and self.forced_at is None and now >= self.fail_at
+
+    @property
+    def finished_at(self) -> float:
+        """When it stops running (completed or failed): it holds one of the account's
+        concurrent slots until then."""
+        if self.fails and self.forced_at is None:
+            return min(self.fail_at, self.done_at)
+        return self.done_at
 
     def state(self, now: float) -> str:
         if self.failed(now):
@@ -389,6 +400,7 @@ class Simulator:
         self._clear()
 
     def _clear(self) -> None:
+        self.epoch = time.monotonic()
         self.generations: dict[str, Generation] = {}
         self.posts: list[dict[str, Any]] = []
         self.counters = {"get_requests": 0, "get_ids": 0, "requests": 0}
@@ -675,9 +687,7 @@ class Simulator:
             return json_reply(200, {"ok": True})
         if method == "GET" and path == "/_sim/ledger":
             with self.lock:
-                return json_reply(
-                    200, {"posts": list(self.posts), **self.counters, "faults": dict(self.faults)}
-                )
+                return json_reply(200, self._ledger())
         if method == "GET" and path == "/_sim/config":
             return json_reply(200, self.config.public())
         if method == "POST" and path == "/_sim/config":
@@ -692,6 +702,29 @@ class Simulator:
         if method == "POST" and (match := FORCE_PATH.match(path)):
             return self._force_complete(match["id"], path)
         return error_reply(404, f"Cannot {method} {path}", path)
+
+    def _ledger(self) -> dict[str, Any]:
+        """Every accepted POST, with when it started and when it finished (or will finish)
+        running, in seconds since the simulator started; ``max_unfinished`` is the most that
+        were running at once (lock held)."""
+        posts = []
+        for post in self.posts:
+            generation = self.generations.get(post["id"])
+            times = {}
+            if generation is not None:
+                times = {
+                    "started": round(generation.created - self.epoch, 4),
+                    "finished": round(generation.finished_at - self.epoch, 4),
+                }
+            posts.append({**post, **times})
+        return {
+            "posts": posts,
+            "max_unfinished": max_overlap(
+                [(p["started"], p["finished"]) for p in posts if "started" in p]
+            ),
+            **self.counters,
+            "faults": dict(self.faults),
+        }
 
     def _check_control_token(self, token: str | None, path: str) -> Reply | None:
         """None when ``token`` is the configured one; else 403 (control is off) or 401."""
@@ -727,6 +760,16 @@ class Simulator:
             if generation.forced_at is None and now < generation.done_at:
                 generation.forced_at = now
             return json_reply(200, {"ok": True, "state": generation.state(now)})
+
+
+def max_overlap(spans: list[tuple[float, float]]) -> int:
+    """The most ``[start, end)`` spans that overlap at any moment."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    most = running = 0
+    for _, step in edges:  # at equal times an end (-1) sorts first: [start, end) spans
+        running += step
+        most = max(most, running)
+    return most
 
 
 def parse_ids(query: str) -> list[str]:

@@ -44,6 +44,7 @@ class Submitted(enum.StrEnum):
     NEEDS_ATTENTION = "needs-attention"
     HELD = "held"  # the account is on hold: queued, waiting (refused for the account, or not sent)
     NOT_CLAIMED = "not-claimed"  # someone else has it, or it is not due
+    WAITING = "waiting"  # no free slot for it yet: stays queued, the sweeper wakes it in turn
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,10 @@ class SubmitOutcome:
 def submit(gen_id: Any) -> SubmitOutcome:
     """Claim a queued row and POST it once."""
     token = secrets.token_hex(8)
-    if not t.claim_for_submit(gen_id, token, timezone.now(), allowed=hold.sending_allowed()):
+    claim = t.claim_for_submit(gen_id, token, timezone.now(), allowed=hold.sending_allowed())
+    if claim is t.Claim.NO_SLOT:
+        return SubmitOutcome(Submitted.WAITING)
+    if claim is not t.Claim.CLAIMED:
         held = hold.current() is not None
         return SubmitOutcome(Submitted.HELD if held else Submitted.NOT_CLAIMED)
     hold.probe_taken(gen_id)

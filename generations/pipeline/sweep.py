@@ -2,6 +2,8 @@
 
 1. queued rows whose wake-up was lost (flushed Redis, a crash between commit and publish);
    while the account is on hold, instead, this interval's one probe (``hold.due_probe``);
+   with a capacity limit on, instead, the rows whose turn it is for the slots free now (a row
+   refused a slot waits for this wake-up; one whose message was lost is woken in its turn);
 2. rows a dead worker left in ``submitting``: back to queued if the POST had not started,
    to a person if it had;
 3. finished videos whose copy is due and whose wake-up was lost.
@@ -14,11 +16,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from generations.models import Generation, Status
+from generations.models import (
+    GRANT_MEMORY,
+    Generation,
+    Status,
+    SubmitGrant,
+    capacity_limited,
+    slots,
+    turns,
+)
 from generations.pipeline import hold
 from generations.pipeline import transitions as t
 
@@ -58,6 +70,8 @@ def sweep() -> SweepStats:
         if probe is not None:
             stats.probe = probe.gen_id
             stats.to_submit.append(probe.gen_id)
+    elif capacity_limited():
+        _wake_for_free_slots(now, stats)
     else:
         for pk in rows.waiting_for_a_worker(now).values_list("pk", flat=True)[:MAX_REQUEUE]:
             if rows.waiting_for_a_worker(now).filter(pk=pk).update(enqueued_at=now):
@@ -86,6 +100,35 @@ def sweep() -> SweepStats:
         if rows.copy_due(now).filter(pk=pk).update(assets_enqueued_at=now):
             stats.to_copy.append(pk)
             stats.copies += 1
+    SubmitGrant.objects.filter(at__lt=now - GRANT_MEMORY).delete()
     if stats.requeued or stats.unstuck or stats.needs_attention or stats.probe:
         t.log.info("sweep %s", stats.counts())
     return stats
+
+
+def _wake_for_free_slots(now: datetime, stats: SweepStats) -> None:
+    """Wake the next jobs in fair-share order, one per free slot, each person's oldest first.
+
+    A row woken within the last half sweep interval is not woken again (its message is on its
+    way);
+    the claim decides for good, under the capacity lock, so a wake-up too many costs a refused
+    claim and nothing else."""
+    state = slots(now)
+    if not state.room:
+        return
+    fresh = now - timedelta(seconds=settings.LUMA_SWEEP_INTERVAL / 2)
+    waiting = Generation.objects.waiting_for_a_slot(now)
+    taken: dict[int | None, int] = {}
+    for user_id in turns(state.line, state.room):
+        nth = taken.get(user_id, 0)
+        taken[user_id] = nth + 1
+        pk = (
+            waiting.filter(created_by_id=user_id)
+            .order_by("status_changed_at", "created_at", "pk")
+            .values_list("pk", flat=True)[nth : nth + 1]
+            .first()
+        )
+        not_fresh = Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=fresh)
+        if pk is not None and waiting.filter(not_fresh, pk=pk).update(enqueued_at=now):
+            stats.to_submit.append(pk)
+            stats.requeued += 1

@@ -10,17 +10,26 @@ it means (``fail``, ``flag_for_a_person``, ``requeue``…) and a wake-up stamp (
 
 from __future__ import annotations
 
+import enum
 import logging
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from generations.models import Generation, Status, StatusEvent
+from generations.models import (
+    Generation,
+    Status,
+    StatusEvent,
+    SubmitGrant,
+    capacity_limited,
+    slots,
+    turns,
+)
 
 log = logging.getLogger("generations.pipeline")
 
@@ -65,22 +74,78 @@ def move(
 
 
 # --- named transitions --------------------------------------------------------------------------
-def claim_for_submit(gen_id: Any, token: str, now: datetime, *, allowed: Q | None = None) -> bool:
-    """queued -> submitting, for one submit attempt identified by ``token``; only when due,
-    while a POST is still authorised (``posts_sent < posts_authorized``) and while ``allowed``
-    holds (the account hold's condition, checked in the same UPDATE)."""
-    return move(
-        gen_id,
-        [Status.QUEUED],
-        Status.SUBMITTING,
-        note="claimed by a worker",
-        only_if=(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+class Claim(enum.StrEnum):
+    CLAIMED = "claimed"
+    NOT_CLAIMABLE = "not-claimable"  # someone else has it, it is not due, or no POST is allowed
+    NO_SLOT = "no-slot"  # the account is at capacity, or another person's turn comes first
+
+
+# Any constant, the same in every process: the key of the transaction-level advisory lock that
+# makes "count the slots, then claim" one step across every worker and machine (PostgreSQL).
+CAPACITY_LOCK_KEY = 0x6C756D61  # "luma"
+
+
+def claim_for_submit(gen_id: Any, token: str, now: datetime, *, allowed: Q | None = None) -> Claim:
+    """queued -> submitting, for one submit attempt identified by ``token``; only when due and
+    while a POST is still authorised (``posts_sent < posts_authorized``), and, with a capacity
+    limit on, only when a slot is free and this row's person is among those whose turn it is.
+
+    Counting and claiming are one step for every worker on every machine: on PostgreSQL the
+    transaction holds an advisory lock; SQLite's IMMEDIATE transactions already let one
+    writer in at a time. The slot is recorded (``SubmitGrant``) in the same transaction. A row
+    refused a slot stays queued, no attempt counted, stamped as having a wake-up coming: the
+    sweeper wakes the rows whose turn it is when slots free up.
+
+    ``allowed`` is the account hold's condition, checked in the same UPDATE: while the account
+    is on hold only the chosen probe may be claimed."""
+    claimable = (
+        (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         & Q(posts_sent__lt=F("posts_authorized"))
-        & (allowed if allowed is not None else Q()),
-        attempts=F("attempts") + 1,
-        post_started_at=None,
-        claim=token,
+        & (allowed if allowed is not None else Q())
     )
+    fields: dict[str, Any] = {
+        "attempts": F("attempts") + 1,
+        "post_started_at": None,
+        "claim": token,
+    }
+    if not capacity_limited():
+        moved = move(
+            gen_id,
+            [Status.QUEUED],
+            Status.SUBMITTING,
+            note="claimed by a worker",
+            only_if=claimable,
+            **fields,
+        )
+        return Claim.CLAIMED if moved else Claim.NOT_CLAIMABLE
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CAPACITY_LOCK_KEY])
+        row = (
+            Generation.objects.waiting_for_a_slot(now)
+            .filter(pk=gen_id)
+            .values("created_by_id")
+            .first()
+        )
+        if row is None:
+            return Claim.NOT_CLAIMABLE
+        state = slots(now)
+        if state.room is not None and row["created_by_id"] not in turns(state.line, state.room):
+            Generation.objects.filter(pk=gen_id, status=Status.QUEUED).update(enqueued_at=now)
+            plog(gen_id, "waiting for a free slot (%s free)", state.room, level=logging.DEBUG)
+            return Claim.NO_SLOT
+        if not move(
+            gen_id,
+            [Status.QUEUED],
+            Status.SUBMITTING,
+            note="claimed by a worker",
+            only_if=claimable,
+            **fields,
+        ):
+            return Claim.NOT_CLAIMABLE
+        SubmitGrant.objects.create(at=now, user_id=row["created_by_id"], generation_id=gen_id)
+    return Claim.CLAIMED
 
 
 def requeue(

@@ -6,13 +6,20 @@ from datetime import datetime
 
 from django import template
 from django.forms import BaseForm, BoundField
+from django.template import Context
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from generations import actions
-from generations.models import Generation
+from generations.models import (
+    Generation,
+    Status,
+    capacity_limited,
+    slot_positions,
+    slots,
+)
 
 register = template.Library()
 
@@ -72,17 +79,36 @@ def live_version(gen: Generation) -> str:
     return gen.live_version
 
 
-@register.simple_tag
-def progress(gen: Generation) -> dict[str, object]:
+@register.simple_tag(takes_context=True)
+def progress(context: Context, gen: Generation) -> dict[str, object]:
     """The ETA bar of a job (``Generation.eta``), with the remaining time in words; CSS
-    animates the rest without a request."""
+    animates the rest without a request. A queued job that waits for a free slot under the
+    account's capacity says how many jobs go before it (``ahead``; else ``None``)."""
     eta = gen.eta()
     return {
         "kind": eta.kind,
         "percent": eta.percent,
         "remaining": eta.remaining,
         "remaining_text": human_duration(eta.remaining),
+        "ahead": _slots_ahead(context, gen),
     }
+
+
+def _slots_ahead(context: Context, gen: Generation) -> int | None:
+    """How many jobs get a slot before this one, when it has to wait for one. Worked out once
+    per page or fragment (a few queries, however many cards), kept on the template context."""
+    if gen.status != Status.QUEUED or not capacity_limited():
+        return None
+    wait = getattr(context, "_slot_wait", None)
+    if wait is None:
+        now = timezone.now()
+        state = slots(now)
+        positions = slot_positions(now, state.line) if state.room is not None else {}
+        wait = (state.room or 0, positions)
+        context._slot_wait = wait  # type: ignore[attr-defined]
+    room, positions = wait
+    ahead = positions.get(gen.pk)
+    return ahead if ahead is not None and ahead >= room else None
 
 
 @register.filter

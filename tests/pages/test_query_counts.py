@@ -56,7 +56,9 @@ def test_gallery_and_dashboard_queries_do_not_grow_with_rows(client, user, other
     add_rows(190, user, other)
     large = {url + str(h): queries_for(client, url, **h) for url, h in PAGES}
     assert small == large
-    assert max(large.values()) <= 12, large
+    # A ceiling, beside the constancy above: session, user, the member row (role), the hold
+    # banner, the running badge, the sections, the capacity line for "N ahead"...
+    assert max(large.values()) <= 14, large
 
 
 def test_gallery_next_page_query_count_is_constant(client, user, other):

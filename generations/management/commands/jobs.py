@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from generations import actions, queries, tasks
-from generations.models import Generation, Status
+from generations.models import Generation, Status, capacity_limited, slots
 
 
 class Command(BaseCommand):
@@ -113,10 +113,17 @@ class Command(BaseCommand):
         groups = [
             ("needs attention", every.filter(status=Status.NEEDS_ATTENTION)),
             ("stuck submitting", every.stale_submitting(now)),
-            ("queued but not taken", every.waiting_for_a_worker(now)),
             ("in progress, not polled lately", every.not_polled_lately(now)),
             ("finished without a local copy", every.copy_given_up()),
         ]
+        if capacity_limited():
+            # Queued rows wait for their turn, and the sweeper wakes them in it: not a problem.
+            state = slots(now)
+            waiting = sum(w.waiting for w in state.line)
+            if waiting:
+                self.stdout.write(f"{waiting} waiting for a free slot ({state.room} free now)")
+        else:
+            groups.insert(2, ("queued but not taken", every.waiting_for_a_worker(now)))
         found = False
         for title, query in groups:
             rows = list(query.select_related("created_by").order_by("status_changed_at")[:200])

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from datetime import timedelta
 from itertools import count
+from typing import TYPE_CHECKING
 
 import pytest
 from django.test import Client
 from django.utils import timezone
 
 from generations.models import Generation, Status, StatusEvent
+from tests.chromium import launch
 from tests.factories import make_user
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 _serial = count()
 
@@ -58,6 +65,23 @@ def make_gen(status: str = Status.COMPLETED, user=None, **fields) -> Generation:
     gen = Generation.objects.create(**defaults)
     StatusEvent.objects.create(generation=gen, status=gen.status, note="made by a test")
     return gen
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium under Playwright, one per test module that drives pages."""
+    if not shutil.which("chromium"):
+        pytest.fail("chromium is not installed: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls made by the test
+    # itself (to wait for rows) are plain synchronous code. Allowed for this module only: the
+    # variable is restored when the module's tests are done.
+    with pytest.MonkeyPatch.context() as patch, sync_playwright() as pw:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        chromium = launch(pw)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 import time
 import uuid
 from datetime import timedelta
@@ -33,7 +32,6 @@ from django.views.defaults import permission_denied, server_error
 
 from generations.models import Generation, HoldCause, Status
 from generations.pipeline import hold
-from tests.chromium import launch
 from tests.conftest import wait_for
 from tests.factories import make_user
 from tests.pages.conftest import make_gen
@@ -76,21 +74,6 @@ CLOSE_DETAILS = """() => {
         d.open = false; d.removeAttribute('data-a11y-opened');
     });
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not shutil.which("chromium"):
-        pytest.fail("chromium is not installed: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    # As in test_browser.py: Playwright's sync API runs an event loop in this thread, and the
-    # test's own ORM calls are plain synchronous code. Restored when the module is done.
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as pw:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = launch(pw)
-        yield browser
-        browser.close()
 
 
 class Audit:

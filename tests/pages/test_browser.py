@@ -5,36 +5,18 @@ see the chain, like, filter and download; and, the session gone, land on the log
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 from pathlib import Path
 
 import pytest
 
 from generations.models import Generation, Status
-from tests.chromium import launch
 from tests.conftest import wait_for
 from tests.factories import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.pipeline]
 
 TIMEOUT_MS = 60_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not shutil.which("chromium"):
-        pytest.fail("chromium is not installed: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls made by the test
-    # itself (to wait for rows) are plain synchronous code. Allowed for this module only: the
-    # variable is restored when the module's tests are done.
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as pw:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = launch(pw)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -14,14 +14,12 @@ other browsers and slow networks is tested where it can fail: app.js cancelling 
 from __future__ import annotations
 
 import re
-import shutil
 import time
 
 import pytest
 
 from generations import actions
 from generations.models import Generation
-from tests.chromium import launch
 from tests.conftest import wait_for
 from tests.factories import make_user
 from tests.pages.conftest import make_gen
@@ -47,21 +45,6 @@ def slow_answers(monkeypatch):
             time.sleep(SLOW_ANSWER)
 
     monkeypatch.setattr(actions, "create_generation", create_then_wait)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not shutil.which("chromium"):
-        pytest.fail("chromium is not installed: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    # As in test_browser.py: Playwright's loop runs in this thread, the test's ORM calls are
-    # plain synchronous code; allowed for this module only.
-    with pytest.MonkeyPatch.context() as patch, sync_playwright() as pw:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        browser = launch(pw)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

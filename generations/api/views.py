@@ -108,6 +108,21 @@ def _may_not_spend(request: HttpRequest) -> JsonResponse | None:
     return None
 
 
+def _spending_request(request: HttpRequest) -> tuple[str | None, dict[str, Any]] | JsonResponse:
+    """What a create or an extend asks, in the order its refusals are answered: a viewer's 403
+    before the body is read, then a malformed ``Idempotency-Key``, then a body that is no JSON
+    object. Returns (the key or None, the body) or the refusal."""
+    if refused := _may_not_spend(request):
+        return refused
+    key = _idempotency_key(request)
+    if isinstance(key, JsonResponse):
+        return key
+    data = _json_body(request)
+    if isinstance(data, JsonResponse):
+        return data
+    return key, data
+
+
 def _form_errors(form: forms.BaseForm) -> JsonResponse:
     # An ErrorList yields its messages (text, or lazy text that JSON writes the same way).
     fields = {name: [str(message) for message in errors] for name, errors in form.errors.items()}
@@ -181,14 +196,10 @@ def openapi_schema(request: HttpRequest) -> HttpResponse:
 @api_view("GET", "POST")
 def generations_collection(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        if refused := _may_not_spend(request):  # before the body: a viewer's answer is 403
-            return refused
-        key = _idempotency_key(request)
-        if isinstance(key, JsonResponse):
-            return key
-        data = _json_body(request)
-        if isinstance(data, JsonResponse):
-            return data
+        asked = _spending_request(request)
+        if isinstance(asked, JsonResponse):
+            return asked
+        key, data = asked
         form = GenerationForm({**GenerationRequest.defaults(), **data})
         if not form.is_valid():
             return _form_errors(form)
@@ -214,10 +225,8 @@ def generation_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         gen = get_object_or_404(Generation.objects.select_related("created_by"), pk=pk)
         try:
             actions.delete_generation(gen, request.user)
-        except actions.NotAllowed as exc:
-            return _error(403, str(exc))
         except actions.ServiceError as exc:
-            return _error(409, str(exc))
+            return _refused(exc)
         return HttpResponse(status=204)
     gen = get_object_or_404(queries.with_card_fields(Generation.objects.all(), request.user), pk=pk)
     return JsonResponse(generation_json(gen, request))
@@ -226,14 +235,10 @@ def generation_detail(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
 @api_view("POST")
 def generation_extend(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     parent = get_object_or_404(Generation, pk=pk)
-    if refused := _may_not_spend(request):
-        return refused
-    key = _idempotency_key(request)
-    if isinstance(key, JsonResponse):
-        return key
-    data = _json_body(request)
-    if isinstance(data, JsonResponse):
-        return data
+    asked = _spending_request(request)
+    if isinstance(asked, JsonResponse):
+        return asked
+    key, data = asked
     form = ExtendForm(data, parent=parent)
     if not form.is_valid():
         return _form_errors(form)

@@ -21,13 +21,15 @@ cost is kept in ``DeletedSpending``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Sum, Value, When
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models.functions import Coalesce, Greatest, TruncDate, TruncMonth
 from django.utils import timezone
 
 from generations.models import DeletedSpending, Generation, Member, Status, Team
@@ -128,52 +130,147 @@ class MonthUsage:
         return self.people.get(user_id, Usage())
 
 
-def month_usage(moment: datetime | None = None) -> MonthUsage:
-    """Every person's usage in the month of ``moment`` (default: now), in two queries (live
-    rows, then deleted rows' kept costs), whatever the number of jobs."""
-    start, end = month_window(moment)
+def _grouped(
+    start: datetime, end: datetime, by_day: bool
+) -> dict[tuple[date | None, int | None], Usage]:
+    """Usage in [start, end), per person (and per UTC day with ``by_day``; the day is None
+    without), in two queries: live rows, then deleted rows' kept costs. The one place the sums
+    are made: the month's figures and the days' are the same expressions, grouped differently."""
     cost = cost_per_generation()
-    people: dict[int | None, Usage] = {}
-    live = (
-        Generation.objects.filter(billed_at__gte=start, billed_at__lt=end)
-        .order_by()
-        .values("created_by")
-        .annotate(
-            spent=_total(SPENT),
-            possibly=_total(POSSIBLY),
-            reserved=_total(RESERVED),
-            refunded=_total(REFUNDED),
-            generations=Count("pk"),
-        )
-    )
-    for row in live:
-        people[row["created_by"]] = Usage(
+    grouped: dict[tuple[date | None, int | None], Usage] = {}
+    live = Generation.objects.filter(billed_at__gte=start, billed_at__lt=end).order_by()
+    gone = DeletedSpending.objects.filter(billed_at__gte=start, billed_at__lt=end).order_by()
+    if by_day:
+        live = live.annotate(day=TruncDate("billed_at", tzinfo=UTC))
+        gone = gone.annotate(day=TruncDate("billed_at", tzinfo=UTC))
+    day_key = ["day"] if by_day else []
+    for row in live.values(*day_key, "created_by").annotate(
+        spent=_total(SPENT),
+        possibly=_total(POSSIBLY),
+        reserved=_total(RESERVED),
+        refunded=_total(REFUNDED),
+        generations=Count("pk"),
+    ):
+        grouped[(row.get("day"), row["created_by"])] = Usage(
             row["spent"] * cost,
             row["possibly"] * cost,
             row["reserved"] * cost,
             row["refunded"] * cost,
             row["generations"],
         )
-    deleted = (
-        DeletedSpending.objects.filter(billed_at__gte=start, billed_at__lt=end)
-        .order_by()
-        .values("user")
-        .annotate(
-            spent=_total("spent"),
-            possibly=_total("possibly"),
-            refunded=_total("refunded"),
-            generations=Count("pk"),
-        )
-    )
-    for row in deleted:
-        gone = Usage(
+    for row in gone.values(*day_key, "user").annotate(
+        spent=_total("spent"),
+        possibly=_total("possibly"),
+        refunded=_total("refunded"),
+        generations=Count("pk"),
+    ):
+        key = (row.get("day"), row["user"])
+        grouped[key] = grouped.get(key, Usage()) + Usage(
             spent=row["spent"] * cost,
             possibly=row["possibly"] * cost,
             refunded=row["refunded"] * cost,
             generations=row["generations"],
         )
-        people[row["user"]] = people.get(row["user"], Usage()) + gone
+    return grouped
+
+
+def month_usage(moment: datetime | None = None) -> MonthUsage:
+    """Every person's usage in the month of ``moment`` (default: now), in two queries (live
+    rows, then deleted rows' kept costs), whatever the number of jobs."""
+    start, end = month_window(moment)
+    people = {user_id: usage for (_, user_id), usage in _grouped(start, end, by_day=False).items()}
     return MonthUsage(start, end, people)
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    """One calendar day (UTC) of a month: per person (by user id, None as in ``MonthUsage``)."""
+
+    day: date
+    people: dict[int | None, Usage] = field(default_factory=dict)
+
+    @property
+    def team(self) -> Usage:
+        total = Usage()
+        for usage in self.people.values():
+            total += usage
+        return total
+
+    def of(self, user_id: int | None) -> Usage:
+        return self.people.get(user_id, Usage())
+
+
+@dataclass(frozen=True)
+class MonthDays:
+    """A month's usage day by day (``days``: every day of the month, in order, quiet ones
+    included); ``month`` is the same figures summed per person, equal to ``month_usage``."""
+
+    month: MonthUsage
+    days: list[DayUsage]
+
+
+def month_days(moment: datetime | None = None) -> MonthDays:
+    """The month of ``moment`` (default: now), per UTC day and person, in two queries whatever
+    the number of jobs (the rows are grouped by day in the database: ``TruncDate`` in UTC)."""
+    start, end = month_window(moment)
+    by_day: dict[date, dict[int | None, Usage]] = {}
+    month: dict[int | None, Usage] = {}
+    for (day, user_id), usage in _grouped(start, end, by_day=True).items():
+        if day is None:  # never: every row of the window has a billed_at
+            continue
+        by_day.setdefault(day, {})[user_id] = usage
+        month[user_id] = month.get(user_id, Usage()) + usage
+    days = []
+    day = start.date()
+    while day < end.date():
+        days.append(DayUsage(day, by_day.get(day, {})))
+        day += timedelta(days=1)
+    return MonthDays(MonthUsage(start, end, month), days)
+
+
+def months_with_usage(moment: datetime | None = None) -> list[datetime]:
+    """The first instant (UTC) of every month that has a row counted in it (a live one or a
+    deleted one's kept cost), and of the month of ``moment`` (default: now), newest first; two
+    queries. Months after ``moment`` are left out."""
+    current, end = month_window(moment)
+    months = {current}
+    for model in (Generation, DeletedSpending):
+        stamps = (
+            model.objects.filter(billed_at__lt=end)
+            .order_by()
+            .annotate(month=TruncMonth("billed_at", tzinfo=UTC))
+            .values_list("month", flat=True)
+            .distinct()
+        )
+        months.update(month_window(stamp)[0] for stamp in stamps if stamp is not None)
+    return sorted(months, reverse=True)
+
+
+class BadMonth(ValueError):
+    """A month asked for (``?month=``) that is not one lumaweb can show; says why in words."""
+
+
+FIRST_YEAR = 2000
+_MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
+
+
+def parse_month(value: str, moment: datetime | None = None) -> datetime:
+    """``"2026-11"`` -> the first instant of that month (UTC). Refused, with a sentence a person
+    can act on: anything but YYYY-MM, a month that does not exist, one before 2000 or after the
+    month of ``moment`` (default: now): no usage can be counted there yet."""
+    text = value.strip()
+    example = f"for example {month_window(moment)[0]:%Y-%m}"
+    if not _MONTH.fullmatch(text):  # ASCII digits only: int() would read others too
+        raise BadMonth(f"“{text[:20]}” is not a month: write it as YYYY-MM, {example}.")
+    year, _, month = text.partition("-")
+    if not 1 <= int(month) <= 12:
+        raise BadMonth(f"“{text}” is not a month: the month is 01 to 12, {example}.")
+    start = datetime(int(year), int(month), 1, tzinfo=UTC)
+    if start.year < FIRST_YEAR:
+        raise BadMonth(f"“{text}” is too long ago: lumaweb counts usage from {FIRST_YEAR}.")
+    if start > month_window(moment)[0]:
+        raise BadMonth(f"“{text}” has not begun yet: nothing can have been spent in it.")
+    return start
 
 
 @dataclass(frozen=True)
@@ -246,4 +343,109 @@ def allowance(
         person_used=usage.of(user_id).counted if user_id is not None else 0,
         team_budget=team.monthly_budget,
         team_used=usage.team.counted,
+    )
+
+
+# --- the Usage page and /api/v1/usage ------------------------------------------------------------
+@dataclass(frozen=True)
+class Line:
+    """One line of a usage table: a person, the team, or the jobs of no one (an operator's, a
+    removed account's: ``name`` None), with the budget it is held to (None: no limit).
+
+    Budgets are today's: lumaweb keeps no history of them, so a past month's ``remaining`` is
+    what today's budget leaves of that month's usage."""
+
+    name: str | None
+    role: str
+    budget: int | None
+    usage: Usage
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.budget is None else max(0, self.budget - self.usage.counted)
+
+
+@dataclass(frozen=True)
+class ReportDay:
+    """One day (UTC) of a report: the team's figures, and those of the people the reader may
+    see (only people with a row that day)."""
+
+    day: date
+    team: Usage
+    people: dict[str | None, Usage]
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """A month as one reader may see it: the team's line, the people's (everyone for an
+    admin, else the reader's own), every day of the month, and the months there is usage in."""
+
+    start: datetime
+    cost: int
+    team: Line
+    people: list[Line]
+    days: list[ReportDay]
+    everyone: bool
+
+    @property
+    def month(self) -> str:
+        return f"{self.start:%Y-%m}"
+
+
+NO_ONE = "(no one)"  # how the pages and the CSV name the jobs of nobody's
+TEAM = "(team)"  # the team's line (no username has brackets: it can be told apart)
+
+
+def usage_report(
+    reader: AbstractBaseUser | AnonymousUser,
+    moment: datetime | None = None,
+    everyone: bool = False,
+) -> UsageReport:
+    """The month of ``moment`` (default: now) for ``reader``; ``everyone`` (the caller decides:
+    admins) adds every active person and anyone with usage that month. A fixed number of
+    queries: the month by day (two), the people with their roles and budgets (one, or none for
+    the reader alone), the team's budget (one)."""
+    month = month_days(moment)
+    usage = month.month
+    reader_id = reader.pk if getattr(reader, "is_authenticated", False) else None
+    people: list[Any]
+    if everyone:
+        ids = [user_id for user_id in usage.people if user_id is not None]
+        people = list(
+            get_user_model()
+            .objects.filter(Q(is_active=True) | Q(pk__in=ids))
+            .select_related("member")
+            .order_by("username")
+        )
+    else:
+        people = [reader] if reader_id is not None else []
+    lines = [
+        Line(
+            name=person.get_username(),
+            role=Member.role_of(person),
+            budget=Member.budget_of(person),
+            usage=usage.of(person.pk),
+        )
+        for person in people
+    ]
+    names: dict[int | None, str | None] = {person.pk: person.get_username() for person in people}
+    if everyone and usage.of(None).generations:
+        lines.append(Line(name=None, role="", budget=None, usage=usage.of(None)))
+        names[None] = None
+    days = [
+        ReportDay(
+            day=day.day,
+            team=day.team,
+            people={names[uid]: used for uid, used in day.people.items() if uid in names},
+        )
+        for day in month.days
+    ]
+    team = Line(name=TEAM, role="", budget=Team.current().monthly_budget, usage=usage.team)
+    return UsageReport(
+        start=usage.start,
+        cost=cost_per_generation(),
+        team=team,
+        people=lines,
+        days=days,
+        everyone=everyone,
     )

@@ -1,8 +1,8 @@
-"""The studio's page URLs (gallery, create, detail, actions, dashboard), mounted at the root."""
+"""The studio's page URLs (gallery, create, detail, actions, jobs, usage), mounted at the root."""
 
 from django.urls import path
 
-from generations import views
+from generations import usage_views, views
 
 urlpatterns = [
     path("", views.gallery, name="gallery"),
@@ -18,5 +18,7 @@ urlpatterns = [
     path("jobs/", views.jobs, name="jobs"),
     path("jobs/count/", views.jobs_count, name="jobs-count"),
     path("hold/resume/", views.hold_resume, name="hold-resume"),
+    path("usage/", usage_views.usage, name="usage"),
+    path("usage.csv", usage_views.usage_csv, name="usage-csv"),
     path("hold/cancel-waiting/", views.hold_cancel_waiting, name="hold-cancel-waiting"),
 ]

@@ -1,6 +1,6 @@
 """The OpenAPI 3.0 description of /api/v1, served at /api/v1/openapi.json.
 
-Written by hand (the API is four operations), except the request body, which is derived from
+Written by hand (the API is a handful of operations), except the request body, which is derived from
 the create form and so from ``GenerationRequest``: a new request field appears here by itself.
 tests/test_fuzz.py drives schemathesis with it, so a drift between the two shows up as failures.
 """
@@ -14,7 +14,7 @@ from django import forms
 
 from generations.forms import GenerationForm
 from generations.inputs import GenerationRequest
-from generations.models import Status
+from generations.models import Role, Status
 
 
 def _field_schema(field: forms.Field) -> dict[str, Any]:
@@ -147,6 +147,77 @@ _OVER_BUDGET = {
 }
 
 
+_TOKENS = {"type": "integer", "minimum": 0}
+_NULLABLE_TOKENS = {"type": "integer", "minimum": 0, "nullable": True}
+_FIGURES = {
+    "spent": {**_TOKENS, "description": "Tokens of requests that went out, possibly included"},
+    "possibly": {**_TOKENS, "description": "Of spent, the part the service never confirmed"},
+    "reserved": {**_TOKENS, "description": "Tokens of queued jobs, not sent yet"},
+    "refunded": {**_TOKENS, "description": "Failed by the service after starting: not counted"},
+    "generations": {**_TOKENS, "description": "Jobs counted in this month (deleted ones too)"},
+}
+_USAGE_FIGURES = {"type": "object", "required": list(_FIGURES), "properties": _FIGURES}
+_LINE = {
+    "budget": {**_NULLABLE_TOKENS, "description": "Monthly budget (today's); null: no limit"},
+    "remaining": {**_NULLABLE_TOKENS, "description": "Budget less spent and reserved"},
+}
+_USER = {"type": "string", "nullable": True, "description": "null: jobs of no one (admins)"}
+_USAGE = {
+    "type": "object",
+    "required": ["month", "unit", "cost_per_generation", "team", "people", "days", "months"],
+    "properties": {
+        "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+        "unit": {"type": "string", "enum": ["tokens"]},
+        "cost_per_generation": _TOKENS,
+        "team": {
+            "type": "object",
+            "required": [*_FIGURES, *_LINE],
+            "properties": {**_FIGURES, **_LINE},
+        },
+        "people": {
+            "type": "array",
+            "description": "The caller's own line; everyone's for an admin",
+            "items": {
+                "type": "object",
+                "required": ["user", "role", *_FIGURES, *_LINE],
+                "properties": {
+                    "user": _USER,
+                    "role": {"type": "string", "nullable": True, "enum": [*Role.values, None]},
+                    **_FIGURES,
+                    **_LINE,
+                },
+            },
+        },
+        "days": {
+            "type": "array",
+            "description": "Every day of the month (UTC), in order",
+            "items": {
+                "type": "object",
+                "required": ["date", "team", "people"],
+                "properties": {
+                    "date": {"type": "string", "format": "date"},
+                    "team": _USAGE_FIGURES,
+                    "people": {
+                        "type": "array",
+                        "description": "Those of people the caller may see with a job that day",
+                        "items": {
+                            "type": "object",
+                            "required": ["user", *_FIGURES],
+                            "properties": {"user": _USER, **_FIGURES},
+                        },
+                    },
+                },
+            },
+        },
+        "months": {
+            "type": "array",
+            "description": "Months with any usage, and this month, newest first",
+            "items": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+        },
+    },
+}
+
+
 def _responses(ok: str, schema: dict, *codes: str) -> dict:
     out = {ok: {"description": "OK", "content": {"application/json": {"schema": schema}}}}
     for code in ("400", "401", *codes):
@@ -214,6 +285,21 @@ SCHEMA = {
                         for code in ("401", "403", "404", "409")
                     },
                 },
+            },
+        },
+        "/usage": {
+            "get": {
+                "summary": "A month's usage: the team's, the caller's (everyone's for an admin)",
+                "parameters": [
+                    {
+                        "name": "month",
+                        "in": "query",
+                        "required": False,
+                        "description": "YYYY-MM (UTC); this month without it",
+                        "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                    }
+                ],
+                "responses": _responses("200", _USAGE),
             },
         },
         "/generations/{id}/extend": {

@@ -2,11 +2,12 @@
 
 from django.urls import path
 
-from generations.api import views
+from generations.api import usage, views
 
 urlpatterns = [
     path("openapi.json", views.openapi_schema, name="api-openapi"),
     path("generations", views.generations_collection, name="api-generations"),
     path("generations/<uuid:pk>", views.generation_detail, name="api-generation"),
     path("generations/<uuid:pk>/extend", views.generation_extend, name="api-generation-extend"),
+    path("usage", usage.usage, name="api-usage"),
 ]

@@ -1,15 +1,20 @@
-"""The gallery and the dashboard cost the same number of SQL queries with 10 rows as with 200:
-authors are joined, likes and extension counts are subqueries, nothing is fetched per card."""
+"""The gallery, the dashboard and the usage page cost the same number of SQL queries with 10 rows
+as with 200: authors are joined, likes and extension counts are subqueries, nothing is fetched
+per card; usage is summed in the database, per day and person."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from generations import money
 from generations.models import Status
+from tests.factories import make_user
 from tests.pages.conftest import htmx, make_gen
 
 STATUSES = [
@@ -47,6 +52,10 @@ PAGES = [
     ("/", htmx("gallery-results")),
     ("/jobs/", {}),
     ("/jobs/", htmx("jobs")),
+    ("/usage/", {}),
+    ("/usage/", htmx("usage-body")),
+    ("/usage.csv", {}),
+    ("/api/v1/usage", {}),
 ]
 
 
@@ -87,3 +96,27 @@ def test_the_grid_watch_costs_the_same_for_5_cards_as_for_50(client, user, other
     )
     answer = client.get(many, **htmx("grid-watch")).content.decode()
     assert answer.count('<article class="card') == 50  # every stale card was rendered
+
+
+def test_an_admins_usage_page_csv_and_api_cost_the_same_with_3_people_as_with_30(db):
+    boss = make_user("boss", is_superuser=True, is_staff=True)
+    client = Client()
+    client.force_login(boss)
+    start = money.month_window()[0]
+    last = money.month_window(start - timedelta(days=1))[0]
+    urls = ["/usage/", f"/usage/?month={last:%Y-%m}", "/usage.csv", "/api/v1/usage"]
+
+    def add(people: int, rows: int) -> None:
+        users = [make_user(f"person{people}-{i}") for i in range(people)]
+        for i in range(rows):
+            when = (start if i % 3 else last) + timedelta(days=i % 27, hours=i % 24)
+            make_gen(STATUSES[i % len(STATUSES)], user=users[i % people], billed_at=when)
+
+    add(3, 10)
+    small = {url: queries_for(client, url) for url in urls}
+    add(27, 300)
+    large = {url: queries_for(client, url) for url in urls}
+    assert small == large
+    # Session, user, the member row, the team's budget, the month by day (2), the months with
+    # usage (2), the badge and the hold banner: 10 for the page.
+    assert max(large.values()) <= 10, large

@@ -30,6 +30,7 @@ from django.test import RequestFactory
 from django.utils import timezone
 from django.views.defaults import permission_denied, server_error
 
+from generations import money
 from generations.models import Generation, HoldCause, Status
 from generations.pipeline import hold
 from tests.conftest import wait_for
@@ -300,6 +301,8 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     audit.check("gallery, empty")
     audit.goto("/jobs/")
     audit.check("jobs, empty")
+    audit.goto("/usage/")
+    audit.check("usage, empty")
 
     # --- a studio in use -----------------------------------------------------------------------
     rows = studio_rows(dana, bob)
@@ -361,6 +364,21 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     page.locator("#account-hold .resolve-panel").wait_for()
     audit.check("jobs, the account on hold, cancel waiting jobs open")
     hold.lift("the accessibility test goes on")
+
+    # Usage: a month with a chart (rows on several days), a past month, a month that is not one.
+    start = money.month_window()[0]
+    for day, status in ((1, Status.COMPLETED), (4, Status.COMPLETED), (4, Status.QUEUED)):
+        make_gen(status, user=bob, billed_at=start + timedelta(days=day, hours=3))
+    last = money.month_window(start - timedelta(days=1))[0]
+    make_gen(Status.COMPLETED, user=bob, billed_at=last + timedelta(days=8))
+    audit.goto("/usage/")
+    page.locator("svg.chart").wait_for()
+    audit.check("usage, this month with a chart (an admin sees everyone)")
+    audit.goto(f"/usage/?month={last:%Y-%m}")
+    audit.check("usage, a past month")
+    audit.goto("/usage/?month=2026-13")
+    page.locator("#usage-body .alert-error").wait_for()
+    audit.check("usage, a month that is not one")
 
     audit.goto("/accounts/password_change/")
     audit.check("password change")

@@ -219,7 +219,10 @@ def test_extend_form_never_answers_5xx(client, parent):
 
 def test_pages_never_answer_5xx_to_any_query_or_path(client, parent):
     keys = st.sampled_from(
-        ["q", "ratio", "mine", "liked", "cursor", "page", "after", "n", "v", "from", "watch", "x"]
+        [
+            *("q", "ratio", "mine", "liked", "cursor", "page", "after", "n", "v", "from"),
+            *("watch", "month", "x"),
+        ]
     )
     paths = st.sampled_from(
         [
@@ -230,6 +233,9 @@ def test_pages_never_answer_5xx_to_any_query_or_path(client, parent):
             "/generations/cards/",
             "/jobs/count/",
             "/api/v1/generations",
+            "/usage/",
+            "/usage.csv",
+            "/api/v1/usage",
         ]
     )
 

@@ -431,6 +431,8 @@ def test_api_key_appears_in_no_page_log_error_or_report(alice, sim, settings, ca
         f"/admin/generations/generation/{bad.pk}/change/",
         "/api/v1/generations",
         "/api/v1/openapi.json",
+        "/usage/",
+        "/api/v1/usage",
     ]
     for path in pages:
         response = client.get(path)

@@ -456,7 +456,7 @@ def test_the_pages_carry_no_inline_script_or_style(db, settings):
     client = Client()
     pages = ["/accounts/login/"]
     client.force_login(alice)
-    pages += ["/", "/jobs/", "/generations/new/", "/accounts/password_change/"]
+    pages += ["/", "/jobs/", "/generations/new/", "/accounts/password_change/", "/usage/"]
     pages += [f"/generations/{gen.pk}/" for gen in gens]
     pages += ["/admin/", "/admin/generations/generation/", "/nowhere/"]
     from django.views.defaults import server_error
@@ -536,7 +536,8 @@ def test_the_studio_runs_in_chromium_under_its_policy_without_a_violation(
     page.click("button[type=submit]")
     page.wait_for_url(base + "/")
     seen = []
-    paths = ["/", "/jobs/", "/generations/new/", "/admin/", "/admin/generations/generation/"]
+    paths = ["/", "/jobs/", "/generations/new/", "/usage/", "/admin/"]
+    paths += ["/admin/generations/generation/"]
     paths += [f"/generations/{gen.pk}/" for gen in gens.values()]
     for path in paths:
         page.goto(base + path)

@@ -2,9 +2,10 @@
 refunded in a calendar month (UTC), and what is left of their budgets.
 
 This is the one definition of what counts. The budget check (``generations.actions``), the
-create page's "left this month" line, ``manage.py team list`` and the later Usage page all read
-it, so they can never disagree. Everything is counted in POSTs (each may be charged
-``LUMA_TOKENS_PER_GENERATION`` tokens) and turned into tokens at the end:
+create page's "left this month" line, ``manage.py team list``, the Usage page (its chart and
+CSV) and ``/api/v1/usage`` all read it, so they can never disagree. Everything is counted in
+POSTs (each may be charged ``LUMA_TOKENS_PER_GENERATION`` tokens) and turned into tokens at
+the end:
 
 * *spent*: POSTs that went out (``posts_sent``: counted before the POST, taken back only when
   the answer proves nothing started), less refunded ones. A needs-attention job's POST counts:
@@ -22,6 +23,7 @@ cost is kept in ``DeletedSpending``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -96,6 +98,14 @@ class Usage:
         )
 
 
+def total(usages: Iterable[Usage]) -> Usage:
+    """The sum of several people's (or days') usage: the team's."""
+    summed = Usage()
+    for usage in usages:
+        summed += usage
+    return summed
+
+
 def month_window(moment: datetime | None = None) -> tuple[datetime, datetime]:
     """The calendar month (UTC) holding ``moment``: [first instant, first instant of the next)."""
     now = (moment or timezone.now()).astimezone(UTC)
@@ -121,10 +131,7 @@ class MonthUsage:
 
     @property
     def team(self) -> Usage:
-        total = Usage()
-        for usage in self.people.values():
-            total += usage
-        return total
+        return total(self.people.values())
 
     def of(self, user_id: int | None) -> Usage:
         return self.people.get(user_id, Usage())
@@ -191,10 +198,7 @@ class DayUsage:
 
     @property
     def team(self) -> Usage:
-        total = Usage()
-        for usage in self.people.values():
-            total += usage
-        return total
+        return total(self.people.values())
 
     def of(self, user_id: int | None) -> Usage:
         return self.people.get(user_id, Usage())

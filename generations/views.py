@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -225,7 +225,14 @@ def create(request: HtmxHttpRequest) -> HttpResponse:
                 return redirect("generation-detail", pk=made[0].pk)
         else:
             status = 400
-            messages.error(request, "Please fix the highlighted fields.")
+            # A refusal of the whole form (a batch over 20) has no field to highlight: say it.
+            only_whole = set(form.errors) == {NON_FIELD_ERRORS}
+            messages.error(
+                request,
+                " ".join(str(error) for error in form.non_field_errors())
+                if only_whole
+                else "Please fix the highlighted fields.",
+            )
     else:
         form = CreateForm(initial=_prefill(request))
     allowance = money.allowance(request.user)  # the cost line: what is left this month

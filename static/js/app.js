@@ -135,6 +135,25 @@
   var LINE_BREAK = /\r\n|[\n\r\u0085\u2028\u2029]/;
   function fmt(n) { return n.toLocaleString("en-US"); }
   function limit(value) { return value === undefined || value === "" ? null : Number(value); }
+  // The chosen aspect ratio's own box under "Also make each one in" shows as ticked and
+  // unavailable (it is made anyway); the others count one more video per line each.
+  function moreRatios(form) {
+    var first = form.querySelector("input[name=aspect_ratio]:checked");
+    var more = 0;
+    form.querySelectorAll("input[name=more_aspect_ratios]").forEach(function (box) {
+      var chosen = !!first && box.value === first.value;
+      if (chosen && !box.disabled) {
+        box.dataset.was = box.checked ? "1" : "";
+        box.checked = true;
+        box.disabled = true;
+      } else if (!chosen && box.disabled) {
+        box.disabled = false;
+        box.checked = box.dataset.was === "1";
+      }
+      if (!chosen && box.checked) more += 1;
+    });
+    return more;
+  }
   function updateBatch(form) {
     var panel = form.querySelector("[data-batch-cost]");
     var prompt = form.querySelector("textarea[name=user_prompt]");
@@ -146,15 +165,10 @@
       var max = on ? prompt.dataset.batchMaxlength : prompt.dataset.singleMaxlength;
       if (max) prompt.setAttribute("maxlength", max); else prompt.removeAttribute("maxlength");
     }
-    var jobs = 1;
+    var jobs = 1, extra = moreRatios(form);
     if (on) {
       var lines = prompt.value.split(LINE_BREAK).filter(function (line) { return line.trim() !== ""; }).length;
-      var first = form.querySelector("input[name=aspect_ratio]:checked");
-      var more = 0;
-      form.querySelectorAll("input[name=more_aspect_ratios]:checked").forEach(function (box) {
-        if (!first || box.value !== first.value) more += 1;
-      });
-      jobs = lines * (1 + more);
+      jobs = lines * (1 + extra);
     }
     var cost = Number(panel.dataset.cost), most = Number(panel.dataset.max), total = cost * jobs;
     var count = panel.querySelector("#cost-count");

@@ -201,17 +201,25 @@ def set_team_budget(actor: User, budget: int | None) -> Team:
     return team
 
 
-def request_fingerprint(request: GenerationRequest, parent: Generation | None = None) -> str:
+def request_fingerprint(
+    request: GenerationRequest,
+    parent: Generation | None = None,
+    uploads: dict[int, str] | None = None,
+) -> str:
     """A digest of what is asked: the parent (for an extension) and every request field, an
-    upload by its bytes (two posts of one form re-encode the same image to the same bytes)."""
+    upload by its bytes (two posts of one form re-encode the same image to the same bytes).
+    ``uploads`` keeps the digests of uploads already read (a batch's jobs share them)."""
+    known = {} if uploads is None else uploads
     values: dict[str, Any] = {}
     for name in request.field_names():
         value = getattr(request, name)
         if isinstance(value, File):
-            digest = hashlib.sha256()
-            for chunk in value.chunks():  # (from the start: File.chunks seeks to 0)
-                digest.update(chunk)
-            value = "sha256:" + digest.hexdigest()
+            if id(value) not in known:
+                digest = hashlib.sha256()
+                for chunk in value.chunks():  # (from the start: File.chunks seeks to 0)
+                    digest.update(chunk)
+                known[id(value)] = "sha256:" + digest.hexdigest()
+            value = known[id(value)]
         values[name] = value
     raw = json.dumps(
         {"parent": str(parent.pk) if parent else None, "request": values},
@@ -226,7 +234,8 @@ def batch_fingerprint(requests: list[GenerationRequest], parent: Generation | No
     single request, whichever way it was asked); else every request's digest, in order."""
     if len(requests) == 1:
         return request_fingerprint(requests[0], parent)
-    digests = [request_fingerprint(request, parent) for request in requests]
+    uploads: dict[int, str] = {}  # each shared upload read once
+    digests = [request_fingerprint(request, parent, uploads) for request in requests]
     return hashlib.sha256(("batch:" + ",".join(digests)).encode()).hexdigest()
 
 

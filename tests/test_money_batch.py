@@ -198,6 +198,14 @@ def test_the_same_batch_posted_twice_is_queued_once_and_the_replay_goes_to_its_j
     )
 
 
+def test_the_same_batch_with_its_keyframe_posted_twice_is_queued_once(client):
+    for _ in range(2):
+        client.post(
+            NEW, batch_form(["a kite", "a balloon"], image_file=_png(), submit_key="k" * 32)
+        )
+    assert Generation.objects.count() == 2
+
+
 def test_the_same_key_with_another_batch_queues_nothing(client):
     client.post(NEW, batch_form(["one", "two"], submit_key="e" * 32))
     changed = client.post(NEW, batch_form(["one", "three"], submit_key="e" * 32))

@@ -7,6 +7,7 @@ wake a worker through ``generations.tasks`` once the change is committed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     # operator (management commands).
     User = Account | AnonymousUser | None
 
+# The most jobs one request may queue (a batch of the create form or of the API).
+MAX_BATCH = 20
 RETRYABLE = (Status.FAILED, Status.NEEDS_ATTENTION, Status.CANCELLED)
 DELETABLE = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
 
@@ -66,13 +69,15 @@ class OverBudget(ServiceError):
 class AlreadySubmitted(ServiceError):
     """The same request was already made with this idempotency key: nothing new was queued.
 
-    ``generation`` is what the first request made (None if it has been deleted since); callers
-    answer with it as if this request had made it (the API: the same 201; a form: a redirect).
+    ``generations`` is what the first request made (a batch: several, oldest first; fewer, or
+    none, if some have been deleted since), ``generation`` the first of them; callers answer
+    with them as if this request had made them (the API: the same 201; a form: a redirect).
     """
 
-    def __init__(self, generation: Generation | None) -> None:
+    def __init__(self, generations: list[Generation]) -> None:
         super().__init__("This request was already sent; nothing new was queued.")
-        self.generation = generation
+        self.generations = generations
+        self.generation = generations[0] if generations else None
 
 
 class KeyReused(ServiceError):
@@ -133,8 +138,13 @@ def _check_budget(owner: User, generations: int = 1) -> None:
     cost = allowance.cost * generations
     left = allowance.person_left if whose == "person" else allowance.team_left
     subject = "your monthly budget" if whose == "person" else "the team's monthly budget"
+    what = (
+        f"Nothing queued: these {generations} videos would take"
+        if generations > 1
+        else "Not queued: this would take"
+    )
     raise OverBudget(
-        f"Not queued: this would take {subject} over its limit. It costs {cost:,} tokens and "
+        f"{what} {subject} over its limit. It costs {cost:,} tokens and "
         f"{left or 0:,} are left this month (UTC). An admin can raise the budget.",
         {"exceeded": whose, **allowance.as_json(generations)},
     )
@@ -191,17 +201,25 @@ def set_team_budget(actor: User, budget: int | None) -> Team:
     return team
 
 
-def request_fingerprint(request: GenerationRequest, parent: Generation | None = None) -> str:
+def request_fingerprint(
+    request: GenerationRequest,
+    parent: Generation | None = None,
+    uploads: dict[int, str] | None = None,
+) -> str:
     """A digest of what is asked: the parent (for an extension) and every request field, an
-    upload by its bytes (two posts of one form re-encode the same image to the same bytes)."""
+    upload by its bytes (two posts of one form re-encode the same image to the same bytes).
+    ``uploads`` keeps the digests of uploads already read (a batch's jobs share them)."""
+    known = {} if uploads is None else uploads
     values: dict[str, Any] = {}
     for name in request.field_names():
         value = getattr(request, name)
         if isinstance(value, File):
-            digest = hashlib.sha256()
-            for chunk in value.chunks():  # (from the start: File.chunks seeks to 0)
-                digest.update(chunk)
-            value = "sha256:" + digest.hexdigest()
+            if id(value) not in known:
+                digest = hashlib.sha256()
+                for chunk in value.chunks():  # (from the start: File.chunks seeks to 0)
+                    digest.update(chunk)
+                known[id(value)] = "sha256:" + digest.hexdigest()
+            value = known[id(value)]
         values[name] = value
     raw = json.dumps(
         {"parent": str(parent.pk) if parent else None, "request": values},
@@ -209,6 +227,16 @@ def request_fingerprint(request: GenerationRequest, parent: Generation | None = 
         default=str,
     )
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def batch_fingerprint(requests: list[GenerationRequest], parent: Generation | None = None) -> str:
+    """The digest of a batch: a batch of one is that one request (the same key for the same
+    single request, whichever way it was asked); else every request's digest, in order."""
+    if len(requests) == 1:
+        return request_fingerprint(requests[0], parent)
+    uploads: dict[int, str] = {}  # each shared upload read once
+    digests = [request_fingerprint(request, parent, uploads) for request in requests]
+    return hashlib.sha256(("batch:" + ",".join(digests)).encode()).hexdigest()
 
 
 def _claim_key(person: Account, key: str, fingerprint: str) -> SubmitKey:
@@ -226,7 +254,7 @@ def _claim_key(person: Account, key: str, fingerprint: str) -> SubmitKey:
             "This key was already used for a different request; nothing was queued. "
             "Use a new key for a new request."
         )
-    raise AlreadySubmitted(row.first_generation())
+    raise AlreadySubmitted(list(row.generations.order_by("created_at", "pk")))
 
 
 def create_generation(
@@ -236,29 +264,54 @@ def create_generation(
     parent: Generation | None = None,
     idempotency_key: str | None = None,
 ) -> Generation:
-    """Queue a new generation (or, with ``parent``, an extension). Nothing is sent yet: a
-    worker is woken after the commit, and the row is stamped as enqueued in the same INSERT.
+    """Queue a new generation (or, with ``parent``, an extension): ``create_generations`` of
+    one request."""
+    return create_generations(user, [request], parent=parent, idempotency_key=idempotency_key)[0]
 
-    Refused (``NotAllowed``) for a viewer, and (``OverBudget``) when it would take the person
-    or the team over this month's budget: checked with the team row locked, in the same
-    transaction as the INSERT.
+
+def create_generations(
+    user: User,
+    requests: list[GenerationRequest],
+    *,
+    parent: Generation | None = None,
+    idempotency_key: str | None = None,
+) -> list[Generation]:
+    """Queue new generations (or, with ``parent``, extensions): one, or a batch of up to
+    ``MAX_BATCH``, all or nothing. Nothing is sent yet: a worker is woken for each after the
+    commit, and each row is stamped as enqueued in its INSERT.
+
+    Refused (``NotAllowed``) for a viewer, and (``OverBudget``) when the whole batch would take
+    the person or the team over this month's budget: checked with the team row locked, in the
+    same transaction as the INSERTs, so a batch is queued whole or not at all.
 
     With ``idempotency_key`` (a person's, from the API's ``Idempotency-Key`` header or a form's
-    one-time key), the same key and request again raise ``AlreadySubmitted`` with the first
-    generation, and the same key with another request raises ``KeyReused``: a double-click,
-    a re-posted form or a client's retry never queues (and pays for) a second job. Keys belong
-    to a person; the operator (``user=None``) has none.
+    one-time key), the key covers the whole batch: the same key and requests again raise
+    ``AlreadySubmitted`` with what the first request made, and the same key with other
+    requests raises ``KeyReused``: a double-click, a re-posted form or a client's retry never
+    queues (and pays for) a second batch. Keys belong to a person; the operator (``user=None``)
+    has none.
+
+    The rows of a batch share its keyframe uploads: stored once with the first row, then named
+    by the others (a delete keeps a keyframe another row still uses).
     """
     check_can_spend(user)
+    if not requests:
+        raise ServiceError("Nothing to queue.")
+    if len(requests) > MAX_BATCH:
+        raise ServiceError(
+            f"That is {len(requests)} videos; one batch makes at most {MAX_BATCH}. "
+            "Nothing was queued."
+        )
     person = None if user is None or isinstance(user, AnonymousUser) else user
+    made: list[Generation] = []
     with transaction.atomic():
         Team.lock()  # first: every spender takes the team lock before any row lock
         key_row = None
         if idempotency_key and person is not None:
-            # A replay answers with the first generation even if, since then, its parent can
+            # A replay answers with the first generations even if, since then, their parent can
             # no longer be extended or the budget is spent: nothing new is queued by it.
-            key_row = _claim_key(person, idempotency_key, request_fingerprint(request, parent))
-        _check_budget(user)
+            key_row = _claim_key(person, idempotency_key, batch_fingerprint(requests, parent))
+        _check_budget(user, generations=len(requests))
         parent_remote_id = ""
         if parent is not None:
             # Locked: a delete of the parent at the same moment waits for this extension.
@@ -270,26 +323,42 @@ def create_generation(
             ) or ""
             if not parent_remote_id:
                 raise ServiceError("Only a finished video can be extended.")
-        gen = Generation.objects.create(
-            created_by=person,
-            submit_key=key_row,
-            parent=parent,
-            # Copied, so the extension can be sent even if its parent is deleted meanwhile.
-            parent_remote_id=parent_remote_id,
-            kind=Kind.EXTEND if parent else Kind.CREATE,
-            status=Status.QUEUED,
-            enqueued_at=timezone.now(),
-            **request.row_fields(),
-        )
-        StatusEvent.objects.create(
-            generation=gen,
-            at=gen.created_at,
-            status=Status.QUEUED,
-            note=f"extension of {parent.pk}" if parent else "created",
-        )
-        tasks.wake_submit_on_commit(gen.pk)
-    t.plog(gen.pk, "queued kind=%s", gen.kind)
-    return gen
+        stored: dict[str, Any] = {}
+        for request in requests:
+            if stored:
+                request = dataclasses.replace(request, **stored)
+            gen = Generation.objects.create(
+                created_by=person,
+                submit_key=key_row,
+                parent=parent,
+                # Copied, so the extension can be sent even if its parent is deleted meanwhile.
+                parent_remote_id=parent_remote_id,
+                kind=Kind.EXTEND if parent else Kind.CREATE,
+                status=Status.QUEUED,
+                enqueued_at=timezone.now(),
+                **request.row_fields(),
+            )
+            if not made:  # the uploads, now stored: the other rows name the same files
+                stored = {
+                    name: getattr(gen, name).name
+                    for name in GenerationRequest.uploads()
+                    if getattr(gen, name)
+                }
+            StatusEvent.objects.create(
+                generation=gen,
+                at=gen.created_at,
+                status=Status.QUEUED,
+                note=f"extension of {parent.pk}"
+                if parent
+                else (
+                    "created" if len(requests) == 1 else f"created in a batch of {len(requests)}"
+                ),
+            )
+            tasks.wake_submit_on_commit(gen.pk)
+            made.append(gen)
+    for gen in made:
+        t.plog(gen.pk, "queued kind=%s", gen.kind)
+    return made
 
 
 def extend_generation(

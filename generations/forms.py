@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.http import QueryDict
 
 from generations import fetch, images
@@ -27,6 +29,30 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 ASPECT_HINTS = dict(AspectRatio.choices)
 SUBMIT_KEY_FIELD = "submit_key"
+# The most jobs one submit of the create form (or one API request) may queue: prompts x ratios.
+MAX_BATCH = 20
+# The prompt box's limit in batch mode: MAX_BATCH lines of a whole prompt each.
+MAX_BATCH_TEXT = MAX_BATCH * (MAX_PROMPT + 2)
+
+
+def clean_prompt(value: str) -> str:
+    """A prompt without control characters or surrounding blanks; an empty one is refused."""
+    prompt = _CONTROL.sub("", value).strip()
+    if not prompt:
+        raise ValidationError("Describe what should happen in the video.")
+    return prompt
+
+
+def too_many_jobs(prompts: int, ratios: int) -> str:
+    """Why a batch of ``prompts`` x ``ratios`` is refused ("" when it fits)."""
+    jobs = prompts * ratios
+    if jobs <= MAX_BATCH:
+        return ""
+    how = f" ({prompts} prompts in {ratios} aspect ratios each)" if ratios > 1 else ""
+    return (
+        f"That is {jobs} videos{how}; one batch makes at most {MAX_BATCH}. Nothing was queued: "
+        "remove some lines or aspect ratios."
+    )
 
 
 def new_submit_key() -> str:
@@ -148,10 +174,7 @@ class GenerationForm(forms.ModelForm):
         ]
 
     def clean_user_prompt(self) -> str:
-        prompt = _CONTROL.sub("", self.cleaned_data["user_prompt"]).strip()
-        if not prompt:
-            raise ValidationError("Describe what should happen in the video.")
-        return prompt
+        return clean_prompt(self.cleaned_data["user_prompt"])
 
     def clean_image_url(self) -> str:
         return clean_keyframe_url(self.cleaned_data.get("image_url", ""))
@@ -246,6 +269,100 @@ class GenerationForm(forms.ModelForm):
         data = self.data.copy() if isinstance(self.data, QueryDict) else dict(self.data)
         data[SUBMIT_KEY_FIELD] = new_submit_key()
         self.data = data
+
+
+class CreateForm(GenerationForm):
+    """The create page's form: one video, or, with "One video per line" ticked, a batch.
+
+    A batch is every non-blank line of the prompt (each validated like a prompt of its own) in
+    the chosen aspect ratio and each one ticked under "Also make each in": at most
+    ``MAX_BATCH`` jobs, queued together (``actions.create_generations``). Without the tick, line
+    breaks are part of the one prompt, as before.
+    """
+
+    batch = forms.BooleanField(
+        label="One video per line",
+        required=False,
+        help_text=f"Each line of the prompt becomes its own video (blank lines are skipped), "
+        f"in every aspect ratio you tick. Up to {MAX_BATCH} videos.",
+    )
+    more_aspect_ratios = forms.MultipleChoiceField(
+        label="Also make each one in",
+        required=False,
+        choices=[(r, f"{r} · {ASPECT_HINTS[r]}") for r in ASPECT_RATIOS],
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        prompt = cast("forms.CharField", self.fields["user_prompt"])
+        # The page's script sets the textarea's maxlength to this in batch mode.
+        prompt.widget.attrs["data-batch-maxlength"] = str(MAX_BATCH_TEXT)
+        if self.batch_mode():
+            # A batch holds up to MAX_BATCH lines; each line is held to MAX_PROMPT in clean().
+            prompt.max_length = MAX_BATCH_TEXT
+            prompt.validators = [
+                v for v in prompt.validators if not isinstance(v, MaxLengthValidator)
+            ] + [MaxLengthValidator(MAX_BATCH_TEXT)]
+
+    def batch_mode(self) -> bool:
+        """Whether "One video per line" was ticked in what was posted."""
+        return self.is_bound and bool(
+            self.fields["batch"].to_python(self.data.get(self.add_prefix("batch")))
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        text = data.get("user_prompt")
+        if text is None or not data.get("batch"):
+            return data
+        prompts: list[str] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            line = line.strip()
+            if not line:
+                continue
+            if len(line) > MAX_PROMPT:
+                self.add_error(
+                    "user_prompt",
+                    f"Line {number} is too long: a prompt has at most {MAX_PROMPT:,} characters "
+                    f"(it has {len(line):,}).",
+                )
+            prompts.append(line)
+        ratios = self.ratios()
+        if refused := too_many_jobs(len(prompts), len(ratios)):
+            self.add_error(None, refused)
+        data["prompts"] = prompts
+        return data
+
+    def ratios(self) -> list[str]:
+        """The chosen aspect ratio, then every other one ticked (batch mode only)."""
+        first = self.cleaned_data.get("aspect_ratio") or "16:9"
+        if not self.cleaned_data.get("batch"):
+            return [first]
+        more = self.cleaned_data.get("more_aspect_ratios") or []
+        return [first, *(r for r in ASPECT_RATIOS if r in more and r != first)]
+
+    def to_requests(self) -> list[GenerationRequest]:
+        """One request per (line, aspect ratio), lines first; the keyframes go with each."""
+        base = self.to_request()
+        prompts = self.cleaned_data.get("prompts") or [base.user_prompt]
+        return [
+            dataclasses.replace(base, user_prompt=prompt, aspect_ratio=ratio)
+            for prompt in prompts
+            for ratio in self.ratios()
+        ]
+
+    def planned_jobs(self) -> int:
+        """How many videos the form as drawn asks for (read from what was posted, valid or not:
+        the page's cost line; ``app.js`` counts the same way as the person types)."""
+        if not self.batch_mode():
+            return 1
+        text = str(self.data.get(self.add_prefix("user_prompt"), ""))
+        lines = [line for line in text.splitlines() if line.strip()]
+        first = self.data.get(self.add_prefix("aspect_ratio")) or "16:9"
+        getlist = getattr(self.data, "getlist", None)
+        more = set(getlist(self.add_prefix("more_aspect_ratios")) if getlist else []) - {first}
+        return len(lines) * (1 + len(more & set(ASPECT_RATIOS)))
 
 
 def _cap(value: Any, limit: int) -> Any:

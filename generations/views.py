@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
 from generations import actions, money, queries
-from generations.forms import ASPECT_HINTS, ExtendForm, GenerationForm
+from generations.forms import ASPECT_HINTS, MAX_BATCH, CreateForm, ExtendForm
 from generations.htmx import HtmxHttpRequest, answer_poll, htmx_target, render_for_target
 from generations.inputs import GenerationRequest
 from generations.models import ASPECT_RATIOS, Generation
@@ -51,8 +51,8 @@ def _prompt_label(gen: Generation) -> str:
     return f"“{short_prompt(gen.user_prompt, 50)}”"
 
 
-def _cost() -> str:
-    return f"{thousands(settings.LUMA_TOKENS_PER_GENERATION)} tokens"
+def _cost(generations: int = 1) -> str:
+    return f"{thousands(settings.LUMA_TOKENS_PER_GENERATION * generations)} tokens"
 
 
 # --- gallery ------------------------------------------------------------------------------------
@@ -135,7 +135,14 @@ def _already_sent(request: HtmxHttpRequest, replay: actions.AlreadySubmitted) ->
     """A form posted again with its used one-time key (a double-click, a reload, Back and
     submit): nothing new was queued; go to what the first post made, and say so."""
     first = replay.generation
-    if first is None:
+    if len(replay.generations) > 1:
+        messages.info(
+            request,
+            f"This form had already been sent: nothing new was queued. Its "
+            f"{len(replay.generations)} videos are here.",
+        )
+        target = reverse("jobs")
+    elif first is None:
         messages.info(
             request,
             "This form had already been sent, and the video it made has been deleted since. "
@@ -191,11 +198,11 @@ def create(request: HtmxHttpRequest) -> HttpResponse:
         return refused
     status = 200
     if request.method == "POST":
-        form = GenerationForm(request.POST, request.FILES)
+        form = CreateForm(request.POST, request.FILES)
         if form.is_valid():
             try:
-                gen = actions.create_generation(
-                    request.user, form.to_request(), idempotency_key=form.idempotency_key()
+                made = actions.create_generations(
+                    request.user, form.to_requests(), idempotency_key=form.idempotency_key()
                 )
             except actions.AlreadySubmitted as replay:
                 return _already_sent(request, replay)
@@ -210,18 +217,36 @@ def create(request: HtmxHttpRequest) -> HttpResponse:
                 messages.error(request, str(exc))
                 status = 402 if isinstance(exc, actions.OverBudget) else 409
             else:
-                messages.success(request, f"Queued {_prompt_label(gen)} · {_cost()}.")
-                return redirect("generation-detail", pk=gen.pk)
+                if len(made) > 1:
+                    # A batch: its jobs, side by side, on the jobs page.
+                    messages.success(request, f"Queued {len(made)} videos · {_cost(len(made))}.")
+                    return redirect("jobs")
+                messages.success(request, f"Queued {_prompt_label(made[0])} · {_cost()}.")
+                return redirect("generation-detail", pk=made[0].pk)
         else:
             status = 400
-            messages.error(request, "Please fix the highlighted fields.")
+            # A refusal of the whole form (a batch over 20) has no field to highlight: say it.
+            only_whole = set(form.errors) == {NON_FIELD_ERRORS}
+            messages.error(
+                request,
+                " ".join(str(error) for error in form.non_field_errors())
+                if only_whole
+                else "Please fix the highlighted fields.",
+            )
     else:
-        form = GenerationForm(initial=_prefill(request))
+        form = CreateForm(initial=_prefill(request))
+    allowance = money.allowance(request.user)  # the cost line: what is left this month
+    jobs = form.planned_jobs()  # app.js counts the same way as the person types
     context = {
         "form": form,
+        "max_batch": MAX_BATCH,
+        "batch_mode": form.batch_mode(),
+        "jobs": jobs,
+        "cost_total": allowance.cost * jobs,
+        "short_of": allowance.short_of(max(jobs, 1)),
         "aspect_hints": ASPECT_HINTS,
         "uploads_allowed": bool(settings.PUBLIC_BASE_URL or settings.LUMA_DEMO_MODE),
-        "allowance": money.allowance(request.user),  # the cost line: what is left this month
+        "allowance": allowance,
     }
     return render(request, "generations/new.html", context, status=status)
 

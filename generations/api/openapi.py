@@ -12,7 +12,7 @@ from typing import Any
 
 from django import forms
 
-from generations.forms import GenerationForm
+from generations.forms import MAX_BATCH, GenerationForm
 from generations.inputs import GenerationRequest
 from generations.models import Role, Status
 
@@ -235,8 +235,36 @@ def _spending(ok: str, schema: dict, *codes: str) -> dict:
     return out
 
 
-def _json_body() -> dict:
-    return {"required": True, "content": {"application/json": {"schema": _BODY}}}
+def _json_body(schema: dict | None = None) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": schema or _BODY}}}
+
+
+def _list_of(field: str) -> dict:
+    return {
+        "type": "array",
+        "items": _BODY["properties"][field],
+        "minItems": 1,
+        "maxItems": MAX_BATCH,
+    }
+
+
+# A create may be a batch: ``user_prompts`` instead of ``user_prompt`` and/or ``aspect_ratios``
+# instead of ``aspect_ratio``, every pair queued (at most MAX_BATCH), answered as a list.
+_CREATE_BODY = {
+    **_BODY,
+    "required": [n for n in _BODY["required"] if n != "user_prompt"],
+    "anyOf": [{"required": ["user_prompt"]}, {"required": ["user_prompts"]}],
+    "properties": {
+        **_BODY["properties"],
+        "user_prompts": _list_of("user_prompt"),
+        "aspect_ratios": _list_of("aspect_ratio"),
+    },
+}
+_BATCH = {
+    "type": "object",
+    "required": ["generations"],
+    "properties": {"generations": {"type": "array", "items": _GENERATION}},
+}
 
 
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
@@ -262,9 +290,10 @@ SCHEMA = {
                 "responses": _responses("200", {"type": "array", "items": _GENERATION}),
             },
             "post": {
-                "summary": "Queue a new generation",
-                "requestBody": _json_body(),
-                "responses": _spending("201", _GENERATION),
+                "summary": "Queue a new generation, or a batch of up to "
+                f"{MAX_BATCH} (user_prompts and/or aspect_ratios: every pair)",
+                "requestBody": _json_body(_CREATE_BODY),
+                "responses": _spending("201", {"oneOf": [_GENERATION, _BATCH]}, "409", "422"),
             },
         },
         "/generations/{id}": {

@@ -7,6 +7,7 @@ Every generation answered is read through ``queries.with_card_fields``, the page
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable
@@ -23,9 +24,18 @@ from generations import actions, queries
 from generations.api.errors import json_error
 from generations.api.openapi import SCHEMA, request_body_schema
 from generations.api.serializers import generation_json
-from generations.forms import ExtendForm, GenerationForm
+from generations.forms import (
+    MAX_BATCH,
+    ExtendForm,
+    GenerationForm,
+    clean_prompt,
+    too_many_jobs,
+)
 from generations.inputs import GenerationRequest
 from generations.models import Generation
+
+# A batch in one create: these lists stand for ``user_prompt`` and ``aspect_ratio``.
+BATCH_FIELDS = {"user_prompts": "user_prompt", "aspect_ratios": "aspect_ratio"}
 
 MAX_IDS = 100
 MAX_KEY = 255
@@ -133,9 +143,13 @@ def _created(gen: Generation, request: HttpRequest) -> JsonResponse:
     """A new row as it was committed (``queued``: a worker may have taken it since, which the
     next GET shows), with the card fields every new row has: nobody likes it yet, nothing
     extends it. Same fields as a GET, no second read that could race the worker."""
+    return JsonResponse(_new_json(gen, request), status=201)
+
+
+def _new_json(gen: Generation, request: HttpRequest) -> dict[str, Any]:
     card = cast("queries.Card", gen)
     card.liked, card.like_count, card.extension_count = False, 0, 0
-    return JsonResponse(generation_json(card, request), status=201)
+    return generation_json(card, request)
 
 
 def _idempotency_key(request: HttpRequest) -> str | JsonResponse | None:
@@ -181,6 +195,90 @@ def _create(
     return _created(gen, request)
 
 
+def _batch_items(data: dict[str, Any]) -> dict[str, list[Any]] | JsonResponse:
+    """The batch lists of a create body, each item cleaned by its single field's form field,
+    or the 400 that says which item is wrong."""
+    fields = GenerationForm.base_fields
+    lists: dict[str, list[Any]] = {}
+    problems: dict[str, list[str]] = {}
+    for name, single in BATCH_FIELDS.items():
+        items = data.get(name)
+        if items is None:
+            continue
+        if single in data:
+            problems[name] = [f"Send {single} or {name}, not both."]
+            continue
+        if not isinstance(items, list) or not items:
+            problems[name] = [f"Must be a list of 1 to {MAX_BATCH} strings."]
+            continue
+        cleaned, wrong = [], []
+        for number, item in enumerate(items, start=1):
+            try:
+                if not isinstance(item, str) or not _is_text(item):
+                    raise forms.ValidationError("Must be a string.")
+                value = fields[single].clean(item)
+                if single == "user_prompt":
+                    value = clean_prompt(value)
+                cleaned.append(value)
+            except forms.ValidationError as exc:
+                wrong += [f"Item {number}: {message}" for message in exc.messages]
+            if len(wrong) >= 5:  # enough to fix; a huge list is not echoed item by item
+                break
+        if wrong:
+            problems[name] = wrong
+        lists[name] = cleaned
+    if not problems:
+        prompts = len(lists.get("user_prompts", [None]))
+        ratios = len(lists.get("aspect_ratios", [None]))
+        if refused := too_many_jobs(prompts, ratios):
+            problems["user_prompts" if "user_prompts" in lists else "aspect_ratios"] = [refused]
+    if problems:
+        return _error(400, "Some fields are not valid.", problems)
+    return lists
+
+
+def _create_batch(request: HttpRequest, data: dict[str, Any], key: str | None) -> HttpResponse:
+    """A create with ``user_prompts`` and/or ``aspect_ratios``: every pair, in one batch (all
+    or nothing, one ``Idempotency-Key`` for all): 201 with ``{"generations": [...]}``."""
+    lists = _batch_items(data)
+    if isinstance(lists, JsonResponse):
+        return lists
+    single = {k: v for k, v in data.items() if k not in BATCH_FIELDS}
+    for name, field in BATCH_FIELDS.items():
+        if name in lists:
+            single[field] = lists[name][0]  # the other fields are checked once, with the first
+    form = GenerationForm({**GenerationRequest.defaults(), **single})
+    if not form.is_valid():
+        return _form_errors(form)
+    base = form.to_request()
+    asked = [
+        dataclasses.replace(base, user_prompt=prompt, aspect_ratio=ratio)
+        for prompt in lists.get("user_prompts", [base.user_prompt])
+        for ratio in lists.get("aspect_ratios", [base.aspect_ratio])
+    ]
+    try:
+        made = actions.create_generations(request.user, asked, idempotency_key=key)
+    except actions.AlreadySubmitted as replay:
+        if not replay.generations:
+            return _error(
+                409,
+                f"The generations made with this {IDEMPOTENCY_HEADER} have been deleted; "
+                "send a new key to make others.",
+            )
+        order = [gen.pk for gen in replay.generations]
+        rows = queries.with_card_fields(Generation.objects.filter(pk__in=order), request.user)
+        by_pk = {gen.pk: gen for gen in rows}
+        answer = [generation_json(by_pk[pk], request) for pk in order if pk in by_pk]
+        response = JsonResponse({"generations": answer}, status=201)
+        response["Idempotent-Replayed"] = "true"
+        return response
+    except actions.KeyReused as exc:
+        return _error(422, str(exc))
+    except actions.ServiceError as exc:
+        return _refused(exc)
+    return JsonResponse({"generations": [_new_json(gen, request) for gen in made]}, status=201)
+
+
 def _uuid_or_none(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
@@ -200,6 +298,8 @@ def generations_collection(request: HttpRequest) -> HttpResponse:
         if isinstance(asked, JsonResponse):
             return asked
         key, data = asked
+        if BATCH_FIELDS.keys() & data.keys():
+            return _create_batch(request, data, key)
         form = GenerationForm({**GenerationRequest.defaults(), **data})
         if not form.is_valid():
             return _form_errors(form)

@@ -129,6 +129,76 @@
     });
   });
 
+  // --- the create page: how many videos a batch makes and what it costs, as the person types ----
+  // The server draws the same line from what was posted and decides on submit; this only keeps
+  // it current between the two (same rules as CreateForm.planned_jobs and Allowance.short_of).
+  var LINE_BREAK = /\r\n|[\n\r\u0085\u2028\u2029]/;
+  function fmt(n) { return n.toLocaleString("en-US"); }
+  function limit(value) { return value === undefined || value === "" ? null : Number(value); }
+  // The chosen aspect ratio's own box under "Also make each one in" shows as ticked and
+  // unavailable (it is made anyway); the others count one more video per line each.
+  function moreRatios(form) {
+    var first = form.querySelector("input[name=aspect_ratio]:checked");
+    var more = 0;
+    form.querySelectorAll("input[name=more_aspect_ratios]").forEach(function (box) {
+      var chosen = !!first && box.value === first.value;
+      if (chosen && !box.disabled) {
+        box.dataset.was = box.checked ? "1" : "";
+        box.checked = true;
+        box.disabled = true;
+      } else if (!chosen && box.disabled) {
+        box.disabled = false;
+        box.checked = box.dataset.was === "1";
+      }
+      if (!chosen && box.checked) more += 1;
+    });
+    return more;
+  }
+  function updateBatch(form) {
+    var panel = form.querySelector("[data-batch-cost]");
+    var prompt = form.querySelector("textarea[name=user_prompt]");
+    var toggle = form.querySelector("input[name=batch]");
+    if (!panel || !prompt || !toggle) return;
+    var on = toggle.checked;
+    if (prompt.dataset.batchMaxlength) {
+      if (prompt.dataset.singleMaxlength === undefined) prompt.dataset.singleMaxlength = prompt.getAttribute("maxlength") || "";
+      var max = on ? prompt.dataset.batchMaxlength : prompt.dataset.singleMaxlength;
+      if (max) prompt.setAttribute("maxlength", max); else prompt.removeAttribute("maxlength");
+    }
+    var jobs = 1, extra = moreRatios(form);
+    if (on) {
+      var lines = prompt.value.split(LINE_BREAK).filter(function (line) { return line.trim() !== ""; }).length;
+      jobs = lines * (1 + extra);
+    }
+    var cost = Number(panel.dataset.cost), most = Number(panel.dataset.max), total = cost * jobs;
+    var count = panel.querySelector("#cost-count");
+    panel.querySelector("#cost-total").textContent = fmt(total) + " tokens";
+    if (!on) count.textContent = "One generation, charged when the service accepts it.";
+    else if (jobs === 0) count.textContent = "No videos yet: write one prompt per line.";
+    else if (jobs > most) count.textContent = jobs + " videos: one batch makes at most " + most + ".";
+    else count.textContent = jobs + " video" + (jobs === 1 ? "" : "s") + " · " + fmt(total) + " tokens, each charged when the service accepts it.";
+    count.classList.toggle("is-over", on && (jobs === 0 || jobs > most));
+    var line = panel.querySelector("#budget-line"), short = panel.querySelector("#budget-short");
+    if (!line || !short) return;
+    var wanted = cost * Math.max(jobs, 1);
+    var person = limit(panel.dataset.personLeft), team = limit(panel.dataset.teamLeft);
+    var whose = person !== null && wanted > person ? "person" : team !== null && wanted > team ? "team" : "";
+    short.textContent = (whose === "team" ? " (the team's budget)" : "") +
+      (whose ? ": not enough for " + (jobs <= 1 ? "one more" : "these " + jobs + " videos") : "");
+    line.classList.toggle("is-over", whose !== "");
+  }
+  function batchForm(target) {
+    return target instanceof Element ? target.closest("form.create") : null;
+  }
+  document.addEventListener("input", function (event) {
+    var form = batchForm(event.target);
+    if (form) updateBatch(form);
+  });
+  document.addEventListener("change", function (event) {
+    var form = batchForm(event.target);
+    if (form) updateBatch(form);
+  });
+
   // --- htmx glue ---------------------------------------------------------------------------------
   // (An expired session is the server's business: it answers htmx with HX-Redirect to log in.)
   document.addEventListener("htmx:afterSettle", function (event) { scheduleToasts(event.target); });
@@ -142,6 +212,7 @@
   document.addEventListener("htmx:load", function (event) { startEtaBars(event.target); });
 
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form.create").forEach(updateBatch);
     scheduleToasts(document);
     tick();
     startEtaBars(document.body);

@@ -334,6 +334,18 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     page.click("button:has-text('Generate')")
     page.locator(".has-error").first.wait_for()
     audit.check("create, errors after an empty submit")
+    # Batch mode: one video per line, more aspect ratios, the live count and cost; then the
+    # server's refusal of a batch over 20 (the count line in its warning colour).
+    audit.goto("/generations/new/")
+    page.check("input[name=batch]")
+    page.fill("textarea[name=user_prompt]", "A lantern at dusk\nA fox in snow")
+    page.check("input[name=more_aspect_ratios][value='9:16']")
+    page.locator("#cost-count", has_text="4 videos").wait_for()
+    audit.check("create, batch mode with its live cost line")
+    page.fill("textarea[name=user_prompt]", "\n".join(f"shot {i}" for i in range(11)))
+    page.click("button:has-text('Generate')")
+    page.locator(".alert-error").wait_for()
+    audit.check("create, a batch over 20 refused")
     audit.goto(f"/generations/new/?from={rows['lantern'].pk}")
     audit.check("create, generate again")
     audit.goto(f"/generations/new/?from={uuid.uuid4()}")

@@ -17,6 +17,7 @@ import re
 import time
 
 import pytest
+from django.contrib.auth.models import User
 
 from generations import actions
 from generations.models import Generation
@@ -35,8 +36,9 @@ def slow_answers(monkeypatch):
     """The server answers a create or extend late, as a loaded one does, so that the second
     click lands while the first request is at the server and unanswered (against an idle local
     server the first answer would come before it). The live server runs in this process: the
-    delay is added around the real action, after its transaction has committed."""
-    real = actions.create_generation
+    delay is added around the real action, after its transaction has committed (every create
+    and extend, one or a batch, goes through ``create_generations``)."""
+    real = actions.create_generations
 
     def create_then_wait(*args, **kwargs):
         try:
@@ -44,7 +46,7 @@ def slow_answers(monkeypatch):
         finally:
             time.sleep(SLOW_ANSWER)
 
-    monkeypatch.setattr(actions, "create_generation", create_then_wait)
+    monkeypatch.setattr(actions, "create_generations", create_then_wait)
 
 
 @pytest.fixture
@@ -146,3 +148,55 @@ def test_a_plain_form_s_second_submit_is_cancelled_and_its_button_disabled(page,
     # page, so that is not asserted here: the cancelled second submit is what matters.)
     page.wait_for_url(re.compile(r"/generations/[0-9a-f-]+/$"))
     assert Generation.objects.filter(user_prompt="A crane submitted twice by script").count() == 1
+
+
+# --- batches (issue 8, point 7) ------------------------------------------------------------------
+def test_the_batch_line_counts_the_videos_and_their_cost_as_you_type(page, live_server, settings):
+    settings.LUMA_TOKENS_PER_GENERATION = 500_000
+    actions.set_member(None, User.objects.get(username="erin"), budget=3_000_000)
+    page.goto(live_server.url + "/generations/new/")
+    count, budget = page.locator("#cost-count"), page.locator("#budget-line")
+    more = page.locator("input[name=more_aspect_ratios][value='9:16']")
+    assert not more.is_visible()  # the extra ratios belong to batch mode
+    page.fill("textarea[name=user_prompt]", "a crane\nits shadow")
+    assert count.inner_text() == "One generation, charged when the service accepts it."
+    page.check("input[name=batch]")
+    assert more.is_visible()
+    assert count.inner_text().startswith("2 videos · 1,000,000 tokens")
+    more.check()
+    # The chosen ratio's own box is shown ticked and unavailable: it is made anyway.
+    chosen = page.locator("input[name=more_aspect_ratios][value='16:9']")
+    assert chosen.is_checked() and chosen.is_disabled()
+    assert count.inner_text().startswith("4 videos · 2,000,000 tokens")
+    assert page.locator("#cost-total").inner_text() == "2,000,000 tokens"
+    assert budget.inner_text() == "You have 3,000,000 tokens left this month."
+    page.locator(".ratio", has=page.locator("input[value='1:1']")).click()
+    assert not chosen.is_disabled() and not chosen.is_checked()
+    assert count.inner_text().startswith("4 videos")  # 1:1 and 9:16
+    page.locator(".ratio", has=page.locator("input[value='16:9']")).click()
+    page.fill("textarea[name=user_prompt]", "a crane\n\nits shadow\nthe pond\nthe reeds")
+    assert count.inner_text().startswith("8 videos · 4,000,000 tokens")
+    assert "not enough for these 8 videos" in budget.inner_text()
+    assert "is-over" in (budget.get_attribute("class") or "")
+    page.fill("textarea[name=user_prompt]", "\n".join(f"shot {i}" for i in range(11)))
+    assert count.inner_text() == "22 videos: one batch makes at most 20."
+    # The server's answer stands: posted, it refuses with the same count, nothing queued.
+    page.click("button:has-text('Generate')")
+    page.locator(".alert-error").wait_for()
+    assert count.inner_text() == "22 videos: one batch makes at most 20."
+    assert "That is 22 videos" in page.locator(".alert-error").inner_text()
+    assert Generation.objects.count() == 0
+
+
+def test_a_double_click_on_generate_makes_one_batch(page, live_server):
+    page.goto(live_server.url + "/generations/new/")
+    page.check("input[name=batch]")
+    page.fill("textarea[name=user_prompt]", "a heron\na crane\na stork")
+    page.check("input[name=more_aspect_ratios][value='1:1']")
+    sent = posts_to(page, r"/generations/new/$")
+    page.dblclick("button:has-text('Generate')", delay=80)
+    page.wait_for_url(re.compile(r"/jobs/$"))
+    page.wait_for_load_state("networkidle")
+    assert Generation.objects.count() == 6
+    assert len(sent) == 1, sent
+    assert "Queued 6 videos" in page.content()

@@ -16,7 +16,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from generations.forms import MAX_PROMPT, ExtendForm, GenerationForm
+from generations.forms import MAX_PROMPT, CreateForm, ExtendForm, GenerationForm
 from generations.models import Status
 from tests.pages.conftest import htmx, make_gen
 
@@ -40,7 +40,7 @@ def reshaped_prompt(monkeypatch):
         help_text="Say what the camera sees.",
         widget=django_forms.Textarea(attrs={"rows": 4, "placeholder": "A heron at dawn…"}),
     )
-    for form in (GenerationForm, ExtendForm):
+    for form in (GenerationForm, CreateForm, ExtendForm):
         monkeypatch.setitem(form.base_fields, "user_prompt", field)
 
 
@@ -86,7 +86,7 @@ def test_inline_extend_forms_name_their_card_in_element_ids(client):
 
 def test_a_field_added_to_the_form_shows_on_every_form_without_a_template_edit(client, monkeypatch):
     seed = django_forms.IntegerField(label="Random seed", required=False, help_text="Same seed…")
-    for form in (GenerationForm, ExtendForm):
+    for form in (GenerationForm, CreateForm, ExtendForm):
         monkeypatch.setitem(form.base_fields, "seed", seed)
     gen = make_gen()
     for url, headers in (

@@ -29,9 +29,6 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-PIPELINE = re.compile(
-    r"submitted|completed|failed|needs attention|copy failed|copied|hold|timed out", re.I
-)
 REQUEST = re.compile(r'"(GET|POST|HEAD|PUT|DELETE) [^"]*" \d{3}')
 
 
@@ -40,7 +37,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--jobs", type=int, default=4)
     parser.add_argument("--port", type=int, default=8150)
-    parser.add_argument("--keep", help="write the captured terminal to this file")
+    parser.add_argument("--keep", help="write the whole captured terminal to this file")
     args = parser.parse_args()
     port, sim_port = args.port, args.port + 1
     base = f"http://127.0.0.1:{port}"
@@ -112,13 +109,14 @@ def main() -> None:
         reader.join(timeout=5)
     run = lines[begin:] if "begin" in locals() else lines
     if args.keep:
-        Path(args.keep).write_text("\n".join(run) + "\n")
+        Path(args.keep).write_text("\n".join(lines) + "\n")
     by_process = Counter(line.split("|", 1)[0].strip() for line in run if "|" in line)
     print(f"{len(run)} lines in {args.seconds:.0f} s with {args.jobs} generations")
     print("  by process: " + ", ".join(f"{k} {v}" for k, v in sorted(by_process.items())))
     print(f"  request lines: {sum(1 for line in run if REQUEST.search(line))}")
     print(f"  traceback lines: {sum(1 for line in run if 'Traceback' in line)}")
-    print(f"  pipeline lines: {sum(1 for line in run if PIPELINE.search(line))}")
+    print(f"  pipeline lines: {sum(1 for line in run if 'generations.pipeline' in line)}")
+    print(f"  start-up lines (before /healthz answered): {len(lines) - len(run)}")
 
 
 def _wait_for(url: str, timeout: float) -> None:

@@ -9,7 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from generations.models import Status
+from generations.models import Heartbeat, Status
+from tests.factories import heartbeat
 from tests.pages.conftest import htmx, make_gen
 
 STATUSES = [
@@ -57,7 +58,7 @@ def test_gallery_and_dashboard_queries_do_not_grow_with_rows(client, user, other
     large = {url + str(h): queries_for(client, url, **h) for url, h in PAGES}
     assert small == large
     # A ceiling, beside the constancy above: session, user, the member row (role), the hold
-    # banner, the running badge, the sections, the capacity line for "N ahead"...
+    # banner, the no-worker banner, the running badge, the sections, the capacity line...
     assert max(large.values()) <= 14, large
 
 
@@ -87,3 +88,20 @@ def test_the_grid_watch_costs_the_same_for_5_cards_as_for_50(client, user, other
     )
     answer = client.get(many, **htmx("grid-watch")).content.decode()
     assert answer.count('<article class="card') == 50  # every stale card was rendered
+
+
+def test_the_no_worker_banner_costs_one_query_shown_or_not(client, user, other):
+    """The banner's check (which worker and beat were seen in the last minute) is one query on
+    every page, whether it finds them or not."""
+    add_rows(10, user, other)
+    plain = [url for url, headers in PAGES if not headers]
+    without = {url: queries_for(client, url) for url in plain}  # no heartbeat: banner shown
+    assert 'id="process-banner"' in client.get("/").content.decode()
+    heartbeat("worker")
+    heartbeat("beat")
+    assert 'id="process-banner"' not in client.get("/").content.decode()
+    assert {url: queries_for(client, url) for url in plain} == without
+    with CaptureQueriesContext(connection) as ctx:
+        client.get("/jobs/")
+    table = Heartbeat._meta.db_table
+    assert sum(table in q["sql"] for q in ctx.captured_queries) == 1

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -35,21 +36,21 @@ def start(kind: str) -> None:
     thread = _started.get(kind)
     if thread is not None and thread.is_alive():
         return
-    stop = threading.Event()
     thread = threading.Thread(
-        target=_run, args=(kind, stop), name=f"lumaweb-heartbeat-{kind}", daemon=True
+        target=_run, args=(kind,), name=f"lumaweb-heartbeat-{kind}", daemon=True
     )
     _started[kind] = thread
     thread.start()
 
 
-def _run(kind: str, stop: threading.Event) -> None:
-    while not stop.is_set():
+def _run(kind: str) -> None:
+    """Until the process ends (a daemon thread: it does not keep a stopping process up)."""
+    while True:
         try:
             close_old_connections()
             beat_once(kind)
-        except Exception:  # a database blip: said again at the next beat, never fatal
-            log.warning("could not write the %s heartbeat; trying again", kind, exc_info=True)
+        except Exception as exc:  # a database blip: said again at the next beat, never fatal
+            log.warning("could not write the %s heartbeat (%r); trying again", kind, exc)
         finally:
             connection.close()  # this thread's own connection; not held between beats
-        stop.wait(settings.LUMA_HEARTBEAT_INTERVAL)
+        time.sleep(settings.LUMA_HEARTBEAT_INTERVAL)

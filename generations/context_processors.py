@@ -1,6 +1,6 @@
 """Values every page shows: the running-jobs count, demo mode, the cost of one generation,
 whether this person may spend (viewers are not offered New, Extend or Retry), and the account
-hold's banner (why, how many jobs wait)."""
+hold's banner (why, how many jobs wait), and the banner when no worker or no beat is running."""
 
 from typing import Any
 
@@ -21,6 +21,8 @@ def studio(request: HttpRequest) -> dict[str, Any]:
         context["running_jobs"] = SimpleLazyObject(queries.running_count)
         # Everyone sees the hold (their jobs wait too); one query, only when a page shows it.
         context["account_hold"] = SimpleLazyObject(queries.account_hold)
+        # No worker or no beat seen for a minute: jobs wait, and every page says so (one query).
+        context["missing_processes"] = SimpleLazyObject(queries.missing_processes)
     user = getattr(request, "user", None)
     # Lazy (read only by pages that offer a paid action) and one query at most per request.
     context["can_spend"] = SimpleLazyObject(

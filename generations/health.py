@@ -1,7 +1,9 @@
 """/healthz: 200 when the database and the broker answer, 503 otherwise.
 
 An account hold (out of credits, key refused) is reported as ``hold`` but keeps the 200: the
-app itself is up and nothing is lost; a monitor can alert on the field."""
+app itself is up and nothing is lost; a monitor can alert on the field. So are the background
+processes (``processes``: per kind, how many were seen in the last ``LUMA_HEARTBEAT_STALE_AFTER``
+seconds and when one was last seen): no worker means jobs wait, not that the web is down."""
 
 from __future__ import annotations
 
@@ -49,8 +51,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _database(), "broker": _broker()}
     healthy = all(value == "ok" for value in checks.values())
     held = _hold() if checks["database"] == "ok" else None
+    running = _processes() if checks["database"] == "ok" else None
     return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", **checks, "hold": held},
+        {
+            "status": "ok" if healthy else "unavailable",
+            **checks,
+            "hold": held,
+            "processes": running,
+        },
         status=200 if healthy else 503,
     )
 
@@ -61,3 +69,10 @@ def _hold() -> dict[str, object] | None:
     except Exception as exc:  # a health check never fails on a report
         return {"error": type(exc).__name__}
     return view.as_json() if view else None
+
+
+def _processes() -> dict[str, object]:
+    try:
+        return dict(queries.processes())
+    except Exception as exc:  # a health check never fails on a report
+        return {"error": type(exc).__name__}

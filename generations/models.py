@@ -838,3 +838,58 @@ def slot_positions(now: datetime, line: list[Waiter] | None = None) -> dict[uuid
         if queues[turn]:
             positions[queues[turn].pop()] = len(positions)
     return positions
+
+
+class ProcessKind(models.TextChoices):
+    """The background processes a page cannot do without: jobs wait for a worker, polls and
+    sweeps for beat."""
+
+    WORKER = "worker", "worker"
+    BEAT = "beat", "scheduler (beat)"
+
+
+class Heartbeat(models.Model):
+    """One running worker or beat process, as it last said "still here" (every
+    ``LUMA_HEARTBEAT_INTERVAL`` seconds, written by the process itself, ``generations.heartbeat``).
+
+    A process counts as running while its ``last_seen`` is younger than
+    ``LUMA_HEARTBEAT_STALE_AFTER``; rows of processes gone for ``HEARTBEAT_KEEP`` are pruned by
+    the live ones. The database, not the broker, holds them: the banner and ``/healthz`` read
+    them in one indexed query, and a flushed Redis does not make every worker look dead.
+    """
+
+    kind = models.CharField(max_length=10, choices=ProcessKind.choices)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+
+    KEEP = timedelta(hours=1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "hostname", "pid"], name="heartbeat_process")
+        ]
+        # "Who was seen in the last minute" (the banner) and the prune read a range of it.
+        indexes = [models.Index(fields=["last_seen", "kind"], name="heartbeat_seen_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.hostname}:{self.pid}, last seen {self.last_seen:%H:%M:%S}"
+
+    @staticmethod
+    def record(kind: str, hostname: str, pid: int, now: datetime | None = None) -> None:
+        """Say this process is alive (one INSERT … ON CONFLICT UPDATE), and forget processes
+        gone for an hour (one indexed DELETE)."""
+        now = now or timezone.now()
+        Heartbeat.objects.bulk_create(
+            [Heartbeat(kind=kind, hostname=hostname, pid=pid, started_at=now, last_seen=now)],
+            update_conflicts=True,
+            unique_fields=["kind", "hostname", "pid"],
+            update_fields=["last_seen"],
+        )
+        Heartbeat.objects.filter(last_seen__lt=now - Heartbeat.KEEP).delete()
+
+    @staticmethod
+    def stale_before(now: datetime | None = None) -> datetime:
+        """Heartbeats older than this say nothing about now."""
+        return (now or timezone.now()) - timedelta(seconds=settings.LUMA_HEARTBEAT_STALE_AFTER)

@@ -18,6 +18,7 @@ from django.db.models import (
     Count,
     Exists,
     IntegerField,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -27,7 +28,15 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
-from generations.models import ASPECT_RATIOS, IN_FLIGHT, AccountHold, Generation, Status
+from generations.models import (
+    ASPECT_RATIOS,
+    IN_FLIGHT,
+    AccountHold,
+    Generation,
+    Heartbeat,
+    ProcessKind,
+    Status,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -277,3 +286,31 @@ def account_hold() -> HoldView | None:
         retry_at=row.retry_at,
         waiting=row.waiting,
     )
+
+
+def missing_processes() -> list[str]:
+    """The kinds of background process (``ProcessKind``) with no heartbeat younger than
+    ``LUMA_HEARTBEAT_STALE_AFTER``: what every page's banner names. One query, on the
+    ``last_seen`` index (the table holds a row per process seen in the last hour)."""
+    seen = Heartbeat.objects.filter(last_seen__gte=Heartbeat.stale_before()).aggregate(
+        **{kind: Count("pk", filter=Q(kind=kind)) for kind in ProcessKind.values}
+    )
+    return [kind for kind in ProcessKind.values if not seen[kind]]
+
+
+def processes() -> dict[str, dict[str, Any]]:
+    """For ``/healthz``: per kind, when one was last seen and how many were seen within
+    ``LUMA_HEARTBEAT_STALE_AFTER`` (one query)."""
+    fresh = Q(last_seen__gte=Heartbeat.stale_before())
+    figures = Heartbeat.objects.aggregate(
+        **{f"{kind}_last": Max("last_seen", filter=Q(kind=kind)) for kind in ProcessKind.values},
+        **{f"{kind}_n": Count("pk", filter=Q(kind=kind) & fresh) for kind in ProcessKind.values},
+    )
+    report: dict[str, dict[str, Any]] = {}
+    for kind in ProcessKind.values:
+        last = figures[f"{kind}_last"]
+        report[kind] = {
+            "running": figures[f"{kind}_n"],
+            "last_seen": last.isoformat() if last else None,
+        }
+    return report

@@ -4,7 +4,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import beat_init, setup_logging, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lumaweb.settings")
 
@@ -21,3 +21,19 @@ def _use_django_logging(**kwargs: Any) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@worker_ready.connect
+def _worker_heartbeat(**kwargs: Any) -> None:
+    """The worker says it is alive every LUMA_HEARTBEAT_INTERVAL (the pages' banner reads it)."""
+    from generations import heartbeat
+
+    heartbeat.start("worker")
+
+
+@beat_init.connect
+def _beat_heartbeat(**kwargs: Any) -> None:
+    """Beat says it is alive too: without it nothing is polled or swept."""
+    from generations import heartbeat
+
+    heartbeat.start("beat")

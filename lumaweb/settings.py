@@ -211,6 +211,10 @@ LUMA_MAX_VIDEO_BYTES = env_int("LUMA_MAX_VIDEO_BYTES", 500 * 1024 * 1024, minimu
 LUMA_MAX_IMAGE_BYTES = env_int("LUMA_MAX_IMAGE_BYTES", 20 * 1024 * 1024, minimum=1)
 LUMA_DOWNLOAD_TIMEOUT = env_float("LUMA_DOWNLOAD_TIMEOUT", 300.0, minimum=1)
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
+# Workers and beat write a heartbeat this often; one not seen for LUMA_HEARTBEAT_STALE_AFTER
+# counts as gone (every page then says jobs will wait). Four beats missed, not one: no flapping.
+LUMA_HEARTBEAT_INTERVAL = env_float("LUMA_HEARTBEAT_INTERVAL", 15.0, minimum=0.5)
+LUMA_HEARTBEAT_STALE_AFTER = env_float("LUMA_HEARTBEAT_STALE_AFTER", 60.0, minimum=1)
 
 # --- Celery (broker only: state lives in the database) ------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://localhost:6379/0")
@@ -310,6 +314,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 MAX_ANONYMOUS_BODY_BYTES = 32 * 1024
 MAX_BODY_BYTES = 21 * 1024 * 1024
 
+# By default the terminal shows the pipeline's lines (queued, accepted, completed, failed, needs
+# attention, copy failed, the account hold) and every warning, not a line per request or poll;
+# LUMAWEB_VERBOSE=1 brings those back (runserver's request lines, the simulator's, Celery's
+# banners). 4xx/5xx answers are warnings and errors: they always show.
+LUMAWEB_VERBOSE = env_bool("LUMAWEB_VERBOSE", False)
 LOG_FORMAT = env_str("LOG_FORMAT", "plain")
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
@@ -339,5 +348,11 @@ LOGGING = {
         "celery.worker.strategy": {"level": "WARNING"},
         "celery.beat": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        # runserver's line per request (Django's own handler replaced: this one redacts).
+        "django.server": {
+            "handlers": ["console"],
+            "level": "INFO" if LUMAWEB_VERBOSE else "WARNING",
+            "propagate": False,
+        },
     },
 }

@@ -13,7 +13,6 @@ those URLs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hmac
 import json
 import math
@@ -97,12 +96,14 @@ class Config:
     # The /_sim/* control endpoints (health aside) answer only requests that carry this token
     # in X-Simulator-Token; without one they are off (403).
     control_token: str | None = None
+    # No line per request (errors still print): what `./scripts/run` uses by default.
+    quiet: bool = False
     # Origins (scheme, host, port) keyframes may be fetched from even when private: lumaweb's
     # own address in demo mode on one machine. Any other keyframe URL must be public.
     allow_fetch_from: tuple[str, ...] = ()
 
     # not changeable at runtime (the token and the origins are the operator's, not the caller's)
-    FIXED = ("host", "port", "media_dir", "control_token", "allow_fetch_from")
+    FIXED = ("host", "port", "media_dir", "control_token", "allow_fetch_from", "quiet")
     SECRET = ("api_key", "control_token")  # shown masked by /_sim/config
 
     @classmethod
@@ -263,6 +264,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"token the /_sim/* control endpoints require in {CONTROL_TOKEN_HEADER} "
         f"(default: ${CONTROL_TOKEN_ENV}, which keeps it off the command line); "
         "without one they are off",
+    )
+    add(
+        "--quiet",
+        action="store_true",
+        default=None,
+        help="print no line per request (errors still print); a client that hangs up prints "
+        "nothing",
     )
     add(
         "--allow-fetch-from",
@@ -835,9 +843,12 @@ class Handler(BaseHTTPRequestHandler):
             reply = error_reply(500, f"Simulator bug: {exc!r}", path)
         if reply.delay:
             time.sleep(reply.delay)
-        # the client may have given up (e.g. a read time-out on a slow reply)
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        # the client may have given up (a read time-out on a slow reply, a browser's <video>
+        # leaving the page): nothing to answer, and nothing more to read on this connection
+        try:
             self._send(reply, head=method == "HEAD")
+        except ConnectionError:
+            self.close_connection = True
 
     def _send(self, reply: Reply, head: bool) -> None:
         if reply.file is None:
@@ -867,6 +878,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if not self.simulator.config.quiet:
+            super().log_request(code, size)
+
     def log_message(self, format: str, *args: Any) -> None:
         sys.stderr.write(f"simulator {self.address_string()} {format % args}\n")
 
@@ -887,6 +902,18 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    quiet = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (reset, broken pipe) is no error of ours: one line at most,
+        none when quiet, never a traceback. Anything else: the standard report."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            if not self.quiet:
+                host = client_address[0] if client_address else "?"
+                sys.stderr.write(f"simulator {host} hung up ({type(error).__name__})\n")
+            return
+        super().handle_error(request, client_address)
 
     @property
     def host_and_port(self) -> tuple[str, int]:
@@ -901,7 +928,9 @@ def make_server(config: Config) -> tuple[SimulatorServer, Simulator]:
     """Bind the server; the caller runs `serve_forever()`."""
     simulator = Simulator(config)
     handler = type("BoundHandler", (Handler,), {"simulator": simulator})
-    return SimulatorServer((config.host, config.port), handler), simulator
+    server = SimulatorServer((config.host, config.port), handler)
+    server.quiet = config.quiet
+    return server, simulator
 
 
 def serve(config: Config) -> None:

@@ -163,6 +163,7 @@ def pipeline_env(django_db_setup, django_db_blocker, redis_url, simulator, media
         LUMA_POLL_LEASE="3",
         LUMA_HOLD_RETRY="1",  # an account hold tries one job a second
         LUMA_ASSET_LEASE="5",
+        LUMA_HEARTBEAT_INTERVAL="2",  # the heartbeat test sees a second one soon
         DEBUG="True",
     )
     return env

@@ -44,3 +44,11 @@ def in_progress_row(remote_id: str, prompt: str = "a test", **fields) -> Generat
         next_poll_at=now - timedelta(seconds=1),
         **fields,
     )
+
+
+def heartbeat(kind: str, seconds_ago: float = 0, pid: int = 1, hostname: str = "test-host"):
+    """A worker's or beat's heartbeat as the process writes it, ``seconds_ago`` old (fresh by
+    default: "a worker is running" for a test that needs one)."""
+    from generations.models import Heartbeat
+
+    Heartbeat.record(kind, hostname, pid, now=timezone.now() - timedelta(seconds=seconds_ago))

@@ -22,7 +22,14 @@ from tests.factories import make_user
 def test_healthz_is_200_json_when_database_and_broker_answer(db, redis_url):
     response = Client().get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok", "hold": None}
+    nobody = {"running": 0, "last_seen": None}  # no worker or beat in the fast tests
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "broker": "ok",
+        "hold": None,
+        "processes": {"worker": nobody, "beat": nobody},
+    }
 
 
 def test_healthz_is_503_when_the_broker_is_down(db, settings):

@@ -31,10 +31,10 @@ from django.utils import timezone
 from django.views.defaults import permission_denied, server_error
 
 from generations import money
-from generations.models import Generation, HoldCause, Status
+from generations.models import Generation, Heartbeat, HoldCause, Status
 from generations.pipeline import hold
 from tests.conftest import wait_for
-from tests.factories import make_user
+from tests.factories import heartbeat, make_user
 from tests.pages.conftest import make_gen
 
 pytestmark = pytest.mark.browser
@@ -297,6 +297,13 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     page.click("button[type=submit]")
     page.wait_for_url(live_server.url + "/")
 
+    # A worker and beat "running" for the whole audit (heartbeats kept fresh for a day), so the
+    # pages are audited as people see them; the no-worker banner has states of its own below.
+    settings.LUMA_HEARTBEAT_STALE_AFTER = 24 * 3600
+    heartbeat("worker")
+    heartbeat("beat")
+    audit.goto("/")
+
     # --- a studio with nothing in it -----------------------------------------------------------
     audit.check("gallery, empty")
     audit.goto("/jobs/")
@@ -366,6 +373,17 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     audit.goto("/jobs/")
     page.locator(f"#job-{rows['attention'].pk}").wait_for()
     audit.check("jobs, a row in every section")
+
+    # No worker and no beat seen: the banner on every page, then with beat alone missing.
+    Heartbeat.objects.all().delete()
+    audit.goto("/jobs/")
+    page.locator("#process-banner").wait_for()
+    audit.check("jobs, no worker and no beat running")
+    heartbeat("worker")
+    audit.goto("/")
+    page.locator("#process-banner").wait_for()
+    audit.check("gallery, no beat running")
+    heartbeat("beat")
 
     # The account on hold: the banner on every page; an admin's buttons, the cancel panel open.
     hold.put_on_hold(HoldCause.CREDITS, "You've run out of credits", 403)

@@ -13,8 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from generations import money
-from generations.models import Status
-from tests.factories import make_user
+from generations.models import Heartbeat, Status
+from tests.factories import heartbeat, make_user
 from tests.pages.conftest import htmx, make_gen
 
 STATUSES = [
@@ -66,7 +66,7 @@ def test_gallery_and_dashboard_queries_do_not_grow_with_rows(client, user, other
     large = {url + str(h): queries_for(client, url, **h) for url, h in PAGES}
     assert small == large
     # A ceiling, beside the constancy above: session, user, the member row (role), the hold
-    # banner, the running badge, the sections, the capacity line for "N ahead"...
+    # banner, the no-worker banner, the running badge, the sections, the capacity line...
     assert max(large.values()) <= 14, large
 
 
@@ -118,5 +118,22 @@ def test_an_admins_usage_page_csv_and_api_cost_the_same_with_3_people_as_with_30
     large = {url: queries_for(client, url) for url in urls}
     assert small == large
     # Session, user, the member row, the team's budget, the month by day (2), the months with
-    # usage (2), the badge and the hold banner: 10 for the page.
-    assert max(large.values()) <= 10, large
+    # usage (2), the badge, the hold banner and the no-worker banner: 11 for the page.
+    assert max(large.values()) <= 11, large
+
+
+def test_the_no_worker_banner_costs_one_query_shown_or_not(client, user, other):
+    """The banner's check (which worker and beat were seen in the last minute) is one query on
+    every page, whether it finds them or not."""
+    add_rows(10, user, other)
+    plain = [url for url, headers in PAGES if not headers]
+    without = {url: queries_for(client, url) for url in plain}  # no heartbeat: banner shown
+    assert 'id="process-banner"' in client.get("/").content.decode()
+    heartbeat("worker")
+    heartbeat("beat")
+    assert 'id="process-banner"' not in client.get("/").content.decode()
+    assert {url: queries_for(client, url) for url in plain} == without
+    with CaptureQueriesContext(connection) as ctx:
+        client.get("/jobs/")
+    table = Heartbeat._meta.db_table
+    assert sum(table in q["sql"] for q in ctx.captured_queries) == 1

@@ -31,6 +31,9 @@ class Command(BaseCommand):
         run_dir.mkdir(exist_ok=True)
         env = dict(os.environ)
         procs: dict[str, list[str]] = {}
+        # Quiet unless LUMAWEB_VERBOSE: no line per request or poll, no Celery banners; the
+        # pipeline's lines and every warning still show (settings.LOGGING).
+        quiet = [] if settings.LUMAWEB_VERBOSE else ["--quiet"]
         if settings.LUMA_DEMO_MODE:
             env.setdefault("LUMA_API_BASE_URL", f"http://127.0.0.1:{simulator_port}/v1")
             env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
@@ -50,6 +53,7 @@ class Command(BaseCommand):
                 "--media-dir",
                 str(run_dir / "simulator"),
                 f"--allow-fetch-from={env['PUBLIC_BASE_URL']}",
+                *quiet,
             ]
         procs["worker"] = [
             py,
@@ -57,6 +61,7 @@ class Command(BaseCommand):
             "celery",
             "-A",
             "lumaweb",
+            *quiet,
             "worker",
             "--loglevel",
             "INFO",
@@ -69,6 +74,7 @@ class Command(BaseCommand):
             "celery",
             "-A",
             "lumaweb",
+            *quiet,
             "beat",
             "--loglevel",
             "INFO",
@@ -105,6 +111,13 @@ class Command(BaseCommand):
                 f"  broker {settings.CELERY_BROKER_URL}   Ctrl-C stops everything\n"
             )
         )
+        if settings.LUMAWEB_VERBOSE:
+            self.stdout.write("  verbose: every request and poll is shown (LUMAWEB_VERBOSE)\n")
+        else:
+            self.stdout.write(
+                "  showing the pipeline's lines and warnings; every request and poll too: "
+                "LUMAWEB_VERBOSE=1 ./scripts/run\n"
+            )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:

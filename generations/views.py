@@ -392,6 +392,11 @@ def mark_failed(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
 
 
 @require_POST
+def copy_again(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
+    return _job_action(request, pk, actions.copy_again, "Copying again:")
+
+
+@require_POST
 def delete(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
     gen = get_object_or_404(Generation, pk=pk)
     label = _prompt_label(gen)

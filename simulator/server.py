@@ -89,6 +89,7 @@ class Config:
     late_url_rate: float = 0.0
     late_url_seconds: float = 3.0
     unknown_state_rate: float = 0.0
+    expire_link_rate: float = 0.0  # videos whose first link has expired when it is fetched
     credits: int | None = None
     seed: int | None = None
     media_dir: str | None = None
@@ -143,6 +144,7 @@ class Config:
             "fail_rate",
             "late_url_rate",
             "unknown_state_rate",
+            "expire_link_rate",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
@@ -252,6 +254,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="fraction of generations that pass through an undocumented state",
     )
+    add(
+        "--expire-link-rate",
+        type=float,
+        default=0.0,
+        help="fraction of videos whose first CDN link has expired when fetched (404); the "
+        "generation's next GET hands out a fresh one",
+    )
     add("--credits", type=int, default=None, help="token balance; each POST costs 500000")
     add("--seed", type=int, default=None, help="seed for reproducible faults")
     add("--media-dir", default=None, help="where rendered videos are cached (default: temp)")
@@ -298,6 +307,10 @@ class Generation:
     image_url: str | None = None
     image_end_url: str | None = None
     forced_at: float | None = None
+    # CDN links expire: an expiring video's first link answers 404 when fetched, after which
+    # its next GET hands out link 1, which works (``link`` is in the URL's query).
+    expiring: bool = False
+    link: int = 0
 
     @property
     def done_at(self) -> float:
@@ -404,7 +417,13 @@ class Simulator:
         self.generations: dict[str, Generation] = {}
         self.posts: list[dict[str, Any]] = []
         self.counters = {"get_requests": 0, "get_ids": 0, "requests": 0}
-        self.faults = {"error": 0, "rate_limited": 0, "slow": 0, "error_after_create": 0}
+        self.faults = {
+            "error": 0,
+            "rate_limited": 0,
+            "slow": 0,
+            "error_after_create": 0,
+            "expired_link": 0,
+        }
 
     # -- the upstream API -------------------------------------------------------------------
 
@@ -545,6 +564,7 @@ class Simulator:
         fails = rng.random() < config.fail_rate
         late = rng.random() < config.late_url_rate
         unknown = rng.random() < config.unknown_state_rate
+        expiring = rng.random() < config.expire_link_rate
         user_prompt = request["user_prompt"]
         generation = Generation(
             id=str(uuid.uuid4()),
@@ -566,6 +586,7 @@ class Simulator:
             parent_id=parent.id if parent else None,
             image_url=request.get("image_url"),
             image_end_url=request.get("image_end_url"),
+            expiring=expiring,
         )
         self.generations[generation.id] = generation
         self.posts.append(
@@ -596,7 +617,7 @@ class Simulator:
             "prompt": generation.prompt,
             "state": state,
             "video": {
-                "url": f"{base}.mp4" if has_url else None,
+                "url": f"{base}.mp4{self._link_query(generation)}" if has_url else None,
                 "thumbnail": f"{base}.jpg" if has_url else None,
                 "width": width,
                 "height": height,
@@ -613,18 +634,40 @@ class Simulator:
 
     # -- the CDN ----------------------------------------------------------------------------
 
-    def cdn(self, path: str) -> Reply:
+    @staticmethod
+    def _link_query(generation: Generation) -> str:
+        """The query that names an expiring video's current link (nothing for the others)."""
+        return f"?link={generation.link}" if generation.expiring else ""
+
+    def cdn(self, path: str, query: str = "") -> Reply:
         """Serve a rendered file, rendering it first if need be (no auth: it is a CDN)."""
         match = CDN_PATH.match(path)
         with self.lock:
             generation = self.generations.get(match["id"]) if match else None
             ready = generation is not None and generation.has_url(time.monotonic())
+            if match and ready and generation is not None and match["ext"] == "mp4":
+                expired = self._expired_link(generation, query)
+                if expired is not None:
+                    return expired
         if not match or not ready:
             return error_reply(404, "Not found", path)
         mp4, jpg = self.ensure_media(match["id"])
         if match["ext"] == "mp4":
             return Reply(200, content_type="video/mp4", file=mp4)
         return Reply(200, content_type="image/jpeg", file=jpg)
+
+    def _expired_link(self, generation: Generation, query: str) -> Reply | None:
+        """A 404 for an expiring video's link that is no longer (or never was) its current one;
+        the first link expires as it is first fetched (lock held)."""
+        if not generation.expiring:
+            return None
+        asked = dict(parse_qsl(query)).get("link", "")
+        if generation.link == 0 and asked == "0":
+            generation.link = 1  # the next GET hands out a fresh link
+            self.faults["expired_link"] += 1
+        elif asked == str(generation.link):
+            return None
+        return error_reply(404, "This link has expired", f"/cdn/{generation.id}.mp4")
 
     def ensure_media(self, generation_id: str) -> tuple[Path, Path]:
         """Render a generation's files once; concurrent callers wait and share the result."""
@@ -828,7 +871,7 @@ class Handler(BaseHTTPRequestHandler):
                 token = self.headers.get(CONTROL_TOKEN_HEADER)
                 reply = self.simulator.control(method, path.rstrip("/"), body, token)
             elif path.startswith("/cdn/") and method in ("GET", "HEAD"):
-                reply = self.simulator.cdn(path)
+                reply = self.simulator.cdn(path, parts.query)
             else:
                 reply = error_reply(404, f"Cannot {method} {path}", path)
         except Exception as exc:

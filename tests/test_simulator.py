@@ -412,3 +412,20 @@ def test_config_rejects_unknown_or_bad_settings(sim: SimulatorProcess) -> None:
             f"{sim.base_url}/_sim/config", json=settings, headers=sim.control_headers, timeout=10
         )
         assert_aggregator_error(response, 400)
+
+
+def test_an_expired_link_answers_404_and_a_fresh_get_hands_out_one_that_works(
+    sim: SimulatorProcess,
+) -> None:
+    """CDN links expire: ``expire_link_rate`` makes a video's first link answer 404 when it is
+    fetched; the generation's next GET hands out a new link, and the old one stays dead."""
+    sim.configure(expire_link_rate=1.0)
+    generation = completed(sim)
+    first = generation["video"]["url"]
+
+    assert requests.get(first, timeout=10).status_code == 404
+    fresh = get_one(sim, generation["id"])["video"]["url"]
+    assert fresh != first
+    assert requests.get(fresh, timeout=20).status_code == 200
+    assert requests.get(first, timeout=10).status_code == 404
+    assert sim.ledger()["faults"]["expired_link"] == 1

@@ -22,6 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from generations.models import (
+    COPY_GIVEN_UP,
     Generation,
     Status,
     StatusEvent,
@@ -270,6 +271,34 @@ def schedule_copy_retry(
 ) -> None:
     """A copy failed: try again at ``next_at`` (the sweeper wakes it), or never (``None``)."""
     Generation.objects.filter(pk=gen_id).update(asset_error=error, assets_next_at=next_at, **fields)
+
+
+def retry_copy_from_fresh_links(
+    gen_id: Any, *, next_at: datetime, error: str, **fields: Any
+) -> None:
+    """A copy failed on an expired link and the service handed out fresh ones (in ``fields``):
+    try again at ``next_at``, with no wake-up sent (the sweeper sends it once it is due)."""
+    Generation.objects.filter(pk=gen_id).update(
+        asset_error=error, assets_next_at=next_at, assets_enqueued_at=None, **fields
+    )
+
+
+def copy_again(gen_id: Any, *, note: str) -> bool:
+    """A person's "Copy again" for a finished video whose copy was given up on: the copy is due
+    now with its attempts counted afresh (links expired since are asked for again by the copy
+    step), stamped as enqueued (the caller sends the wake-up). Recorded in the history."""
+    now = timezone.now()
+    return move(
+        gen_id,
+        [Status.COMPLETED],
+        Status.COMPLETED,
+        note=note,
+        only_if=COPY_GIVEN_UP,
+        asset_attempts=0,
+        asset_error="",
+        assets_next_at=now,
+        assets_enqueued_at=now,
+    )
 
 
 def in_seconds(seconds: float, now: datetime | None = None) -> datetime:

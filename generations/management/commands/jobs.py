@@ -5,6 +5,7 @@ manage.py jobs retry ID [--yes]     send it again; --yes is required when an ear
                                     been charged (needs attention, or failed/cancelled after one)
 manage.py jobs fail ID              mark a needs-attention job failed
 manage.py jobs cancel ID            cancel a queued job
+manage.py jobs copy-again ID        copy a finished video again whose local copy was given up on
 manage.py jobs sweep                run the sweeper now (requeue lost wake-ups, unstick rows)
 manage.py jobs hold                 show the account hold (why, since when, how many jobs wait)
 manage.py jobs resume               lift the account hold now: every waiting job is sent
@@ -35,6 +36,7 @@ class Command(BaseCommand):
                 "retry",
                 "fail",
                 "cancel",
+                "copy-again",
                 "sweep",
                 "hold",
                 "resume",
@@ -80,6 +82,8 @@ class Command(BaseCommand):
                     actions.retry_generation(gen, confirm_second_charge=yes)
                 elif action == "fail":
                     actions.mark_failed(gen, note="marked failed from the command line")
+                elif action == "copy-again":
+                    actions.copy_again(gen)
                 else:
                     actions.cancel_generation(gen)
             except actions.ServiceError as exc:
@@ -114,7 +118,7 @@ class Command(BaseCommand):
             ("needs attention", every.filter(status=Status.NEEDS_ATTENTION)),
             ("stuck submitting", every.stale_submitting(now)),
             ("in progress, not polled lately", every.not_polled_lately(now)),
-            ("finished without a local copy", every.copy_given_up()),
+            ("finished without a local copy ('jobs copy-again ID')", every.copy_given_up()),
         ]
         if capacity_limited():
             # Queued rows wait for their turn, and the sweeper wakes them in it: not a problem.

@@ -14,6 +14,7 @@ urlpatterns = [
     path("generations/<uuid:pk>/retry/", views.retry, name="generation-retry"),
     path("generations/<uuid:pk>/cancel/", views.cancel, name="generation-cancel"),
     path("generations/<uuid:pk>/mark-failed/", views.mark_failed, name="generation-mark-failed"),
+    path("generations/<uuid:pk>/check-again/", views.check_again, name="generation-check-again"),
     path("generations/<uuid:pk>/copy-again/", views.copy_again, name="generation-copy-again"),
     path("generations/<uuid:pk>/delete/", views.delete, name="generation-delete"),
     path("jobs/", views.jobs, name="jobs"),

@@ -392,6 +392,11 @@ def mark_failed(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
 
 
 @require_POST
+def check_again(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
+    return _job_action(request, pk, actions.check_again, "Checking again:")
+
+
+@require_POST
 def copy_again(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
     return _job_action(request, pk, actions.copy_again, "Copying again:")
 

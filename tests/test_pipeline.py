@@ -229,3 +229,25 @@ def test_a_video_whose_cdn_link_expired_is_copied_from_a_fresh_link(api, sim, pi
     with gen.video_file.open("rb") as fh:
         assert fh.read() == requests.get(gen.video_url, timeout=10).content
     assert len(posts_for(sim, "a kite over the dunes")) == 1
+
+
+def test_a_timed_out_job_checked_again_completes_and_copies_without_a_second_post(
+    api, sim, pipeline
+):
+    """lumaweb gave up on a job the service went on to finish: "Check again" has the worker
+    poll it once more; it completes and its video is copied, with no new POST."""
+    remote = remote_create(sim, "a heron taking off")
+    gen = in_progress_row(remote["id"], prompt="a heron taking off", created_by=make_user())
+    Generation.objects.filter(pk=gen.pk).update(
+        status=Status.FAILED,
+        state="dreaming",
+        next_poll_at=None,
+        error="Timed out: no progress for 10 minutes (last state 'dreaming').",
+    )
+    sim.force_complete(remote["id"])
+    response = api.post(f"/generations/{gen.pk}/check-again/")
+    assert response.status_code == 302
+    wait_status(gen.pk, Status.COMPLETED, pipeline=pipeline)
+    copied = wait_local_copy(gen.pk)
+    assert copied.posts_sent == 1
+    assert len(posts_for(sim, "a heron taking off")) == 1

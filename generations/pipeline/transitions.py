@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from generations.models import (
     COPY_GIVEN_UP,
+    TIMED_OUT,
     Generation,
     Status,
     StatusEvent,
@@ -239,6 +240,26 @@ def complete(gen_id: Any, *, lease: str, now: datetime, **fields: Any) -> bool:
 def cancel(gen_id: Any, *, note: str) -> bool:
     """queued -> cancelled: nothing was sent for it."""
     return move(gen_id, [Status.QUEUED], Status.CANCELLED, note=note)
+
+
+def check_again(gen_id: Any, *, note: str) -> bool:
+    """A person's "Check again" for a job that timed out: failed -> in_progress, due for the
+    next poll round, with a fresh deadline (``last_progress_at``). Nothing is sent but GETs:
+    the row keeps its upstream id and its POST count, so it can never be paid for twice. If
+    the service says it completed, the poll completes it and its copy follows."""
+    now = timezone.now()
+    return move(
+        gen_id,
+        [Status.FAILED],
+        Status.IN_PROGRESS,
+        note=note,
+        only_if=TIMED_OUT,
+        error="",
+        next_poll_at=now,
+        last_progress_at=now,
+        poll_errors=0,
+        poll_lease="",
+    )
 
 
 def authorise_another_post(

@@ -101,9 +101,12 @@ class Config:
     # Origins (scheme, host, port) keyframes may be fetched from even when private: lumaweb's
     # own address in demo mode on one machine. Any other keyframe URL must be public.
     allow_fetch_from: tuple[str, ...] = ()
+    # A JSON file the generations and the ledger are kept in (written on every change, loaded
+    # at start), so a restart does not forget the jobs in flight. None: memory only.
+    state: str | None = None
 
     # not changeable at runtime (the token and the origins are the operator's, not the caller's)
-    FIXED = ("host", "port", "media_dir", "control_token", "allow_fetch_from")
+    FIXED = ("host", "port", "media_dir", "control_token", "allow_fetch_from", "state")
     SECRET = ("api_key", "control_token")  # shown masked by /_sim/config
 
     @classmethod
@@ -264,6 +267,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--credits", type=int, default=None, help="token balance; each POST costs 500000")
     add("--seed", type=int, default=None, help="seed for reproducible faults")
     add("--media-dir", default=None, help="where rendered videos are cached (default: temp)")
+    add(
+        "--state",
+        default=None,
+        metavar="PATH",
+        help="keep the generations and the ledger in this JSON file (written on every change, "
+        "loaded at start), so a restart does not forget jobs in flight; rendered videos are "
+        "rendered again on demand",
+    )
     add("--video-seconds", type=float, default=d.video_seconds, help="length of rendered clips")
     add("--fps", type=int, default=d.fps, help="frame rate of rendered clips")
     add(
@@ -410,7 +421,10 @@ class Simulator:
         self.media_dir = Path(config.media_dir or tempfile.mkdtemp(prefix="lumaweb-sim-"))
         self.media_dir.mkdir(parents=True, exist_ok=True)
         self.render_locks: dict[str, threading.Lock] = {}
+        self.state_path = Path(config.state) if config.state else None
         self._clear()
+        if self.state_path is not None and self.state_path.exists():
+            self._load(self.state_path)
 
     def _clear(self) -> None:
         self.epoch = time.monotonic()
@@ -424,6 +438,80 @@ class Simulator:
             "error_after_create": 0,
             "expired_link": 0,
         }
+
+    # -- the state file ---------------------------------------------------------------------
+    # Times inside the simulator are time.monotonic(), which means nothing to another process:
+    # the file holds wall-clock times, turned back into this process's monotonic clock on load.
+
+    def _changed(self) -> None:
+        """Write the state file, if there is one (lock held). Atomic: a new file is written
+        and renamed over the old, so a kill at any moment leaves one whole state or the other."""
+        if self.state_path is None:
+            return
+        now_mono, now_wall = time.monotonic(), time.time()
+
+        def wall(moment: float) -> float:
+            return now_wall - (now_mono - moment)
+
+        generations = []
+        for generation in self.generations.values():
+            data = asdict(generation)
+            data["created"] = wall(generation.created)
+            if generation.forced_at is not None:
+                data["forced_at"] = wall(generation.forced_at)
+            generations.append(data)
+        state = {
+            "version": 1,
+            "epoch": wall(self.epoch),
+            "generations": generations,
+            "posts": self.posts,
+            "counters": self.counters,
+            "faults": self.faults,
+        }
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.state_path.parent, prefix=".sim-state-")
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(state, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.state_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def _load(self, path: Path) -> None:
+        """Take up the state a former process left; an unreadable file is reported and left
+        aside (renamed), never fatal: the simulator then starts empty."""
+        try:
+            state = json.loads(path.read_text())
+            now_mono, now_wall = time.monotonic(), time.time()
+
+            def mono(moment: float) -> float:
+                return now_mono - (now_wall - moment)
+
+            names = {f.name for f in fields(Generation)}
+            generations = {}
+            for data in state["generations"]:
+                data = {key: value for key, value in data.items() if key in names}
+                data["created"] = mono(data["created"])
+                if data.get("forced_at") is not None:
+                    data["forced_at"] = mono(data["forced_at"])
+                generations[data["id"]] = Generation(**data)
+            epoch = mono(state["epoch"])
+            posts = list(state["posts"])
+            counters = {**self.counters, **state.get("counters", {})}
+            faults = {**self.faults, **state.get("faults", {})}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            aside = path.with_name(path.name + ".unreadable")
+            with contextlib.suppress(OSError):
+                path.replace(aside)
+            print(f"simulator: state file {path} unreadable ({exc}); moved to {aside}", flush=True)
+            return
+        self.generations, self.epoch, self.posts = generations, epoch, posts
+        self.counters, self.faults = counters, faults
+        print(f"simulator: {len(generations)} generations taken up from {path}", flush=True)
 
     # -- the upstream API -------------------------------------------------------------------
 
@@ -598,6 +686,7 @@ class Simulator:
                 "at": generation.created_at,
             }
         )
+        self._changed()
         return generation
 
     def _render_json(self, generation: Generation, host: str) -> dict[str, Any]:
@@ -665,6 +754,7 @@ class Simulator:
         if generation.link == 0 and asked == "0":
             generation.link = 1  # the next GET hands out a fresh link
             self.faults["expired_link"] += 1
+            self._changed()
         elif asked == str(generation.link):
             return None
         return error_reply(404, "This link has expired", f"/cdn/{generation.id}.mp4")
@@ -738,6 +828,7 @@ class Simulator:
         if method == "POST" and path == "/_sim/reset":
             with self.lock:
                 self._clear()
+                self._changed()
                 if isinstance(payload, dict) and payload.get("config"):
                     self.config = self.initial
                     self.rng.seed(self.initial.seed)
@@ -802,6 +893,7 @@ class Simulator:
                 return error_reply(409, "Generation has already failed", path)
             if generation.forced_at is None and now < generation.done_at:
                 generation.forced_at = now
+                self._changed()
             return json_reply(200, {"ok": True, "state": generation.state(now)})
 
 

@@ -367,6 +367,10 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     audit.goto("/jobs/")
     page.locator(f"#job-{rows['attention'].pk}").wait_for()
     audit.check("jobs, a row in every section")
+    later = f"{int((timezone.now().timestamp() + 60) * 1_000_000)}.{uuid.UUID(int=0)}"
+    audit.goto(f"/jobs/?failed={later}&finished={later}")  # paged back: the "Newest" links
+    page.locator("#failed-jobs .pager").wait_for()
+    audit.check("jobs, failed and finished lists paged back")
 
     # The account on hold: the banner on every page; an admin's buttons, the cancel panel open.
     hold.put_on_hold(HoldCause.CREDITS, "You've run out of credits", 403)

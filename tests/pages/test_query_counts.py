@@ -40,6 +40,9 @@ def queries_for(client, url: str, **headers) -> int:
     return len(ctx.captured_queries)
 
 
+OLDER = (
+    f"{int((timezone.now().timestamp() + 3600) * 1_000_000)}.ffffffff-0000-0000-0000-000000000000"
+)
 PAGES = [
     ("/", {}),
     ("/?liked=1&who=mine", {}),
@@ -47,6 +50,9 @@ PAGES = [
     ("/", htmx("gallery-results")),
     ("/jobs/", {}),
     ("/jobs/", htmx("jobs")),
+    # The Failed and Recently finished lists paged back to a moment (an "Older" link).
+    (f"/jobs/?failed={OLDER}&finished={OLDER}", {}),
+    (f"/jobs/?failed={OLDER}", htmx("jobs")),
 ]
 
 

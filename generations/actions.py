@@ -1,4 +1,5 @@
-"""What people do: create, extend, retry, resolve, cancel, delete, like.
+"""What people do: create, extend, retry, resolve, cancel, check or copy again, delete,
+like.
 
 Views, the JSON API, the admin and management commands call these functions; they check who may
 do what, change rows through the named transitions of ``generations.pipeline.transitions`` and
@@ -431,6 +432,35 @@ def mark_failed(gen: Generation, user: User = None, note: str = "") -> Generatio
         error=gen.error or "Marked failed by a person",
     ):
         raise ServiceError("Only a job that needs attention can be marked failed.")
+    gen.refresh_from_db()
+    return gen
+
+
+def check_again(gen: Generation, user: User = None) -> Generation:
+    """A person asks lumaweb to look at a job that timed out once more: it is polled again (a
+    GET, free) with a fresh deadline; if the service now says it completed, it completes and
+    its copy follows. Never a new POST, so never a second charge. The next poll round (beat,
+    every LUMA_POLL_INTERVAL) takes it: no wake-up to send."""
+    check_can_change(gen, user)
+    if not t.check_again(gen.pk, note=f"check again requested by {_who(user)}"):
+        raise ServiceError(
+            "Only a job that timed out waiting for the service can be checked again."
+        )
+    gen.refresh_from_db()
+    return gen
+
+
+def copy_again(gen: Generation, user: User = None) -> Generation:
+    """A person asks for the local copy of a finished video again, after it was given up on
+    (its link expired and the service had no new one then, the download kept failing…). Free:
+    the copy step asks the service for fresh links if the old ones have expired."""
+    check_can_change(gen, user)
+    with transaction.atomic():
+        if not t.copy_again(gen.pk, note=f"copy again requested by {_who(user)}"):
+            raise ServiceError(
+                "Only a finished video whose copy was given up on can be copied again."
+            )
+        tasks.wake_copy_on_commit(gen.pk)
     gen.refresh_from_db()
     return gen
 

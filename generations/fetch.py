@@ -44,12 +44,27 @@ MAX_REDIRECTS = 5
 CHUNK = 256 * 1024
 
 
-class FetchError(Exception):
-    """A download failed. ``permanent`` says that trying again cannot help."""
+# What a CDN answers for a link that has expired (or was signed for a while only): the file
+# may well still be there under a fresh link, which the service hands out when asked again.
+EXPIRED_LINK_STATUSES = (403, 404, 410)
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+
+class FetchError(Exception):
+    """A download failed. ``permanent`` says that trying again cannot help; ``status_code`` is
+    the HTTP status the download was answered with, if that was the failure."""
+
+    def __init__(
+        self, message: str, *, permanent: bool = False, status_code: int | None = None
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.status_code = status_code
+
+    @property
+    def expired_link(self) -> bool:
+        """The address itself is dead (403, 404, 410): the same URL will not work again, a
+        fresh one from the service may."""
+        return self.status_code in EXPIRED_LINK_STATUSES
 
 
 class RefusedURL(FetchError):
@@ -406,7 +421,11 @@ def _open(
         if response.status_code != 200:
             response.close()
             permanent = 400 <= response.status_code < 500 and response.status_code != 429
-            raise FetchError(f"Download answered {response.status_code}", permanent=permanent)
+            raise FetchError(
+                f"Download answered {response.status_code}",
+                permanent=permanent,
+                status_code=response.status_code,
+            )
         ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if ctype not in kind.content_types:
             response.close()

@@ -93,6 +93,17 @@ MAY_PAY_TWICE = Q(status=Status.NEEDS_ATTENTION) | Q(
 )
 
 
+# Finished, but every attempt to copy the video failed (or it cannot succeed): shown from the
+# upstream URL, until a person asks for the copy again.
+COPY_GIVEN_UP = Q(status=Status.COMPLETED, video_file="", assets_next_at__isnull=True)
+
+
+# Accepted by the service, then given up on by lumaweb because its poll deadline passed (no
+# progress, or the service no longer listed it); not a job the service itself said failed. It
+# may have finished since: a person may have it polled again ("Check again"), which sends nothing.
+TIMED_OUT = Q(status=Status.FAILED, remote_id__isnull=False) & ~Q(state="failed")
+
+
 def holds_a_slot(now: datetime) -> Q:
     """``submitting`` and ``in_progress``, and a ``needs_attention`` row whose POST began less
     than LUMA_POLL_DEADLINE ago: that POST may have started a generation that runs upstream
@@ -165,8 +176,13 @@ class GenerationQuerySet(models.QuerySet["Generation"]):
         return self.filter(lost, status=Status.COMPLETED, assets_next_at__lte=now)
 
     def copy_given_up(self) -> GenerationQuerySet:
-        """Finished, but every attempt to copy the video failed: shown from the upstream URL."""
-        return self.filter(status=Status.COMPLETED, video_file="", assets_next_at__isnull=True)
+        """Finished, but every attempt to copy the video failed: shown from the upstream URL,
+        and a person may ask for the copy again."""
+        return self.filter(COPY_GIVEN_UP)
+
+    def timed_out(self) -> GenerationQuerySet:
+        """Failed because lumaweb stopped waiting, not because the service said so."""
+        return self.filter(TIMED_OUT)
 
     def retry_may_pay_twice(self) -> GenerationQuerySet:
         """Rows a Retry could pay for a second time (see ``Generation.retry_may_pay_twice``)."""
@@ -379,6 +395,16 @@ class Generation(models.Model):
     @property
     def has_local_video(self) -> bool:
         return bool(self.video_file)
+
+    @property
+    def timed_out(self) -> bool:
+        """``TIMED_OUT`` for one loaded row: "Check again" is offered."""
+        return self.status == Status.FAILED and bool(self.remote_id) and self.state != "failed"
+
+    @property
+    def copy_given_up(self) -> bool:
+        """``COPY_GIVEN_UP`` for one loaded row: "Copy again" is offered."""
+        return self.status == Status.COMPLETED and not self.video_file and not self.assets_next_at
 
     @property
     def display_video_url(self) -> str:

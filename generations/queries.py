@@ -218,8 +218,94 @@ def _jobs(statuses: Iterable[str], order: str, limit: int) -> list[Generation]:
     return list(query.order_by(order)[:limit])
 
 
-def dashboard_sections() -> dict[str, list[Generation]]:
-    """The dashboard's sections, one query each."""
+def encode_moment_cursor(moment: datetime, pk: uuid.UUID) -> str:
+    return f"{int(moment.timestamp() * 1_000_000)}.{pk}"
+
+
+# The dashboard's lists that page back through older jobs: their statuses, keyset on when the
+# job got there (``status_changed_at``, then id), newest first.
+PAGED_SECTIONS = {
+    "failed": (Status.FAILED,),
+    "finished": (Status.COMPLETED, Status.CANCELLED),
+}
+
+
+@dataclass
+class DashboardPaging:
+    """Where the dashboard's paged lists stand (``?failed=``/``?finished=``: the last job
+    shown before, as a cursor), parsed leniently: a cursor that cannot be read is the newest
+    page. ``older`` holds each list's cursor for its next page (filled by the sections)."""
+
+    before: dict[str, tuple[datetime, uuid.UUID]] = field(default_factory=dict)
+    raw: dict[str, str] = field(default_factory=dict)
+    older: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_query(cls, params: QueryDict) -> DashboardPaging:
+        paging = cls()
+        for name in PAGED_SECTIONS:
+            raw = str(params.get(name, ""))
+            cursor = decode_cursor(raw)
+            if cursor is not None:
+                paging.before[name], paging.raw[name] = cursor, raw
+        return paging
+
+    def query_string(self, **overrides: str) -> str:
+        """The lists' positions as a query string; an override of "" goes back to the newest."""
+        params = QueryDict(mutable=True)
+        for name, value in {**self.raw, **overrides}.items():
+            if value:
+                params[name] = value
+        return params.urlencode()
+
+    def older_query(self, name: str) -> str:
+        return self.query_string(**{name: self.older[name]}) if name in self.older else ""
+
+    def newest_query(self, name: str) -> str | None:
+        """The query for this list's newest page, or None when it is on it."""
+        return self.query_string(**{name: ""}) if name in self.before else None
+
+    # Template-friendly names (a template cannot pass arguments).
+    @property
+    def failed_older(self) -> str:
+        return self.older_query("failed")
+
+    @property
+    def finished_older(self) -> str:
+        return self.older_query("finished")
+
+    @property
+    def failed_newest(self) -> str | None:
+        return self.newest_query("failed")
+
+    @property
+    def finished_newest(self) -> str | None:
+        return self.newest_query("finished")
+
+
+def _older_jobs(name: str, paging: DashboardPaging) -> list[Generation]:
+    """One page of a paged list (one query: one row more than shown says an older page is
+    there); records that page's cursor in ``paging.older``."""
+    limit = DASHBOARD_LIMITS[name]
+    query = Generation.objects.filter(status__in=list(PAGED_SECTIONS[name]))
+    if name in paging.before:
+        moment, pk = paging.before[name]
+        query = query.filter(
+            Q(status_changed_at__lt=moment) | Q(status_changed_at=moment, pk__lt=pk)
+        )
+    rows = list(
+        query.select_related("created_by").order_by("-status_changed_at", "-pk")[: limit + 1]
+    )
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        paging.older[name] = encode_moment_cursor(last.status_changed_at, last.pk)
+    return rows[:limit]
+
+
+def dashboard_sections(paging: DashboardPaging | None = None) -> dict[str, list[Generation]]:
+    """The dashboard's sections, one query each; Failed and Recently finished page back
+    (``paging``) through older jobs."""
+    paging = paging if paging is not None else DashboardPaging()
     active = _jobs(IN_FLIGHT, "created_at", DASHBOARD_LIMITS["active"])
     return {
         "attention": _jobs(
@@ -227,12 +313,8 @@ def dashboard_sections() -> dict[str, list[Generation]]:
         ),
         "running": [g for g in active if g.status != Status.QUEUED],
         "queued": [g for g in active if g.status == Status.QUEUED],
-        "failed": _jobs([Status.FAILED], "-status_changed_at", DASHBOARD_LIMITS["failed"]),
-        "finished": _jobs(
-            [Status.COMPLETED, Status.CANCELLED],
-            "-status_changed_at",
-            DASHBOARD_LIMITS["finished"],
-        ),
+        "failed": _older_jobs("failed", paging),
+        "finished": _older_jobs("finished", paging),
     }
 
 

@@ -60,6 +60,11 @@ def wake_submit_on_commit(generation_id: Any) -> None:
     transaction.on_commit(lambda: submit_generation.delay(str(generation_id)), robust=True)
 
 
+def wake_copy_on_commit(generation_id: Any) -> None:
+    """After the current transaction commits, wake a worker to copy this row's files."""
+    transaction.on_commit(lambda: _send(copy_assets, generation_id), robust=True)
+
+
 def wake_sweep_on_commit() -> None:
     """After the current transaction commits, run the sweeper now (an admin lifted the account
     hold: the jobs that waited should not wait for the next beat)."""

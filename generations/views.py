@@ -12,11 +12,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
@@ -340,9 +341,14 @@ def _inline_ids(parent: Generation) -> str:
 
 
 # --- jobs ---------------------------------------------------------------------------------------
-def _jobs_context(version: str, flying: int) -> dict[str, Any]:
+def _jobs_context(request: HttpRequest, version: str, flying: int) -> dict[str, Any]:
+    """The dashboard; its Failed and Recently finished lists on the pages the query string
+    names (``?failed=``, ``?finished=``: "Older" links), which its poll keeps."""
+    paging = queries.DashboardPaging.from_query(_dashboard_query(request))
     return {
-        "sections": queries.dashboard_sections(),
+        "sections": queries.dashboard_sections(paging),
+        "paging": paging,
+        "page_query": paging.query_string(),
         "version": version,
         "flying": flying,
         "cost": settings.LUMA_TOKENS_PER_GENERATION,
@@ -354,12 +360,21 @@ def jobs(request: HtmxHttpRequest) -> HttpResponse:
     version, flying = Generation.objects.dashboard_stamp()
 
     def page() -> HttpResponse:
-        context = _jobs_context(version, flying)
+        context = _jobs_context(request, version, flying)
         return render_for_target(request, "generations/jobs.html", context, {"jobs": "jobs"})
 
     if htmx_target(request) == "jobs":
         return answer_poll(request, version=version, settled=not flying, fragment=page)
     return page()
+
+
+def _dashboard_query(request: HttpRequest) -> QueryDict:
+    """The dashboard's own query string: a job action posted from it (htmx) answers with the
+    dashboard as the person sees it, so its pages come from the address it was shown at."""
+    if request.method == "GET":
+        return request.GET
+    shown = urlsplit(request.headers.get("HX-Current-URL", ""))
+    return QueryDict(shown.query) if shown.path == reverse("jobs") else QueryDict()
 
 
 @require_GET
@@ -386,7 +401,8 @@ def _job_action(
         messages.success(request, f"{done} {_prompt_label(gen)}.")
     if htmx_target(request) == "jobs":
         version, flying = Generation.objects.dashboard_stamp()
-        response = render(request, "generations/jobs.html#jobs", _jobs_context(version, flying))
+        context = _jobs_context(request, version, flying)
+        response = render(request, "generations/jobs.html#jobs", context)
         return trigger_client_event(response, "jobs-changed")
     return redirect(_next_url(request, reverse("jobs")))
 
@@ -414,6 +430,16 @@ def cancel(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
 @require_POST
 def mark_failed(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
     return _job_action(request, pk, actions.mark_failed, "Marked failed:")
+
+
+@require_POST
+def check_again(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
+    return _job_action(request, pk, actions.check_again, "Checking again:")
+
+
+@require_POST
+def copy_again(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
+    return _job_action(request, pk, actions.copy_again, "Copying again:")
 
 
 @require_POST

@@ -88,6 +88,7 @@ class Config:
     late_url_rate: float = 0.0
     late_url_seconds: float = 3.0
     unknown_state_rate: float = 0.0
+    expire_link_rate: float = 0.0  # videos whose first link has expired when it is fetched
     credits: int | None = None
     seed: int | None = None
     media_dir: str | None = None
@@ -101,9 +102,12 @@ class Config:
     # Origins (scheme, host, port) keyframes may be fetched from even when private: lumaweb's
     # own address in demo mode on one machine. Any other keyframe URL must be public.
     allow_fetch_from: tuple[str, ...] = ()
+    # A JSON file the generations and the ledger are kept in (written on every change, loaded
+    # at start), so a restart does not forget the jobs in flight. None: memory only.
+    state: str | None = None
 
     # not changeable at runtime (the token and the origins are the operator's, not the caller's)
-    FIXED = ("host", "port", "media_dir", "control_token", "allow_fetch_from", "quiet")
+    FIXED = ("host", "port", "media_dir", "control_token", "allow_fetch_from", "quiet", "state")
     SECRET = ("api_key", "control_token")  # shown masked by /_sim/config
 
     @classmethod
@@ -144,6 +148,7 @@ class Config:
             "fail_rate",
             "late_url_rate",
             "unknown_state_rate",
+            "expire_link_rate",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
@@ -253,9 +258,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="fraction of generations that pass through an undocumented state",
     )
+    add(
+        "--expire-link-rate",
+        type=float,
+        default=0.0,
+        help="fraction of videos whose first CDN link has expired when fetched (404); the "
+        "generation's next GET hands out a fresh one",
+    )
     add("--credits", type=int, default=None, help="token balance; each POST costs 500000")
     add("--seed", type=int, default=None, help="seed for reproducible faults")
     add("--media-dir", default=None, help="where rendered videos are cached (default: temp)")
+    add(
+        "--state",
+        default=None,
+        metavar="PATH",
+        help="keep the generations and the ledger in this JSON file (written on every change, "
+        "loaded at start), so a restart does not forget jobs in flight; rendered videos are "
+        "rendered again on demand",
+    )
     add("--video-seconds", type=float, default=d.video_seconds, help="length of rendered clips")
     add("--fps", type=int, default=d.fps, help="frame rate of rendered clips")
     add(
@@ -306,6 +326,10 @@ class Generation:
     image_url: str | None = None
     image_end_url: str | None = None
     forced_at: float | None = None
+    # CDN links expire: an expiring video's first link answers 404 when fetched, after which
+    # its next GET hands out link 1, which works (``link`` is in the URL's query).
+    expiring: bool = False
+    link: int = 0
 
     @property
     def done_at(self) -> float:
@@ -405,14 +429,97 @@ class Simulator:
         self.media_dir = Path(config.media_dir or tempfile.mkdtemp(prefix="lumaweb-sim-"))
         self.media_dir.mkdir(parents=True, exist_ok=True)
         self.render_locks: dict[str, threading.Lock] = {}
+        self.state_path = Path(config.state) if config.state else None
         self._clear()
+        if self.state_path is not None and self.state_path.exists():
+            self._load(self.state_path)
 
     def _clear(self) -> None:
         self.epoch = time.monotonic()
         self.generations: dict[str, Generation] = {}
         self.posts: list[dict[str, Any]] = []
         self.counters = {"get_requests": 0, "get_ids": 0, "requests": 0}
-        self.faults = {"error": 0, "rate_limited": 0, "slow": 0, "error_after_create": 0}
+        self.faults = {
+            "error": 0,
+            "rate_limited": 0,
+            "slow": 0,
+            "error_after_create": 0,
+            "expired_link": 0,
+        }
+
+    # -- the state file ---------------------------------------------------------------------
+    # Times inside the simulator are time.monotonic(), which means nothing to another process:
+    # the file holds wall-clock times, turned back into this process's monotonic clock on load.
+
+    def _changed(self) -> None:
+        """Write the state file, if there is one (lock held). Atomic: a new file is written
+        and renamed over the old, so a kill at any moment leaves one whole state or the other."""
+        if self.state_path is None:
+            return
+        now_mono, now_wall = time.monotonic(), time.time()
+
+        def wall(moment: float) -> float:
+            return now_wall - (now_mono - moment)
+
+        generations = []
+        for generation in self.generations.values():
+            data = asdict(generation)
+            data["created"] = wall(generation.created)
+            if generation.forced_at is not None:
+                data["forced_at"] = wall(generation.forced_at)
+            generations.append(data)
+        state = {
+            "version": 1,
+            "epoch": wall(self.epoch),
+            "generations": generations,
+            "posts": self.posts,
+            "counters": self.counters,
+            "faults": self.faults,
+        }
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.state_path.parent, prefix=".sim-state-")
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(state, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.state_path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def _load(self, path: Path) -> None:
+        """Take up the state a former process left; an unreadable file is reported and left
+        aside (renamed), never fatal: the simulator then starts empty."""
+        try:
+            state = json.loads(path.read_text())
+            now_mono, now_wall = time.monotonic(), time.time()
+
+            def mono(moment: float) -> float:
+                return now_mono - (now_wall - moment)
+
+            names = {f.name for f in fields(Generation)}
+            generations = {}
+            for data in state["generations"]:
+                data = {key: value for key, value in data.items() if key in names}
+                data["created"] = mono(data["created"])
+                if data.get("forced_at") is not None:
+                    data["forced_at"] = mono(data["forced_at"])
+                generations[data["id"]] = Generation(**data)
+            epoch = mono(state["epoch"])
+            posts = list(state["posts"])
+            counters = {**self.counters, **state.get("counters", {})}
+            faults = {**self.faults, **state.get("faults", {})}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            aside = path.with_name(path.name + ".unreadable")
+            with contextlib.suppress(OSError):
+                path.replace(aside)
+            print(f"simulator: state file {path} unreadable ({exc}); moved to {aside}", flush=True)
+            return
+        self.generations, self.epoch, self.posts = generations, epoch, posts
+        self.counters, self.faults = counters, faults
+        print(f"simulator: {len(generations)} generations taken up from {path}", flush=True)
 
     # -- the upstream API -------------------------------------------------------------------
 
@@ -553,6 +660,7 @@ class Simulator:
         fails = rng.random() < config.fail_rate
         late = rng.random() < config.late_url_rate
         unknown = rng.random() < config.unknown_state_rate
+        expiring = rng.random() < config.expire_link_rate
         user_prompt = request["user_prompt"]
         generation = Generation(
             id=str(uuid.uuid4()),
@@ -574,6 +682,7 @@ class Simulator:
             parent_id=parent.id if parent else None,
             image_url=request.get("image_url"),
             image_end_url=request.get("image_end_url"),
+            expiring=expiring,
         )
         self.generations[generation.id] = generation
         self.posts.append(
@@ -585,6 +694,7 @@ class Simulator:
                 "at": generation.created_at,
             }
         )
+        self._changed()
         return generation
 
     def _render_json(self, generation: Generation, host: str) -> dict[str, Any]:
@@ -604,7 +714,7 @@ class Simulator:
             "prompt": generation.prompt,
             "state": state,
             "video": {
-                "url": f"{base}.mp4" if has_url else None,
+                "url": f"{base}.mp4{self._link_query(generation)}" if has_url else None,
                 "thumbnail": f"{base}.jpg" if has_url else None,
                 "width": width,
                 "height": height,
@@ -621,18 +731,41 @@ class Simulator:
 
     # -- the CDN ----------------------------------------------------------------------------
 
-    def cdn(self, path: str) -> Reply:
+    @staticmethod
+    def _link_query(generation: Generation) -> str:
+        """The query that names an expiring video's current link (nothing for the others)."""
+        return f"?link={generation.link}" if generation.expiring else ""
+
+    def cdn(self, path: str, query: str = "") -> Reply:
         """Serve a rendered file, rendering it first if need be (no auth: it is a CDN)."""
         match = CDN_PATH.match(path)
         with self.lock:
             generation = self.generations.get(match["id"]) if match else None
             ready = generation is not None and generation.has_url(time.monotonic())
+            if match and ready and generation is not None and match["ext"] == "mp4":
+                expired = self._expired_link(generation, query)
+                if expired is not None:
+                    return expired
         if not match or not ready:
             return error_reply(404, "Not found", path)
         mp4, jpg = self.ensure_media(match["id"])
         if match["ext"] == "mp4":
             return Reply(200, content_type="video/mp4", file=mp4)
         return Reply(200, content_type="image/jpeg", file=jpg)
+
+    def _expired_link(self, generation: Generation, query: str) -> Reply | None:
+        """A 404 for an expiring video's link that is no longer (or never was) its current one;
+        the first link expires as it is first fetched (lock held)."""
+        if not generation.expiring:
+            return None
+        asked = dict(parse_qsl(query)).get("link", "")
+        if generation.link == 0 and asked == "0":
+            generation.link = 1  # the next GET hands out a fresh link
+            self.faults["expired_link"] += 1
+            self._changed()
+        elif asked == str(generation.link):
+            return None
+        return error_reply(404, "This link has expired", f"/cdn/{generation.id}.mp4")
 
     def ensure_media(self, generation_id: str) -> tuple[Path, Path]:
         """Render a generation's files once; concurrent callers wait and share the result."""
@@ -703,6 +836,7 @@ class Simulator:
         if method == "POST" and path == "/_sim/reset":
             with self.lock:
                 self._clear()
+                self._changed()
                 if isinstance(payload, dict) and payload.get("config"):
                     self.config = self.initial
                     self.rng.seed(self.initial.seed)
@@ -767,6 +901,7 @@ class Simulator:
                 return error_reply(409, "Generation has already failed", path)
             if generation.forced_at is None and now < generation.done_at:
                 generation.forced_at = now
+                self._changed()
             return json_reply(200, {"ok": True, "state": generation.state(now)})
 
 
@@ -836,7 +971,7 @@ class Handler(BaseHTTPRequestHandler):
                 token = self.headers.get(CONTROL_TOKEN_HEADER)
                 reply = self.simulator.control(method, path.rstrip("/"), body, token)
             elif path.startswith("/cdn/") and method in ("GET", "HEAD"):
-                reply = self.simulator.cdn(path)
+                reply = self.simulator.cdn(path, parts.query)
             else:
                 reply = error_reply(404, f"Cannot {method} {path}", path)
         except Exception as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from datetime import timedelta
 
 import pytest
@@ -116,3 +117,54 @@ def test_jobs_command_refuses_unknown_ids_and_wrong_states(db):
     done = Generation.objects.create(user_prompt="done", status=Status.COMPLETED)
     with pytest.raises(CommandError, match="needs attention"):
         _jobs("fail", str(done.pk))
+
+
+def test_the_demo_stack_keeps_its_simulator_state_under_run_across_restarts(tmp_path):
+    """./scripts/run (runstack) starts the simulator with a state file in .run/: the same
+    command, killed and started again, still knows the job in flight."""
+    import signal
+    import subprocess
+    import sys
+
+    import requests
+
+    from devtools.simulator_process import free_port
+    from generations.management.commands.runstack import simulator_command
+
+    port = free_port()
+    command = simulator_command(
+        sys.executable, port, tmp_path, {"PUBLIC_BASE_URL": "http://127.0.0.1:8000"}
+    )
+    assert command[command.index("--state") + 1] == str(tmp_path / "simulator-state.json")
+    base = f"http://127.0.0.1:{port}"
+
+    def started() -> subprocess.Popen:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(150):
+            try:
+                if requests.get(f"{base}/_sim/health", timeout=1).ok:
+                    return proc
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        proc.kill()
+        pytest.fail("the simulator did not start")
+
+    auth = {"Authorization": "Bearer demo"}
+    proc = started()
+    try:
+        made = requests.post(
+            f"{base}/v1/luma-ai/generations", json={"user_prompt": "in flight"}, headers=auth
+        ).json()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=5)
+    proc = started()
+    try:
+        answer = requests.get(
+            f"{base}/v1/luma-ai/generation", params={"ids": made["id"]}, headers=auth, timeout=5
+        ).json()
+        assert [g["id"] for g in answer] == [made["id"]]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)

@@ -210,3 +210,44 @@ def test_a_test_that_does_not_ask_for_the_worker_has_none_polling_its_rows(
         in_progress_row(remote_create(sim, f"nobody polls me {i}")["id"])
     time.sleep(float(POLL_INTERVAL) * 4)  # four beats of a running pipeline
     assert not Generation.objects.filter(last_polled_at__isnull=False).exists()
+
+
+def test_a_video_whose_cdn_link_expired_is_copied_from_a_fresh_link(api, sim, pipeline):
+    """The CDN answers 404 to the video's first link; the worker asks the service again, gets
+    a fresh link and copies from it: the video ends playable, with one POST."""
+    sim.configure(expire_link_rate=1.0)
+    created = create(api, user_prompt="a kite over the dunes")
+    wait_status(created["id"], Status.COMPLETED, pipeline=pipeline)
+    try:
+        gen = wait_local_copy(created["id"], timeout=40)
+    except BaseException:
+        print(pipeline.logs())
+        raise
+    assert sim.ledger()["faults"]["expired_link"] == 1
+    assert gen.asset_attempts == 2 and gen.asset_error == ""
+    assert "link=1" in gen.video_url  # the fresh link, not the expired one
+    with gen.video_file.open("rb") as fh:
+        assert fh.read() == requests.get(gen.video_url, timeout=10).content
+    assert len(posts_for(sim, "a kite over the dunes")) == 1
+
+
+def test_a_timed_out_job_checked_again_completes_and_copies_without_a_second_post(
+    api, sim, pipeline
+):
+    """lumaweb gave up on a job the service went on to finish: "Check again" has the worker
+    poll it once more; it completes and its video is copied, with no new POST."""
+    remote = remote_create(sim, "a heron taking off")
+    gen = in_progress_row(remote["id"], prompt="a heron taking off", created_by=make_user())
+    Generation.objects.filter(pk=gen.pk).update(
+        status=Status.FAILED,
+        state="dreaming",
+        next_poll_at=None,
+        error="Timed out: no progress for 10 minutes (last state 'dreaming').",
+    )
+    sim.force_complete(remote["id"])
+    response = api.post(f"/generations/{gen.pk}/check-again/")
+    assert response.status_code == 302
+    wait_status(gen.pk, Status.COMPLETED, pipeline=pipeline)
+    copied = wait_local_copy(gen.pk)
+    assert copied.posts_sent == 1
+    assert len(posts_for(sim, "a heron taking off")) == 1

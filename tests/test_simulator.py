@@ -412,3 +412,60 @@ def test_config_rejects_unknown_or_bad_settings(sim: SimulatorProcess) -> None:
             f"{sim.base_url}/_sim/config", json=settings, headers=sim.control_headers, timeout=10
         )
         assert_aggregator_error(response, 400)
+
+
+def test_an_expired_link_answers_404_and_a_fresh_get_hands_out_one_that_works(
+    sim: SimulatorProcess,
+) -> None:
+    """CDN links expire: ``expire_link_rate`` makes a video's first link answer 404 when it is
+    fetched; the generation's next GET hands out a new link, and the old one stays dead."""
+    sim.configure(expire_link_rate=1.0)
+    generation = completed(sim)
+    first = generation["video"]["url"]
+
+    assert requests.get(first, timeout=10).status_code == 404
+    fresh = get_one(sim, generation["id"])["video"]["url"]
+    assert fresh != first
+    assert requests.get(fresh, timeout=20).status_code == 200
+    assert requests.get(first, timeout=10).status_code == 404
+    assert sim.ledger()["faults"]["expired_link"] == 1
+
+
+def test_a_restarted_simulator_still_knows_the_generations_in_flight(tmp_path) -> None:
+    """``--state``: a simulator killed (no goodbye) and started again on the same state file
+    still knows its generations, finishes them on their own timeline and serves their videos;
+    its ledger still has the POST."""
+    state = tmp_path / "state.json"
+    flags = {"duration": 3, "seed": 3, "video_seconds": 1, "state": state}
+    first = SimulatorProcess(media_dir=tmp_path / "media-1", **flags).start()
+    try:
+        created = create(first, user_prompt="a ferry crossing at night").json()
+        running = create(first, user_prompt="a second one, finished before the restart").json()
+        first.force_complete(running["id"])
+        assert first.process is not None
+        first.process.kill()  # SIGKILL: nothing written on the way out
+        first.process.wait(timeout=5)
+    finally:
+        first.stop()
+
+    with SimulatorProcess(media_dir=tmp_path / "media-2", **flags) as second:
+        generation = get_one(second, created["id"])
+        assert generation["prompt"] == "a ferry crossing at night"
+        assert generation["state"] != "completed"  # still on its timeline, not restarted
+        assert get_one(second, running["id"])["state"] == "completed"
+        done = wait_for(
+            lambda: (g := get_one(second, created["id"]))["video"]["url"] and g, timeout=10
+        )
+        video = requests.get(done["video"]["url"], timeout=30)
+        assert video.status_code == 200 and video.content[4:8] == b"ftyp"
+        assert [p["id"] for p in second.ledger()["posts"]] == [created["id"], running["id"]]
+
+
+def test_an_unreadable_state_file_is_set_aside_and_the_simulator_starts_empty(tmp_path) -> None:
+    from simulator.server import Config, Simulator
+
+    state = tmp_path / "state.json"
+    state.write_text('{"generations": [')  # cut short
+    simulator = Simulator(Config(state=str(state), media_dir=str(tmp_path / "media")))
+    assert simulator.generations == {}
+    assert (tmp_path / "state.json.unreadable").exists() and not state.exists()

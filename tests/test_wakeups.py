@@ -119,3 +119,29 @@ def test_rows_of_a_poller_that_died_are_polled_again_when_its_lease_runs_out(db,
     time.sleep(0.4)
     assert pipeline.poll_in_flight().due == 3  # the lease ran out: polled again
     assert Generation.objects.filter(last_polled_at__isnull=False).count() == 3
+
+
+def test_a_fresh_link_is_copied_at_the_next_sweep_once_due(db, sim, mailbox):
+    """After an expired link was renewed, no message is out: the sweeper sends the copy's
+    wake-up as soon as it is due, not a LUMA_REQUEUE_AFTER later."""
+    sim.configure(expire_link_rate=1.0)
+    remote = remote_create(sim, "expiring")
+    sim.force_complete(remote["id"])
+    row = in_progress_row(remote["id"])
+    pipeline.poll_in_flight()
+    assert pipeline.copy_assets(row.pk) == "retry"
+    Generation.objects.filter(pk=row.pk).update(assets_next_at=timezone.now())
+    assert tasks.sweep()["copies"] == 1
+    assert tasks.sweep()["copies"] == 0
+    assert sent(mailbox) == [("copy_assets", str(row.pk))]
+
+
+def test_copy_again_wakes_the_copy_after_the_commit(
+    db, mailbox, django_capture_on_commit_callbacks
+):
+    gen = Generation.objects.create(
+        user_prompt="given up", status=Status.COMPLETED, remote_id="r-given-up"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.copy_again(gen, None)
+    assert sent(mailbox) == [("copy_assets", str(gen.pk))]

@@ -22,6 +22,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from generations.models import (
+    COPY_GIVEN_UP,
+    TIMED_OUT,
     Generation,
     Status,
     StatusEvent,
@@ -240,6 +242,26 @@ def cancel(gen_id: Any, *, note: str) -> bool:
     return move(gen_id, [Status.QUEUED], Status.CANCELLED, note=note)
 
 
+def check_again(gen_id: Any, *, note: str) -> bool:
+    """A person's "Check again" for a job that timed out: failed -> in_progress, due for the
+    next poll round, with a fresh deadline (``last_progress_at``). Nothing is sent but GETs:
+    the row keeps its upstream id and its POST count, so it can never be paid for twice. If
+    the service says it completed, the poll completes it and its copy follows."""
+    now = timezone.now()
+    return move(
+        gen_id,
+        [Status.FAILED],
+        Status.IN_PROGRESS,
+        note=note,
+        only_if=TIMED_OUT,
+        error="",
+        next_poll_at=now,
+        last_progress_at=now,
+        poll_errors=0,
+        poll_lease="",
+    )
+
+
 def authorise_another_post(
     gen_id: Any, from_status: str, *, note: str, only_if: Q | None = None
 ) -> bool:
@@ -270,6 +292,34 @@ def schedule_copy_retry(
 ) -> None:
     """A copy failed: try again at ``next_at`` (the sweeper wakes it), or never (``None``)."""
     Generation.objects.filter(pk=gen_id).update(asset_error=error, assets_next_at=next_at, **fields)
+
+
+def retry_copy_from_fresh_links(
+    gen_id: Any, *, next_at: datetime, error: str, **fields: Any
+) -> None:
+    """A copy failed on an expired link and the service handed out fresh ones (in ``fields``):
+    try again at ``next_at``, with no wake-up sent (the sweeper sends it once it is due)."""
+    Generation.objects.filter(pk=gen_id).update(
+        asset_error=error, assets_next_at=next_at, assets_enqueued_at=None, **fields
+    )
+
+
+def copy_again(gen_id: Any, *, note: str) -> bool:
+    """A person's "Copy again" for a finished video whose copy was given up on: the copy is due
+    now with its attempts counted afresh (links expired since are asked for again by the copy
+    step), stamped as enqueued (the caller sends the wake-up). Recorded in the history."""
+    now = timezone.now()
+    return move(
+        gen_id,
+        [Status.COMPLETED],
+        Status.COMPLETED,
+        note=note,
+        only_if=COPY_GIVEN_UP,
+        asset_attempts=0,
+        asset_error="",
+        assets_next_at=now,
+        assets_enqueued_at=now,
+    )
 
 
 def in_seconds(seconds: float, now: datetime | None = None) -> datetime:

@@ -206,7 +206,13 @@ def studio_rows(dana, bob) -> dict[str, Generation]:
             aspect_ratio="9:16",
             user_prompt="Portrait of a fox in falling snow, shallow depth of field",
             thumbnail_file=jpeg("fox", (150, 80, 30), (360, 640)),
+            assets_next_at=now,
         ),  # no local copy yet: the card says "Copying the video…"
+        "given_up": make_gen(
+            user=dana,
+            user_prompt="A kite over the dunes, its copy given up on",
+            asset_error="The video's link expired and the service no longer hands out a new one.",
+        ),  # "Copy again"
         "robot": make_gen(
             user=dana,
             aspect_ratio="1:1",
@@ -246,6 +252,14 @@ def studio_rows(dana, bob) -> dict[str, Generation]:
             error="No answer from the service after sending the request.",
             error_code=None,
         ),
+        "timed_out": make_gen(
+            Status.FAILED,
+            user=dana,
+            user_prompt="A heron taking off from a misty marsh",
+            state="dreaming",
+            error="Timed out: no progress for 10 minutes (last state 'dreaming').",
+            error_code=None,
+        ),  # "Check again"
         "cancelled": make_gen(
             Status.CANCELLED, user=dana, user_prompt="A sailboat in a bottle, storm inside"
         ),
@@ -365,6 +379,8 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
         ("running", "detail, in progress"),
         ("queued", "detail, queued"),
         ("failed", "detail, failed"),
+        ("given_up", "detail, completed, copy given up (Copy again)"),
+        ("timed_out", "detail, timed out (Check again)"),
         ("attention", "detail, needs attention"),
     ):
         audit.goto(f"/generations/{rows[name].pk}/")
@@ -373,6 +389,10 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     audit.goto("/jobs/")
     page.locator(f"#job-{rows['attention'].pk}").wait_for()
     audit.check("jobs, a row in every section")
+    later = f"{int((timezone.now().timestamp() + 60) * 1_000_000)}.{uuid.UUID(int=0)}"
+    audit.goto(f"/jobs/?failed={later}&finished={later}")  # paged back: the "Newest" links
+    page.locator("#failed-jobs .pager").wait_for()
+    audit.check("jobs, failed and finished lists paged back")
 
     # No worker and no beat seen: the banner on every page, then with beat alone missing.
     Heartbeat.objects.all().delete()

@@ -45,6 +45,9 @@ def queries_for(client, url: str, **headers) -> int:
     return len(ctx.captured_queries)
 
 
+OLDER = (
+    f"{int((timezone.now().timestamp() + 3600) * 1_000_000)}.ffffffff-0000-0000-0000-000000000000"
+)
 PAGES = [
     ("/", {}),
     ("/?liked=1&who=mine", {}),
@@ -56,6 +59,9 @@ PAGES = [
     ("/usage/", htmx("usage-body")),
     ("/usage.csv", {}),
     ("/api/v1/usage", {}),
+    # The Failed and Recently finished lists paged back to a moment (an "Older" link).
+    (f"/jobs/?failed={OLDER}&finished={OLDER}", {}),
+    (f"/jobs/?failed={OLDER}", htmx("jobs")),
 ]
 
 

@@ -1,10 +1,13 @@
 """``manage.py jobs``: see and repair jobs that need a person.
 
-manage.py jobs                      list needs-attention, stuck and failed-recently jobs
+manage.py jobs                      list needs-attention, stuck, timed-out (last 7 days) and
+                                    uncopied jobs
 manage.py jobs retry ID [--yes]     send it again; --yes is required when an earlier POST may have
                                     been charged (needs attention, or failed/cancelled after one)
 manage.py jobs fail ID              mark a needs-attention job failed
 manage.py jobs cancel ID            cancel a queued job
+manage.py jobs check-again ID       poll a job that timed out once more (no new request, no charge)
+manage.py jobs copy-again ID        copy a finished video again whose local copy was given up on
 manage.py jobs sweep                run the sweeper now (requeue lost wake-ups, unstick rows)
 manage.py jobs hold                 show the account hold (why, since when, how many jobs wait)
 manage.py jobs resume               lift the account hold now: every waiting job is sent
@@ -13,6 +16,7 @@ manage.py jobs cancel-waiting       cancel every job waiting to be sent (nothing
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -35,6 +39,8 @@ class Command(BaseCommand):
                 "retry",
                 "fail",
                 "cancel",
+                "check-again",
+                "copy-again",
                 "sweep",
                 "hold",
                 "resume",
@@ -80,6 +86,10 @@ class Command(BaseCommand):
                     actions.retry_generation(gen, confirm_second_charge=yes)
                 elif action == "fail":
                     actions.mark_failed(gen, note="marked failed from the command line")
+                elif action == "check-again":
+                    actions.check_again(gen)
+                elif action == "copy-again":
+                    actions.copy_again(gen)
                 else:
                     actions.cancel_generation(gen)
             except actions.ServiceError as exc:
@@ -110,11 +120,13 @@ class Command(BaseCommand):
                 )
             )
         every = Generation.objects
+        recent_timeouts = every.timed_out().filter(status_changed_at__gte=now - timedelta(days=7))
         groups = [
             ("needs attention", every.filter(status=Status.NEEDS_ATTENTION)),
             ("stuck submitting", every.stale_submitting(now)),
             ("in progress, not polled lately", every.not_polled_lately(now)),
-            ("finished without a local copy", every.copy_given_up()),
+            ("finished without a local copy ('jobs copy-again ID')", every.copy_given_up()),
+            ("timed out waiting for the service ('jobs check-again ID')", recent_timeouts),
         ]
         if capacity_limited():
             # Queued rows wait for their turn, and the sweeper wakes them in it: not a problem.

@@ -18,6 +18,30 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 
+def simulator_command(py: str, port: int, run_dir: Path, env: dict[str, str]) -> list[str]:
+    """The demo mode's simulator. It listens on 127.0.0.1 and refuses private keyframe URLs,
+    except from lumaweb's own address: uploaded keyframes are served there, on this machine.
+    Its control endpoints stay off unless SIMULATOR_CONTROL_TOKEN is set (it inherits env).
+    Its generations and rendered videos live in ``.run/``, so a restart of the stack does not
+    make it forget the jobs in flight (which would then time out)."""
+    return [
+        py,
+        "-m",
+        "simulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--duration",
+        os.environ.get("SIMULATOR_DURATION", "20"),
+        "--media-dir",
+        str(run_dir / "simulator"),
+        "--state",
+        str(run_dir / "simulator-state.json"),
+        f"--allow-fetch-from={env['PUBLIC_BASE_URL']}",
+    ]
+
+
 class Command(BaseCommand):
     help = "Run the whole app for development: web, worker, beat and the simulator in demo mode."
 
@@ -37,24 +61,7 @@ class Command(BaseCommand):
         if settings.LUMA_DEMO_MODE:
             env.setdefault("LUMA_API_BASE_URL", f"http://127.0.0.1:{simulator_port}/v1")
             env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
-            # The simulator listens on 127.0.0.1 and refuses private keyframe URLs, except from
-            # lumaweb's own address: uploaded keyframes are served there, on this machine. Its
-            # control endpoints stay off unless SIMULATOR_CONTROL_TOKEN is set (it inherits env).
-            procs["simulator"] = [
-                py,
-                "-m",
-                "simulator",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(simulator_port),
-                "--duration",
-                os.environ.get("SIMULATOR_DURATION", "20"),
-                "--media-dir",
-                str(run_dir / "simulator"),
-                f"--allow-fetch-from={env['PUBLIC_BASE_URL']}",
-                *quiet,
-            ]
+            procs["simulator"] = [*simulator_command(py, simulator_port, run_dir, env), *quiet]
         procs["worker"] = [
             py,
             "-m",

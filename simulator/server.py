@@ -13,6 +13,7 @@ those URLs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hmac
 import json
 import math

@@ -14,6 +14,10 @@ it, so they can never disagree. Everything is counted in POSTs (each may be char
   counted; ``posts_refunded`` keeps that count when such a job is retried.
 * a job refused before starting (4xx, cancelled while queued) costs nothing: its POST count was
   taken back.
+* a late answer (a POST answered after the row had moved on: marked failed, or retried) is kept
+  as a row of its own, which counts that POST; the row that sent it counts it in
+  ``posts_adopted`` and no longer in *spent* (it still counts in ``posts_sent``, so a Retry of
+  it still warns that its request reached the service).
 
 A row counts in the month of ``billed_at`` (its creation, or its latest retry); a deleted row's
 cost is kept in ``DeletedSpending``.
@@ -44,8 +48,9 @@ _REFUNDED_NOW = Case(
 )
 REFUNDED = F("posts_refunded") + _REFUNDED_NOW
 # Never below 0, whatever a row holds (rows made by hand or by an older version: a row with an
-# upstream id and no POST counted must not give tokens back).
-SPENT = Greatest(F("posts_sent") - REFUNDED, Value(0), output_field=_INT)
+# upstream id and no POST counted must not give tokens back). A POST whose late answer was kept
+# as a row of its own (``posts_adopted``) is counted on that row, not twice.
+SPENT = Greatest(F("posts_sent") - REFUNDED - F("posts_adopted"), Value(0), output_field=_INT)
 _CONFIRMED = (
     Case(When(remote_id__isnull=False, then=Value(1)), default=Value(0), output_field=_INT)
     - _REFUNDED_NOW

@@ -229,6 +229,23 @@ class Allowance:
         }
 
 
+def _user_id(user: AbstractBaseUser | AnonymousUser | None) -> int | None:
+    return user.pk if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def _person_budget(user_id: int | None) -> int | None:
+    """Read now, not from the user object's cache: under the lock, a budget just changed counts."""
+    if user_id is None:
+        return None
+    return Member.objects.filter(user_id=user_id).values_list("monthly_budget", flat=True).first()
+
+
+def limited(user: AbstractBaseUser | AnonymousUser | None, team: Team) -> bool:
+    """Whether any budget binds ``user``'s spending (theirs or the team's): without one, a
+    create need not sum the month (one small query instead of the month's usage)."""
+    return team.monthly_budget is not None or _person_budget(_user_id(user)) is not None
+
+
 def allowance(
     user: AbstractBaseUser | AnonymousUser | None,
     team: Team | None = None,
@@ -238,13 +255,8 @@ def allowance(
     the month of ``moment``. Pass the locked ``team`` row when deciding (``actions``)."""
     team = team or Team.current()
     usage = month_usage(moment)
-    user_id = user.pk if user is not None and getattr(user, "is_authenticated", False) else None
-    # Read now, not from the user object's cache: under the lock, a budget just changed counts.
-    budget = None
-    if user_id is not None:
-        budget = (
-            Member.objects.filter(user_id=user_id).values_list("monthly_budget", flat=True).first()
-        )
+    user_id = _user_id(user)
+    budget = _person_budget(user_id)
     return Allowance(
         cost=cost_per_generation(),
         person_budget=budget,

@@ -13,7 +13,7 @@ POST it received: it does not trust lumaweb's records) is checked against the da
 With a capacity cap (``max_in_flight``, ``submits_per_minute``) the ledger must also show never
 more generations running at once than the cap, and never more POSTs (refused ones included) in
 any 60 s than the rate. With a credits window the simulator's credits run out part-way through
-and come back ``credits_window`` seconds later: the account must go on hold, no job may fail for
+and come back ``credits_window`` seconds after the account went on hold: no job may fail for
 it, and the hold must lift by itself once the credits are back.
 
 Used by ``manage.py chaos`` (full size) and ``tests/test_chaos.py`` (short, in CI).
@@ -428,7 +428,9 @@ class ChaosRun:
             time.sleep(0.5)
 
     def _credits(self, sim, elapsed: float, out_at: float) -> None:
-        """Out of credits at ``out_at``, back ``credits_window`` seconds later."""
+        """Out of credits at ``out_at``; back ``credits_window`` seconds after the account went
+        on hold (the first POST refused may come a while later, when the capacity limits let
+        one go), or after a minute more if it never does."""
         rep = self.report
         if rep.credits_out_at is None and elapsed >= out_at:
             sim.configure(credits=0)
@@ -437,7 +439,7 @@ class ChaosRun:
         elif (
             rep.credits_out_at is not None
             and rep.credits_back_at is None
-            and elapsed >= rep.credits_out_at + rep.credits_window
+            and elapsed >= (rep.hold_began_at or rep.credits_out_at + 60) + rep.credits_window
         ):
             sim.configure(credits=None)  # no balance: unlimited again
             rep.credits_back_at = elapsed

@@ -10,6 +10,12 @@ POST it received: it does not trust lumaweb's records) is checked against the da
 * unrequested second POSTs: a row with more upstream generations than people authorised: must be 0;
 * local copies: every completed job's file is compared byte for byte with the upstream's.
 
+With a capacity cap (``max_in_flight``, ``submits_per_minute``) the ledger must also show never
+more generations running at once than the cap, and never more POSTs (refused ones included) in
+any 60 s than the rate. With a credits window the simulator's credits run out part-way through
+and come back ``credits_window`` seconds after the account went on hold: no job may fail for
+it, and the hold must lift by itself once the credits are back.
+
 Used by ``manage.py chaos`` (full size) and ``tests/test_chaos.py`` (short, in CI).
 """
 
@@ -35,7 +41,8 @@ from devtools.processes import CeleryProcesses, database_url, free_port
 from devtools.simulator_process import SimulatorProcess
 from generations import actions
 from generations.inputs import GenerationRequest
-from generations.models import Generation, Status
+from generations.models import Generation, Status, StatusEvent
+from generations.pipeline import hold
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULTS = {
@@ -59,11 +66,14 @@ PIPELINE_ENV = {
     "LUMA_ASSET_LEASE": "10",
     "LUMA_SUBMIT_MAX_ATTEMPTS": "30",
     "LUMA_API_KEY": "",
-    # No capacity limit: 300 jobs at the default 20 POSTs a minute would outlast the run's
-    # time-out. (A run with a cap is issue 8's chaos item.)
-    "LUMA_MAX_IN_FLIGHT": "0",
-    "LUMA_MAX_SUBMITS_PER_MINUTE": "0",
+    "LUMA_HOLD_RETRY": "2",
+    # A needs-attention row keeps its slot this long (its POST may have started a job): the
+    # simulator's jobs take 4 s, so 15 s is ample, and the run does not wait 10 minutes for
+    # slots that nobody will resolve.
+    "LUMA_POLL_DEADLINE": "15",
+    # The capacity limits come from ChaosRun (0: none).
 }
+CREDITS_REFUSED = "credits"  # in the simulator's out-of-credits message
 
 
 @contextlib.contextmanager
@@ -158,6 +168,41 @@ class Report:
     beat_restarts: int = 0
     upstream_faults: dict = field(default_factory=dict)
     seconds: float = 0.0
+    # capacity (0: no limit) and what the simulator's ledger saw
+    max_in_flight: int = 0
+    submits_per_minute: int = 0
+    max_running: int = 0  # the most generations running upstream at once
+    max_posts_in_60s: int = 0  # the most POSTs (refused ones included) in any 60 s
+    # the out-of-credits window (0: none)
+    credits_window: float = 0.0
+    credits_out_at: float | None = None  # seconds into the run
+    credits_back_at: float | None = None
+    hold_began_at: float | None = None
+    hold_lifted_at: float | None = None
+    held_refusals: int = 0  # POSTs refused for the account: each job went back to the queue
+    most_waiting_in_hold: int = 0  # queued jobs seen waiting while the account was on hold
+    failed_for_credits: int = 0  # must be 0: a job failed for the account's sake
+    still_on_hold: bool = False  # the hold was still there at the end
+
+    @property
+    def cap_ok(self) -> bool:
+        return not self.max_in_flight or self.max_running <= self.max_in_flight
+
+    @property
+    def rate_ok(self) -> bool:
+        return not self.submits_per_minute or self.max_posts_in_60s <= self.submits_per_minute
+
+    @property
+    def hold_ok(self) -> bool:
+        """Without a window: there is nothing to show. With one: the hold began, held, lifted."""
+        if not self.credits_window:
+            return True
+        return (
+            self.hold_began_at is not None
+            and self.hold_lifted_at is not None
+            and self.failed_for_credits == 0
+            and not self.still_on_hold
+        )
 
     @property
     def ok(self) -> bool:
@@ -166,6 +211,9 @@ class Report:
             and self.unrequested_second_posts == 0
             and self.copies_bad == 0
             and self.copies_verified == self.completed
+            and self.cap_ok
+            and self.rate_ok
+            and self.hold_ok
         )
 
     def table(self) -> str:
@@ -195,11 +243,57 @@ class Report:
                     for k in ("error", "error_after_create", "rate_limited", "slow")
                 ),
             ),
+            *self._capacity_rows(),
+            *self._hold_rows(),
             ("time", f"{self.seconds:.0f} s"),
         ]
         width = max(len(label) for label, _ in rows)
         head = [f"| {'measure':<{width}} | value |", f"|{'-' * (width + 2)}|-------|"]
         return "\n".join(head + [f"| {label:<{width}} | {value} |" for label, value in rows])
+
+    def _capacity_rows(self) -> list[tuple[str, object]]:
+        cap = self.max_in_flight or "no limit"
+        rate = self.submits_per_minute or "no limit"
+        return [
+            ("most generations running upstream at once (cap)", f"{self.max_running} ({cap})"),
+            (
+                "most POSTs in any 60 s, refused ones included (rate)",
+                f"{self.max_posts_in_60s} ({rate})",
+            ),
+        ]
+
+    def _hold_rows(self) -> list[tuple[str, object]]:
+        if not self.credits_window:
+            return [("out-of-credits window", "none")]
+
+        def at(moment: float | None) -> str:
+            return "never" if moment is None else f"{moment:.0f} s"
+
+        return [
+            (
+                "credits out / back (s into the run)",
+                f"{at(self.credits_out_at)} / {at(self.credits_back_at)}",
+            ),
+            (
+                "hold began / lifted by itself",
+                f"{at(self.hold_began_at)} / {at(self.hold_lifted_at)}",
+            ),
+            ("POSTs refused for credits (job requeued each time)", self.held_refusals),
+            ("most jobs waiting in the queue during the hold", self.most_waiting_in_hold),
+            ("jobs failed for the account (must be 0)", self.failed_for_credits),
+            ("still on hold at the end (must be no)", "yes" if self.still_on_hold else "no"),
+        ]
+
+
+def most_in_window(times: list[float], window: float = 60.0) -> int:
+    """The most of ``times`` inside any ``[t, t + window)``."""
+    ordered = sorted(times)
+    most = first = 0
+    for last, moment in enumerate(ordered):
+        while ordered[first] <= moment - window:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 class ChaosRun:
@@ -212,6 +306,9 @@ class ChaosRun:
         beat_restarts: int = 1,
         timeout: float = 900,
         seed: int = 1,
+        max_in_flight: int = 0,
+        submits_per_minute: int = 0,
+        credits_window: float = 0.0,
         say: Callable[[str], None] = print,
     ) -> None:
         self.n = n
@@ -221,7 +318,11 @@ class ChaosRun:
         self.seed = seed
         self.say = say
         self.ids: list[str] = []
-        self.report = Report()
+        self.report = Report(
+            max_in_flight=max_in_flight,
+            submits_per_minute=submits_per_minute,
+            credits_window=credits_window,
+        )
 
     # --- the run --------------------------------------------------------------------------------
     def run(self) -> Report:
@@ -236,6 +337,8 @@ class ChaosRun:
         env = {
             **os.environ,
             **PIPELINE_ENV,
+            "LUMA_MAX_IN_FLIGHT": str(self.report.max_in_flight),
+            "LUMA_MAX_SUBMITS_PER_MINUTE": str(self.report.submits_per_minute),
             "DATABASE_URL": database_url(),
             "REDIS_URL": broker.url,
             "LUMA_API_BASE_URL": sim.api_url,
@@ -276,8 +379,13 @@ class ChaosRun:
         fault_times = sorted(self.rng.uniform(2, expected) for _ in faults)
         created = 0
         extended: set[str] = set()
+        # The credits run out once the work is well under way, and come back a while later.
+        out_at = max(5.0, expected * 0.4)
         while True:
             elapsed = time.monotonic() - started
+            if self.report.credits_window:
+                self._credits(sim, elapsed, out_at)
+                self._watch_hold(elapsed)
             # Feed new generations in waves so that work is in flight while faults happen.
             target = min(creates, int(creates * min(1.0, (elapsed + 2) / (expected * 0.6))))
             while created < target:
@@ -307,12 +415,56 @@ class ChaosRun:
             while fault_times and elapsed >= fault_times[0]:
                 fault_times.pop(0)
                 self._fault(faults.pop(0), broker, procs)
-            if created >= creates and not faults and self._settled(extended, extensions):
+            if (
+                created >= creates
+                and not faults
+                and self._credits_settled()
+                and self._settled(extended, extensions)
+            ):
                 return
             if elapsed > self.timeout:
                 self.say("timed out: checking what is there")
                 return
             time.sleep(0.5)
+
+    def _credits(self, sim, elapsed: float, out_at: float) -> None:
+        """Out of credits at ``out_at``; back ``credits_window`` seconds after the account went
+        on hold (the first POST refused may come a while later, when the capacity limits let
+        one go), or after a minute more if it never does."""
+        rep = self.report
+        if rep.credits_out_at is None and elapsed >= out_at:
+            sim.configure(credits=0)
+            rep.credits_out_at = elapsed
+            self.say(f"  credits run out ({elapsed:.0f} s)")
+        elif (
+            rep.credits_out_at is not None
+            and rep.credits_back_at is None
+            and elapsed >= (rep.hold_began_at or rep.credits_out_at + 60) + rep.credits_window
+        ):
+            sim.configure(credits=None)  # no balance: unlimited again
+            rep.credits_back_at = elapsed
+            self.say(f"  credits are back ({elapsed:.0f} s)")
+
+    def _watch_hold(self, elapsed: float) -> None:
+        """When the account went on hold and off it again, and how many jobs waited meanwhile."""
+        rep = self.report
+        held = hold.current() is not None
+        if held:
+            if rep.hold_began_at is None:
+                rep.hold_began_at = elapsed
+                self.say(f"  account on hold ({elapsed:.0f} s)")
+            waiting = Generation.objects.filter(pk__in=self.ids, status=Status.QUEUED).count()
+            rep.most_waiting_in_hold = max(rep.most_waiting_in_hold, waiting)
+        elif rep.hold_began_at is not None and rep.hold_lifted_at is None:
+            rep.hold_lifted_at = elapsed
+            self.say(f"  hold lifted ({elapsed:.0f} s)")
+
+    def _credits_settled(self) -> bool:
+        """No window, or the credits are back and no hold is left."""
+        rep = self.report
+        if not rep.credits_window:
+            return True
+        return rep.credits_back_at is not None and hold.current() is None
 
     def _settled(self, extended: set[str], extensions: int) -> bool:
         """Every row finished (and copied), and every extension made that can be made."""
@@ -361,6 +513,13 @@ class ChaosRun:
         full = sim.ledger()
         ledger = full["posts"]
         rep.upstream_faults = dict(full.get("faults", {}))
+        rep.max_running = int(full.get("max_unfinished", 0))
+        rep.max_posts_in_60s = most_in_window(full.get("post_times", []))
+        if rep.credits_window:
+            rep.held_refusals = StatusEvent.objects.filter(
+                generation_id__in=self.ids, note__startswith="account on hold"
+            ).count()
+            rep.still_on_hold = hold.current() is not None
         by_prompt = Counter(p["user_prompt"] for p in ledger)
         known_remote = {row.remote_id for row in rows if row.remote_id}
         rep.submitted = len(rows)
@@ -375,6 +534,8 @@ class ChaosRun:
                 rep.completed += 1
             elif row.status == Status.FAILED:
                 rep.failed += 1
+                if CREDITS_REFUSED in row.error.lower():
+                    rep.failed_for_credits += 1
                 rep.failed_reasons[_reason(row.error)] += 1
             elif row.status == Status.NEEDS_ATTENTION:
                 rep.needs_attention += 1

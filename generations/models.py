@@ -310,6 +310,10 @@ class Generation(models.Model):
     posts_refunded = models.PositiveIntegerField(
         default=0, help_text="POSTs the service failed after starting (not charged), before a retry"
     )
+    posts_adopted = models.PositiveIntegerField(
+        default=0,
+        help_text="POSTs whose late answer was kept as a row of its own (counted on that row)",
+    )
     billed_at = models.DateTimeField(
         default=timezone.now,
         help_text="When this row's spending is counted: its creation, or its latest retry",

@@ -15,6 +15,10 @@ the end:
   counted; ``posts_refunded`` keeps that count when such a job is retried.
 * a job refused before starting (4xx, cancelled while queued) costs nothing: its POST count was
   taken back.
+* a late answer (a POST answered after the row had moved on: marked failed, or retried) is kept
+  as a row of its own, which counts that POST; the row that sent it counts it in
+  ``posts_adopted`` and no longer in *spent* (it still counts in ``posts_sent``, so a Retry of
+  it still warns that its request reached the service).
 
 A row counts in the month of ``billed_at`` (its creation, or its latest retry); a deleted row's
 cost is kept in ``DeletedSpending``.
@@ -48,8 +52,9 @@ _REFUNDED_NOW = Case(
 )
 REFUNDED = F("posts_refunded") + _REFUNDED_NOW
 # Never below 0, whatever a row holds (rows made by hand or by an older version: a row with an
-# upstream id and no POST counted must not give tokens back).
-SPENT = Greatest(F("posts_sent") - REFUNDED, Value(0), output_field=_INT)
+# upstream id and no POST counted must not give tokens back). A POST whose late answer was kept
+# as a row of its own (``posts_adopted``) is counted on that row, not twice.
+SPENT = Greatest(F("posts_sent") - REFUNDED - F("posts_adopted"), Value(0), output_field=_INT)
 _CONFIRMED = (
     Case(When(remote_id__isnull=False, then=Value(1)), default=Value(0), output_field=_INT)
     - _REFUNDED_NOW
@@ -325,6 +330,23 @@ class Allowance:
         }
 
 
+def _user_id(user: AbstractBaseUser | AnonymousUser | None) -> int | None:
+    return user.pk if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def _person_budget(user_id: int | None) -> int | None:
+    """Read now, not from the user object's cache: under the lock, a budget just changed counts."""
+    if user_id is None:
+        return None
+    return Member.objects.filter(user_id=user_id).values_list("monthly_budget", flat=True).first()
+
+
+def limited(user: AbstractBaseUser | AnonymousUser | None, team: Team) -> bool:
+    """Whether any budget binds ``user``'s spending (theirs or the team's): without one, a
+    create need not sum the month (one small query instead of the month's usage)."""
+    return team.monthly_budget is not None or _person_budget(_user_id(user)) is not None
+
+
 def allowance(
     user: AbstractBaseUser | AnonymousUser | None,
     team: Team | None = None,
@@ -334,13 +356,8 @@ def allowance(
     the month of ``moment``. Pass the locked ``team`` row when deciding (``actions``)."""
     team = team or Team.current()
     usage = month_usage(moment)
-    user_id = user.pk if user is not None and getattr(user, "is_authenticated", False) else None
-    # Read now, not from the user object's cache: under the lock, a budget just changed counts.
-    budget = None
-    if user_id is not None:
-        budget = (
-            Member.objects.filter(user_id=user_id).values_list("monthly_budget", flat=True).first()
-        )
+    user_id = _user_id(user)
+    budget = _person_budget(user_id)
     return Allowance(
         cost=cost_per_generation(),
         person_budget=budget,

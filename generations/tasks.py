@@ -29,6 +29,8 @@ def submit_generation(generation_id: str) -> str:
     outcome = pipeline.submit(generation_id)
     if outcome.retry_in is not None:
         _send(submit_generation, generation_id, countdown=outcome.retry_in)
+    if outcome.result in (pipeline.Submitted.RETRY, pipeline.Submitted.FAILED):
+        _send_each(submit_generation, pipeline.fill_free_slots())  # its slot is free again
     if outcome.wake_waiting:  # an account hold was lifted: the jobs that waited go now
         _send_sweep()
     return str(outcome.result)
@@ -38,6 +40,8 @@ def submit_generation(generation_id: str) -> str:
 def poll_in_flight() -> dict[str, Any]:
     stats = pipeline.poll_in_flight()
     _send_each(copy_assets, stats.to_copy)
+    if stats.finished:  # their slots are free: the next jobs in line go now, not at the sweep
+        _send_each(submit_generation, pipeline.fill_free_slots())
     return {"due": stats.due, "requests": stats.requests, "errors": stats.errors}
 
 

@@ -439,6 +439,7 @@ class Simulator:
         self.epoch = time.monotonic()
         self.generations: dict[str, Generation] = {}
         self.posts: list[dict[str, Any]] = []
+        self.post_times: list[float] = []  # every POST that arrived, refused or not
         self.counters = {"get_requests": 0, "get_ids": 0, "requests": 0}
         self.faults = {
             "error": 0,
@@ -531,6 +532,8 @@ class Simulator:
         full_path = f"/v1{path}"
         with self.lock:
             self.counters["requests"] += 1
+            if method == "POST":
+                self.post_times.append(round(time.monotonic() - self.epoch, 4))
             fault = self._draw_fault(full_path)
             if isinstance(fault, Reply):
                 return fault
@@ -849,7 +852,8 @@ class Simulator:
     def _ledger(self) -> dict[str, Any]:
         """Every accepted POST, with when it started and when it finished (or will finish)
         running, in seconds since the simulator started; ``max_unfinished`` is the most that
-        were running at once (lock held)."""
+        were running at once; ``post_times`` is when every POST arrived, refused ones
+        included (what a rate limit counts) (lock held)."""
         posts = []
         for post in self.posts:
             generation = self.generations.get(post["id"])
@@ -865,6 +869,7 @@ class Simulator:
             "max_unfinished": max_overlap(
                 [(p["started"], p["finished"]) for p in posts if "started" in p]
             ),
+            "post_times": list(self.post_times),
             **self.counters,
             "faults": dict(self.faults),
         }

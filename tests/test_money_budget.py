@@ -315,3 +315,23 @@ def test_a_budget_lowered_during_a_request_counts_at_the_check(db):
     actions.set_member(None, make_user("carol"), budget=0)  # an admin, elsewhere
     with pytest.raises(actions.OverBudget):
         actions.create_generation(carol, ask())
+
+
+def test_a_create_with_no_budget_set_does_not_sum_the_month(db):
+    """With neither a person nor a team budget there is nothing to break: the create takes the
+    team lock and reads the two budgets, not the month's usage (scripts/bench_money.py)."""
+    from django.test.utils import CaptureQueriesContext
+
+    owner = make_user()
+    make_gen(Status.COMPLETED, user=owner, posts_sent=1)
+
+    def sums(sql: list[str]) -> int:
+        return sum("SUM(" in q.upper() for q in sql)
+
+    with CaptureQueriesContext(connection) as free:
+        actions.create_generation(owner, ask())
+    assert sums([q["sql"] for q in free.captured_queries]) == 0
+    actions.set_team_budget(None, 10 * COST)
+    with CaptureQueriesContext(connection) as bound:
+        actions.create_generation(owner, ask())
+    assert sums([q["sql"] for q in bound.captured_queries]) >= 1  # the budget is checked

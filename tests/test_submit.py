@@ -14,7 +14,7 @@ import pytest
 from django.db import close_old_connections
 from django.utils import timezone
 
-from generations import actions, pipeline
+from generations import actions, money, pipeline
 from generations.inputs import GenerationRequest
 from generations.models import Generation, Status
 from tests.conftest import wait_for
@@ -270,6 +270,59 @@ def test_late_answer_after_a_person_retried_is_kept_as_its_own_job(transactional
     assert "late answer" in kept.events.first().note
     # Everything the person asked for came along, the uploaded keyframe included.
     assert GenerationRequest.from_row(kept) == GenerationRequest.from_row(gen)
+
+
+def _late_answer(sim, settings, prompt: str, then) -> tuple[Generation, Generation]:
+    """A slow POST the sweeper gave up on (needs attention); ``then`` is what a person does
+    meanwhile; then the answer comes and is kept as a row of its own. Returns (original, kept)."""
+    owner = make_user()
+    gen = Generation.objects.create(
+        user_prompt=prompt, created_by=owner, enqueued_at=timezone.now()
+    )
+    sim.configure(slow_rate=1.0, slow_seconds=1.5)
+    result = []
+    worker = threading.Thread(
+        target=lambda: (result.append(pipeline.submit(gen.pk).result), close_old_connections())
+    )
+    worker.start()
+    wait_for(
+        lambda: Generation.objects.filter(pk=gen.pk, post_started_at__isnull=False).exists(),
+        5,
+        "the POST to be sent",
+    )
+    settings.LUMA_SUBMIT_STALE_AFTER = 0.01
+    time.sleep(0.05)
+    assert pipeline.sweep().needs_attention == 1
+    then(Generation.objects.get(pk=gen.pk), owner)
+    worker.join(10)
+    assert result == ["adopted"]
+    sim.configure(slow_rate=0.0)
+    kept = Generation.objects.get(remote_id=posts_for(sim, prompt)[0]["id"])
+    return Generation.objects.get(pk=gen.pk), kept
+
+
+def test_a_late_answer_after_mark_failed_counts_its_one_post_once(transactional_db, sim, settings):
+    original, kept = _late_answer(
+        sim, settings, "late after mark failed", lambda gen, who: actions.mark_failed(gen, who)
+    )
+    assert len(posts_for(sim, "late after mark failed")) == 1
+    assert kept.posts_sent == 1 and original.posts_adopted == 1
+    usage = money.month_usage().of(original.created_by_id)
+    assert usage.spent == money.cost_per_generation()  # the one POST, once (was counted twice)
+    assert usage.possibly == 0  # the kept row confirms it: nothing is "possibly" any more
+    assert usage.generations == 2
+    # The failed row still warns before a Retry: its request did reach the service.
+    assert original.retry_may_pay_twice
+
+
+def test_a_late_answer_after_a_retry_counts_each_post_once(transactional_db, sim, settings):
+    def retry(gen: Generation, who) -> None:
+        actions.retry_generation(gen, who, confirm_second_charge=True)
+
+    original, _kept = _late_answer(sim, settings, "late after retry", retry)
+    usage = money.month_usage().of(original.created_by_id)
+    # The late POST (kept) and the retry's one (sent or still reserved): two, not three.
+    assert usage.counted == 2 * money.cost_per_generation()
 
 
 def test_gateway_error_after_the_job_started_is_never_paid_twice(queued, sim):

@@ -145,3 +145,38 @@ def test_copy_again_wakes_the_copy_after_the_commit(
     with django_capture_on_commit_callbacks(execute=True):
         actions.copy_again(gen, None)
     assert sent(mailbox) == [("copy_assets", str(gen.pk))]
+
+
+def test_a_poll_that_finishes_a_job_wakes_the_job_waiting_for_its_slot_at_once(
+    db, sim, mailbox, settings
+):
+    """Under a capacity cap, the slot a finished job gives back goes to the next job in line
+    now, not at the next sweep (up to LUMA_SWEEP_INTERVAL later)."""
+    settings.LUMA_MAX_IN_FLIGHT, settings.LUMA_MAX_SUBMITS_PER_MINUTE = 1, 0
+    owner = make_user()
+    first, second = (
+        actions.create_generation(owner, GenerationRequest(user_prompt=f"one slot {i}"))
+        for i in range(2)
+    )
+    assert pipeline.submit(first.pk).result == "accepted"
+    assert pipeline.submit(second.pk).result == "waiting"
+    first.refresh_from_db()
+    sim.force_complete(first.remote_id)
+    Generation.objects.filter(pk=first.pk).update(next_poll_at=timezone.now())
+    tasks.poll_in_flight()
+    assert ("submit_generation", str(second.pk)) in sent(mailbox)
+    assert pipeline.submit(second.pk).result == "accepted"
+
+
+def test_a_poll_that_finishes_nothing_wakes_nobody(db, sim, mailbox, settings):
+    settings.LUMA_MAX_IN_FLIGHT, settings.LUMA_MAX_SUBMITS_PER_MINUTE = 1, 0
+    owner = make_user()
+    first, second = (
+        actions.create_generation(owner, GenerationRequest(user_prompt=f"still busy {i}"))
+        for i in range(2)
+    )
+    assert pipeline.submit(first.pk).result == "accepted"
+    assert pipeline.submit(second.pk).result == "waiting"
+    Generation.objects.filter(pk=first.pk).update(next_poll_at=timezone.now())
+    tasks.poll_in_flight()
+    assert sent(mailbox) == []

@@ -10,7 +10,7 @@ management command or a benchmark without a broker.
 from generations.pipeline.copy import CopyResult, copy_assets
 from generations.pipeline.poll import PollStats, apply_remote, next_poll_delay, poll_in_flight
 from generations.pipeline.submit import SubmitOutcome, Submitted, submit
-from generations.pipeline.sweep import SweepStats, sweep
+from generations.pipeline.sweep import SweepStats, fill_free_slots, sweep
 
 __all__ = [
     "CopyResult",
@@ -20,6 +20,7 @@ __all__ = [
     "SweepStats",
     "apply_remote",
     "copy_assets",
+    "fill_free_slots",
     "next_poll_delay",
     "poll_in_flight",
     "submit",

@@ -30,6 +30,7 @@ from generations.models import Generation, Status
 from generations.pipeline import transitions as t
 
 RUNNING_STATES = {"pending", "processing", "queued", "dreaming"}
+FINISHING = ("completed", "failed", "timed-out")  # outcomes that end a row's run
 
 
 def next_poll_delay(estimate: int | None) -> float:
@@ -52,6 +53,11 @@ class PollStats:
 
     def count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    @property
+    def finished(self) -> int:
+        """Rows this round moved out of ``in_progress``: each gave back a capacity slot."""
+        return sum(self.outcomes.get(name, 0) for name in FINISHING)
 
 
 def poll_in_flight(limit_batches: int = 20) -> PollStats:

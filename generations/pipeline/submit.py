@@ -213,6 +213,8 @@ def _accepted(gen: Generation, token: str, remote: RemoteGeneration) -> SubmitOu
             state=remote.state,
             note=f"late answer for {gen.pk}: accepted as {remote.id}",
         )
+        # That POST is the new row's now: the money counts it there, not on this row as well.
+        Generation.objects.filter(pk=gen.pk).update(posts_adopted=F("posts_adopted") + 1)
     t.plog(
         gen.pk, "late answer %s kept as generation %s", remote.id, adopted.pk, level=logging.WARNING
     )

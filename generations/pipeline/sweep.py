@@ -106,17 +106,29 @@ def sweep() -> SweepStats:
     return stats
 
 
-def _wake_for_free_slots(now: datetime, stats: SweepStats) -> None:
+def fill_free_slots() -> list[uuid.UUID]:
+    """The jobs to wake at once because a slot was just given back (a poll finished a job, a
+    submit was refused and left its slot): without this they would wait for the next sweep,
+    up to ``LUMA_SWEEP_INTERVAL``. Nothing while the account is on hold (the probe decides)
+    or without a capacity limit (every job was woken when it was queued)."""
+    if not capacity_limited() or hold.current() is not None:
+        return []
+    stats = SweepStats()
+    _wake_for_free_slots(timezone.now(), stats, at_once=True)
+    return stats.to_submit
+
+
+def _wake_for_free_slots(now: datetime, stats: SweepStats, *, at_once: bool = False) -> None:
     """Wake the next jobs in fair-share order, one per free slot, each person's oldest first.
 
-    A row woken within the last half sweep interval is not woken again (its message is on its
-    way);
-    the claim decides for good, under the capacity lock, so a wake-up too many costs a refused
-    claim and nothing else."""
+    In a sweep, a row woken (or refused a slot) within the last half sweep interval is not
+    woken again (its message is on its way); ``at_once`` (a slot was just given back) wakes
+    it all the same. The claim decides for good, under the capacity lock, so a wake-up too
+    many costs a refused claim and nothing else."""
     state = slots(now)
     if not state.room:
         return
-    fresh = now - timedelta(seconds=settings.LUMA_SWEEP_INTERVAL / 2)
+    fresh = now - timedelta(seconds=0 if at_once else settings.LUMA_SWEEP_INTERVAL / 2)
     waiting = Generation.objects.waiting_for_a_slot(now)
     taken: dict[int | None, int] = {}
     for user_id in turns(state.line, state.room):

@@ -21,6 +21,24 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=1200)
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument(
+            "--max-in-flight",
+            type=int,
+            default=5,
+            help="LUMA_MAX_IN_FLIGHT for the run (default 5; 0: no limit)",
+        )
+        parser.add_argument(
+            "--submits-per-minute",
+            type=int,
+            default=60,
+            help="LUMA_MAX_SUBMITS_PER_MINUTE for the run (default 60; 0: no limit)",
+        )
+        parser.add_argument(
+            "--credits-window",
+            type=float,
+            default=20,
+            help="seconds without credits part-way through (default 20; 0: none)",
+        )
+        parser.add_argument(
             "--allow-existing",
             action="store_true",
             help="run even though the database already holds generations",
@@ -39,9 +57,15 @@ class Command(BaseCommand):
             beat_restarts=opts["beat_restarts"],
             timeout=opts["timeout"],
             seed=opts["seed"],
+            max_in_flight=opts["max_in_flight"],
+            submits_per_minute=opts["submits_per_minute"],
+            credits_window=opts["credits_window"],
             say=self.stdout.write,
         )
         report = run.run()
         self.stdout.write(report.table())
         if not report.ok:
-            raise CommandError("the chaos run found lost jobs, second POSTs or bad copies")
+            raise CommandError(
+                "the chaos run found lost jobs, second POSTs, bad copies, the capacity "
+                "exceeded or a hold that did not hold"
+            )

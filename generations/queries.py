@@ -27,7 +27,16 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.http import QueryDict
 
-from generations.models import ASPECT_RATIOS, IN_FLIGHT, AccountHold, Generation, Status
+from generations.models import (
+    ASPECT_RATIOS,
+    IN_FLIGHT,
+    AccountHold,
+    DeliveryStatus,
+    Generation,
+    Status,
+    Webhook,
+    WebhookDelivery,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -277,3 +286,30 @@ def account_hold() -> HoldView | None:
         retry_at=row.retry_at,
         waiting=row.waiting,
     )
+
+
+# --- outbound webhooks ----------------------------------------------------------------------------
+RECENT_DELIVERIES = 50
+
+
+def webhook_list() -> list[Webhook]:
+    """Every webhook, with its pending and failed delivery counts (one query)."""
+    deliveries = WebhookDelivery.objects.filter(webhook_id=OuterRef("pk"))
+    return list(
+        Webhook.objects.select_related("created_by")
+        .annotate(
+            pending=_count_of(deliveries.filter(status=DeliveryStatus.PENDING)),
+            failed=_count_of(deliveries.filter(status=DeliveryStatus.FAILED)),
+        )
+        .order_by("created_at", "id")
+    )
+
+
+def recent_deliveries(
+    *, failed_only: bool = False, limit: int = RECENT_DELIVERIES
+) -> list[WebhookDelivery]:
+    """The latest deliveries, newest first, with their webhook (one query)."""
+    rows = WebhookDelivery.objects.select_related("webhook").defer("payload", "webhook__secret")
+    if failed_only:
+        rows = rows.filter(status=DeliveryStatus.FAILED)
+    return list(rows.order_by("-created_at", "-id")[:limit])

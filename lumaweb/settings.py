@@ -211,6 +211,11 @@ LUMA_MAX_VIDEO_BYTES = env_int("LUMA_MAX_VIDEO_BYTES", 500 * 1024 * 1024, minimu
 LUMA_MAX_IMAGE_BYTES = env_int("LUMA_MAX_IMAGE_BYTES", 20 * 1024 * 1024, minimum=1)
 LUMA_DOWNLOAD_TIMEOUT = env_float("LUMA_DOWNLOAD_TIMEOUT", 300.0, minimum=1)
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
+# Outbound webhooks: private and loopback targets are refused unless this is set (a receiver on
+# the same machine or network); retries back off from WEBHOOK_RETRY_BASE seconds, times four.
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_RETRY_BASE = env_float("WEBHOOK_RETRY_BASE", 15.0, minimum=0.1)
 
 # --- Celery (broker only: state lives in the database) ------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://localhost:6379/0")

@@ -19,4 +19,7 @@ urlpatterns = [
     path("jobs/count/", views.jobs_count, name="jobs-count"),
     path("hold/resume/", views.hold_resume, name="hold-resume"),
     path("hold/cancel-waiting/", views.hold_cancel_waiting, name="hold-cancel-waiting"),
+    path("team/webhooks/", views.team_webhooks, name="team-webhooks"),
+    path("team/webhooks/<int:pk>/active/", views.team_webhook_active, name="team-webhook-active"),
+    path("team/webhooks/<int:pk>/remove/", views.team_webhook_remove, name="team-webhook-remove"),
 ]

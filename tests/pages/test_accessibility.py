@@ -30,7 +30,14 @@ from django.test import RequestFactory
 from django.utils import timezone
 from django.views.defaults import permission_denied, server_error
 
-from generations.models import Generation, HoldCause, Status
+from generations.models import (
+    DeliveryStatus,
+    Generation,
+    HoldCause,
+    Status,
+    Webhook,
+    WebhookDelivery,
+)
 from generations.pipeline import hold
 from tests.conftest import wait_for
 from tests.factories import make_user
@@ -361,6 +368,40 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     page.locator("#account-hold .resolve-panel").wait_for()
     audit.check("jobs, the account on hold, cancel waiting jobs open")
     hold.lift("the accessibility test goes on")
+
+    # Webhooks (admins): empty, an add refused, a drawn secret shown once, the log, remove open.
+    audit.goto("/team/webhooks/")
+    audit.check("webhooks, none")
+    page.fill("input[name=url]", "http://127.0.0.1:9/hook")
+    page.click("main button:has-text('Add webhook')")
+    page.locator("#hook-error").wait_for()
+    audit.check("webhooks, an address refused")
+    page.fill("input[name=url]", "https://93.184.215.14/lumaweb")  # public, no DNS look-up
+    page.click("main button:has-text('Add webhook')")
+    page.locator(".secret-once").wait_for()
+    audit.check("webhooks, a drawn secret shown once")
+    hook = Webhook.objects.get()
+    for status, code, error in (
+        (DeliveryStatus.DELIVERED, 200, ""),
+        (DeliveryStatus.PENDING, 500, "answered 500"),
+        (DeliveryStatus.FAILED, None, "refused: its address is not public"),
+    ):
+        WebhookDelivery.objects.create(
+            webhook=hook,
+            event="generation.completed",
+            generation_id=rows["lantern"].pk,
+            payload="{}",
+            status=status,
+            attempts=1,
+            last_status_code=code,
+            last_error=error,
+            next_attempt_at=timezone.now() if status == DeliveryStatus.PENDING else None,
+        )
+    audit.goto("/team/webhooks/")
+    audit.check("webhooks, a webhook and its deliveries")
+    page.locator(".hook-row summary").click()
+    page.locator(".hook-row .resolve-panel").wait_for()
+    audit.check("webhooks, remove open")
 
     audit.goto("/accounts/password_change/")
     audit.check("password change")

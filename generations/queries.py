@@ -18,6 +18,7 @@ from django.db.models import (
     Count,
     Exists,
     IntegerField,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -34,6 +35,7 @@ from generations.models import (
     DeliveryStatus,
     Generation,
     Status,
+    StatusEvent,
     Webhook,
     WebhookDelivery,
 )
@@ -238,6 +240,35 @@ def dashboard_sections() -> dict[str, list[Generation]]:
 
 def running_count() -> int:
     return Generation.objects.in_flight().count()
+
+
+# --- "my job is done": what the running badge's poll tells the person's open pages --------------
+NOTIFY_STATUSES = (Status.COMPLETED, Status.FAILED, Status.NEEDS_ATTENTION)
+MAX_NOTIFICATIONS = 5
+
+
+def _my_job_events(user: Viewer) -> QuerySet[StatusEvent]:
+    return StatusEvent.objects.filter(generation__created_by_id=user.pk, status__in=NOTIFY_STATUSES)
+
+
+def notify_cursor(user: Viewer) -> int:
+    """The newest "finished, failed or needs attention" event of the person's own jobs (0 for
+    none): a page remembers it, and the badge's poll tells what came after (one query)."""
+    if not user.is_authenticated:
+        return 0
+    return _my_job_events(user).aggregate(newest=Max("id"))["newest"] or 0
+
+
+def job_events_since(user: Viewer, since: int) -> list[StatusEvent]:
+    """The person's job events after ``since``, newest first, a few at most (one query)."""
+    if not user.is_authenticated:
+        return []
+    return list(
+        _my_job_events(user)
+        .filter(id__gt=since)
+        .select_related("generation")
+        .order_by("-id")[:MAX_NOTIFICATIONS]
+    )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ nothing changed and 286 when nothing will (``answer_poll``).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -339,14 +340,44 @@ def jobs(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 def jobs_count(request: HtmxHttpRequest) -> HttpResponse:
-    """The running-jobs badge in the header: 204 while the count the client has is right."""
+    """The running-jobs badge in the header: 204 while the count the client has is right and
+    none of the caller's own jobs finished, failed or came to need attention since the page's
+    cursor (``?since=``). Otherwise the badge again, carrying those events (``data-notify``)
+    and the new cursor: ``app.js`` turns them into the tab title and, if the person asked for
+    them, browser notifications. The one cheap poll every page already makes, no other."""
     count = queries.running_count()
+    cursor = queries.notify_cursor(request.user)
+    try:
+        since = int(request.GET.get("since", ""))
+    except ValueError:
+        since = cursor  # an old page, or a hand-made URL: nothing to tell
 
     def badge() -> HttpResponse:
-        response = render(request, "base.html#running-badge", {"running_jobs": count})
+        events = queries.job_events_since(request.user, since) if 0 <= since < cursor else []
+        notify = [
+            {
+                "id": str(event.generation_id),
+                "status": event.status,
+                "label": short_prompt(event.generation.user_prompt, 60),
+                "url": reverse("generation-detail", args=[event.generation_id]),
+            }
+            for event in events
+        ]
+        context = {
+            "running_jobs": count,
+            "notify_cursor": cursor,
+            "notify_json": json.dumps(notify) if notify else "",
+        }
+        response = render(request, "base.html#running-badge", context)
         return trigger_client_event(response, "jobs-changed")
 
-    return answer_poll(request, version=str(count), settled=False, fragment=badge)
+    return answer_poll(
+        request,
+        version=f"{count}.{cursor}",
+        settled=False,
+        fragment=badge,
+        client_version=f"{request.GET.get('v')}.{since}",
+    )
 
 
 def _job_action(

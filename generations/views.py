@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_cache_control
 from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -512,7 +513,11 @@ def team_webhooks(request: HtmxHttpRequest) -> HttpResponse:
             return render(request, "generations/team_webhooks.html#webhooks", _webhooks_context())
         return redirect("team-webhooks")
     context = _webhooks_context(new_secret=secret, new_hook=hook)
-    return render_for_target(request, "generations/team_webhooks.html", context, WEBHOOK_PARTIALS)
+    response = render_for_target(
+        request, "generations/team_webhooks.html", context, WEBHOOK_PARTIALS
+    )
+    patch_cache_control(response, no_store=True)  # the one answer that holds the secret
+    return response
 
 
 def _webhook_action(

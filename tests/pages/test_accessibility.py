@@ -369,6 +369,13 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     audit.check("jobs, the account on hold, cancel waiting jobs open")
     hold.lift("the accessibility test goes on")
 
+    # The account menu open: the "Notify me" toggle (shown by app.js where notifications exist).
+    audit.goto("/jobs/")
+    page.locator("details.account summary").click()
+    page.locator("[data-notify-toggle]").wait_for()
+    audit.check("account menu open, notify toggle")
+    page.locator("details.account summary").click()
+
     # Webhooks (admins): empty, an add refused, a drawn secret shown once, the log, remove open.
     audit.goto("/team/webhooks/")
     audit.check("webhooks, none")

@@ -86,6 +86,7 @@ def test_a_secret_left_blank_is_drawn_and_shown_once(admin_client, receiver):
     hook = Webhook.objects.get()
     assert len(hook.secret) >= 32
     assert hook.secret in response.content.decode(), "the drawn secret is shown in its answer"
+    assert "no-store" in response["Cache-Control"]
     assert hook.secret not in admin_client.get(reverse("team-webhooks")).content.decode()
 
 

@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
@@ -482,6 +483,7 @@ def _webhooks_context(**extra: Any) -> dict[str, Any]:
     }
 
 
+@sensitive_post_parameters("secret")  # never in an error report or a debug page
 @require_http_methods(["GET", "POST"])
 def team_webhooks(request: HtmxHttpRequest) -> HttpResponse:
     """List, add (POST) and the delivery log. A secret is shown once, in the answer to the POST

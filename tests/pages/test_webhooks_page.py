@@ -87,6 +87,8 @@ def test_a_secret_left_blank_is_drawn_and_shown_once(admin_client, receiver):
     assert len(hook.secret) >= 32
     assert hook.secret in response.content.decode(), "the drawn secret is shown in its answer"
     assert "no-store" in response["Cache-Control"]
+    # An error report (Django's mail to the admins, a debug page) would show it as stars.
+    assert response.wsgi_request.sensitive_post_parameters == ("secret",)
     assert hook.secret not in admin_client.get(reverse("team-webhooks")).content.decode()
 
 

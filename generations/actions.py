@@ -18,7 +18,7 @@ from django.core.files import File
 from django.db import transaction
 from django.utils import timezone
 
-from generations import money, tasks
+from generations import money, tasks, webhooks
 from generations.inputs import GenerationRequest
 from generations.models import (
     MAY_PAY_TWICE,
@@ -31,6 +31,7 @@ from generations.models import (
     StatusEvent,
     SubmitKey,
     Team,
+    Webhook,
 )
 from generations.pipeline import hold
 from generations.pipeline import transitions as t
@@ -576,3 +577,50 @@ def cancel_waiting(user: User) -> int:
         cancelled += t.cancel(pk, note=note)
     t.log.info("%s waiting jobs cancelled by %s", cancelled, _who(user))
     return cancelled
+
+
+# --- outbound webhooks (admins and the operator) --------------------------------------------------
+def _check_webhook_admin(user: User) -> None:
+    if not is_admin(user):
+        raise NotAllowed("Only an admin can manage webhooks.")
+
+
+def add_webhook(
+    user: User, url: str, secret: str, events: str | list[str] | None = None
+) -> Webhook:
+    """A webhook for ``url``, signed with ``secret``. The address is refused if it leads to a
+    private or loopback address (unless WEBHOOK_ALLOW_PRIVATE); ``webhooks.BadTarget`` says
+    why (a ``ServiceError`` here)."""
+    _check_webhook_admin(user)
+    url = url.strip()
+    try:
+        if len(url) > 2000:
+            raise webhooks.BadTarget("The address is longer than 2,000 characters.")
+        chosen = webhooks.parse_events(events)
+        secret = webhooks.check_secret(secret)
+        webhooks.check_target(url)
+    except webhooks.BadTarget as exc:
+        raise ServiceError(str(exc)) from None
+    creator = user if user is not None and user.is_authenticated else None
+    return Webhook.objects.create(
+        url=url, secret=secret, events=",".join(chosen), created_by=creator
+    )
+
+
+def set_webhook_active(user: User, pk: int, active: bool) -> Webhook:
+    """Pause or resume a webhook; a paused one gets no new deliveries, and its pending ones
+    fail when their turn comes."""
+    _check_webhook_admin(user)
+    hook = Webhook.objects.filter(pk=pk).first()
+    if hook is None:
+        raise ServiceError(f"There is no webhook {pk}.")
+    Webhook.objects.filter(pk=pk).update(active=active)
+    hook.active = active
+    return hook
+
+
+def remove_webhook(user: User, pk: int) -> None:
+    """Delete a webhook and its delivery log."""
+    _check_webhook_admin(user)
+    if not Webhook.objects.filter(pk=pk).delete()[0]:
+        raise ServiceError(f"There is no webhook {pk}.")

@@ -19,6 +19,9 @@ def studio(request: HttpRequest) -> dict[str, Any]:
     if getattr(request, "user", None) is not None and request.user.is_authenticated:
         # Lazy, and counted once per response however often the page shows it.
         context["running_jobs"] = SimpleLazyObject(queries.running_count)
+        # Where the badge's poll starts telling this page about the person's finished jobs.
+        user_now = request.user
+        context["notify_cursor"] = SimpleLazyObject(lambda: queries.notify_cursor(user_now))
         # Everyone sees the hold (their jobs wait too); one query, only when a page shows it.
         context["account_hold"] = SimpleLazyObject(queries.account_hold)
         # No worker or no beat seen for a minute: jobs wait, and every page says so (one query).

@@ -205,7 +205,15 @@ def _trusted_origin() -> tuple[str, str, int] | None:
     return _origin(parts.scheme, parts.hostname, port) if parts.hostname else None
 
 
+# Set for the length of one webhook POST: its own rule (``WEBHOOK_ALLOW_PRIVATE``) replaces the
+# downloads' (demo mode, the upstream's origin) on every connection it opens.
+_private_rule: ContextVar[bool | None] = ContextVar("private_rule", default=None)
+
+
 def _private_allowed(scheme: str, host: str, port: int | None) -> bool:
+    rule = _private_rule.get()
+    if rule is not None:
+        return rule
     return bool(settings.LUMA_DEMO_MODE) or _origin(scheme, host, port) == _trusted_origin()
 
 
@@ -493,3 +501,47 @@ def _download(
     finally:
         if os.path.exists(tmp_path):
             os.unlink(tmp_path)
+
+
+# --- webhooks: one signed POST out -------------------------------------------------------------
+def post(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    allow_private: bool,
+    timeout: tuple[float, float],
+) -> int:
+    """POST ``body`` to ``url`` once and return the answer's status code; the answer's body is
+    not read. Redirects are not followed (a 3xx is returned like any other code: a webhook's
+    address is the one its owner gave). The address is checked before, and again on the very
+    addresses the connection opens (``_connect_pinned``), with ``allow_private`` as the only
+    rule; the whole exchange is capped by a watchdog at the two time-outs' sum.
+
+    Raises ``RefusedURL`` (nothing was sent) or ``FetchError`` (no answer), whose messages name
+    neither the body nor the headers."""
+    check_url(url, allow_private=allow_private)
+    rule = _private_rule.set(allow_private)
+    try:
+        with _Deadline(sum(timeout)) as deadline, requests.Session() as session:
+            for scheme in ("http://", "https://"):
+                session.mount(scheme, _WatchedAdapter())
+            token = _current_deadline.set(deadline)
+            try:
+                response = session.post(
+                    url,
+                    data=body,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
+                response.close()
+                return response.status_code
+            except requests.RequestException as exc:
+                deadline.check()  # the watchdog cut it: say so
+                raise FetchError(f"No answer: {type(exc).__name__}") from exc
+            finally:
+                _current_deadline.reset(token)
+    finally:
+        _private_rule.reset(rule)

@@ -923,3 +923,95 @@ class Heartbeat(models.Model):
     def stale_before(now: datetime | None = None) -> datetime:
         """Heartbeats older than this say nothing about now."""
         return (now or timezone.now()) - timedelta(seconds=settings.LUMA_HEARTBEAT_STALE_AFTER)
+
+
+# --- outbound webhooks ---------------------------------------------------------------------------
+class WebhookEvent(models.TextChoices):
+    """The statuses a webhook may be told about; the event name is ``generation.<value>``."""
+
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    NEEDS_ATTENTION = "needs_attention", "Needs attention"
+
+
+class Webhook(models.Model):
+    """An address told (signed POSTs) when a generation completes, fails or needs a person.
+
+    ``secret`` signs every delivery (HMAC-SHA256 of the body); it is kept because signing needs
+    it, but no page, command output, log line or stored error shows it after it was set."""
+
+    url = models.URLField(max_length=2000)
+    secret = models.CharField(max_length=200, editable=False)
+    events = models.CharField(
+        max_length=100,
+        default=",".join(WebhookEvent.values),
+        help_text="Comma-separated: completed, failed, needs_attention",
+    )
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"webhook {self.pk} → {self.url}"
+
+    def __repr__(self) -> str:  # never the secret, even in a debugger or a traceback
+        return f"<Webhook {self.pk} {self.url}>"
+
+    @property
+    def event_list(self) -> list[str]:
+        return [e for e in self.events.split(",") if e]
+
+    def wants(self, status: str) -> bool:
+        return status in self.event_list
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
+    def due(self, now: datetime) -> WebhookDeliveryQuerySet:
+        """Pending and due: never sent yet, a retry whose time has come, or one whose sender's
+        lease ran out (a worker that died mid-POST: delivered again, at least once)."""
+        return self.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+
+
+class WebhookDelivery(models.Model):
+    """One event for one webhook: the body exactly as sent (the signature is over these bytes,
+    and every retry sends the same body with the same ``delivery_id``), and how sending went.
+
+    ``generation_id`` is not a foreign key: a delivery outlives the video it speaks of."""
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=40)
+    generation_id = models.UUIDField()
+    delivery_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    payload = models.TextField()
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WebhookDeliveryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
+            models.Index(fields=["webhook", "created_at"], name="delivery_webhook_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.delivery_id} ({self.status})"

@@ -32,10 +32,14 @@ from generations.models import (
     ASPECT_RATIOS,
     IN_FLIGHT,
     AccountHold,
+    DeliveryStatus,
     Generation,
     Heartbeat,
     ProcessKind,
     Status,
+    StatusEvent,
+    Webhook,
+    WebhookDelivery,
 )
 
 if TYPE_CHECKING:
@@ -322,6 +326,35 @@ def running_count() -> int:
     return Generation.objects.in_flight().count()
 
 
+# --- "my job is done": what the running badge's poll tells the person's open pages --------------
+NOTIFY_STATUSES = (Status.COMPLETED, Status.FAILED, Status.NEEDS_ATTENTION)
+MAX_NOTIFICATIONS = 5
+
+
+def _my_job_events(user: Viewer) -> QuerySet[StatusEvent]:
+    return StatusEvent.objects.filter(generation__created_by_id=user.pk, status__in=NOTIFY_STATUSES)
+
+
+def notify_cursor(user: Viewer) -> int:
+    """The newest "finished, failed or needs attention" event of the person's own jobs (0 for
+    none): a page remembers it, and the badge's poll tells what came after (one query)."""
+    if not user.is_authenticated:
+        return 0
+    return _my_job_events(user).aggregate(newest=Max("id"))["newest"] or 0
+
+
+def job_events_since(user: Viewer, since: int) -> list[StatusEvent]:
+    """The person's job events after ``since``, newest first, a few at most (one query)."""
+    if not user.is_authenticated:
+        return []
+    return list(
+        _my_job_events(user)
+        .filter(id__gt=since)
+        .select_related("generation")
+        .order_by("-id")[:MAX_NOTIFICATIONS]
+    )
+
+
 @dataclass(frozen=True)
 class HoldView:
     """The account hold as the banner and ``/healthz`` show it."""
@@ -396,3 +429,30 @@ def processes() -> dict[str, dict[str, Any]]:
             "last_seen": last.isoformat() if last else None,
         }
     return report
+
+
+# --- outbound webhooks ----------------------------------------------------------------------------
+RECENT_DELIVERIES = 50
+
+
+def webhook_list() -> list[Webhook]:
+    """Every webhook, with its pending and failed delivery counts (one query)."""
+    deliveries = WebhookDelivery.objects.filter(webhook_id=OuterRef("pk"))
+    return list(
+        Webhook.objects.select_related("created_by")
+        .annotate(
+            pending=_count_of(deliveries.filter(status=DeliveryStatus.PENDING)),
+            failed=_count_of(deliveries.filter(status=DeliveryStatus.FAILED)),
+        )
+        .order_by("created_at", "id")
+    )
+
+
+def recent_deliveries(
+    *, failed_only: bool = False, limit: int = RECENT_DELIVERIES
+) -> list[WebhookDelivery]:
+    """The latest deliveries, newest first, with their webhook (one query)."""
+    rows = WebhookDelivery.objects.select_related("webhook").defer("payload", "webhook__secret")
+    if failed_only:
+        rows = rows.filter(status=DeliveryStatus.FAILED)
+    return list(rows.order_by("-created_at", "-id")[:limit])

@@ -19,7 +19,7 @@ from typing import Any
 from celery import shared_task
 from django.db import transaction
 
-from generations import pipeline
+from generations import pipeline, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,16 @@ def sweep() -> dict[str, int]:
     stats = pipeline.sweep()
     _send_each(submit_generation, stats.to_submit)
     _send_each(copy_assets, stats.to_copy)
+    _send_each(deliver_webhook, stats.to_deliver)
     return stats.counts()
+
+
+@shared_task(ignore_result=True)
+def deliver_webhook(delivery_id: int) -> str:
+    outcome = pipeline.deliver(int(delivery_id))
+    if outcome.retry_in is not None:
+        _send(deliver_webhook, delivery_id, countdown=outcome.retry_in)
+    return str(outcome.result)
 
 
 # --- wake-ups ------------------------------------------------------------------------------------
@@ -73,6 +82,14 @@ def wake_sweep_on_commit() -> None:
     """After the current transaction commits, run the sweeper now (an admin lifted the account
     hold: the jobs that waited should not wait for the next beat)."""
     transaction.on_commit(_send_sweep, robust=True)
+
+
+def _wake_deliveries(ids: list[int]) -> None:
+    """Deliveries recorded with a status move, once it committed (``webhooks.record``)."""
+    _send_each(deliver_webhook, ids)
+
+
+webhooks.set_waker(_wake_deliveries)
 
 
 def _send_sweep() -> None:

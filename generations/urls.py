@@ -23,4 +23,7 @@ urlpatterns = [
     path("usage/", usage_views.usage, name="usage"),
     path("usage.csv", usage_views.usage_csv, name="usage-csv"),
     path("hold/cancel-waiting/", views.hold_cancel_waiting, name="hold-cancel-waiting"),
+    path("team/webhooks/", views.team_webhooks, name="team-webhooks"),
+    path("team/webhooks/<int:pk>/active/", views.team_webhook_active, name="team-webhook-active"),
+    path("team/webhooks/<int:pk>/remove/", views.team_webhook_remove, name="team-webhook-remove"),
 ]

@@ -9,6 +9,7 @@ nothing changed and 286 when nothing will (``answer_poll``).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,16 +21,18 @@ from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_cache_control
 from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
-from generations import actions, money, queries
+from generations import actions, money, queries, webhooks
 from generations.forms import ASPECT_HINTS, MAX_BATCH, CreateForm, ExtendForm
 from generations.htmx import HtmxHttpRequest, answer_poll, htmx_target, render_for_target
 from generations.inputs import GenerationRequest
-from generations.models import ASPECT_RATIOS, Generation
+from generations.models import ASPECT_RATIOS, Generation, WebhookEvent
 from generations.templatetags.studio import short_prompt, thousands
 
 # The most cards one grid watch asks about: ~55 characters each in the query string, and
@@ -379,14 +382,44 @@ def _dashboard_query(request: HttpRequest) -> QueryDict:
 
 @require_GET
 def jobs_count(request: HtmxHttpRequest) -> HttpResponse:
-    """The running-jobs badge in the header: 204 while the count the client has is right."""
+    """The running-jobs badge in the header: 204 while the count the client has is right and
+    none of the caller's own jobs finished, failed or came to need attention since the page's
+    cursor (``?since=``). Otherwise the badge again, carrying those events (``data-notify``)
+    and the new cursor: ``app.js`` turns them into the tab title and, if the person asked for
+    them, browser notifications. The one cheap poll every page already makes, no other."""
     count = queries.running_count()
+    cursor = queries.notify_cursor(request.user)
+    try:
+        since = int(request.GET.get("since", ""))
+    except ValueError:
+        since = cursor  # an old page, or a hand-made URL: nothing to tell
 
     def badge() -> HttpResponse:
-        response = render(request, "base.html#running-badge", {"running_jobs": count})
+        events = queries.job_events_since(request.user, since) if 0 <= since < cursor else []
+        notify = [
+            {
+                "id": str(event.generation_id),
+                "status": event.status,
+                "label": short_prompt(event.generation.user_prompt, 60),
+                "url": reverse("generation-detail", args=[event.generation_id]),
+            }
+            for event in events
+        ]
+        context = {
+            "running_jobs": count,
+            "notify_cursor": cursor,
+            "notify_json": json.dumps(notify) if notify else "",
+        }
+        response = render(request, "base.html#running-badge", context)
         return trigger_client_event(response, "jobs-changed")
 
-    return answer_poll(request, version=str(count), settled=False, fragment=badge)
+    return answer_poll(
+        request,
+        version=f"{count}.{cursor}",
+        settled=False,
+        fragment=badge,
+        client_version=f"{request.GET.get('v')}.{since}",
+    )
 
 
 def _job_action(
@@ -479,3 +512,94 @@ def hold_cancel_waiting(request: HtmxHttpRequest) -> HttpResponse:
         raise PermissionDenied(str(exc)) from None
     messages.success(request, f"Cancelled {cancelled} waiting job{'s' if cancelled != 1 else ''}.")
     return redirect(_next_url(request, reverse("jobs")))
+
+
+# --- outbound webhooks (admins) -------------------------------------------------------------------
+WEBHOOK_PARTIALS = {"webhooks": "webhooks"}
+
+
+def _check_webhook_admin(request: HttpRequest) -> None:
+    if not actions.is_admin(request.user):
+        raise PermissionDenied("Only an admin can manage webhooks.")
+
+
+def _webhooks_context(**extra: Any) -> dict[str, Any]:
+    return {
+        "hooks": queries.webhook_list(),
+        "deliveries": queries.recent_deliveries(),
+        "events": WebhookEvent.choices,
+        "allow_private": settings.WEBHOOK_ALLOW_PRIVATE,
+        "form": {"url": "", "events": list(WebhookEvent.values)},
+        **extra,
+    }
+
+
+@sensitive_post_parameters("secret")  # never in an error report or a debug page
+@require_http_methods(["GET", "POST"])
+def team_webhooks(request: HtmxHttpRequest) -> HttpResponse:
+    """List, add (POST) and the delivery log. A secret is shown once, in the answer to the POST
+    that made it (when the admin left it blank and one was drawn); never again after."""
+    _check_webhook_admin(request)
+    if request.method != "POST":
+        return render_for_target(
+            request, "generations/team_webhooks.html", _webhooks_context(), WEBHOOK_PARTIALS
+        )
+    url = request.POST.get("url", "")
+    typed = request.POST.get("secret", "").strip()
+    chosen = request.POST.getlist("events")
+    secret = typed or webhooks.new_secret()
+    try:
+        hook = actions.add_webhook(request.user, url, secret, chosen or None)
+    except actions.ServiceError as exc:
+        # What was typed stays, but not the secret: no page ever holds one it was sent.
+        context = _webhooks_context(
+            error=str(exc), form={"url": url, "events": chosen}, secret_typed=bool(typed)
+        )
+        # htmx swaps only 2xx answers: the fragment with the message comes as a 200.
+        status = 200 if htmx_target(request) == "webhooks" else 422
+        return render_for_target(
+            request, "generations/team_webhooks.html", context, WEBHOOK_PARTIALS, status=status
+        )
+    messages.success(request, f"Webhook added: {hook.url}.")
+    if typed:
+        if htmx_target(request) == "webhooks":
+            return render(request, "generations/team_webhooks.html#webhooks", _webhooks_context())
+        return redirect("team-webhooks")
+    context = _webhooks_context(new_secret=secret, new_hook=hook)
+    response = render_for_target(
+        request, "generations/team_webhooks.html", context, WEBHOOK_PARTIALS
+    )
+    patch_cache_control(response, no_store=True)  # the one answer that holds the secret
+    return response
+
+
+def _webhook_action(
+    request: HtmxHttpRequest, action: Callable[[], object], done: str
+) -> HttpResponse:
+    _check_webhook_admin(request)
+    try:
+        action()
+    except actions.ServiceError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done)
+    if htmx_target(request) == "webhooks":
+        return render(request, "generations/team_webhooks.html#webhooks", _webhooks_context())
+    return redirect("team-webhooks")
+
+
+@require_POST
+def team_webhook_active(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    active = request.POST.get("active") == "yes"
+    return _webhook_action(
+        request,
+        lambda: actions.set_webhook_active(request.user, pk, active),
+        f"Webhook {pk} {'resumed' if active else 'paused'}.",
+    )
+
+
+@require_POST
+def team_webhook_remove(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    return _webhook_action(
+        request, lambda: actions.remove_webhook(request.user, pk), f"Webhook {pk} removed."
+    )

@@ -215,6 +215,11 @@ PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
 # counts as gone (every page then says jobs will wait). Four beats missed, not one: no flapping.
 LUMA_HEARTBEAT_INTERVAL = env_float("LUMA_HEARTBEAT_INTERVAL", 15.0, minimum=0.5)
 LUMA_HEARTBEAT_STALE_AFTER = env_float("LUMA_HEARTBEAT_STALE_AFTER", 60.0, minimum=1)
+# Outbound webhooks: private and loopback targets are refused unless this is set (a receiver on
+# the same machine or network); retries back off from WEBHOOK_RETRY_BASE seconds, times four.
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_RETRY_BASE = env_float("WEBHOOK_RETRY_BASE", 15.0, minimum=0.1)
 
 # --- Celery (broker only: state lives in the database) ------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://localhost:6379/0")

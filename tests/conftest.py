@@ -164,6 +164,8 @@ def pipeline_env(django_db_setup, django_db_blocker, redis_url, simulator, media
         LUMA_HOLD_RETRY="1",  # an account hold tries one job a second
         LUMA_ASSET_LEASE="5",
         LUMA_HEARTBEAT_INTERVAL="2",  # the heartbeat test sees a second one soon
+        WEBHOOK_ALLOW_PRIVATE="True",  # the tests' receivers listen on 127.0.0.1
+        WEBHOOK_RETRY_BASE="0.5",
         DEBUG="True",
     )
     return env

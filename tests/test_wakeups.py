@@ -180,3 +180,46 @@ def test_a_poll_that_finishes_nothing_wakes_nobody(db, sim, mailbox, settings):
     Generation.objects.filter(pk=first.pk).update(next_poll_at=timezone.now())
     tasks.poll_in_flight()
     assert sent(mailbox) == []
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+def test_a_status_move_wakes_a_webhook_delivery_after_the_commit(
+    db, mailbox, settings, django_capture_on_commit_callbacks
+):
+    from generations.models import WebhookDelivery
+    from generations.pipeline import transitions as t
+
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    actions.add_webhook(None, "http://127.0.0.1:9/hook", "whsec_wakeup-secret-123456")
+    gen = in_progress_row("remote-wake-hook")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert t.fail(gen.pk, [Status.IN_PROGRESS], note="x", error="broke")
+        assert sent(mailbox) == []  # not before the commit
+    delivery = WebhookDelivery.objects.get()
+    assert sent(mailbox) == [("deliver_webhook", str(delivery.pk))]
+
+
+def test_a_failed_delivery_wakes_itself_after_the_backoff_and_the_sweeper_after_that(
+    db, mailbox, settings
+):
+    from generations.models import WebhookDelivery
+    from generations.pipeline import transitions as t
+
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    settings.LUMA_REQUEUE_AFTER = 60
+    # Nothing listens on this port: "no answer", tried again.
+    actions.add_webhook(None, f"http://127.0.0.1:{free_port()}/hook", "whsec_wakeup-secret-123456")
+    gen = in_progress_row("remote-wake-hook-2")
+    assert t.fail(gen.pk, [Status.IN_PROGRESS], note="x", error="broke")
+    delivery = WebhookDelivery.objects.get()
+    mailbox.flushdb()
+    assert tasks.deliver_webhook(delivery.pk) == "retry"
+    queued = [json.loads(raw) for raw in mailbox.lrange("celery", 0, -1)]
+    assert [m["headers"]["task"].rsplit(".", 1)[-1] for m in queued] == ["deliver_webhook"]
+    assert queued[0]["headers"]["eta"] is not None  # a countdown: the backoff
+    mailbox.flushdb()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        next_attempt_at=timezone.now() - timedelta(minutes=2)
+    )
+    tasks.sweep()
+    assert sent(mailbox) == [("deliver_webhook", str(delivery.pk))]

@@ -1,33 +1,15 @@
-"""lumaweb's JSON shape of a generation: the upstream's object plus lumaweb's fields."""
+"""lumaweb's JSON shape of a generation, for the API's caller (the shape itself: ``shapes``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.http import HttpRequest
 
-from generations.inputs import GenerationRequest
-from generations.models import Generation
+from generations.shapes import generation_shape
 
 if TYPE_CHECKING:
     from generations.queries import Card
-
-
-def _request_fields(gen: Generation, absolute: Callable[[str], str | None]) -> dict[str, Any]:
-    """What was asked, field by field (``GenerationRequest``); an uploaded keyframe is shown
-    as the URL field it stands in for."""
-    out: dict[str, Any] = {}
-    uploads = GenerationRequest.uploads()
-    for name in GenerationRequest.field_names():
-        if name not in uploads:
-            value = getattr(gen, name)
-            out[name] = None if value == "" else value
-    for upload, url_field in uploads.items():
-        stored = getattr(gen, upload)
-        if not out.get(url_field) and stored:
-            out[url_field] = absolute(stored.url)
-    return out
 
 
 def generation_json(gen: Card, request: HttpRequest) -> dict[str, Any]:
@@ -39,30 +21,10 @@ def generation_json(gen: Card, request: HttpRequest) -> dict[str, Any]:
             return None
         return request.build_absolute_uri(url) if url.startswith("/") else url
 
-    return {
-        "id": str(gen.pk),
-        "remote_id": gen.remote_id,
-        "status": gen.status,
-        "state": gen.state or None,
-        **_request_fields(gen, absolute),
-        "prompt": gen.prompt or None,
-        "parent_id": str(gen.parent_id) if gen.parent_id else None,
-        # An extension whose parent its owner deleted: parent_id is null, and this says why.
-        "parent_removed": gen.parent_removed_at is not None,
-        "created_by": gen.created_by.get_username() if gen.created_by else None,
-        "created_at": gen.created_at.isoformat(),
-        "completed_at": gen.completed_at.isoformat() if gen.completed_at else None,
-        "estimate_wait_seconds": gen.estimate_wait_seconds,
-        "error": gen.error or None,
-        "error_request_id": gen.error_request_id or None,
-        "liked": gen.liked,
-        "like_count": gen.like_count,
-        "extension_count": gen.extension_count,
-        "video": {
-            "url": absolute(gen.display_video_url),
-            "thumbnail": absolute(gen.display_thumbnail_url),
-            "width": gen.width,
-            "height": gen.height,
-            "local": bool(gen.video_file),
-        },
-    }
+    return generation_shape(
+        gen,
+        absolute,
+        liked=gen.liked,
+        like_count=gen.like_count,
+        extension_count=gen.extension_count,
+    )

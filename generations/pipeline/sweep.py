@@ -6,7 +6,9 @@
    refused a slot waits for this wake-up; one whose message was lost is woken in its turn);
 2. rows a dead worker left in ``submitting``: back to queued if the POST had not started,
    to a person if it had;
-3. finished videos whose copy is due and whose wake-up was lost.
+3. finished videos whose copy is due and whose wake-up was lost;
+4. webhook deliveries due for a while (a retry too far off for a countdown, a lost wake-up, a
+   sender that died: its lease ran out); the delivery's own claim decides who sends it.
 
 Each row is claimed by stamping its wake-up column in a conditional UPDATE; the ids claimed are
 returned for ``generations.tasks`` to wake.
@@ -27,6 +29,7 @@ from generations.models import (
     Generation,
     Status,
     SubmitGrant,
+    WebhookDelivery,
     capacity_limited,
     slots,
     turns,
@@ -36,6 +39,7 @@ from generations.pipeline import transitions as t
 
 MAX_REQUEUE = 1000
 MAX_COPIES = 500
+MAX_DELIVERIES = 500
 
 
 @dataclass
@@ -48,6 +52,7 @@ class SweepStats:
     probe: uuid.UUID | None = None  # the job tried this interval while the account is on hold
     to_submit: list[uuid.UUID] = field(default_factory=list)
     to_copy: list[uuid.UUID] = field(default_factory=list)
+    to_deliver: list[int] = field(default_factory=list)  # webhook deliveries due
 
     def counts(self) -> dict[str, int]:
         return {
@@ -55,6 +60,7 @@ class SweepStats:
             "unstuck": self.unstuck,
             "needs_attention": self.needs_attention,
             "copies": self.copies,
+            **({"deliveries": len(self.to_deliver)} if self.to_deliver else {}),
             **({"on_hold": 1, "probes": int(self.probe is not None)} if self.on_hold else {}),
         }
 
@@ -100,6 +106,13 @@ def sweep() -> SweepStats:
         if rows.copy_due(now).filter(pk=pk).update(assets_enqueued_at=now):
             stats.to_copy.append(pk)
             stats.copies += 1
+    # Due for LUMA_REQUEUE_AFTER already: a fresh one has its message on the way.
+    late = now - timedelta(seconds=settings.LUMA_REQUEUE_AFTER)
+    stats.to_deliver = list(
+        WebhookDelivery.objects.due(late)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:MAX_DELIVERIES]
+    )
     SubmitGrant.objects.filter(at__lt=now - GRANT_MEMORY).delete()
     if stats.requeued or stats.unstuck or stats.needs_attention or stats.probe:
         t.log.info("sweep %s", stats.counts())

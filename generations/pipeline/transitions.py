@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from generations import webhooks
 from generations.models import (
     COPY_GIVEN_UP,
     TIMED_OUT,
@@ -59,7 +60,9 @@ def move(
     **fields: Any,
 ) -> bool:
     """Change a row's status only if it is still in one of ``from_statuses`` (and matches
-    ``only_if``); record the event. Returns whether this call made the change."""
+    ``only_if``); record the event, and, for completed, failed and needs attention, one
+    webhook delivery per webhook that wants it, in the same transaction. Returns whether this
+    call made the change."""
     now = timezone.now()
     query = Generation.objects.filter(pk=gen_id, status__in=list(from_statuses))
     if only_if is not None:
@@ -71,6 +74,7 @@ def move(
         StatusEvent.objects.create(
             generation_id=gen_id, at=now, status=to, state=fields.get("state", ""), note=note
         )
+        webhooks.record(gen_id, to, now)
     plog(gen_id, "status=%s %s", to, note)
     return True
 

@@ -199,6 +199,80 @@
     if (form) updateBatch(form);
   });
 
+  // --- "my job is done": the tab title and, if asked for, browser notifications -----------------
+  // The running badge's poll (every 5 s, 204 while nothing changed) carries the events of my own
+  // jobs since this page's cursor in data-notify. The title counts them until I come back to the
+  // tab (or touch the page); a notification is shown only after I pressed "Notify me" and the
+  // browser granted it (the permission is asked on that click, never before).
+  var NOTIFY_KEY = "lumaweb.notify";
+  var WORDS = { completed: "Finished", failed: "Failed", needs_attention: "Needs attention" };
+  var baseTitle = document.title;
+  var unseen = 0;
+  var unseenTrouble = false;
+  function canNotify() { return "Notification" in window; }
+  function notifyWanted() {
+    try { return window.localStorage.getItem(NOTIFY_KEY) === "on"; } catch (e) { return false; }
+  }
+  function notifyOn() { return canNotify() && notifyWanted() && Notification.permission === "granted"; }
+  function drawNotifyToggle() {
+    var button = document.querySelector("[data-notify-toggle]");
+    if (!button || !canNotify()) return;
+    button.hidden = false;
+    button.setAttribute("aria-pressed", notifyOn() ? "true" : "false");
+    button.textContent = notifyOn() ? "Notifications on (turn off)" : "Notify me when my jobs finish";
+    var state = document.querySelector("[data-notify-state]");
+    if (state) {
+      var blocked = Notification.permission === "denied";
+      state.hidden = !blocked;
+      state.textContent = blocked ? "Notifications are blocked for this site in the browser's settings." : "";
+    }
+  }
+  function wantNotify(on) {
+    try { window.localStorage.setItem(NOTIFY_KEY, on ? "on" : "off"); } catch (e) { /* private mode */ }
+    drawNotifyToggle();
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target instanceof Element ? event.target.closest("[data-notify-toggle]") : null;
+    if (!button || !canNotify()) return;
+    if (notifyOn()) { wantNotify(false); return; }
+    if (Notification.permission !== "default") { wantNotify(Notification.permission === "granted"); return; }
+    var asked = Notification.requestPermission();
+    if (asked && asked.then) asked.then(function (answer) { wantNotify(answer === "granted"); });
+  });
+  function showUnseen() {
+    document.title = unseen ? "(" + unseen + ") " + (unseenTrouble ? "!" : "\u2713") + " " + baseTitle : baseTitle;
+  }
+  function seen() {
+    if (!unseen) return;
+    unseen = 0;
+    unseenTrouble = false;
+    showUnseen();
+  }
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) seen(); });
+  document.addEventListener("pointerdown", seen);
+  document.addEventListener("keydown", seen);
+  function jobEvents(badge) {
+    var raw = badge.getAttribute("data-notify");
+    if (!raw) return;
+    var events;
+    try { events = JSON.parse(raw); } catch (e) { return; }
+    events.forEach(function (job) {
+      unseen += 1;
+      if (job.status !== "completed") unseenTrouble = true;
+      if (!notifyOn()) return;
+      try {
+        var shown = new Notification((WORDS[job.status] || job.status) + ": " + job.label, {
+          body: "lumaweb", tag: "lumaweb-" + job.id + "-" + job.status
+        });
+        shown.onclick = function () { window.focus(); window.location.href = job.url; };
+      } catch (e) { /* a browser that shows them only from a service worker */ }
+    });
+    showUnseen();
+  }
+  document.addEventListener("htmx:load", function (event) {
+    if (event.target.id === "running-badge") jobEvents(event.target);
+  });
+
   // --- htmx glue ---------------------------------------------------------------------------------
   // (An expired session is the server's business: it answers htmx with HX-Redirect to log in.)
   document.addEventListener("htmx:afterSettle", function (event) { scheduleToasts(event.target); });
@@ -214,6 +288,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("form.create").forEach(updateBatch);
     scheduleToasts(document);
+    drawNotifyToggle();
     tick();
     startEtaBars(document.body);
   });

@@ -31,7 +31,15 @@ from django.utils import timezone
 from django.views.defaults import permission_denied, server_error
 
 from generations import money
-from generations.models import Generation, Heartbeat, HoldCause, Status
+from generations.models import (
+    DeliveryStatus,
+    Generation,
+    Heartbeat,
+    HoldCause,
+    Status,
+    Webhook,
+    WebhookDelivery,
+)
 from generations.pipeline import hold
 from tests.conftest import wait_for
 from tests.factories import heartbeat, make_user
@@ -429,6 +437,46 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     audit.goto("/usage/?month=2026-13")
     page.locator("#usage-body .alert-error").wait_for()
     audit.check("usage, a month that is not one")
+    # The account menu open: the "Notify me" toggle (shown by app.js where notifications exist).
+    audit.goto("/jobs/")
+    page.locator("details.account summary").click()
+    page.locator("[data-notify-toggle]").wait_for()
+    audit.check("account menu open, notify toggle")
+    page.locator("details.account summary").click()
+
+    # Webhooks (admins): empty, an add refused, a drawn secret shown once, the log, remove open.
+    audit.goto("/team/webhooks/")
+    audit.check("webhooks, none")
+    page.fill("input[name=url]", "http://127.0.0.1:9/hook")
+    page.click("main button:has-text('Add webhook')")
+    page.locator("#hook-error").wait_for()
+    audit.check("webhooks, an address refused")
+    page.fill("input[name=url]", "https://93.184.215.14/lumaweb")  # public, no DNS look-up
+    page.click("main button:has-text('Add webhook')")
+    page.locator(".secret-once").wait_for()
+    audit.check("webhooks, a drawn secret shown once")
+    hook = Webhook.objects.get()
+    for status, code, error in (
+        (DeliveryStatus.DELIVERED, 200, ""),
+        (DeliveryStatus.PENDING, 500, "answered 500"),
+        (DeliveryStatus.FAILED, None, "refused: its address is not public"),
+    ):
+        WebhookDelivery.objects.create(
+            webhook=hook,
+            event="generation.completed",
+            generation_id=rows["lantern"].pk,
+            payload="{}",
+            status=status,
+            attempts=1,
+            last_status_code=code,
+            last_error=error,
+            next_attempt_at=timezone.now() if status == DeliveryStatus.PENDING else None,
+        )
+    audit.goto("/team/webhooks/")
+    audit.check("webhooks, a webhook and its deliveries")
+    page.locator(".hook-row summary").click()
+    page.locator(".hook-row .resolve-panel").wait_for()
+    audit.check("webhooks, remove open")
 
     audit.goto("/accounts/password_change/")
     audit.check("password change")

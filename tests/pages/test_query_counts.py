@@ -143,3 +143,28 @@ def test_the_no_worker_banner_costs_one_query_shown_or_not(client, user, other):
         client.get("/jobs/")
     table = Heartbeat._meta.db_table
     assert sum(table in q["sql"] for q in ctx.captured_queries) == 1
+
+
+def _add_hooks(n: int) -> None:
+    from generations.models import DeliveryStatus, Webhook, WebhookDelivery
+
+    for i in range(n):
+        hook = Webhook.objects.create(url=f"https://hooks.example.com/{i}", secret="s" * 20)
+        for status in DeliveryStatus.values:
+            WebhookDelivery.objects.create(
+                webhook=hook,
+                event="generation.completed",
+                generation_id=make_gen().pk,
+                payload="{}",
+                status=status,
+            )
+
+
+def test_the_webhooks_page_costs_the_same_for_2_webhooks_as_for_20(client, user, settings):
+    user.is_superuser = True
+    user.save()
+    _add_hooks(2)
+    few = queries_for(client, "/team/webhooks/")
+    _add_hooks(18)
+    assert queries_for(client, "/team/webhooks/") == few
+    assert queries_for(client, "/team/webhooks/", **htmx("webhooks")) <= few

@@ -445,7 +445,7 @@ def test_running_badge_answers_204_while_the_count_is_right(client):
     response = client.get("/jobs/count/?v=0", **htmx("running-badge"))
     assert response.status_code == 200
     assert "jobs-changed" in json.loads(response["HX-Trigger"])
-    assert b'?v=1"' in response.content
+    assert b'?v=1&amp;since=0"' in response.content
 
 
 @pytest.mark.parametrize("use_htmx", [False, True])

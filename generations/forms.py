@@ -25,6 +25,9 @@ MAX_UPLOAD_PIXELS = 40_000_000
 # How much of a value a 400 repeats when its field has no length limit of its own (a choice, a
 # hidden id): legitimate values are far shorter.
 ECHO_CAP = 100
+# How far past its max_length a text is sent back with its error, to be shortened by hand (a
+# pasted prompt a little too long); past that, it is cut, and its error says so.
+ECHO_OVERRUN = 500
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 ASPECT_HINTS = dict(AspectRatio.choices)
@@ -142,6 +145,12 @@ class GenerationForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # A long text is counted on the page (static/js/app.js), not cut by the browser at
+        # maxlength: a pasted text too long is refused with a message, whole.
+        for field in self.fields.values():
+            attrs = field.widget.attrs
+            if isinstance(field.widget, forms.Textarea) and "maxlength" in attrs:
+                attrs["data-maxlength"] = attrs.pop("maxlength")
         source = self.keyframe_source()
         for upload in GenerationRequest.uploads():
             if source is not None and getattr(source, upload):
@@ -229,14 +238,22 @@ class GenerationForm(forms.ModelForm):
 
         A 400 re-renders the form with what was sent (and a wrong choice is quoted in its
         error): a 5 MB prompt came back whole. Once validated, every value is cut to what its
-        field accepts (its ``max_length``, or ``ECHO_CAP``), in the data the form re-renders
-        and in the errors' parameters; the error still says how long the value was. A browser
-        cuts at ``maxlength`` itself, so a person typing loses nothing.
+        field accepts (its ``max_length`` and ``ECHO_OVERRUN`` more, or ``ECHO_CAP``), in the
+        data the form re-renders and in the errors' parameters; the error still says how long the
+        value was, and a text cut here gets an error saying so: nothing is cut silently.
         """
         super().full_clean()
         if not (self.is_bound and self.errors):
             return
+        sent = self.data
         self.data = self._capped_data()
+        for name, field in self.fields.items():
+            value, limit = sent.get(self.add_prefix(name)), _echo_limit(field)
+            if getattr(field, "max_length", None) and isinstance(value, str) and len(value) > limit:
+                self.add_error(
+                    name,
+                    f"Only its first {limit:,} characters are shown here: paste a shorter text.",
+                )
         for errors in self.errors.values():
             for error in errors.data:
                 params = getattr(error, "params", None)  # (a list-type error has none)
@@ -244,10 +261,7 @@ class GenerationForm(forms.ModelForm):
                     error.params = {key: _cap(value, ECHO_CAP) for key, value in params.items()}
 
     def _capped_data(self) -> Any:
-        limits = {
-            self.add_prefix(name): getattr(field, "max_length", None) or ECHO_CAP
-            for name, field in self.fields.items()
-        }
+        limits = {self.add_prefix(name): _echo_limit(field) for name, field in self.fields.items()}
         if isinstance(self.data, QueryDict):
             data = self.data.copy()
             for key in data:
@@ -363,6 +377,12 @@ class CreateForm(GenerationForm):
         getlist = getattr(self.data, "getlist", None)
         more = set(getlist(self.add_prefix("more_aspect_ratios")) if getlist else []) - {first}
         return len(lines) * (1 + len(more & set(ASPECT_RATIOS)))
+
+
+def _echo_limit(field: forms.Field) -> int:
+    """How much of a value an invalid form sends back: a text a little over its limit whole."""
+    max_length = getattr(field, "max_length", None)
+    return max_length + ECHO_OVERRUN if max_length else ECHO_CAP
 
 
 def _cap(value: Any, limit: int) -> Any:

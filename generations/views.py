@@ -312,7 +312,7 @@ def extend(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
         except actions.ServiceError as exc:
             form.add_error(None, str(exc))
     if child is None:
-        reason = " ".join(str(error) for error in form.non_field_errors()) or "see the form"
+        reason = " ".join(str(error) for error in form.non_field_errors()) or _field_errors(form)
         messages.error(request, f"The extension was not queued: {reason}")
         if request.htmx:
             response = render(
@@ -336,6 +336,14 @@ def extend(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
         trigger_client_event(response, "jobs-changed")
         return response
     return redirect("generation-detail", pk=child.pk)
+
+
+def _field_errors(form: ExtendForm) -> str:
+    """The form's field errors in a sentence, each with its field's label (for the toast)."""
+    return " ".join(
+        f"{form[name].label}: {' '.join(str(e) for e in errors)}"
+        for name, errors in form.errors.items()
+    )
 
 
 def _inline_ids(parent: Generation) -> str:

@@ -33,6 +33,19 @@
     if (to instanceof Element && to.closest(".card-media") === video.closest(".card-media")) return;
     pause(video);
   });
+  // The keyboard's hover: a card taking the focus previews its video; leaving it stops it.
+  document.addEventListener("focusin", function (event) {
+    var card = event.target instanceof Element && event.target.closest(".card");
+    var video = card && card.querySelector(".card-media video");
+    if (video && video.paused && !video.dataset.clicked) play(video);
+  });
+  document.addEventListener("focusout", function (event) {
+    var card = event.target instanceof Element && event.target.closest(".card");
+    var video = card && card.querySelector(".card-media video");
+    if (!video || video.dataset.clicked) return;
+    if (event.relatedTarget instanceof Element && card.contains(event.relatedTarget)) return;
+    pause(video);
+  });
   document.addEventListener("click", function (event) {
     var video = cardVideo(event.target);
     if (video && event.target.closest("a, button") === null) {
@@ -42,15 +55,91 @@
     }
     // Close an inline extend form.
     var close = event.target instanceof Element && event.target.closest("[data-close-slot]");
-    if (close) {
-      var slot = close.closest(".extend-slot");
-      if (slot) slot.innerHTML = "";
-      return;
-    }
+    if (close) { closeSlot(close.closest(".extend-slot")); return; }
     // Dismiss a toast.
     var dismiss = event.target instanceof Element && event.target.closest("[data-dismiss]");
     if (dismiss) removeToast(dismiss.closest(".toast"));
   });
+
+  // An inline extend form closes (Cancel, Escape) and the focus goes back to its card's Extend.
+  function closeSlot(slot) {
+    if (!slot) return;
+    var card = slot.closest(".card");
+    slot.innerHTML = "";
+    var opener = card && card.querySelector(".extend-btn");
+    if (opener) opener.focus();
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !(event.target instanceof Element)) return;
+    var slot = event.target.closest(".extend-slot");
+    if (slot && slot.querySelector("form")) { event.preventDefault(); closeSlot(slot); }
+  });
+
+  // --- a form with errors: the first one is opened (closed <details>) and takes the focus ------
+  function focusFirstError(root) {
+    var field = root.querySelector("[aria-invalid=true]");
+    if (!field) return;
+    for (var el = field.parentElement; el; el = el.parentElement) {
+      if (el.tagName === "DETAILS") el.open = true;
+    }
+    field.focus();
+  }
+
+  // --- a length limit is counted, never enforced by cutting what is typed or pasted ----------
+  // The server refuses an over-long text with a message; the field keeps all of it. The count
+  // is read out (aria-live) only near the limit, not at every key.
+  function counted(field) {
+    var value = field.value;
+    // As the server counts: characters, a line break sent as two (CR LF).
+    return Array.from(value).length + (value.match(/\n/g) || []).length;
+  }
+  function updateCount(field) {
+    var count = document.getElementById(field.id + "_count");
+    if (!count) return;
+    var max = Number(field.dataset.maxlength), n = counted(field), left = max - n;
+    var text = n.toLocaleString("en") + " / " + max.toLocaleString("en");
+    if (left < 0) text += " · " + (-left).toLocaleString("en") + " too many: shorten it to send";
+    else if (left <= Math.max(20, max / 10)) text += " · " + left.toLocaleString("en") + " left";
+    count.textContent = text;
+    count.classList.toggle("is-over", left < 0);
+    if (left <= Math.max(20, max / 10)) count.setAttribute("aria-live", "polite");
+    else count.removeAttribute("aria-live");
+    if (left < 0) { field.setAttribute("aria-invalid", "true"); field.dataset.over = "1"; }
+    else if (field.dataset.over) { field.removeAttribute("aria-invalid"); delete field.dataset.over; }
+  }
+  function addCounters(root) {
+    root.querySelectorAll("textarea[data-maxlength][id]").forEach(function (field) {
+      if (document.getElementById(field.id + "_count")) return;
+      var count = document.createElement("p");
+      count.id = field.id + "_count";
+      count.className = "char-count help";
+      field.insertAdjacentElement("afterend", count);
+      var described = field.getAttribute("aria-describedby");
+      field.setAttribute("aria-describedby", (described ? described + " " : "") + count.id);
+      updateCount(field);
+    });
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target instanceof HTMLTextAreaElement && event.target.dataset.maxlength) {
+      updateCount(event.target);
+    }
+  });
+
+  // --- the gallery's filters show the filter of the address ---------------------------------
+  // htmx puts a kept copy of the page back on Back/Forward: its controls are as first drawn.
+  function syncFilters() {
+    var form = document.querySelector("form.filters");
+    if (!form) return;
+    var params = new URLSearchParams(window.location.search);
+    Array.prototype.forEach.call(form.elements, function (el) {
+      if (!el.name) return;
+      var value = params.get(el.name) || "";
+      if (el.type === "radio") el.checked = el.value === value;
+      else if (el.type === "checkbox") el.checked = params.getAll(el.name).indexOf(el.value) >= 0;
+      else if (el.tagName === "SELECT" || el.type === "search" || el.type === "text") el.value = value;
+    });
+  }
+  document.addEventListener("htmx:historyRestore", syncFilters);
 
   // --- toasts fade away by themselves -----------------------------------------------------------
   function removeToast(toast) {
@@ -120,6 +209,7 @@
   // Back to a page kept in the browser's cache: its forms can be used again.
   window.addEventListener("pageshow", function (event) {
     if (!event.persisted) return;
+    syncFilters();
     document.querySelectorAll("form[data-sending]").forEach(function (form) {
       delete form.dataset.sending;
       form.querySelectorAll("button[aria-busy]").forEach(function (button) {
@@ -160,10 +250,12 @@
     var toggle = form.querySelector("input[name=batch]");
     if (!panel || !prompt || !toggle) return;
     var on = toggle.checked;
-    if (prompt.dataset.batchMaxlength) {
-      if (prompt.dataset.singleMaxlength === undefined) prompt.dataset.singleMaxlength = prompt.getAttribute("maxlength") || "";
-      var max = on ? prompt.dataset.batchMaxlength : prompt.dataset.singleMaxlength;
-      if (max) prompt.setAttribute("maxlength", max); else prompt.removeAttribute("maxlength");
+    // The counter counts against the whole batch's limit in batch mode (the server names any
+    // line that is too long on its own); nothing is ever cut (see updateCount).
+    if (prompt.dataset.batchMaxlength && prompt.dataset.maxlength) {
+      if (prompt.dataset.singleMaxlength === undefined) prompt.dataset.singleMaxlength = prompt.dataset.maxlength;
+      prompt.dataset.maxlength = on ? prompt.dataset.batchMaxlength : prompt.dataset.singleMaxlength;
+      updateCount(prompt);
     }
     var jobs = 1, extra = moreRatios(form);
     if (on) {
@@ -278,12 +370,18 @@
   document.addEventListener("htmx:afterSettle", function (event) { scheduleToasts(event.target); });
   document.addEventListener("htmx:oobAfterSwap", function () { scheduleToasts(document); });
   document.addEventListener("htmx:afterSwap", function (event) {
-    // Focus the prompt of an inline extend form as soon as it opens.
-    var field = event.target.querySelector && event.target.querySelector(".extend-form textarea");
-    if (field && event.target.classList.contains("extend-slot")) field.focus();
+    // Focus the prompt of an inline extend form as soon as it opens (its first error, if any).
+    var slot = event.target;
+    var field = slot.querySelector && slot.querySelector(".extend-form textarea");
+    if (!field || !slot.classList.contains("extend-slot")) return;
+    if (slot.querySelector("[aria-invalid=true]")) focusFirstError(slot);
+    else field.focus();
   });
 
-  document.addEventListener("htmx:load", function (event) { startEtaBars(event.target); });
+  document.addEventListener("htmx:load", function (event) {
+    startEtaBars(event.target);
+    if (event.target instanceof Element) addCounters(event.target);
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("form.create").forEach(updateBatch);
@@ -291,5 +389,7 @@
     drawNotifyToggle();
     tick();
     startEtaBars(document.body);
+    addCounters(document);
+    focusFirstError(document);
   });
 })();

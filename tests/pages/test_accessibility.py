@@ -1,5 +1,6 @@
-"""Every page, in the states people meet it in, in light and dark colour schemes: axe-core
-(vendored in tests/vendor/, never served to users) finds no critical or serious problem.
+"""Every page, in the states people meet it in, in light and dark colour schemes, on a desktop
+screen and a 390 px phone: axe-core (vendored in tests/vendor/, never served to users) finds no
+critical or serious problem, and on the phone no page is wider than the screen.
 
 Each state is audited as it loads; then, if it has closed <details> (keyframes, resolve, delete,
 the account menu), once more with them open, laid out in the flow (a panel floating over other
@@ -76,6 +77,20 @@ OPEN_DETAILS = """() => {
     closed.forEach(d => { d.open = true; d.setAttribute('data-a11y-opened', ''); });
     return closed.filter(d => !d.classList.contains('account')).length;
 }"""
+# Says which elements reach past the right edge of the screen (to find what makes a page too wide).
+WIDEST = """() => {
+    const edge = document.documentElement.clientWidth;
+    const out = [...document.querySelectorAll('body *')].filter(e => {
+        const r = e.getBoundingClientRect();
+        return r.width > 0 && r.right > edge + 0.5;
+    });
+    const outer = out.filter(e => !out.includes(e.parentElement));
+    return outer.slice(0, 5).map(e => {
+        const name = e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+            + (e.classList.length ? '.' + [...e.classList].join('.') : '');
+        return name + ' ' + Math.round(e.getBoundingClientRect().right) + 'px';
+    }).join(', ');
+}"""
 CLOSE_DETAILS = """() => {
     document.documentElement.removeAttribute('data-a11y-flat');
     document.getElementById('a11y-flat').remove();
@@ -88,13 +103,19 @@ CLOSE_DETAILS = """() => {
 class Audit:
     """Visits states of the studio in one browser page and collects axe's blocking findings."""
 
-    def __init__(self, page, base: str, scheme: str) -> None:
+    def __init__(self, page, base: str, scheme: str, width: int | None = None) -> None:
         self.page = page
         self.base = base
         self.scheme = scheme
+        self.width = width  # a phone's: no state may scroll sideways
+        self.too_wide: list[str] = []
         # (rule, impact, help, help URL) -> target -> (axe's summary, the states it was seen in)
         self.findings: dict[tuple[str, ...], dict[str, tuple[str, list[str]]]] = {}
         self.states: list[str] = []
+
+    @property
+    def label(self) -> str:
+        return self.scheme if self.width is None else f"{self.scheme}-phone"
 
     def goto(self, path: str) -> None:
         self.page.goto(self.base + path)
@@ -108,6 +129,10 @@ class Audit:
             page.add_script_tag(path=str(AXE))
         self._run(state, None)
         self._screenshot(state)
+        if self.width is not None:
+            wide = page.evaluate("document.scrollingElement.scrollWidth")
+            if wide > self.width:
+                self.too_wide.append(f"{state}: {wide}px ({page.evaluate(WIDEST)})")
         panels = page.evaluate(OPEN_DETAILS)
         if panels:
             self._screenshot(f"{state}, opened")
@@ -139,8 +164,8 @@ class Audit:
             blocks.append("\n".join(lines))
         count = sum(len(targets) for targets in self.findings.values())
         return (
-            f"axe-core found {count} critical or serious problem(s) in the {self.scheme} colour "
-            f"scheme:\n\n" + "\n\n".join(blocks)
+            f"axe-core found {count} critical or serious problem(s) in the {self.label} "
+            f"view:\n\n" + "\n\n".join(blocks)
         )
 
     def _screenshot(self, state: str) -> None:
@@ -150,7 +175,7 @@ class Audit:
         folder.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^a-z0-9]+", "-", state.lower()).strip("-")
         self.page.screenshot(
-            path=folder / f"{self.scheme}-{len(self.states):02d}-{name}.png", full_page=True
+            path=folder / f"{self.label}-{len(self.states):02d}-{name}.png", full_page=True
         )
 
     def error_page(self, path: str, response) -> None:
@@ -200,15 +225,24 @@ def studio_rows(dana, bob) -> dict[str, Generation]:
         image_url="https://example.com/start.jpg",
     )
     lantern.liked_by.add(dana, bob)
+    clouds = make_gen(
+        user=dana,
+        parent=lantern,
+        user_prompt="The lantern drifts into the clouds",
+        thumbnail_file=jpeg("clouds", (90, 90, 110)),
+        video_file="videos/a11y.mp4",
+    )
+    # A chain of three: wider than a phone, it scrolls in its own strip.
+    make_gen(
+        user=dana,
+        parent=clouds,
+        user_prompt="Above the clouds, the lantern meets the moon",
+        thumbnail_file=jpeg("moon", (20, 20, 50)),
+        video_file="videos/a11y.mp4",
+    )
     return {
         "lantern": lantern,
-        "clouds": make_gen(
-            user=dana,
-            parent=lantern,
-            user_prompt="The lantern drifts into the clouds",
-            thumbnail_file=jpeg("clouds", (90, 90, 110)),
-            video_file="videos/a11y.mp4",
-        ),
+        "clouds": clouds,
         "fox": make_gen(
             user=bob,
             aspect_ratio="9:16",
@@ -274,9 +308,16 @@ def studio_rows(dana, bob) -> dict[str, Generation]:
     }
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.mark.parametrize(
+    ("scheme", "phone"),
+    [("light", False), ("dark", False), ("light", True), ("dark", True)],
+    ids=["light", "dark", "light-phone", "dark-phone"],
+)
 def test_axe_finds_no_critical_or_serious_problem_on_any_page(
-    browser, live_server, transactional_db, settings, tmp_path, scheme
+    browser, live_server, transactional_db, settings, tmp_path, scheme, phone
 ):
     settings.SESSION_COOKIE_SECURE = False
     settings.CSRF_COOKIE_SECURE = False
@@ -286,14 +327,19 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     bob = make_user("bob")
     # bypass_csp: axe is injected as an inline script, which the pages' own policy (rightly)
     # refuses; the pages themselves are rendered exactly as users get them.
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, bypass_csp=True)
+    if phone:  # a phone's layout: its viewport meta tag applies, touch, no hover
+        context = browser.new_context(
+            viewport=PHONE, is_mobile=True, has_touch=True, bypass_csp=True
+        )
+    else:
+        context = browser.new_context(viewport={"width": 1280, "height": 860}, bypass_csp=True)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
     assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches") == (scheme == "dark")
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    audit = Audit(page, live_server.url, scheme)
+    audit = Audit(page, live_server.url, scheme, PHONE["width"] if phone else None)
 
     # --- logged out ----------------------------------------------------------------------------
     audit.goto("/accounts/login/")
@@ -507,7 +553,13 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
 
     context.close()
     seconds = time.monotonic() - started
-    print(f"[{scheme}] {len(audit.states)} states audited in {seconds:.1f}s")
+    print(f"[{audit.label}] {len(audit.states)} states audited in {seconds:.1f}s")
     assert errors == [], errors
-    if audit.findings:
-        pytest.fail(audit.report(), pytrace=False)
+    problems = [audit.report()] if audit.findings else []
+    if audit.too_wide:
+        problems.append(
+            f"wider than a {PHONE['width']} px phone (it scrolls sideways):\n  - "
+            + "\n  - ".join(audit.too_wide)
+        )
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)

@@ -50,16 +50,18 @@ def test_the_create_form_takes_maxlength_placeholder_label_and_help_from_the_for
 ):
     html = client.get(reverse("generation-new")).content.decode()
     textarea = re.search(r"<textarea [^>]*>", html).group(0)
-    assert 'maxlength="1234"' in textarea and 'placeholder="A heron at dawn…"' in textarea
+    assert 'data-maxlength="1234"' in textarea and 'placeholder="A heron at dawn…"' in textarea
     assert 'aria-describedby="id_user_prompt_helptext"' in textarea
     assert '<label for="id_user_prompt">Your shot</label>' in html
     assert 'id="id_user_prompt_helptext">Say what the camera sees.' in html
     assert 'maxlength="2000"' not in html
 
 
-def test_the_create_form_shows_the_form_s_own_maxlength_today(client):
+def test_the_create_form_counts_up_to_the_form_s_own_maxlength_today(client):
     html = client.get(reverse("generation-new")).content.decode()
-    assert f'maxlength="{MAX_PROMPT}"' in re.search(r"<textarea [^>]*>", html).group(0)
+    textarea = re.search(r"<textarea [^>]*>", html).group(0)
+    assert f'data-maxlength="{MAX_PROMPT}"' in textarea
+    assert " maxlength=" not in textarea  # the browser would cut a pasted text silently
 
 
 def test_the_extend_forms_take_their_prompt_field_from_the_form(client, reshaped_prompt):
@@ -71,7 +73,7 @@ def test_the_extend_forms_take_their_prompt_field_from_the_form(client, reshaped
         (panel.decode(), ExtendForm(parent=gen)),
     ):
         assert str(form["user_prompt"]) in html  # the widget exactly as the form renders it
-        assert 'maxlength="1234"' in str(form["user_prompt"])
+        assert 'data-maxlength="1234"' in str(form["user_prompt"])
         assert "Say what the camera sees." in html and 'maxlength="2000"' not in html
 
 

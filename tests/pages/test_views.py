@@ -520,3 +520,51 @@ def test_delete_from_the_detail_page(client, user, other):
     assert "Deleted" in response.content.decode()
     assert not Generation.objects.filter(pk=mine.pk).exists()
     assert client.post(reverse("generation-delete", args=[mine.pk])).status_code == 404
+
+
+# --- technical details are folded away ------------------------------------------------------------
+def test_service_ids_and_requests_sent_are_folded_into_technical_details(client, user):
+    failed = make_gen(Status.FAILED, user=user, posts_sent=2)
+    for path, row in (
+        (reverse("generation-detail", args=[failed.pk]), None),
+        (reverse("jobs"), f'id="job-{failed.pk}"'),
+    ):
+        html = client.get(path).content.decode()
+        if row:
+            html = html[html.index(row) : html.index("</li>", html.index(row))]
+        tech = re.search(r'<details class="tech[^"]*">(.*?)</details>', html, re.S)
+        assert tech, path
+        assert "<summary>Technical details</summary>" in tech.group(1)
+        outside = html.replace(tech.group(0), "")
+        for shown in (failed.remote_id, "req-123", "Requests sent"):
+            assert shown in tech.group(1), (path, shown)
+            assert shown not in outside, (path, shown)
+
+
+def test_a_refused_extension_s_toast_names_the_field_in_error(client, user):
+    done = make_gen(user=user)
+    response = client.post(
+        reverse("generation-extend", args=[done.pk]),
+        {"user_prompt": "and then", "image_end_url": "ftp://example.com/end.jpg"},
+    )
+    assert response.status_code == 400
+    toast = re.search(r'<span class="toast-text">(.*?)</span>', response.content.decode(), re.S)
+    assert "End keyframe URL:" in toast.group(1)
+    assert "see the form" not in toast.group(1)
+
+
+def test_a_prompt_too_long_comes_back_whole_or_with_a_word_that_it_was_cut(client):
+    from generations.forms import ECHO_OVERRUN, MAX_PROMPT
+
+    a_bit_over = "p" * (MAX_PROMPT + 300)
+    html = client.post(
+        reverse("generation-new"), {"user_prompt": a_bit_over, "aspect_ratio": "16:9"}
+    ).content.decode()
+    assert f"\n{a_bit_over}</textarea>" in html
+    assert f"at most {MAX_PROMPT} characters (it has {MAX_PROMPT + 300})" in html
+    far_over = "q" * (MAX_PROMPT * 3)
+    html = client.post(
+        reverse("generation-new"), {"user_prompt": far_over, "aspect_ratio": "16:9"}
+    ).content.decode()
+    assert f"\n{'q' * (MAX_PROMPT + ECHO_OVERRUN)}</textarea>" in html
+    assert f"Only its first {MAX_PROMPT + ECHO_OVERRUN:,} characters are shown here" in html

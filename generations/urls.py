@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generations import views
+from generations import team_views, views
 
 urlpatterns = [
     path("", views.gallery, name="gallery"),
@@ -19,4 +19,10 @@ urlpatterns = [
     path("jobs/count/", views.jobs_count, name="jobs-count"),
     path("hold/resume/", views.hold_resume, name="hold-resume"),
     path("hold/cancel-waiting/", views.hold_cancel_waiting, name="hold-cancel-waiting"),
+    path("team/", team_views.team, name="team"),
+    path("team/members/add/", team_views.add_member, name="team-add"),
+    path("team/members/<int:pk>/", team_views.change_member, name="team-member"),
+    path("team/members/<int:pk>/active/", team_views.set_active, name="team-member-active"),
+    path("team/budget/", team_views.team_budget, name="team-budget"),
+    path("team/audit.csv", team_views.audit_csv, name="team-audit-csv"),
 ]

@@ -274,20 +274,21 @@ class ExtendForm(GenerationForm):
 
 
 # --- the Team page -------------------------------------------------------------------------------
-class BudgetField(forms.CharField):
+class BudgetField(forms.Field):
     """Tokens per calendar month: empty (or "none") for no limit; 2000000, 2,000,000 and
     2_000_000 all read the same."""
 
+    widget = forms.TextInput
+
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
-        kwargs.setdefault("max_length", 24)
         kwargs.setdefault("label", "Monthly budget (tokens)")
         kwargs.setdefault("help_text", "Empty for no limit.")
         super().__init__(**kwargs)
         self.widget.attrs.update({"inputmode": "numeric", "placeholder": "no limit"})
 
-    def to_python(self, value: Any) -> int | None:  # type: ignore[override]
-        text = str(super().to_python(value) or "").strip()
+    def to_python(self, value: Any) -> int | None:
+        text = str(value or "").strip()
         if text.lower() in ("", "none", "no limit", "unlimited"):
             return None
         digits = re.sub(r"[,_\s]", "", text)

@@ -348,4 +348,4 @@ class MemberForm(forms.Form):
 
 
 class TeamBudgetForm(forms.Form):
-    budget = BudgetField(label="Team budget (tokens a month)")
+    budget = BudgetField(label="Team budget (tokens a month; empty for no limit)", help_text="")

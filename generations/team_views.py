@@ -41,7 +41,12 @@ def _refused(request: HtmxHttpRequest) -> HttpResponse | None:
 
 
 def _member_form(person: Any, role: str, budget: int | None) -> MemberForm:
-    return MemberForm(initial={"role": role, "budget": budget}, auto_id=_ids(person.pk))
+    return MemberForm(initial={"role": role, "budget": _typed(budget)}, auto_id=_ids(person.pk))
+
+
+def _typed(budget: int | None) -> str:
+    """A budget as the form shows it: "2,000,000", or empty for no limit."""
+    return "" if budget is None else f"{budget:,}"
 
 
 def _ids(pk: int) -> str:
@@ -77,7 +82,7 @@ def _context(
         "rows": rows,
         "add_form": add_form or AddMemberForm(auto_id="add-%s"),
         "budget_form": budget_form
-        or TeamBudgetForm(initial={"budget": view.team_budget}, auto_id="team-%s"),
+        or TeamBudgetForm(initial={"budget": _typed(view.team_budget)}, auto_id="team-%s"),
         "audit": audit,
         "audit_actions": AuditAction.choices,
     }

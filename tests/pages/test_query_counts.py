@@ -6,10 +6,13 @@ from __future__ import annotations
 import re
 
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from generations.models import Status
+from generations import actions, audit
+from generations.models import AuditAction, Role, Status
+from tests.factories import make_user
 from tests.pages.conftest import htmx, make_gen
 
 STATUSES = [
@@ -87,3 +90,27 @@ def test_the_grid_watch_costs_the_same_for_5_cards_as_for_50(client, user, other
     )
     answer = client.get(many, **htmx("grid-watch")).content.decode()
     assert answer.count('<article class="card') == 50  # every stale card was rendered
+
+
+def test_the_team_page_costs_the_same_with_3_people_as_with_30(db, settings):
+    """Members with their roles (joined), this month's usage (two aggregates), the team row,
+    one page of the audit log."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # 30 people
+    boss = make_user("boss")
+    actions.set_member(None, boss, role=Role.ADMIN)
+    client = Client()
+    client.force_login(boss)
+
+    def add_people(start: int, n: int) -> None:
+        for i in range(start, start + n):
+            person = make_user(f"person{i:02d}", is_active=bool(i % 4))
+            actions.set_member(boss, person, budget=1_000_000 * i if i % 2 else None)
+            make_gen(STATUSES[i % len(STATUSES)], user=person)
+            audit.record(boss, AuditAction.TEAM_BUDGET, f"entry {i}")
+
+    add_people(0, 3)
+    small = [queries_for(client, "/team/"), queries_for(client, "/team/", **htmx("audit-log"))]
+    add_people(3, 27)
+    large = [queries_for(client, "/team/"), queries_for(client, "/team/", **htmx("audit-log"))]
+    assert small == large
+    assert max(large) <= 10, large

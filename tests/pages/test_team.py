@@ -28,6 +28,8 @@ PASSWORD = "a-long-pass-phrase-77"
 @pytest.fixture(autouse=True)
 def _cost(settings) -> None:
     settings.LUMA_TOKENS_PER_GENERATION = COST
+    # Quick hashing for the many accounts made here (the validators still run in full).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -178,7 +178,9 @@ def set_member(
         member, _ = Member.objects.get_or_create(user=person)
         old_role, old_budget = member.role, member.monthly_budget
         if not isinstance(role, _Unchanged):
-            if role != Role.ADMIN and old_role == Role.ADMIN and person.is_active:
+            # (A superuser stays an admin whatever the row says: nothing to guard.)
+            demoted = role != Role.ADMIN and old_role == Role.ADMIN and not person.is_superuser
+            if demoted and person.is_active:
                 _check_not_last_admin(person, "make them a creator or a viewer")
             member.role = role
         if not isinstance(budget, _Unchanged):

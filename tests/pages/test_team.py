@@ -312,3 +312,53 @@ def test_the_csv_export_holds_every_entry_and_no_cell_a_spreadsheet_would_run(ad
 )
 def test_a_cell_that_starts_like_a_formula_is_quoted(value, cell):
     assert safe_cell(value) == cell
+
+
+# --- in Chromium: htmx swaps the page's part, toasts say what happened ----------------------------
+@pytest.mark.browser
+def test_in_chromium_an_admin_adds_changes_and_deactivates_without_a_reload(
+    browser, live_server, transactional_db, settings
+):
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False
+    boss = make_user("boss", password=PASSWORD)
+    actions.set_member(None, boss, role=Role.ADMIN)
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(live_server.url + "/accounts/login/")
+    page.fill("input[name=username]", "boss")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server.url + "/")
+    page.click(".account summary")
+    page.click(".account-menu >> text=Team")
+    page.wait_for_url(live_server.url + "/team/")
+    page.evaluate("window.__noReload = true")  # gone if the page reloads
+
+    page.fill("#add-username", "dave")
+    page.fill("#add-password", PASSWORD)
+    page.select_option("#add-role", "viewer")
+    page.click("button:has-text('Add member')")
+    page.locator("#toasts >> text=Added dave as viewer.").wait_for()
+    dave = get_user_model().objects.get(username="dave")
+    row = page.locator(f"#member-{dave.pk}")
+    assert "Viewer" in row.text_content()
+
+    row.locator("summary").click()
+    row.locator("select[name=role]").select_option("creator")
+    row.locator("input[name=budget]").fill("1,500,000")
+    row.locator("button:has-text('Save')").click()
+    page.locator(f"#member-{dave.pk}:has-text('1,500,000')").wait_for()
+    assert (member_of("dave").role, member_of("dave").monthly_budget) == (Role.CREATOR, 1_500_000)
+
+    page.locator(f"#member-{dave.pk} summary").click()
+    page.click(f"#member-{dave.pk} button:has-text('Deactivate dave')")
+    page.locator(f"#member-{dave.pk}.is-inactive").wait_for()
+    assert not get_user_model().objects.get(pk=dave.pk).is_active
+    assert page.locator("#audit-log").text_content().count("dave") >= 3
+    assert page.evaluate("window.__noReload") is True
+    context.close()
+    assert errors == [], errors

@@ -95,6 +95,9 @@ def put_on_hold(cause: HoldCause, message: str, status_code: int | None) -> bool
                 ],
                 ignore_conflicts=True,  # two workers refused at once: one row, both refusals
             )
+            # Two workers refused at once both found no row; the row's ``since`` says whose
+            # INSERT made it (one hold, one audit entry).
+            began = HELD.filter(pk=AccountHold.SINGLETON, since=now).exists()
         HELD.filter(pk=AccountHold.SINGLETON).update(
             cause=cause, reason=reason, status_code=status_code, last_refusal_at=now, probe=None
         )

@@ -13,15 +13,20 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from generations import money, tasks, webhooks
+from generations import audit, money, tasks, webhooks
 from generations.inputs import GenerationRequest
 from generations.models import (
+    DEFAULT_ROLE,
     MAY_PAY_TWICE,
+    AuditAction,
     DeletedSpending,
     Generation,
     Kind,
@@ -185,11 +190,34 @@ def set_member(
     with transaction.atomic():
         Team.lock()
         member, _ = Member.objects.get_or_create(user=person)
+        old_role, old_budget = member.role, member.monthly_budget
         if not isinstance(role, _Unchanged):
+            # (A superuser stays an admin whatever the row says: nothing to guard.)
+            demoted = role != Role.ADMIN and old_role == Role.ADMIN and not person.is_superuser
+            if demoted and person.is_active:
+                _check_not_last_admin(person, "make them a creator or a viewer")
             member.role = role
         if not isinstance(budget, _Unchanged):
             member.monthly_budget = budget
         member.save()
+        name = person.get_username()
+        if member.role != old_role:
+            audit.record(
+                actor,
+                AuditAction.ROLE,
+                f"{name}: role {old_role} -> {member.role}",
+                subject=person,
+                details={"old": old_role, "new": member.role},
+            )
+        if member.monthly_budget != old_budget:
+            audit.record(
+                actor,
+                AuditAction.BUDGET,
+                f"{name}: budget {audit.tokens(old_budget)} -> "
+                f"{audit.tokens(member.monthly_budget)}",
+                subject=person,
+                details={"old": old_budget, "new": member.monthly_budget},
+            )
     return member
 
 
@@ -200,9 +228,105 @@ def set_team_budget(actor: User, budget: int | None) -> Team:
         raise ServiceError("A budget is a number of tokens from 0, or none for no limit.")
     with transaction.atomic():
         team = Team.lock()
+        old = team.monthly_budget
         team.monthly_budget = budget
         team.save(update_fields=["monthly_budget"])
+        if old != budget:
+            audit.record(
+                actor,
+                AuditAction.TEAM_BUDGET,
+                f"Team budget {audit.tokens(old)} -> {audit.tokens(budget)}",
+                details={"old": old, "new": budget},
+            )
     return team
+
+
+def active_admins() -> Q:
+    """The people who can manage the team now: active, and admins (superusers always are)."""
+    return Q(is_active=True) & (Q(is_superuser=True) | Q(member__role=Role.ADMIN))
+
+
+def _check_not_last_admin(person: Account, what: str) -> None:
+    """Never leave the team without an active admin (the page would have nobody to manage it).
+    Called under the team row's lock, so two admins demoting each other are decided in turn."""
+    others = get_user_model().objects.filter(active_admins()).exclude(pk=person.pk)
+    if not others.exists():
+        raise ServiceError(
+            f"{person.get_username()} is the last active admin: you cannot {what}. "
+            "Make someone else an admin first."
+        )
+
+
+def add_member(
+    actor: User,
+    username: str,
+    password: str,
+    *,
+    role: str = DEFAULT_ROLE,
+    budget: int | None = None,
+) -> Account:
+    """An admin adds a person: an account that can log in (the password checked by the
+    site's password validators), with a role and a monthly budget (None: no limit)."""
+    check_is_admin(actor)
+    username = username.strip()
+    if not username:
+        raise ServiceError("A username is needed.")
+    if role not in Role.values:
+        raise ServiceError(f"No role {role!r}: choose one of {', '.join(Role.values)}.")
+    if budget is not None and budget < 0:
+        raise ServiceError("A budget is a number of tokens from 0, or none for no limit.")
+    model = get_user_model()
+    candidate = model(username=username)
+    try:
+        password_validation.validate_password(password, user=candidate)
+    except ValidationError as exc:
+        raise ServiceError(" ".join(exc.messages)) from None
+    try:
+        with transaction.atomic():
+            Team.lock()
+            if model.objects.filter(username__iexact=username).exists():
+                raise ServiceError(f"There is already someone called {username!r}.")
+            person = model.objects.create_user(username=username, password=password)
+            Member.objects.create(user=person, role=role, monthly_budget=budget)
+            audit.record(
+                actor,
+                AuditAction.MEMBER_ADDED,
+                f"Added {username} as {role}, budget {audit.tokens(budget)}",
+                subject=person,
+                details={"role": role, "budget": budget},
+            )
+    except IntegrityError:
+        raise ServiceError(f"There is already someone called {username!r}.") from None
+    return person
+
+
+def set_active(actor: User, person: Account, active: bool) -> bool:
+    """An admin deactivates a person (they can no longer log in, their API tokens stop
+    working; their videos and history stay) or reactivates them. Not oneself, and never the
+    last active admin. Returns whether anything changed."""
+    check_is_admin(actor)
+    if not active and actor is not None and actor.pk == person.pk:
+        raise ServiceError("You cannot deactivate yourself; ask another admin.")
+    with transaction.atomic():
+        Team.lock()
+        model = get_user_model()
+        current = model.objects.filter(pk=person.pk).values_list("is_active", flat=True).first()
+        if current is None:
+            raise ServiceError("That person no longer exists.")
+        if current == active:
+            return False
+        name = person.get_username()
+        if not active and model.objects.filter(active_admins(), pk=person.pk).exists():
+            _check_not_last_admin(person, "deactivate them")
+        model.objects.filter(pk=person.pk).update(is_active=active)
+        person.is_active = active
+        audit.record(
+            actor,
+            AuditAction.MEMBER_REACTIVATED if active else AuditAction.MEMBER_DEACTIVATED,
+            f"{'Reactivated' if active else 'Deactivated'} {name}",
+            subject=person,
+        )
+    return True
 
 
 def request_fingerprint(
@@ -358,6 +482,16 @@ def create_generations(
                     "created" if len(requests) == 1 else f"created in a batch of {len(requests)}"
                 ),
             )
+            cost = money.cost_per_generation()
+            what = "an extension" if parent else "a video"
+            audit.record(
+                user,
+                AuditAction.SPENT,
+                f"Queued {what}: {cost:,} tokens",
+                subject=person,
+                generation=gen.pk,
+                details={"kind": gen.kind, "cost": cost, "prompt": gen.user_prompt[:100]},
+            )
             tasks.wake_submit_on_commit(gen.pk)
             made.append(gen)
     for gen in made:
@@ -382,7 +516,7 @@ SECOND_CHARGE_WORDS = (
 
 
 def retry_generation(
-    gen: Generation, user: User = None, *, confirm_second_charge: bool = False
+    gen: Generation, user: User = None, *, confirm_second_charge: bool = False, via: str = ""
 ) -> Generation:
     """Send a failed or needs-attention generation again: a person's say-so for one more POST.
 
@@ -394,6 +528,8 @@ def retry_generation(
     twice: it is refused (``SecondChargeNotConfirmed``) unless ``confirm_second_charge`` says
     the person read the warning and agreed. The test is made again in the UPDATE itself, so a row
     that became such a row after the page was drawn is not retried on an unconfirmed say-so.
+    The audit log records the spending and, for such a row, who authorised it (``via``: which
+    path, e.g. "admin" or "command").
     """
     check_can_spend(user)
     check_can_change(gen, user)
@@ -420,6 +556,30 @@ def retry_generation(
             only_if=None if confirm_second_charge else ~MAY_PAY_TWICE,
         ):
             raise ServiceError("This job changed in the meantime; reload and try again.")
+        cost = money.cost_per_generation()
+        owner = gen.created_by
+        audit.record(
+            user,
+            AuditAction.SPENT,
+            f"Retried a job: {cost:,} tokens",
+            subject=owner,
+            generation=gen.pk,
+            details={"kind": "retry", "cost": cost, "from_status": gen.status},
+        )
+        if gen.retry_may_pay_twice:
+            audit.record(
+                user,
+                AuditAction.SECOND_CHARGE,
+                f"Authorised a retry that may pay twice ({gen.get_status_display().lower()} job)",
+                subject=owner,
+                generation=gen.pk,
+                details={
+                    "from_status": gen.status,
+                    "posts_sent": gen.posts_sent,
+                    "cost": cost,
+                    **({"via": via} if via else {}),
+                },
+            )
         tasks.wake_submit_on_commit(gen.pk)
     gen.refresh_from_db()
     return gen
@@ -505,18 +665,42 @@ def delete_generation(gen: Generation, user: User = None) -> None:
         Generation.objects.filter(kept_ancestor=row).update(kept_ancestor=kept)
         files = [f for f in (row.video_file, row.thumbnail_file) if f]
         files += [f for f in _keyframes(row) if not _keyframe_shared(row, f.name)]
-        _keep_cost(row)
+        units = _keep_cost(row)
+        cost = money.cost_per_generation()
+        owner = row.created_by
+        audit.record(
+            user,
+            AuditAction.DELETED,
+            f"Deleted {_quote(row.user_prompt)} ({units['spent'] * cost:,} tokens spent)",
+            subject=owner,
+            generation=row.pk,
+            details={
+                "prompt": row.user_prompt[:100],
+                "status": row.status,
+                "owner": owner.get_username() if owner is not None else None,
+                "spent": units["spent"] * cost,
+                "possibly": units["possibly"] * cost,
+                "refunded": units["refunded"] * cost,
+            },
+        )
         row.delete()
     for stored in files:
         stored.storage.delete(stored.name)
     t.plog(gen.pk, "deleted by %s", getattr(user, "username", "") or "an operator")
 
 
-def _keep_cost(row: Generation) -> None:
-    """A deleted job's cost stays in its month: deleting videos gives no budget back."""
+def _keep_cost(row: Generation) -> dict[str, int]:
+    """A deleted job's cost stays in its month: deleting videos gives no budget back. Returns
+    its spent, possibly and refunded POSTs."""
     units = money.row_units(Generation.objects.filter(pk=row.pk))
     if any(units.values()):
         DeletedSpending.objects.create(user_id=row.created_by_id, billed_at=row.billed_at, **units)
+    return units
+
+
+def _quote(prompt: str) -> str:
+    short = " ".join(prompt.split())
+    return f"“{short[:60]}…”" if len(short) > 60 else f"“{short}”"
 
 
 def _keyframes(row: Generation) -> list[Any]:
@@ -560,7 +744,7 @@ def resume_account(user: User) -> bool:
     first job sent puts it on hold again; nothing is failed."""
     _check_admin(user)
     with transaction.atomic():
-        lifted = hold.lift(f"resumed by {_who(user)}")
+        lifted = hold.lift(f"resumed by {_who(user)}", actor=user)
         if lifted:
             tasks.wake_sweep_on_commit()
     return lifted
@@ -573,8 +757,16 @@ def cancel_waiting(user: User) -> int:
     _check_admin(user)
     cancelled = 0
     note = f"cancelled with every waiting job by {_who(user)}"
-    for pk in Generation.objects.waiting_out_a_hold().values_list("pk", flat=True).iterator():
-        cancelled += t.cancel(pk, note=note)
+    with transaction.atomic():
+        waiting = list(Generation.objects.waiting_out_a_hold().values_list("pk", flat=True))
+        for pk in waiting:
+            cancelled += t.cancel(pk, note=note)
+        audit.record(
+            user,
+            AuditAction.CANCEL_WAITING,
+            f"Cancelled {cancelled} waiting job{'s' if cancelled != 1 else ''}",
+            details={"cancelled": cancelled},
+        )
     t.log.info("%s waiting jobs cancelled by %s", cancelled, _who(user))
     return cancelled
 

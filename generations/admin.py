@@ -18,7 +18,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from generations import actions
-from generations.models import ApiToken, Generation, StatusEvent
+from generations.models import ApiToken, AuditEntry, Generation, StatusEvent
 
 
 class StatusEventInline(admin.TabularInline):
@@ -63,7 +63,7 @@ def retry_paying_twice(
     """The admin's explicit say-so: choosing this action, worded so, is the confirmation."""
 
     def retry_confirmed(gen: Generation, user: actions.User) -> Generation:
-        return actions.retry_generation(gen, user, confirm_second_charge=True)
+        return actions.retry_generation(gen, user, confirm_second_charge=True, via="admin")
 
     _run(request, queryset, retry_confirmed, "Queued again")
 
@@ -161,3 +161,27 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # made with `manage.py createapitoken`, which shows the key once
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(DateSafeAdmin):
+    """The audit log, read-only: nobody adds, changes or deletes an entry, here or anywhere
+    (the model refuses it too). Admins read it on the Team page."""
+
+    list_display = ("at", "actor_name", "action", "subject_name", "summary")
+    list_filter = ("action",)
+    search_fields = ("actor_name", "subject_name", "summary", "generation_id")
+    date_hierarchy = "at"
+    actions = None
+
+    def get_readonly_fields(self, request: HttpRequest, obj: AuditEntry | None = None) -> list[str]:
+        return [f.name for f in AuditEntry._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
+        return False

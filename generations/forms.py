@@ -10,13 +10,14 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.http import QueryDict
 
 from generations import fetch, images
 from generations.inputs import GenerationRequest
-from generations.models import ASPECT_RATIOS, AspectRatio, Generation
+from generations.models import ASPECT_RATIOS, DEFAULT_ROLE, AspectRatio, Generation, Role
 
 MAX_PROMPT = 2000
 MAX_URL = 2048
@@ -407,3 +408,81 @@ class ExtendForm(GenerationForm):
         if self.parent is not None:
             return self.parent.aspect_ratio
         return self.cleaned_data.get("aspect_ratio") or "16:9"
+
+
+# --- the Team page -------------------------------------------------------------------------------
+class BudgetField(forms.Field):
+    """Tokens per calendar month: empty (or "none") for no limit; 2000000, 2,000,000 and
+    2_000_000 all read the same."""
+
+    widget = forms.TextInput
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("label", "Monthly budget (tokens)")
+        kwargs.setdefault("help_text", "Empty for no limit.")
+        super().__init__(**kwargs)
+        self.widget.attrs.update({"inputmode": "numeric", "placeholder": "no limit"})
+
+    def to_python(self, value: Any) -> int | None:
+        text = str(value or "").strip()
+        if text.lower() in ("", "none", "no limit", "unlimited"):
+            return None
+        digits = re.sub(r"[,_\s]", "", text)
+        if not digits.isdigit():
+            raise ValidationError("A whole number of tokens (or empty for no limit).")
+        if len(digits) > 18:
+            raise ValidationError("That is more tokens than lumaweb can count.")
+        return int(digits)
+
+
+def _role_field() -> forms.ChoiceField:
+    return forms.ChoiceField(
+        choices=Role.choices,
+        initial=DEFAULT_ROLE,
+        help_text="Admins manage the team; creators may spend; viewers may only watch.",
+    )
+
+
+class AddMemberForm(forms.Form):
+    """A new person: the password checked by the site's password validators."""
+
+    username = forms.CharField(
+        max_length=150, widget=forms.TextInput(attrs={"autocomplete": "off"})
+    )
+    password = forms.CharField(
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Tell them to change it after their first log-in.",
+    )
+    role = _role_field()
+    budget = BudgetField()
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"].strip()
+        validator = get_user_model().username_validator
+        validator(username)
+        if get_user_model().objects.filter(username__iexact=username).exists():
+            raise ValidationError("There is already someone with this username.")
+        return username
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "username" in data and "password" in data:
+            candidate = get_user_model()(username=data["username"])
+            try:
+                password_validation.validate_password(data["password"], user=candidate)
+            except ValidationError as exc:
+                self.add_error("password", exc)
+        return data
+
+
+class MemberForm(forms.Form):
+    """A person's role and monthly budget (one row of the members table)."""
+
+    role = _role_field()
+    budget = BudgetField()
+
+
+class TeamBudgetForm(forms.Form):
+    budget = BudgetField(label="Team budget (tokens a month; empty for no limit)", help_text="")

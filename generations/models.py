@@ -723,6 +723,91 @@ class DeletedSpending(models.Model):
         return f"{self.spent} POST(s) by {self.user_id} at {self.billed_at:%Y-%m-%d}"
 
 
+# --- the audit log -------------------------------------------------------------------------------
+class AuditAction(models.TextChoices):
+    """What the audit log records: the money-relevant things people (and lumaweb) do."""
+
+    SPENT = "spent", "Queued a paid job"
+    SECOND_CHARGE = "second_charge", "Authorised a possible second charge"
+    ROLE = "role", "Changed a role"
+    BUDGET = "budget", "Changed a person's budget"
+    TEAM_BUDGET = "team_budget", "Changed the team's budget"
+    MEMBER_ADDED = "member_added", "Added a member"
+    MEMBER_DEACTIVATED = "member_deactivated", "Deactivated a member"
+    MEMBER_REACTIVATED = "member_reactivated", "Reactivated a member"
+    HOLD_BEGAN = "hold_began", "Account put on hold"
+    HOLD_LIFTED = "hold_lifted", "Account hold lifted"
+    CANCEL_WAITING = "cancel_waiting", "Cancelled the waiting jobs"
+    DELETED = "deleted", "Deleted a generation"
+
+
+class AppendOnlyError(Exception):
+    """The audit log is append-only: an entry is never changed or deleted."""
+
+
+class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
+    """Refuses bulk changes: the only UPDATE allowed is the one Django's delete collector makes
+    when a person is deleted (``on_delete=SET_NULL``: the entry keeps their name)."""
+
+    _FORGETTABLE = frozenset({"actor", "subject"})
+
+    def update(self, **kwargs: object) -> int:
+        if kwargs and set(kwargs) <= self._FORGETTABLE and all(v is None for v in kwargs.values()):
+            return super().update(**kwargs)
+        raise AppendOnlyError("The audit log is append-only: entries cannot be changed.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("The audit log is append-only: entries cannot be deleted.")
+
+    def bulk_update(self, *args: object, **kwargs: object) -> int:
+        raise AppendOnlyError("The audit log is append-only: entries cannot be changed.")
+
+
+class AuditEntry(models.Model):
+    """One money-relevant action: who spent, who authorised a possible second charge, role and
+    budget changes, members added or deactivated, holds and resumes, deletions.
+
+    Append-only (``save`` of an existing row, ``delete`` and bulk changes are refused). Names
+    are kept as text and the generation as a bare id, so an entry still says who and what after
+    the person or the video is deleted. Written through ``generations.audit.record``, inside the
+    transaction of the change it records.
+    """
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(
+        max_length=150, help_text='Who did it: a username, "operator" or "lumaweb"'
+    )
+    action = models.CharField(max_length=24, choices=AuditAction.choices, db_index=True)
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    subject_name = models.CharField(max_length=150, blank=True, help_text="Whom it concerns")
+    # No foreign key: the entry outlives a deleted generation.
+    generation_id = models.UUIDField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    summary = models.CharField(max_length=300)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name}: {self.summary}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("The audit log is append-only: entries cannot be changed.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("The audit log is append-only: entries cannot be deleted.")
+
+
 # --- the account's capacity ----------------------------------------------------------------------
 GRANT_MEMORY = timedelta(days=1)  # how long a slot grant is kept (fair share reads the last one)
 

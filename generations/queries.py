@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from django.contrib.auth import get_user_model
 from django.db.models import (
     BooleanField,
     Count,
@@ -25,19 +26,24 @@ from django.db.models import (
     Subquery,
     Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Lower
 from django.http import QueryDict
 
+from generations import money
 from generations.models import (
     ASPECT_RATIOS,
     IN_FLIGHT,
     AccountHold,
+    AuditAction,
+    AuditEntry,
     DeliveryStatus,
     Generation,
     Heartbeat,
+    Member,
     ProcessKind,
     Status,
     StatusEvent,
+    Team,
     Webhook,
     WebhookDelivery,
 )
@@ -456,3 +462,84 @@ def recent_deliveries(
     if failed_only:
         rows = rows.filter(status=DeliveryStatus.FAILED)
     return list(rows.order_by("-created_at", "-id")[:limit])
+
+
+# --- the Team page -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MemberRow:
+    """One person on the Team page: their role, budget and this month's figures (tokens)."""
+
+    person: Any
+    role: str
+    budget: int | None
+    usage: money.Usage
+    is_superuser: bool
+
+    @property
+    def left(self) -> int | None:
+        return None if self.budget is None else max(0, self.budget - self.usage.counted)
+
+
+@dataclass(frozen=True)
+class TeamView:
+    members: list[MemberRow]
+    month: money.MonthUsage
+    team_budget: int | None
+
+    @property
+    def team_left(self) -> int | None:
+        if self.team_budget is None:
+            return None
+        return max(0, self.team_budget - self.month.team.counted)
+
+
+def team() -> TeamView:
+    """Everyone (active first, then by name) with role, budget and this month's usage, and the
+    team's budget: four queries, whatever the number of people or jobs."""
+    month = money.month_usage()
+    people = (
+        get_user_model().objects.select_related("member").order_by("-is_active", Lower("username"))
+    )
+    rows = [
+        MemberRow(
+            person=person,
+            role=Member.role_of(person),
+            budget=Member.budget_of(person),
+            usage=month.of(person.pk),
+            is_superuser=person.is_superuser,
+        )
+        for person in people
+    ]
+    return TeamView(rows, month, Team.current().monthly_budget)
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    entries: list[AuditEntry]
+    next_before: int | None  # the keyset of the next (older) page, if there is one
+    action: str  # the filter ("" for every action)
+
+
+def audit_entries(action: str = "") -> QuerySet[AuditEntry]:
+    """The audit log, newest first, filtered by ``action`` when it is a known one."""
+    rows = AuditEntry.objects.order_by("-id")
+    if action in AuditAction.values:
+        rows = rows.filter(action=action)
+    return rows
+
+
+def audit_page(action: str = "", before: str = "", size: int = AUDIT_PAGE_SIZE) -> AuditPage:
+    """One page of the audit log (one query): ``before`` is the last id the previous page
+    showed (keyset paging: stable while new entries are written)."""
+    rows = audit_entries(action)
+    if before.isdigit() and len(before) < 19:
+        rows = rows.filter(id__lt=int(before))
+    entries = list(rows[: size + 1])
+    more = len(entries) > size
+    entries = entries[:size]
+    return AuditPage(
+        entries, entries[-1].pk if more else None, action if action in AuditAction.values else ""
+    )

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generations import usage_views, views
+from generations import team_views, usage_views, views
 
 urlpatterns = [
     path("", views.gallery, name="gallery"),
@@ -23,6 +23,12 @@ urlpatterns = [
     path("usage/", usage_views.usage, name="usage"),
     path("usage.csv", usage_views.usage_csv, name="usage-csv"),
     path("hold/cancel-waiting/", views.hold_cancel_waiting, name="hold-cancel-waiting"),
+    path("team/", team_views.team, name="team"),
+    path("team/members/add/", team_views.add_member, name="team-add"),
+    path("team/members/<int:pk>/", team_views.change_member, name="team-member"),
+    path("team/members/<int:pk>/active/", team_views.set_active, name="team-member-active"),
+    path("team/budget/", team_views.team_budget, name="team-budget"),
+    path("team/audit.csv", team_views.audit_csv, name="team-audit-csv"),
     path("team/webhooks/", views.team_webhooks, name="team-webhooks"),
     path("team/webhooks/<int:pk>/active/", views.team_webhook_active, name="team-webhook-active"),
     path("team/webhooks/<int:pk>/remove/", views.team_webhook_remove, name="team-webhook-remove"),

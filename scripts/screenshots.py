@@ -6,7 +6,8 @@
 Starts everything it needs in a temporary folder: a fresh SQLite database, the simulator, and
 ``manage.py runserver``. The pipeline runs in this process by calling the pipeline directly
 (submit, poll, copy), so no Redis or Celery worker is needed. Writes gallery.png, jobs.png,
-new.png, detail.png and gallery-dark.png, and checks that a <video> really plays in Chromium.
+new.png, detail.png, team.png, gallery-dark.png and team-dark.png, and checks that a <video>
+really plays in Chromium.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ def run_pipeline(sim) -> dict[str, object]:
         users[name] = users_model.objects.create_user(name, password=PASSWORD)
     users["maya"].is_staff = True
     users["maya"].save()
+    # The Team page's figures: maya runs the team, ines watches, jonas has a budget.
+    actions.set_member(None, users["maya"], role="admin")
+    actions.set_member(None, users["jonas"], budget=5_000_000)
+    actions.set_team_budget(None, 20_000_000)
 
     def finish(gens: list[Generation], timeout: float = 90) -> None:
         for gen in gens:
@@ -140,6 +145,7 @@ def run_pipeline(sim) -> dict[str, object]:
             user_prompt="A cat astronaut floating past the moon", aspect_ratio="9:16"
         ),
     )
+    actions.set_member(None, users["ines"], role="viewer")  # (after her videos)
     statuses = dict(Generation.objects.values_list("user_prompt", "status"))
     print("rows:", statuses)
     return {"detail": Generation.objects.get(pk=extension.pk).pk}
@@ -197,6 +203,8 @@ def capture(base: str, out: Path, detail_pk, mobile: Path | None = None) -> None
             )
             suffix = "" if scheme == "light" else "-dark"
             page.screenshot(path=str(out / f"gallery{suffix}.png"))
+            page.goto(base + "/team/")
+            page.screenshot(path=str(out / f"team{suffix}.png"), full_page=True)
             if scheme == "dark":
                 context.close()
                 continue
@@ -235,6 +243,7 @@ def capture_mobile(browser, base: str, out: Path, detail_pk) -> None:
         ("jobs", "/jobs/"),
         ("new", "/generations/new/"),
         ("detail", f"/generations/{detail_pk}/"),
+        ("team", "/team/"),
     ):
         page.goto(base + path)
         page.wait_for_timeout(300)

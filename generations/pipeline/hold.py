@@ -20,17 +20,21 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from generations import redact
+from generations import audit, redact
 from generations.client import UpstreamError
-from generations.models import AccountHold, Generation, HoldCause, Status
+from generations.models import AccountHold, AuditAction, Generation, HoldCause, Status
 from generations.pipeline import transitions as t
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
 
 log = logging.getLogger("generations.pipeline")
 
@@ -91,9 +95,19 @@ def put_on_hold(cause: HoldCause, message: str, status_code: int | None) -> bool
                 ],
                 ignore_conflicts=True,  # two workers refused at once: one row, both refusals
             )
+            # Two workers refused at once both found no row; the row's ``since`` says whose
+            # INSERT made it (one hold, one audit entry).
+            began = HELD.filter(pk=AccountHold.SINGLETON, since=now).exists()
         HELD.filter(pk=AccountHold.SINGLETON).update(
             cause=cause, reason=reason, status_code=status_code, last_refusal_at=now, probe=None
         )
+        if began:
+            audit.record(
+                audit.SYSTEM,
+                AuditAction.HOLD_BEGAN,
+                f"Account on hold: {HoldCause(cause).label} ({status_code or '-'})",
+                details={"cause": str(cause), "status_code": status_code, "reason": reason},
+            )
     if began:
         log.warning(
             "account on hold (%s, %s): %s; jobs stay queued, one is tried every %ss",
@@ -115,22 +129,41 @@ def lift_after_success(post_started_at: datetime) -> bool:
     """A POST was accepted: the account is fine, so lift the hold, but only if that POST
     started after the latest refusal (one sent just before the credits ran out proves nothing).
     Returns whether a hold was lifted (then the waiting jobs need waking)."""
-    return _lift(Q(last_refusal_at__lt=post_started_at), f"a job was accepted at {post_started_at}")
+    return _lift(
+        Q(last_refusal_at__lt=post_started_at),
+        f"a job was accepted at {post_started_at}",
+        audit.SYSTEM,
+        "by a job the service accepted",
+    )
 
 
-def lift(note: str) -> bool:
-    """Lift the hold now (an admin's "resume"). Returns whether there was one."""
-    return _lift(Q(), note)
+def lift(note: str, actor: AbstractBaseUser | AnonymousUser | str | None = audit.SYSTEM) -> bool:
+    """Lift the hold now (an admin's "resume": ``actor`` is who; None is the operator).
+    Returns whether there was one."""
+    return _lift(Q(), note, actor, f"by {audit.actor_name(actor)}")
 
 
-def _lift(only_if: Q, note: str) -> bool:
+def _lift(
+    only_if: Q, note: str, actor: AbstractBaseUser | AnonymousUser | str | None, how: str
+) -> bool:
     with transaction.atomic():
+        held = HELD.filter(only_if, pk=AccountHold.SINGLETON).first()
         deleted, _ = HELD.filter(only_if, pk=AccountHold.SINGLETON).delete()
         if not deleted:
             return False
         # A wake-up is owed to every waiting job: the sweeper sends one to each queued row whose
         # stamp is empty (``waiting_for_a_worker``), at its next run or at once when asked.
         woken = Generation.objects.filter(status=Status.QUEUED).update(enqueued_at=None)
+        audit.record(
+            actor,
+            AuditAction.HOLD_LIFTED,
+            f"Account hold lifted {how}; {woken} queued job{'s' if woken != 1 else ''} go on",
+            details={
+                "note": note,
+                "since": held.since.isoformat() if held is not None else None,
+                "waiting": woken,
+            },
+        )
     log.warning("account hold lifted (%s); %s queued jobs go on", note, woken)
     return True
 

@@ -523,6 +523,19 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     page.locator(".hook-row summary").click()
     page.locator(".hook-row .resolve-panel").wait_for()
     audit.check("webhooks, remove open")
+    # The Team page (dana is an admin): members, their change panels (opened by the audit),
+    # the audit log; then the add form refused with errors.
+    bob.is_active = False  # a deactivated member, shown as such
+    bob.save(update_fields=["is_active"])
+    audit.goto("/team/")
+    page.locator("#audit-log").wait_for()
+    audit.check("team")
+    page.fill("#add-username", "erin")
+    page.fill("#add-password", "short")
+    page.fill("#add-budget", "lots")
+    page.click("button:has-text('Add member')")
+    page.locator("#team-main .has-error").first.wait_for()
+    audit.check("team, add member refused with errors")
 
     audit.goto("/accounts/password_change/")
     audit.check("password change")

@@ -12,8 +12,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from generations import money
-from generations.models import Heartbeat, Status
+from generations import actions, audit, money
+from generations.models import AuditAction, Heartbeat, Role, Status
 from tests.factories import heartbeat, make_user
 from tests.pages.conftest import htmx, make_gen
 
@@ -168,3 +168,27 @@ def test_the_webhooks_page_costs_the_same_for_2_webhooks_as_for_20(client, user,
     _add_hooks(18)
     assert queries_for(client, "/team/webhooks/") == few
     assert queries_for(client, "/team/webhooks/", **htmx("webhooks")) <= few
+
+
+def test_the_team_page_costs_the_same_with_3_people_as_with_30(db, settings):
+    """Members with their roles (joined), this month's usage (two aggregates), the team row,
+    one page of the audit log."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # 30 people
+    boss = make_user("boss")
+    actions.set_member(None, boss, role=Role.ADMIN)
+    client = Client()
+    client.force_login(boss)
+
+    def add_people(start: int, n: int) -> None:
+        for i in range(start, start + n):
+            person = make_user(f"person{i:02d}", is_active=bool(i % 4))
+            actions.set_member(boss, person, budget=1_000_000 * i if i % 2 else None)
+            make_gen(STATUSES[i % len(STATUSES)], user=person)
+            audit.record(boss, AuditAction.TEAM_BUDGET, f"entry {i}")
+
+    add_people(0, 3)
+    small = [queries_for(client, "/team/"), queries_for(client, "/team/", **htmx("audit-log"))]
+    add_people(3, 27)
+    large = [queries_for(client, "/team/"), queries_for(client, "/team/", **htmx("audit-log"))]
+    assert small == large
+    assert max(large) <= 10, large

@@ -83,7 +83,7 @@ class Command(BaseCommand):
                             f"{pk} may already have started upstream; retrying may pay twice. "
                             "Add --yes to confirm."
                         )
-                    actions.retry_generation(gen, confirm_second_charge=yes)
+                    actions.retry_generation(gen, confirm_second_charge=yes, via="command")
                 elif action == "fail":
                     actions.mark_failed(gen, note="marked failed from the command line")
                 elif action == "check-again":

@@ -274,9 +274,9 @@ def parse_month(value: str, moment: datetime | None = None) -> datetime:
     year, _, month = text.partition("-")
     if not 1 <= int(month) <= 12:
         raise BadMonth(f"“{text}” is not a month: the month is 01 to 12, {example}.")
-    start = datetime(int(year), int(month), 1, tzinfo=UTC)
-    if start.year < FIRST_YEAR:
+    if int(year) < FIRST_YEAR:  # before building the date: year 0 is no datetime at all
         raise BadMonth(f"“{text}” is too long ago: lumaweb counts usage from {FIRST_YEAR}.")
+    start = datetime(int(year), int(month), 1, tzinfo=UTC)
     if start > month_window(moment)[0]:
         raise BadMonth(f"“{text}” has not begun yet: nothing can have been spent in it.")
     return start

@@ -111,6 +111,7 @@ def test_the_months_with_usage_are_listed_newest_first_with_this_month_always(db
         ("", "write it as YYYY-MM"),
         ("\uff12\uff10\uff12\uff16-\uff11\uff11", "write it as YYYY-MM"),  # full-width digits
         ("1999-12", "counts usage from 2000"),
+        ("0000-01", "counts usage from 2000"),  # year 0: no datetime can hold it (fuzz found a 500)
     ],
 )
 def test_a_month_that_is_not_one_is_refused_in_words(value, words):

@@ -541,7 +541,12 @@ def retry_generation(
         # A removed parent: its owner deleted it, so no new POST extends it on their behalf.
         raise ServiceError("The video this extends is no longer available to extend.")
     with transaction.atomic():
-        _check_budget(gen.created_by)
+        # The row moves into this month with whatever of its earlier POSTs still counts (a
+        # possibly charged one, say): the check counts those too, not only the one more POST.
+        brought = 0
+        if gen.billed_at < money.month_window()[0]:
+            brought = money.row_units(Generation.objects.filter(pk=gen.pk))["spent"]
+        _check_budget(gen.created_by, generations=1 + brought)
         # Bookkeeping for the money, before the row is cleared for the next POST: a POST the
         # service failed after starting was refunded, and the row now counts in this month.
         Generation.objects.filter(pk=gen.pk, status=gen.status).update(

@@ -16,6 +16,7 @@ from django.core.validators import MaxLengthValidator
 from django.http import QueryDict
 
 from generations import fetch, images
+from generations.actions import MAX_BATCH
 from generations.inputs import GenerationRequest
 from generations.models import ASPECT_RATIOS, DEFAULT_ROLE, AspectRatio, Generation, Role
 
@@ -34,7 +35,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 ASPECT_HINTS = dict(AspectRatio.choices)
 SUBMIT_KEY_FIELD = "submit_key"
 # The most jobs one submit of the create form (or one API request) may queue: prompts x ratios.
-MAX_BATCH = 20
 # The prompt box's limit in batch mode: MAX_BATCH lines of a whole prompt each.
 MAX_BATCH_TEXT = MAX_BATCH * (MAX_PROMPT + 2)
 
@@ -429,7 +429,7 @@ class BudgetField(forms.Field):
         if text.lower() in ("", "none", "no limit", "unlimited"):
             return None
         digits = re.sub(r"[,_\s]", "", text)
-        if not digits.isdigit():
+        if not re.fullmatch(r"[0-9]+", digits):  # ASCII only: "²".isdigit(), int("²") fails
             raise ValidationError("A whole number of tokens (or empty for no limit).")
         if len(digits) > 18:
             raise ValidationError("That is more tokens than lumaweb can count.")

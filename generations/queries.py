@@ -7,6 +7,7 @@ and "liked by me" are annotated as subqueries, authors come with ``select_relate
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -535,7 +536,7 @@ def audit_page(action: str = "", before: str = "", size: int = AUDIT_PAGE_SIZE) 
     """One page of the audit log (one query): ``before`` is the last id the previous page
     showed (keyset paging: stable while new entries are written)."""
     rows = audit_entries(action)
-    if before.isdigit() and len(before) < 19:
+    if re.fullmatch(r"[0-9]{1,18}", before):  # ASCII only: int() refuses "²", isdigit() not
         rows = rows.filter(id__lt=int(before))
     entries = list(rows[: size + 1])
     more = len(entries) > size

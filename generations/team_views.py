@@ -20,17 +20,17 @@ from django.contrib.auth import get_user_model
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
 from generations import actions, queries
 from generations.forms import AddMemberForm, MemberForm, TeamBudgetForm
 from generations.htmx import HtmxHttpRequest, render_for_target
 from generations.models import AuditAction, Role
+from generations.templatetags.studio import safe_cell
 
 TEMPLATE = "generations/team.html"
 NOT_AN_ADMIN = "The Team page is for admins. Ask an admin of this lumaweb if you need a change."
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def _refused(request: HtmxHttpRequest) -> HttpResponse | None:
@@ -105,6 +105,7 @@ def team(request: HtmxHttpRequest) -> HttpResponse:
     return render_for_target(request, TEMPLATE, _context(request), {"audit-log": "audit"})
 
 
+@sensitive_post_parameters("password")
 @require_POST
 def add_member(request: HtmxHttpRequest) -> HttpResponse:
     if refused := _refused(request):
@@ -158,7 +159,11 @@ def set_active(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if refused := _refused(request):
         return refused
     person = get_object_or_404(get_user_model(), pk=pk)
-    active = request.POST.get("active") == "yes"
+    choice = request.POST.get("active")
+    if choice not in ("yes", "no"):  # never deactivate by default on a missing or odd field
+        messages.error(request, "Say active=yes or active=no; nobody was changed.")
+        return _answer(request, False)
+    active = choice == "yes"
     name = person.get_username()
     try:
         changed = actions.set_active(request.user, person, active)
@@ -193,13 +198,6 @@ def team_budget(request: HtmxHttpRequest) -> HttpResponse:
             return _answer(request, True)
     messages.error(request, "The team budget was not changed: see the form.")
     return _answer(request, False, budget_form=form)
-
-
-def safe_cell(value: Any) -> str:
-    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a leading
-    apostrophe (OWASP's advice against CSV injection)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 @require_GET

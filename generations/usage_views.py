@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET
 
 from generations import actions, money
 from generations.htmx import HtmxHttpRequest, render_for_target
-from generations.templatetags.studio import thousands
+from generations.templatetags.studio import safe_cell, thousands
 
 # The chart's drawing box (SVG user units; the CSS scales it to the page's width).
 WIDTH, HEIGHT = 760, 230
@@ -199,8 +199,6 @@ def usage(request: HtmxHttpRequest) -> HttpResponse:
     )
 
 
-# A cell a spreadsheet would read as a formula (OWASP "CSV injection"); tab and CR too.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_HEADER = [
     "month",
     "user",
@@ -213,14 +211,6 @@ CSV_HEADER = [
     "remaining",
     "generations",
 ]
-
-
-def safe_cell(value: object) -> object:
-    """A text cell that starts like a formula gets a leading quote, so a spreadsheet shows it
-    as text instead of running it (a username is chosen by whoever registers it)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def _csv_row(month: str, line: money.Line, name: str) -> list[object]:

@@ -335,3 +335,25 @@ def test_a_create_with_no_budget_set_does_not_sum_the_month(db):
     with CaptureQueriesContext(connection) as bound:
         actions.create_generation(owner, ask())
     assert sums([q["sql"] for q in bound.captured_queries]) >= 1  # the budget is checked
+
+
+def test_a_retry_of_last_months_possibly_charged_job_is_checked_with_what_it_brings_along(db):
+    """A retry moves the row (and its earlier, possibly charged POST) into this month: the
+    budget check counts that POST too, or the month could end over budget (outside review)."""
+    carol = make_user("carol")
+    actions.set_member(None, carol, budget=2 * COST)
+    make_gen(Status.COMPLETED, user=carol)
+    start, _ = money.month_window()
+    old = make_gen(
+        Status.NEEDS_ATTENTION,
+        user=carol,
+        remote_id=None,
+        posts_sent=1,
+        posts_authorized=1,
+        billed_at=start - timedelta(days=3),
+    )
+    with pytest.raises(actions.OverBudget):
+        actions.retry_generation(old, carol, confirm_second_charge=True)
+    assert money.month_usage().of(carol.pk).counted <= 2 * COST
+    old.refresh_from_db()
+    assert old.status == Status.NEEDS_ATTENTION and old.billed_at < start

@@ -208,8 +208,11 @@ def _batch_items(data: dict[str, Any]) -> dict[str, list[Any]] | JsonResponse:
         if single in data:
             problems[name] = [f"Send {single} or {name}, not both."]
             continue
-        if not isinstance(items, list) or not items:
-            problems[name] = [f"Must be a list of 1 to {MAX_BATCH} strings."]
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+            # Counted before any item is cleaned: a list of 100,000 is refused at once.
+            problems[name] = [
+                f"Must be a list of 1 to {MAX_BATCH} strings: at most {MAX_BATCH} a batch."
+            ]
             continue
         cleaned, wrong = [], []
         for number, item in enumerate(items, start=1):

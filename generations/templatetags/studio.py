@@ -167,3 +167,18 @@ def fields_except(form: BaseForm, names: str) -> list[BoundField]:
     field added to the form later still shows, rendered by templates/django/forms/field.html."""
     skip = {name.strip() for name in names.split(",")}
     return [field for field in form if field.name not in skip]
+
+
+# A cell a spreadsheet would run as a formula (OWASP "CSV injection"), tab, CR and LF included.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def safe_cell(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text: a text that starts like a formula gets a
+    leading apostrophe (names and summaries are typed by people); None is empty; other values
+    (our own numbers) go as they are. Used by every CSV export."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -276,6 +276,8 @@ def test_the_audit_log_is_shown_newest_first_filtered_and_paged(admin, boss):
     assert "the role entry" in filtered and "budget entry" not in filtered
     odd = admin.get("/team/?action=nonsense&before=not-a-number")
     assert odd.status_code == 200
+    superscript = admin.get("/team/?before=%C2%B2")  # "²": isdigit() says yes, int() says no
+    assert superscript.status_code == 200
 
 
 def test_the_csv_export_holds_every_entry_and_no_cell_a_spreadsheet_would_run(admin, boss):
@@ -362,3 +364,33 @@ def test_in_chromium_an_admin_adds_changes_and_deactivates_without_a_reload(
     assert page.evaluate("window.__noReload") is True
     context.close()
     assert errors == [], errors
+
+
+@pytest.mark.parametrize("url", ["/team/budget/", "/team/members/add/"])
+def test_a_budget_in_digits_int_cannot_read_is_refused_in_words(admin, url):
+    """ "²" passes str.isdigit() but not int(): a clear refusal, never a 500 (outside review)."""
+    fields = {
+        "budget": "\u00b2",
+        "username": "newbie",
+        "password": "a-long-Passw0rd!",
+        "role": "creator",
+    }
+    response = admin.post(url, fields)
+    assert response.status_code in (200, 400)
+    assert "whole number of tokens" in text(response)
+    assert not Member.objects.filter(user__username="newbie").exists()
+
+
+def test_the_add_member_password_is_hidden_from_error_reports(admin):
+    response = admin.post("/team/members/add/", {"username": "x", "password": "S3cret-pass!"})
+    assert tuple(response.wsgi_request.sensitive_post_parameters) == ("password",)
+
+
+@pytest.mark.parametrize("value", ["", "maybe", "YES "])
+def test_a_deactivation_needs_an_explicit_no(admin, db, value):
+    """Only "yes" or "no": a missing or garbled field changes nobody (outside review)."""
+    person = make_user("kept")
+    response = admin.post(f"/team/members/{person.pk}/active/", {"active": value} if value else {})
+    assert response.status_code == 400
+    person.refresh_from_db()
+    assert person.is_active

@@ -223,7 +223,11 @@ def check_url(url: str, *, allow_private: bool | None = None) -> None:
     ``allow_private`` None: private addresses only in demo mode or on the upstream's origin.
     A download checks again on each connection, on the very addresses it connects to.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port out of range raises here, not later)
+    except ValueError:  # "http://[::1", a bracket left open: not a URL at all
+        raise RefusedURL("This is not a valid URL") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
         raise RefusedURL(f"Only http(s) URLs can be fetched, not {parts.scheme or 'this'!r}")

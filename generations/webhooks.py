@@ -65,7 +65,10 @@ def check_target(url: str) -> None:
     """Refuse an address lumaweb must not post to: not http(s), with credentials in it, or
     (unless ``WEBHOOK_ALLOW_PRIVATE``) one whose name leads to a private or loopback address.
     Checked when a webhook is added and again on every connection."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1": a bracket left open
+        raise BadTarget("The address is not a valid URL.") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise BadTarget("The address must start with http:// or https:// and name a host.")
     try:

@@ -206,7 +206,14 @@ def test_a_private_or_loopback_target_is_refused_when_added(db, settings, url):
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://example.com/x", "https://user:pw@example.com/x", "not a url", "https:///x"]
+    "url",
+    [
+        "ftp://example.com/x",
+        "https://user:pw@example.com/x",
+        "not a url",
+        "https:///x",
+        "http://[::1",  # urlsplit raises on it: a refusal in words, not a 500 (outside review)
+    ],
 )
 def test_an_address_that_is_not_a_plain_http_url_is_refused(db, settings, url):
     settings.WEBHOOK_ALLOW_PRIVATE = True
@@ -326,3 +333,18 @@ def test_the_body_uses_public_base_url_for_local_files(db, receiver, settings):
     assert t.complete(gen.pk, lease="l", now=timezone.now())
     body = json.loads(WebhookDelivery.objects.get().payload)
     assert body["generation"]["video"]["url"].startswith("https://studio.example.com/")
+
+
+def test_copy_again_of_a_finished_video_tells_no_webhook_a_second_time(db, receiver):
+    """ "Copy again" starts a finished video's copy over: no news to anyone outside, so no
+    second generation.completed (a receiver would act on it twice; outside review)."""
+    add(receiver.url)
+    gen = make_gen(Status.IN_PROGRESS)
+    Generation.objects.filter(pk=gen.pk).update(poll_lease="lease")
+    assert t.complete(gen.pk, lease="lease", now=timezone.now())
+    assert WebhookDelivery.objects.count() == 1
+    Generation.objects.filter(pk=gen.pk).update(
+        video_file="", asset_attempts=99, asset_error="gave up", assets_next_at=None
+    )
+    assert t.copy_again(gen.pk, note="copy again requested")
+    assert WebhookDelivery.objects.count() == 1

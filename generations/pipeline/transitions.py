@@ -57,12 +57,14 @@ def move(
     *,
     note: str = "",
     only_if: Q | None = None,
+    announce: bool = True,
     **fields: Any,
 ) -> bool:
     """Change a row's status only if it is still in one of ``from_statuses`` (and matches
     ``only_if``); record the event, and, for completed, failed and needs attention, one
     webhook delivery per webhook that wants it, in the same transaction. Returns whether this
-    call made the change."""
+    call made the change. ``announce=False`` for a move that is no news to anyone outside
+    (a finished video's copy started again): no webhook delivery."""
     now = timezone.now()
     query = Generation.objects.filter(pk=gen_id, status__in=list(from_statuses))
     if only_if is not None:
@@ -74,7 +76,8 @@ def move(
         StatusEvent.objects.create(
             generation_id=gen_id, at=now, status=to, state=fields.get("state", ""), note=note
         )
-        webhooks.record(gen_id, to, now)
+        if announce:
+            webhooks.record(gen_id, to, now)
     plog(gen_id, "status=%s %s", to, note)
     return True
 
@@ -319,6 +322,7 @@ def copy_again(gen_id: Any, *, note: str) -> bool:
         Status.COMPLETED,
         note=note,
         only_if=COPY_GIVEN_UP,
+        announce=False,  # the video was finished (and announced) already
         asset_attempts=0,
         asset_error="",
         assets_next_at=now,

@@ -176,12 +176,12 @@ def _wake(ids: list[int]) -> None:
 
 
 # --- retries -------------------------------------------------------------------------------------
-def retry_delay(attempts: int) -> float:
+def retry_delay(attempts: int, *, jitter: bool = True) -> float:
     """Seconds before the next try after ``attempts`` failed ones: WEBHOOK_RETRY_BASE times four
     for each (15 s, 1 min, 4 min, 16 min, 64 min, then every 2 h), with jitter; with the default
     eight attempts a receiver has about five hours to come back."""
     delay = min(MAX_RETRY_DELAY, settings.WEBHOOK_RETRY_BASE * 4 ** max(0, attempts - 1))
-    return delay * random.uniform(0.8, 1.2)  # spreads retries; not a secret
+    return delay * random.uniform(0.8, 1.2) if jitter else delay  # spreads retries; not a secret
 
 
 def safe_error(text: str, secret: str) -> str:

@@ -382,3 +382,22 @@ def test_compose_lets_only_the_worker_reach_the_simulator() -> None:
     command = simulator["command"]
     assert "control-token" not in str(command)
     assert "SIMULATOR_CONTROL_TOKEN" not in str(simulator.get("environment", ""))
+
+
+def test_the_compose_simulator_command_is_one_the_simulator_accepts() -> None:
+    """Every flag compose gives the simulator exists (the state file, quiet): a renamed flag
+    would stop the demo stack at start-up, where no test would see it."""
+    import argparse
+    import shlex
+
+    from simulator.server import add_arguments
+
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    words = shlex.split(
+        compose["services"]["simulator"]["command"].replace("${", "$").replace(":-}", "")
+    )
+    assert words[:3] == ["python", "-m", "simulator"]
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_arguments(parser)
+    options = parser.parse_args(words[3:])
+    assert options.state and options.quiet

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django import template
 from django.forms import BaseForm, BoundField
@@ -11,6 +12,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.text import slugify
 
 from generations import actions
 from generations.models import (
@@ -182,3 +184,18 @@ def safe_cell(value: object) -> object:
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
+
+
+DOWNLOAD_STEM = 40  # characters of the prompt in a download's file name
+
+
+@register.filter
+def download_name(gen: Any) -> str:
+    """A video's file name when downloaded: its prompt as a slug, cut at a word, and the first
+    characters of its id so two videos of one prompt differ: ``a-paper-boat-at-dusk-3f2a.mp4``
+    (``lumaweb-3f2a.mp4`` for a prompt with no letters or digits)."""
+    slug = slugify(gen.user_prompt)
+    if len(slug) > DOWNLOAD_STEM:
+        cut = slug[: DOWNLOAD_STEM + 1]
+        slug = cut[: cut.rfind("-")] if "-" in cut else slug[:DOWNLOAD_STEM]
+    return f"{slug.strip('-') or 'lumaweb'}-{gen.pk.hex[:4]}.mp4"

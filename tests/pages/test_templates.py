@@ -216,3 +216,23 @@ def test_every_form_control_is_labelled_and_described_by_ids_that_exist(client):
             assert labelled, (name, control)
             for described in control.get("aria-describedby", "").split():
                 assert described in parser.ids, (name, control.get("name"), described)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "stem"),
+    [
+        ("A paper boat at dusk", "a-paper-boat-at-dusk"),
+        ("Über-große Wellen! <b>bei Nacht</b>", "uber-groe-wellen-bbei-nachtb"),
+        ("?!", "lumaweb"),
+        ("word " * 40, "word-word-word-word-word-word-word-word"),
+    ],
+)
+def test_a_download_is_named_for_its_prompt_not_a_bare_uuid(client, prompt, stem):
+    """Issue 10 #5: "paper-boat-at-dusk-3f2a.mp4", on the card and on the detail page."""
+    from generations.models import Status
+    from tests.pages.conftest import make_gen
+
+    gen = make_gen(Status.COMPLETED, user_prompt=prompt, video_file="videos/x.mp4")
+    name = f"{stem}-{gen.pk.hex[:4]}.mp4"
+    for url in ("/", f"/generations/{gen.pk}/"):
+        assert f'download="{name}"' in client.get(url).content.decode(), url

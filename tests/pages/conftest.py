@@ -99,3 +99,12 @@ def client(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+def log_in(page, base_url: str, username: str, password: str) -> None:
+    """Sign in through the login form, as a person does, and wait for the gallery."""
+    page.goto(base_url + "/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(base_url + "/")

@@ -9,6 +9,7 @@ from django.test import Client
 
 from tests.conftest import wait_for
 from tests.factories import make_user
+from tests.pages.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.pipeline]
 
@@ -48,11 +49,7 @@ def test_my_finished_job_shows_a_notification_and_changes_the_title(
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(live_server.url + "/accounts/login/")
-    page.fill("input[name=username]", "dana")
-    page.fill("input[name=password]", "dana-pass-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    log_in(page, live_server.url, "dana", "dana-pass-123")
     title = page.title()
 
     # Opt in from the account menu (the permission is asked on this click only).

@@ -23,7 +23,7 @@ from generations import actions
 from generations.models import Generation
 from tests.conftest import wait_for
 from tests.factories import make_user
-from tests.pages.conftest import make_gen
+from tests.pages.conftest import log_in, make_gen
 
 pytestmark = pytest.mark.browser
 
@@ -59,11 +59,7 @@ def page(browser, live_server, settings):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(live_server.url + "/accounts/login/")
-    page.fill("input[name=username]", "erin")
-    page.fill("input[name=password]", "erin-pass-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    log_in(page, live_server.url, "erin", "erin-pass-123")
     yield page
     context.close()
     assert errors == [], errors

@@ -16,7 +16,7 @@ import pytest
 
 from generations.forms import MAX_PROMPT
 from tests.factories import make_user
-from tests.pages.conftest import make_gen
+from tests.pages.conftest import log_in, make_gen
 
 pytestmark = pytest.mark.browser
 
@@ -48,11 +48,7 @@ def open_page(browser, live_server, settings, **context_args):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(live_server.url + "/accounts/login/")
-    page.fill("input[name=username]", "dana")
-    page.fill("input[name=password]", "dana-pass-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    log_in(page, live_server.url, "dana", "dana-pass-123")
     return context, page, errors
 
 

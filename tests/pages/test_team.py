@@ -19,7 +19,7 @@ from generations.inputs import GenerationRequest
 from generations.models import ApiToken, AuditAction, AuditEntry, Member, Role, Team
 from generations.team_views import safe_cell
 from tests.factories import make_user
-from tests.pages.conftest import htmx
+from tests.pages.conftest import htmx, log_in
 
 COST = 500_000
 PASSWORD = "a-long-pass-phrase-77"
@@ -330,11 +330,7 @@ def test_in_chromium_an_admin_adds_changes_and_deactivates_without_a_reload(
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(live_server.url + "/accounts/login/")
-    page.fill("input[name=username]", "boss")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    log_in(page, live_server.url, "boss", PASSWORD)
     page.click(".account summary")
     page.click(".account-menu >> text=Team")
     page.wait_for_url(live_server.url + "/team/")

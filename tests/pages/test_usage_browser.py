@@ -12,7 +12,7 @@ import pytest
 from generations import money
 from generations.models import Status
 from tests.factories import make_user
-from tests.pages.conftest import make_gen
+from tests.pages.conftest import log_in, make_gen
 
 pytestmark = pytest.mark.browser
 
@@ -31,11 +31,7 @@ def test_picking_a_month_shows_it_in_place_and_its_csv_downloads(
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(live_server.url + "/accounts/login/")
-    page.fill("input[name=username]", "carol")
-    page.fill("input[name=password]", "carol-pass-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+    log_in(page, live_server.url, "carol", "carol-pass-123")
 
     page.click("nav >> text=Usage")
     page.wait_for_url(live_server.url + "/usage/")

@@ -1100,3 +1100,114 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.delivery_id} ({self.status})"
+
+
+# --- boards and share links ----------------------------------------------------------------------
+class Board(models.Model):
+    """A named collection of videos. Private boards are their owner's alone; shared boards are
+    seen by the whole team, and anyone who may see one may add or remove its videos. Only the
+    owner (or an admin) renames, shares or deletes it."""
+
+    name = models.CharField(max_length=100)
+    shared = models.BooleanField(default=False, help_text="Seen by the whole team")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="boards"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now, help_text="Last add, remove or rename")
+    generations = models.ManyToManyField(
+        Generation, through="BoardItem", related_name="boards", blank=True
+    )
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        indexes = [models.Index(fields=["created_by", "shared"], name="board_owner_shared")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BoardItem(models.Model):
+    """One video on one board (at most once), and who put it there when."""
+
+    board = models.ForeignKey(Board, on_delete=models.CASCADE, related_name="items")
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="board_items")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-added_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["board", "generation"], name="board_item_once")
+        ]
+        indexes = [models.Index(fields=["board", "added_at"], name="board_item_added")]
+
+    def __str__(self) -> str:
+        return f"{self.generation_id} on board {self.board_id}"
+
+
+def new_share_token() -> str:
+    """An unguessable link token: 32 random bytes, URL-safe (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+class ShareLinkQuerySet(models.QuerySet["ShareLink"]):
+    def live(self, now: datetime | None = None) -> ShareLinkQuerySet:
+        """Links that still open: not revoked and not past their expiry."""
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+
+class ShareLink(models.Model):
+    """A read-only public page for one video or one board, for people outside the team.
+
+    Exactly one of ``generation`` and ``board`` is set. The token is the only key: whoever has
+    the link sees the videos (and the prompts, if ``show_prompts``), nothing else, until it
+    expires or is revoked; then the page and its media answer 404."""
+
+    token = models.CharField(max_length=64, unique=True, default=new_share_token, editable=False)
+    generation = models.ForeignKey(
+        Generation, null=True, blank=True, on_delete=models.CASCADE, related_name="share_links"
+    )
+    board = models.ForeignKey(
+        Board, null=True, blank=True, on_delete=models.CASCADE, related_name="share_links"
+    )
+    show_prompts = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="share_links"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    views = models.PositiveIntegerField(default=0)
+    last_viewed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ShareLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(generation__isnull=False, board__isnull=True)
+                    | Q(generation__isnull=True, board__isnull=False)
+                ),
+                name="share_link_one_subject",
+            )
+        ]
+        indexes = [models.Index(fields=["created_by", "created_at"], name="share_owner_at")]
+
+    def __str__(self) -> str:
+        subject = f"board {self.board_id}" if self.board_id else f"video {self.generation_id}"
+        return f"share link for {subject}"
+
+    def __repr__(self) -> str:  # the token is the key: never in a log line or a traceback
+        return f"<ShareLink {self.pk} {self}>"
+
+    def is_live(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -1115,7 +1115,7 @@ class Board(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now, help_text="Last add, remove or rename")
-    generations = models.ManyToManyField(
+    generations: models.ManyToManyField[Generation, BoardItem] = models.ManyToManyField(
         Generation, through="BoardItem", related_name="boards", blank=True
     )
 

@@ -477,6 +477,7 @@ class Simulator:
             "posts": self.posts,
             "counters": self.counters,
             "faults": self.faults,
+            "credits": self.config.credits,  # the balance left, not the flag it started from
         }
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.state_path.parent, prefix=".sim-state-")
@@ -513,6 +514,9 @@ class Simulator:
             posts = list(state["posts"])
             counters = {**self.counters, **state.get("counters", {})}
             faults = {**self.faults, **state.get("faults", {})}
+            credits = state.get("credits", self.config.credits)
+            if credits is not None and (not isinstance(credits, int) or credits < 0):
+                raise ValueError(f"credits {credits!r}")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             aside = path.with_name(path.name + ".unreadable")
             with contextlib.suppress(OSError):
@@ -521,6 +525,11 @@ class Simulator:
             return
         self.generations, self.epoch, self.posts = generations, epoch, posts
         self.counters, self.faults = counters, faults
+        # The account's balance is the file's: credits spent before the restart stay spent
+        # (``--credits`` is where a fresh state file starts). A file without a balance (an
+        # older one, or no limit then) leaves the flag's.
+        if credits is not None:
+            self.config = replace(self.config, credits=credits)
         print(f"simulator: {len(generations)} generations taken up from {path}", flush=True)
 
     # -- the upstream API -------------------------------------------------------------------
@@ -840,10 +849,10 @@ class Simulator:
         if method == "POST" and path == "/_sim/reset":
             with self.lock:
                 self._clear()
-                self._changed()
                 if isinstance(payload, dict) and payload.get("config"):
                     self.config = self.initial
                     self.rng.seed(self.initial.seed)
+                self._changed()
             return json_reply(200, {"ok": True})
         if method == "POST" and (match := FORCE_PATH.match(path)):
             return self._force_complete(match["id"], path)
@@ -895,6 +904,7 @@ class Simulator:
                 return error_reply(400, str(exc), path)
             if "seed" in payload:
                 self.rng.seed(self.config.seed)
+            self._changed()  # a balance set here (a top-up) survives a restart too
             return json_reply(200, self.config.public())
 
     def _force_complete(self, generation_id: str, path: str) -> Reply:

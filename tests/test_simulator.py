@@ -469,3 +469,31 @@ def test_an_unreadable_state_file_is_set_aside_and_the_simulator_starts_empty(tm
     simulator = Simulator(Config(state=str(state), media_dir=str(tmp_path / "media")))
     assert simulator.generations == {}
     assert (tmp_path / "state.json.unreadable").exists() and not state.exists()
+
+
+def test_a_restarted_simulator_keeps_the_accounts_credits(tmp_path) -> None:
+    """``--state`` keeps the balance too: credits spent before a restart stay spent (the flag
+    is the starting balance, not a top-up at every start), and the account still runs out
+    where it would have without the restart."""
+    state = tmp_path / "state.json"
+    flags = {"duration": 3, "seed": 5, "video_seconds": 1, "state": state, "credits": 1_500_000}
+    first = SimulatorProcess(media_dir=tmp_path / "media-1", **flags).start()
+    try:
+        assert create(first).status_code == 200
+        assert create(first).status_code == 200
+        assert first._control("GET", "/_sim/config")["credits"] == 500_000
+        assert first.process is not None
+        first.process.kill()  # SIGKILL: nothing written on the way out
+        first.process.wait(timeout=5)
+    finally:
+        first.stop()
+
+    with SimulatorProcess(media_dir=tmp_path / "media-2", **flags) as second:
+        assert second._control("GET", "/_sim/config")["credits"] == 500_000
+        assert create(second).status_code == 200
+        payload = assert_aggregator_error(create(second), 403)
+        assert payload["message"] == "You've run out of credits"
+        second.configure(credits=2_000_000)  # a top-up through the control endpoint is kept too
+
+    with SimulatorProcess(media_dir=tmp_path / "media-3", **flags) as third:
+        assert third._control("GET", "/_sim/config")["credits"] == 2_000_000

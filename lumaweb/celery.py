@@ -4,7 +4,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import beat_init, setup_logging, worker_ready
+from celery.signals import beat_init, setup_logging, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lumaweb.settings")
 
@@ -31,9 +31,18 @@ def _worker_heartbeat(**kwargs: Any) -> None:
     heartbeat.start("worker")
 
 
-@beat_init.connect
-def _beat_heartbeat(**kwargs: Any) -> None:
-    """Beat says it is alive too: without it nothing is polled or swept."""
+@worker_shutdown.connect
+def _worker_heartbeat_stop(**kwargs: Any) -> None:
+    """A worker stopping cleanly takes its heartbeat with it: the banner shows at once."""
     from generations import heartbeat
 
-    heartbeat.start("beat")
+    heartbeat.stop("worker")
+
+
+@beat_init.connect
+def _beat_heartbeat(**kwargs: Any) -> None:
+    """Beat says it is alive too: without it nothing is polled or swept. Beat has no shutdown
+    signal: its row goes when the process exits cleanly (SIGTERM, Ctrl-C)."""
+    from generations import heartbeat
+
+    heartbeat.start("beat", stop_at_exit=True)

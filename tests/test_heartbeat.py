@@ -126,3 +126,38 @@ def test_a_running_worker_and_beat_send_heartbeats_and_the_banner_goes(pipeline,
         return all(now.get(kind, before[kind]) > before[kind] for kind in before)
 
     wait_for(moved_on, 30, "a second heartbeat from each")
+
+
+@pytest.mark.pipeline
+def test_a_cleanly_stopped_worker_and_beat_remove_their_own_heartbeats(
+    pipeline_env, spare_redis_url, transactional_db, tmp_path
+):
+    """A worker or beat stopped with SIGTERM (its clean, warm shutdown) deletes its row on the
+    way out: the banner and /healthz know at once, not a minute later. A killed one cannot:
+    its row goes stale as before."""
+    import signal
+
+    from devtools.processes import CeleryProcesses
+
+    procs = CeleryProcesses({**pipeline_env, "REDIS_URL": spare_redis_url}, tmp_path)
+    try:
+        worker, beat = procs.start("worker1"), procs.start("beat")
+        pids = {"worker": worker.pid, "beat": beat.pid}
+
+        def rows() -> dict[str, int]:
+            mine = Heartbeat.objects.filter(pid__in=pids.values())
+            return dict(mine.values_list("kind", "pid"))
+
+        wait_for(lambda: rows() == pids, 60, "heartbeats of the worker and beat just started")
+        procs.kill("worker1", signal.SIGTERM)  # waits for the process to end
+        assert worker.returncode is not None
+        assert rows() == {"beat": beat.pid}, procs.logs()
+        procs.kill("beat", signal.SIGTERM)
+        assert rows() == {}, procs.logs()
+        # A killed worker says nothing: its row stays (and goes stale in a minute).
+        killed = procs.start("worker2")
+        wait_for(lambda: Heartbeat.objects.filter(pid=killed.pid).exists(), 60, "its heartbeat")
+        procs.kill("worker2", signal.SIGKILL)
+        assert Heartbeat.objects.filter(pid=killed.pid).exists()
+    finally:
+        procs.stop_all()

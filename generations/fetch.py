@@ -35,7 +35,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from requests.adapters import HTTPAdapter
-from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, ProxyManager
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
@@ -341,11 +341,12 @@ def _connect_pinned(conn: HTTPConnection, scheme: str) -> socket.socket:
     connects to those addresses only. The host name stays the connection's own, so the Host
     header, the TLS server name and the certificate check are for the name, not the address.
 
-    Through a proxy the socket goes to the proxy, which resolves the target itself: there the
-    check before each request (``check_url``) is what holds.
+    Never through a proxy (``_session``): the proxy would resolve the name itself, and the
+    check here would not be about the address reached. Should one ever be configured, the
+    connection is refused rather than made.
     """
     if conn.proxy is not None:
-        return HTTPConnection._new_conn(conn)
+        raise NewConnectionError(conn, "Downloads and webhooks are never sent through a proxy")
     host, port = conn.host, conn.port
     if _private_allowed(scheme, host, port):
         addresses = _addresses(host, port)
@@ -395,21 +396,34 @@ _WATCHED_POOLS = {"http": _WatchedHTTPConnectionPool, "https": _WatchedHTTPSConn
 
 
 class _WatchedAdapter(HTTPAdapter):
-    """Opens every connection, direct or through an HTTP proxy, with the classes above.
-
-    A SOCKS proxy keeps its own connection classes: there only the per-read time-out and the
-    check after each chunk hold the cap.
-    """
+    """Opens every connection with the classes above; never a proxy's (see ``_session``)."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if isinstance(manager, ProxyManager):
-            manager.pool_classes_by_scheme = _WATCHED_POOLS
-        return manager
+        raise requests.exceptions.InvalidProxyURL(
+            "Downloads and webhooks are never sent through a proxy"
+        )
+
+
+def _session() -> requests.Session:
+    """A session for downloads and webhooks: every connection pinned and watched, and never
+    through a proxy. A proxy resolves the name itself, so the address checked here would not
+    be the one reached: ``HTTP(S)_PROXY`` and ``ALL_PROXY`` are ignored (``trust_env`` off,
+    which also keeps ``.netrc`` credentials out of these requests). The CA bundle the
+    environment names (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``) is still used, as requests
+    would use it."""
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies.clear()
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, _WatchedAdapter())
+    return session
 
 
 def _open(
@@ -456,9 +470,7 @@ def download_to_storage(url: str, name: str, kind: Kind) -> tuple[str, int]:
     The whole download, redirects included, takes at most ``LUMA_DOWNLOAD_TIMEOUT`` seconds
     (see ``_Deadline``); past that it fails with a retryable ``FetchError``.
     """
-    with _Deadline(settings.LUMA_DOWNLOAD_TIMEOUT) as deadline, requests.Session() as session:
-        for scheme in ("http://", "https://"):
-            session.mount(scheme, _WatchedAdapter())
+    with _Deadline(settings.LUMA_DOWNLOAD_TIMEOUT) as deadline, _session() as session:
         token = _current_deadline.set(deadline)
         try:
             return _download(session, url, name, kind, deadline)
@@ -527,9 +539,7 @@ def post(
     check_url(url, allow_private=allow_private)
     rule = _private_rule.set(allow_private)
     try:
-        with _Deadline(sum(timeout)) as deadline, requests.Session() as session:
-            for scheme in ("http://", "https://"):
-                session.mount(scheme, _WatchedAdapter())
+        with _Deadline(sum(timeout)) as deadline, _session() as session:
             token = _current_deadline.set(deadline)
             try:
                 response = session.post(

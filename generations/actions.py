@@ -38,6 +38,7 @@ from generations.models import (
     Team,
     Webhook,
 )
+from generations import pipeline
 from generations.pipeline import hold
 from generations.pipeline import transitions as t
 
@@ -805,14 +806,21 @@ def add_webhook(
 
 
 def set_webhook_active(user: User, pk: int, active: bool) -> Webhook:
-    """Pause or resume a webhook; a paused one gets no new deliveries, and its pending ones
-    fail when their turn comes."""
+    """Pause or resume a webhook. Paused, it is told of no new event, and its pending
+    deliveries wait (not due, no attempt counted: the retry schedule does not run down);
+    resumed, those due go out at once (woken after the commit; the sweeper sends any the
+    broker lost) and the others at their time."""
     _check_webhook_admin(user)
-    hook = Webhook.objects.filter(pk=pk).first()
-    if hook is None:
-        raise ServiceError(f"There is no webhook {pk}.")
-    Webhook.objects.filter(pk=pk).update(active=active)
-    hook.active = active
+    with transaction.atomic():
+        hook = Webhook.objects.select_for_update().filter(pk=pk).first()
+        if hook is None:
+            raise ServiceError(f"There is no webhook {pk}.")
+        Webhook.objects.filter(pk=pk).update(active=active)
+        hook.active = active
+        if active:
+            tasks.wake_deliveries_on_commit(
+                pipeline.wake_deliveries(timezone.now(), webhook_id=pk)
+            )
     return hook
 
 

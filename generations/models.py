@@ -340,6 +340,10 @@ class Generation(models.Model):
     assets_next_at = models.DateTimeField(null=True, blank=True)
     assets_enqueued_at = models.DateTimeField(null=True, blank=True)
     asset_attempts = models.PositiveIntegerField(default=0)
+    # When ``generation.completed`` was recorded for the webhooks: once the copy settled (made,
+    # or given up on), so the body points at lumaweb's own file. Set once, by a conditional
+    # UPDATE, so a copy redone ("Copy again") tells no one a second time.
+    completion_announced_at = models.DateTimeField(null=True, blank=True)
     asset_error = models.TextField(blank=True)
 
     # The Idempotency-Key (API) or one-time form key this row was made under, if any.
@@ -1063,9 +1067,21 @@ class DeliveryStatus(models.TextChoices):
 
 class WebhookDeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
     def due(self, now: datetime) -> WebhookDeliveryQuerySet:
-        """Pending and due: never sent yet, a retry whose time has come, or one whose sender's
-        lease ran out (a worker that died mid-POST: delivered again, at least once)."""
-        return self.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+        """Pending and due, for a webhook that is not paused: never sent yet, a retry whose
+        time has come, or one whose sender's lease ran out (a worker that died mid-POST:
+        delivered again, at least once). A paused webhook's deliveries wait, uncounted."""
+        return self.filter(
+            status=DeliveryStatus.PENDING, next_attempt_at__lte=now, webhook__active=True
+        )
+
+    def waiting_for_a_worker(self, now: datetime) -> WebhookDeliveryQuerySet:
+        """Due, and no wake-up on its way: none was sent, or the one sent was not taken within
+        ``LUMA_REQUEUE_AFTER`` of when it was to arrive (lost, or the sender died after taking
+        it: a claim clears the stamp). What the sweeper wakes, each once."""
+        return self.due(now).filter(
+            Q(enqueued_at__isnull=True)
+            | Q(enqueued_at__lte=_ago(settings.LUMA_REQUEUE_AFTER, now))
+        )
 
 
 class WebhookDelivery(models.Model):
@@ -1083,7 +1099,11 @@ class WebhookDelivery(models.Model):
         max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
     )
     attempts = models.PositiveSmallIntegerField(default=0)
+    # When it is due; while a sender holds it, the end of that sender's lease.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When its wake-up message was sent to arrive (now, or a retry's countdown); cleared by the
+    # claim that takes it. The sweeper sends another only when that one is long overdue.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -61,5 +61,8 @@ def generation_shape(
             "width": gen.width,
             "height": gen.height,
             "local": bool(gen.video_file),
+            # The service's own link (its CDN's, which expires), beside lumaweb's copy: for a
+            # reader who wants it; ``url`` is lumaweb's copy once there is one.
+            "upstream_url": gen.video_url or None,
         },
     }

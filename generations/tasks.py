@@ -84,6 +84,13 @@ def wake_sweep_on_commit() -> None:
     transaction.on_commit(_send_sweep, robust=True)
 
 
+def wake_deliveries_on_commit(ids: list[int]) -> None:
+    """After the current transaction commits, send these webhook deliveries (a resumed
+    webhook's, stamped as woken in that transaction)."""
+    if ids:
+        transaction.on_commit(lambda: _send_each(deliver_webhook, ids), robust=True)
+
+
 def _wake_deliveries(ids: list[int]) -> None:
     """Deliveries recorded with a status move, once it committed (``webhooks.record``)."""
     _send_each(deliver_webhook, ids)

@@ -162,6 +162,7 @@ def record(gen_id: Any, status: str, now: datetime) -> list[int]:
             generation_id=gen.pk,
             payload=body,
             next_attempt_at=now,
+            enqueued_at=now,  # the waker sends its message after the commit
             created_at=now,
         ).pk
         for hook in hooks

@@ -43,6 +43,15 @@ def fail_one() -> Generation:
     return gen
 
 
+def finish(gen: Generation) -> None:
+    """in_progress -> completed, then the copy step (the file already downloaded): that is when
+    ``generation.completed`` is recorded, its body pointing at lumaweb's own copy."""
+    Generation.objects.filter(pk=gen.pk).update(poll_lease="lease-f")
+    assert t.complete(gen.pk, lease="lease-f", now=timezone.now())
+    Generation.objects.filter(pk=gen.pk).update(video_file=f"videos/{gen.pk}.mp4", thumbnail_url="")
+    assert pipeline.copy_assets(gen.pk) == pipeline.CopyResult.COPIED
+
+
 def deliver_when_due(delivery: WebhookDelivery) -> pipeline.DeliverOutcome:
     """Run the step once the row's retry time has come (a worker woken by its countdown)."""
     delivery.refresh_from_db()
@@ -122,8 +131,7 @@ def test_each_webhook_gets_only_the_events_it_asked_for(db, receiver):
     fail_one()
     gen = make_gen(Status.SUBMITTING)
     assert t.flag_for_a_person(gen.pk, note="x", error="no answer")
-    done = make_gen(Status.IN_PROGRESS, poll_lease="lease-1")
-    assert t.complete(done.pk, lease="lease-1", now=timezone.now())
+    finish(make_gen(Status.IN_PROGRESS))
     events = sorted(WebhookDelivery.objects.values_list("webhook_id", "event"))
     assert events == sorted(
         [
@@ -138,14 +146,20 @@ def test_each_webhook_gets_only_the_events_it_asked_for(db, receiver):
     assert WebhookDelivery.objects.count() == 3
 
 
-def test_a_paused_webhook_gets_nothing_new_and_its_pending_deliveries_fail(db, receiver):
+def test_a_paused_webhook_gets_nothing_new_and_its_pending_deliveries_wait(db, receiver):
+    """(It used to fail them.) Paused: not due, no attempt counted; resumed: sent."""
     hook = add(receiver.url)
     fail_one()
     actions.set_webhook_active(None, hook.pk, False)
     fail_one()
     assert WebhookDelivery.objects.count() == 1
-    assert pipeline.deliver(WebhookDelivery.objects.get().pk).result == pipeline.Delivered.FAILED
+    delivery = WebhookDelivery.objects.get()
+    assert pipeline.deliver(delivery.pk).result == pipeline.Delivered.NOT_DUE
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.PENDING, 0)
     assert receiver.received == []
+    actions.set_webhook_active(None, hook.pk, True)
+    assert pipeline.deliver(delivery.pk).result == pipeline.Delivered.DELIVERED
 
 
 def test_a_delivery_is_given_up_after_the_last_attempt(db, receiver, settings):
@@ -331,8 +345,7 @@ def test_the_webhook_command_refuses_a_private_target_and_unknown_ids(db, settin
 def test_the_body_uses_public_base_url_for_local_files(db, receiver, settings):
     settings.PUBLIC_BASE_URL = "https://studio.example.com"
     add(receiver.url)
-    gen = make_gen(Status.IN_PROGRESS, poll_lease="l", video_file="videos/x.mp4")
-    assert t.complete(gen.pk, lease="l", now=timezone.now())
+    finish(make_gen(Status.IN_PROGRESS))
     body = json.loads(WebhookDelivery.objects.get().payload)
     assert body["generation"]["video"]["url"].startswith("https://studio.example.com/")
 
@@ -342,8 +355,7 @@ def test_copy_again_of_a_finished_video_tells_no_webhook_a_second_time(db, recei
     second generation.completed (a receiver would act on it twice; outside review)."""
     add(receiver.url)
     gen = make_gen(Status.IN_PROGRESS)
-    Generation.objects.filter(pk=gen.pk).update(poll_lease="lease")
-    assert t.complete(gen.pk, lease="lease", now=timezone.now())
+    finish(gen)
     assert WebhookDelivery.objects.count() == 1
     Generation.objects.filter(pk=gen.pk).update(
         video_file="", asset_attempts=99, asset_error="gave up", assets_next_at=None

@@ -1,6 +1,6 @@
 """Webhooks through the whole pipeline: a real worker and beat complete a job against the
-simulator, and a real receiver on 127.0.0.1 gets ``generation.completed``, signed, after it
-first answered 500 (the worker tries again with the same delivery id)."""
+simulator, and a real receiver on 127.0.0.1 gets ``generation.completed`` (once the local copy
+is made), signed, after it first answered 500 (the worker tries again with the same delivery id)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,11 @@ def test_a_finished_job_reaches_the_receiver_signed_after_a_first_500(pipeline, 
     assert second.json["event"] == "generation.completed"
     assert second.json["generation"]["id"] == gen_id
     assert second.json["generation"]["status"] == "completed"
-    assert second.json["generation"]["video"]["url"]
+    # Sent once the local copy was made: the body points at lumaweb's own file (the CDN's
+    # link, which expires, only beside it).
+    video = second.json["generation"]["video"]
+    assert video["local"] is True and f"/media/videos/{gen_id}" in video["url"]
+    assert video["upstream_url"] and "/media/" not in video["upstream_url"]
     delivery = wait_for(
         lambda: WebhookDelivery.objects.filter(status=DeliveryStatus.DELIVERED).first(),
         10,

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -34,6 +35,9 @@ class Receiver:
     secret: str
     answers: list[int] = field(default_factory=list)  # answered in turn; then 200
     received: list[Received] = field(default_factory=list)
+    delay: float = 0.0  # seconds each answer takes (a receiver that is slow to answer)
+    in_flight: int = 0  # requests being answered now
+    most_in_flight: int = 0  # the most answered at once
 
     def __post_init__(self) -> None:
         receiver = self
@@ -47,6 +51,11 @@ class Receiver:
                 )
                 given = self.headers.get("X-Lumaweb-Signature", "")
                 with receiver._lock:
+                    receiver.in_flight += 1
+                    receiver.most_in_flight = max(receiver.most_in_flight, receiver.in_flight)
+                time.sleep(receiver.delay)
+                with receiver._lock:
+                    receiver.in_flight -= 1
                     code = receiver.answers.pop(0) if receiver.answers else 200
                     receiver.received.append(
                         Received(

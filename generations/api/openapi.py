@@ -113,7 +113,11 @@ _GENERATION = {
                 "thumbnail": _NULLABLE_STRING,
                 "width": {"type": "integer"},
                 "height": {"type": "integer"},
-                "local": {"type": "boolean"},
+                "local": {"type": "boolean", "description": "url is lumaweb's own copy"},
+                "upstream_url": {
+                    **_NULLABLE_STRING,
+                    "description": "The service's link to the video (expires)",
+                },
             },
         },
     },

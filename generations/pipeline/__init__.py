@@ -11,7 +11,7 @@ from generations.pipeline.copy import CopyResult, copy_assets
 from generations.pipeline.deliver import Delivered, DeliverOutcome, deliver
 from generations.pipeline.poll import PollStats, apply_remote, next_poll_delay, poll_in_flight
 from generations.pipeline.submit import SubmitOutcome, Submitted, submit
-from generations.pipeline.sweep import SweepStats, fill_free_slots, sweep
+from generations.pipeline.sweep import SweepStats, fill_free_slots, sweep, wake_deliveries
 
 __all__ = [
     "CopyResult",
@@ -29,4 +29,5 @@ __all__ = [
     "poll_in_flight",
     "submit",
     "sweep",
+    "wake_deliveries",
 ]

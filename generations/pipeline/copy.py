@@ -96,7 +96,7 @@ def copy_assets(gen_id: Any) -> CopyResult:
             level=logging.WARNING,
         )
         return CopyResult.FAILED if give_up else CopyResult.RETRY
-    Generation.objects.filter(pk=gen.pk).update(assets_next_at=None, asset_error="", **updates)
+    t.copy_settled(gen.pk, **updates)
     t.plog(gen.pk, "local copy kept (%s bytes)", updates.get("video_bytes", gen.video_bytes))
     return CopyResult.COPIED
 

@@ -1,9 +1,12 @@
 """Deliver: send one webhook delivery, once per claim; record how it went.
 
-The claim is one conditional UPDATE (pending, due) that counts the attempt and leases the row
-for ``webhooks.LEASE``: two workers, a redelivered message and the sweeper's wake-up cannot
-send it twice at once, and a worker that dies mid-POST leaves a row that falls due again when
-the lease runs out (at least once: a receiver dedupes on ``X-Lumaweb-Delivery``). A 2xx is
+The claim is one conditional UPDATE (pending, due, its webhook not paused) that counts the
+attempt, leases the row for ``webhooks.LEASE`` (``next_attempt_at``) and clears its wake-up
+stamp (``enqueued_at``: the message is taken): two workers, a redelivered message and the
+sweeper's wake-up cannot send it twice at once, and a worker that dies mid-POST leaves a row
+that falls due again when the lease runs out, which the sweeper then wakes once (at least once:
+a receiver dedupes on ``X-Lumaweb-Delivery``). A paused webhook's deliveries are not due: they
+wait, no attempt counted, and go when it is resumed. A 2xx is
 delivered; anything else is tried again after ``webhooks.retry_delay``, up to
 ``WEBHOOK_MAX_ATTEMPTS``, then failed. An address refused for where it leads is failed at once.
 """
@@ -47,7 +50,9 @@ def deliver(delivery_id: int) -> DeliverOutcome:
     claimed = (
         WebhookDelivery.objects.due(now)
         .filter(pk=delivery_id)
-        .update(attempts=F("attempts") + 1, next_attempt_at=now + webhooks.LEASE)
+        .update(
+            attempts=F("attempts") + 1, next_attempt_at=now + webhooks.LEASE, enqueued_at=None
+        )
     )
     if not claimed:
         return DeliverOutcome(Delivered.NOT_DUE)
@@ -56,11 +61,9 @@ def deliver(delivery_id: int) -> DeliverOutcome:
     mine = WebhookDelivery.objects.filter(
         pk=delivery_id, status=DeliveryStatus.PENDING, attempts=delivery.attempts
     )
-    if not hook.active:
-        mine.update(
-            status=DeliveryStatus.FAILED, next_attempt_at=None, last_error="webhook deactivated"
-        )
-        return DeliverOutcome(Delivered.FAILED)
+    if not hook.active:  # paused between the claim and now: hand it back, the attempt uncounted
+        mine.update(attempts=F("attempts") - 1, next_attempt_at=now)
+        return DeliverOutcome(Delivered.NOT_DUE)
     redact.remember(hook.secret)  # the log filter hides it too, should anything ever print it
     code: int | None = None
     try:
@@ -111,8 +114,11 @@ def deliver(delivery_id: int) -> DeliverOutcome:
         )
         return DeliverOutcome(Delivered.FAILED)
     delay = webhooks.retry_delay(delivery.attempts)
+    retry_at = timezone.now() + timedelta(seconds=delay)
     mine.update(
-        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+        next_attempt_at=retry_at,
+        # A countdown message will wake it then; a later retry is the sweeper's to wake.
+        enqueued_at=retry_at if delay <= COUNTDOWN_LIMIT else None,
         last_status_code=code,
         last_error=error,
     )

@@ -7,8 +7,9 @@
 2. rows a dead worker left in ``submitting``: back to queued if the POST had not started,
    to a person if it had;
 3. finished videos whose copy is due and whose wake-up was lost;
-4. webhook deliveries due for a while (a retry too far off for a countdown, a lost wake-up, a
-   sender that died: its lease ran out); the delivery's own claim decides who sends it.
+4. webhook deliveries due with no wake-up on its way (a retry too far off for a countdown, a
+   lost message, a sender that died: its lease ran out), each stamped ``enqueued_at`` so it is
+   woken once, not at every sweep; the delivery's own claim decides who sends it.
 
 Each row is claimed by stamping its wake-up column in a conditional UPDATE; the ids claimed are
 returned for ``generations.tasks`` to wake.
@@ -106,17 +107,22 @@ def sweep() -> SweepStats:
         if rows.copy_due(now).filter(pk=pk).update(assets_enqueued_at=now):
             stats.to_copy.append(pk)
             stats.copies += 1
-    # Due for LUMA_REQUEUE_AFTER already: a fresh one has its message on the way.
-    late = now - timedelta(seconds=settings.LUMA_REQUEUE_AFTER)
-    stats.to_deliver = list(
-        WebhookDelivery.objects.due(late)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:MAX_DELIVERIES]
-    )
+    stats.to_deliver = wake_deliveries(now)
     SubmitGrant.objects.filter(at__lt=now - GRANT_MEMORY).delete()
     if stats.requeued or stats.unstuck or stats.needs_attention or stats.probe:
         t.log.info("sweep %s", stats.counts())
     return stats
+
+
+def wake_deliveries(now: datetime, **only: object) -> list[int]:
+    """Stamp the deliveries due with no wake-up on its way (``only``: a filter, one webhook's)
+    as woken, each in a conditional UPDATE (two sweepers wake each once), and return them."""
+    waiting = WebhookDelivery.objects.waiting_for_a_worker(now).filter(**only)
+    woken = []
+    for pk in waiting.order_by("next_attempt_at").values_list("pk", flat=True)[:MAX_DELIVERIES]:
+        if waiting.filter(pk=pk).update(enqueued_at=now):
+            woken.append(pk)
+    return woken
 
 
 def fill_free_slots() -> list[uuid.UUID]:

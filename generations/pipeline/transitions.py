@@ -229,13 +229,15 @@ def start(gen_id: Any, *, token: str, note: str, **fields: Any) -> bool:
 
 def complete(gen_id: Any, *, lease: str, now: datetime, **fields: Any) -> bool:
     """in_progress -> completed for the poller holding ``lease``; the copy is due now and
-    stamped as enqueued (the caller sends its wake-up)."""
+    stamped as enqueued (the caller sends its wake-up). The webhooks are told once the copy
+    settles (``copy_settled``), so that their body points at lumaweb's own file."""
     return move(
         gen_id,
         [Status.IN_PROGRESS],
         Status.COMPLETED,
         note="video ready",
         only_if=Q(poll_lease=lease),
+        announce=False,
         completed_at=now,
         next_poll_at=None,
         assets_next_at=now,
@@ -297,8 +299,34 @@ def authorise_another_post(
 def schedule_copy_retry(
     gen_id: Any, *, next_at: datetime | None, error: str, **fields: Any
 ) -> None:
-    """A copy failed: try again at ``next_at`` (the sweeper wakes it), or never (``None``)."""
-    Generation.objects.filter(pk=gen_id).update(asset_error=error, assets_next_at=next_at, **fields)
+    """A copy failed: try again at ``next_at`` (the sweeper wakes it), or never (``None``:
+    given up, which settles the copy and tells the webhooks)."""
+    with transaction.atomic():
+        Generation.objects.filter(pk=gen_id).update(
+            asset_error=error, assets_next_at=next_at, **fields
+        )
+        if next_at is None:
+            _announce_completed(gen_id)
+
+
+def copy_settled(gen_id: Any, **fields: Any) -> None:
+    """The copy is made (``fields``: the stored files): nothing more is due, and the webhooks
+    are told ``generation.completed``, in the same transaction."""
+    with transaction.atomic():
+        Generation.objects.filter(pk=gen_id).update(assets_next_at=None, asset_error="", **fields)
+        _announce_completed(gen_id)
+
+
+def _announce_completed(gen_id: Any) -> None:
+    """``generation.completed`` for the webhooks, once per finished video: the copy settled
+    (made, or given up on), so the body carries lumaweb's own file when there is one. Claimed
+    by stamping ``completion_announced_at`` in a conditional UPDATE, so a copy settled twice
+    (a second worker, "Copy again") records nothing more."""
+    now = timezone.now()
+    if Generation.objects.filter(
+        pk=gen_id, status=Status.COMPLETED, completion_announced_at__isnull=True
+    ).update(completion_announced_at=now):
+        webhooks.record(gen_id, Status.COMPLETED, now)
 
 
 def retry_copy_from_fresh_links(

@@ -2,7 +2,9 @@
 
 manage.py webhook add URL --secret S [--events completed,failed,needs_attention]
 manage.py webhook list                      every webhook (never its secret)
-manage.py webhook remove ID                 delete one, and its delivery log
+manage.py webhook pause ID                  send nothing to it; its pending deliveries wait
+manage.py webhook resume ID                 send again: what waited goes out now
+manage.py webhook remove ID                 delete one, and its delivery log (pending ones dropped)
 manage.py webhook deliveries [--failed]     the latest deliveries, newest first
 
 Changes go through ``generations.actions`` (the same checks as the Team page: a private or
@@ -20,7 +22,7 @@ from generations.models import WebhookEvent
 
 
 class Command(BaseCommand):
-    help = "Add, list and remove outbound webhooks; show their deliveries."
+    help = "Add, list, pause, resume and remove outbound webhooks; show their deliveries."
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="what", required=True)
@@ -33,6 +35,10 @@ class Command(BaseCommand):
             help="comma-separated, among " + ", ".join(WebhookEvent.values) + " (default: all)",
         )
         sub.add_parser("list", help="every webhook")
+        pause = sub.add_parser("pause", help="send nothing; pending deliveries wait")
+        pause.add_argument("id", type=int)
+        resume = sub.add_parser("resume", help="send again; what waited goes out now")
+        resume.add_argument("id", type=int)
         remove = sub.add_parser("remove", help="delete a webhook and its deliveries")
         remove.add_argument("id", type=int)
         deliveries = sub.add_parser("deliveries", help="the latest deliveries")
@@ -47,6 +53,14 @@ class Command(BaseCommand):
                 )
                 self.stdout.write(
                     f"Webhook {hook.pk} added: {hook.url} ({', '.join(hook.event_list)})."
+                )
+            elif what in ("pause", "resume"):
+                hook = actions.set_webhook_active(None, options["id"], what == "resume")
+                self.stdout.write(
+                    f"Webhook {hook.pk} resumed: deliveries that waited go out now."
+                    if hook.active
+                    else f"Webhook {hook.pk} paused: nothing is sent to it, new events are not "
+                    "recorded for it, and its pending deliveries wait until it is resumed."
                 )
             elif what == "remove":
                 actions.remove_webhook(None, options["id"])

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from generations import audit, money, tasks, webhooks
+from generations import audit, money, pipeline, tasks, webhooks
 from generations.inputs import GenerationRequest
 from generations.models import (
     DEFAULT_ROLE,
@@ -38,7 +38,6 @@ from generations.models import (
     Team,
     Webhook,
 )
-from generations import pipeline
 from generations.pipeline import hold
 from generations.pipeline import transitions as t
 
@@ -818,9 +817,7 @@ def set_webhook_active(user: User, pk: int, active: bool) -> Webhook:
         Webhook.objects.filter(pk=pk).update(active=active)
         hook.active = active
         if active:
-            tasks.wake_deliveries_on_commit(
-                pipeline.wake_deliveries(timezone.now(), webhook_id=pk)
-            )
+            tasks.wake_deliveries_on_commit(pipeline.wake_deliveries(timezone.now(), webhook_id=pk))
     return hook
 
 

@@ -1079,8 +1079,7 @@ class WebhookDeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
         ``LUMA_REQUEUE_AFTER`` of when it was to arrive (lost, or the sender died after taking
         it: a claim clears the stamp). What the sweeper wakes, each once."""
         return self.due(now).filter(
-            Q(enqueued_at__isnull=True)
-            | Q(enqueued_at__lte=_ago(settings.LUMA_REQUEUE_AFTER, now))
+            Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=_ago(settings.LUMA_REQUEUE_AFTER, now))
         )
 
 

@@ -56,7 +56,7 @@ def wait_until(moment) -> None:
         time.sleep(0.05)
 
 
-# --- 1. one wake-up at a time, one sender at a time ------------------------------------------------
+# --- 1. one wake-up at a time, one sender at a time -----------------------------------------------
 def test_the_sweeper_wakes_a_due_delivery_once_not_at_every_sweep(db, receiver, settings):
     """A delivery whose message is queued behind others (or lost) gets one more wake-up per
     LUMA_REQUEUE_AFTER, not one per sweep: the broker does not fill up with copies."""
@@ -150,7 +150,7 @@ def test_two_workers_woken_for_one_delivery_at_once_send_it_once(transactional_d
     assert len(receiver.received) == 1 and receiver.most_in_flight == 1
 
 
-# --- 2. a paused webhook's deliveries wait ---------------------------------------------------------
+# --- 2. a paused webhook's deliveries wait --------------------------------------------------------
 def test_a_paused_webhooks_deliveries_wait_uncounted_and_go_out_when_it_is_resumed(
     db, receiver, settings, django_capture_on_commit_callbacks
 ):
@@ -258,7 +258,7 @@ def test_completed_is_sent_when_the_copy_is_given_up_with_the_services_url(db, r
     assert WebhookDelivery.objects.count() == 1
 
 
-# --- 4. never through a proxy ----------------------------------------------------------------------
+# --- 4. never through a proxy ---------------------------------------------------------------------
 @pytest.fixture
 def proxy_to_nowhere(monkeypatch):
     """The environment names a proxy (on a port nothing listens on), for every scheme and
@@ -285,8 +285,8 @@ def test_a_delivery_goes_straight_to_the_receiver_whatever_proxy_the_environment
 
 
 def test_a_download_goes_straight_to_the_server_whatever_proxy_the_environment_names(
-    db, odd_server, proxy_to_nowhere
+    db, request, proxy_to_nowhere
 ):
-    url, _ = odd_server  # a real server on 127.0.0.1 that serves a small MP4
+    url, _ = request.getfixturevalue("odd_server")  # a real server on 127.0.0.1, a small MP4
     stored, size = fetch.download_to_storage(url, "videos/direct.mp4", fetch.video_kind())
     assert size > 0 and stored == "videos/direct.mp4"

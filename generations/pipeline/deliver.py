@@ -50,9 +50,7 @@ def deliver(delivery_id: int) -> DeliverOutcome:
     claimed = (
         WebhookDelivery.objects.due(now)
         .filter(pk=delivery_id)
-        .update(
-            attempts=F("attempts") + 1, next_attempt_at=now + webhooks.LEASE, enqueued_at=None
-        )
+        .update(attempts=F("attempts") + 1, next_attempt_at=now + webhooks.LEASE, enqueued_at=None)
     )
     if not claimed:
         return DeliverOutcome(Delivered.NOT_DUE)

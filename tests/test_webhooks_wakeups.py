@@ -206,10 +206,14 @@ def test_the_webhooks_page_says_what_paused_means(db, receiver):
     admin = make_user("boss", is_superuser=True)
     client = Client()
     client.force_login(admin)
-    add(receiver.url)
+    hook = add(receiver.url)
     html = " ".join(client.get("/team/webhooks/").content.decode().split())
     assert "Paused: nothing is sent" in html
     assert "pending wait and go out when you resume it" in html
+    fail_one()
+    actions.set_webhook_active(None, hook.pk, False)
+    html = " ".join(client.get("/team/webhooks/").content.decode().split())
+    assert "waits: webhook paused" in html and "Resume" in html
 
 
 # --- 3. generation.completed carries lumaweb's own copy -------------------------------------------

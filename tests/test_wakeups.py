@@ -217,9 +217,39 @@ def test_a_failed_delivery_wakes_itself_after_the_backoff_and_the_sweeper_after_
     queued = [json.loads(raw) for raw in mailbox.lrange("celery", 0, -1)]
     assert [m["headers"]["task"].rsplit(".", 1)[-1] for m in queued] == ["deliver_webhook"]
     assert queued[0]["headers"]["eta"] is not None  # a countdown: the backoff
+    delivery.refresh_from_db()
+    assert delivery.enqueued_at == delivery.next_attempt_at  # its countdown message's time
+    tasks.sweep()  # before then the sweeper leaves it to that message (once due, too)
+    assert len(mailbox.lrange("celery", 0, -1)) == 1
     mailbox.flushdb()
+    # That message is lost: two minutes after it was due, the sweeper sends one, once.
+    two_minutes_ago = timezone.now() - timedelta(minutes=2)
     WebhookDelivery.objects.filter(pk=delivery.pk).update(
-        next_attempt_at=timezone.now() - timedelta(minutes=2)
+        next_attempt_at=two_minutes_ago, enqueued_at=two_minutes_ago
     )
     tasks.sweep()
+    assert sent(mailbox) == [("deliver_webhook", str(delivery.pk))]
+    tasks.sweep()
+    assert sent(mailbox) == [("deliver_webhook", str(delivery.pk))]  # not a second one
+
+
+def test_resuming_a_paused_webhook_wakes_its_waiting_deliveries_after_the_commit(
+    db, mailbox, settings, django_capture_on_commit_callbacks
+):
+    from generations.models import WebhookDelivery
+    from generations.pipeline import transitions as t
+
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    hook = actions.add_webhook(None, "http://127.0.0.1:9/hook", "whsec_wakeup-secret-123456")
+    gen = in_progress_row("remote-wake-hook-3")
+    assert t.fail(gen.pk, [Status.IN_PROGRESS], note="x", error="broke")
+    actions.set_webhook_active(None, hook.pk, False)
+    delivery = WebhookDelivery.objects.get()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(enqueued_at=None)  # message taken
+    mailbox.flushdb()
+    tasks.sweep()
+    assert sent(mailbox) == []  # paused: not woken
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.set_webhook_active(None, hook.pk, True)
+        assert sent(mailbox) == []  # not before the commit
     assert sent(mailbox) == [("deliver_webhook", str(delivery.pk))]

@@ -63,8 +63,9 @@ def move(
     """Change a row's status only if it is still in one of ``from_statuses`` (and matches
     ``only_if``); record the event, and, for completed, failed and needs attention, one
     webhook delivery per webhook that wants it, in the same transaction. Returns whether this
-    call made the change. ``announce=False`` for a move that is no news to anyone outside
-    (a finished video's copy started again): no webhook delivery."""
+    call made the change. ``announce=False`` for a move whose news is told later or not at all:
+    ``complete`` (told once the copy settles, ``copy_settled``) and a finished video's copy
+    started again: no webhook delivery with the move."""
     now = timezone.now()
     query = Generation.objects.filter(pk=gen_id, status__in=list(from_statuses))
     if only_if is not None:

@@ -231,7 +231,9 @@ class FrameRef:
         return cls(pk, parse_t(raw_t) if raw_t else None)
 
     def __str__(self) -> str:
-        return str(self.generation_id) if self.t is None else f"{self.generation_id}@{self.t:g}"
+        if self.t is None:
+            return str(self.generation_id)
+        return f"{self.generation_id}@{format(self.t, '.6f').rstrip('0').rstrip('.')}"
 
     def resolve(self) -> Resolved:
         """The video, its file and the frame index, or ``FrameError`` saying why not."""
@@ -264,6 +266,12 @@ class Resolved:
     @property
     def is_last(self) -> bool:
         return self.index is None
+
+    @property
+    def reference(self) -> str:
+        """How a form names this frame again (``<id>`` for the last, else ``<id>@<seconds>``)."""
+        seconds = None if self.index is None else self.seconds
+        return str(FrameRef(self.generation.pk, seconds))
 
     def jpeg(self) -> bytes:
         return frame_jpeg(self.path, self.index)

@@ -43,7 +43,7 @@ def frame_image(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         if raw_index:
             if not raw_index.isdecimal() or len(raw_index) > 9:
                 raise frames.FrameError("The frame must be a whole number, 0 for the first.")
-            index = info.index_at(int(raw_index) / info.fps)
+            index = info.index_of(int(raw_index))
         else:
             index = info.index_at(frames.parse_t(request.GET.get("t")))
     except frames.FrameError as exc:

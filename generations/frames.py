@@ -71,8 +71,12 @@ class VideoInfo:
         end."""
         if t is None:
             return LAST
-        index = round(t * self.fps)
-        return LAST if index >= self.last_index else index
+        return self.index_of(round(t * self.fps))
+
+    def index_of(self, number: int) -> int | None:
+        """Frame ``number`` (0-based) as asked for by the scrubber: None (the last) from the
+        last one on."""
+        return LAST if number >= self.last_index else number
 
     def seconds(self, index: int | None) -> float:
         """When frame ``index`` is shown (the last one for None)."""

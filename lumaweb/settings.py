@@ -299,8 +299,8 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [NONE],
         "script-src": [SELF],
         "style-src": [SELF],
-        # data: the favicon, the search icon; blob: the create page's preview of a keyframe file
-        # chosen, dropped or pasted (an object URL, made only by our own script: static/js/keyframes.js)
+        # data: the favicon, the search icon. blob: the create page's preview of a keyframe file
+        # chosen, dropped or pasted (an object URL: only our own script, keyframes.js, makes one)
         "img-src": [SELF, "data:", "blob:", *LUMA_MEDIA_ORIGINS],
         "media-src": [SELF, *LUMA_MEDIA_ORIGINS],
         "font-src": [SELF],

@@ -599,9 +599,13 @@ def test_axe_finds_no_critical_or_serious_problem_in_the_frame_keyframe_states(
     heartbeat("beat")
     videos = Path(settings.MEDIA_ROOT) / "videos"
     videos.mkdir(parents=True)
-    render(Scene(prompt="a lantern over a lake", seconds=1.0), videos / "clip.mp4", tmp_path / "t.jpg")
+    render(
+        Scene(prompt="a lantern over a lake", seconds=1.0), videos / "clip.mp4", tmp_path / "t.jpg"
+    )
     make_user("dana", password="dana-pass-123")
-    gen = make_gen(user_prompt="A paper lantern rising over a still lake", video_file="videos/clip.mp4")
+    gen = make_gen(
+        user_prompt="A paper lantern rising over a still lake", video_file="videos/clip.mp4"
+    )
     viewport = PHONE if phone else {"width": 1280, "height": 860}
     context = browser.new_context(
         viewport=viewport, is_mobile=phone, has_touch=phone, bypass_csp=True
@@ -630,7 +634,9 @@ def test_axe_finds_no_critical_or_serious_problem_in_the_frame_keyframe_states(
     page.evaluate(
         """() => {
             const transfer = new DataTransfer();
-            const bytes = Uint8Array.from(atob('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC'), c => c.charCodeAt(0));
+            const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMB'
+                + 'AQDJ/pLvAAAAAElFTkSuQmCC';
+            const bytes = Uint8Array.from(atob(png), c => c.charCodeAt(0));
             transfer.items.add(new File([bytes], 'start.png', {type: 'image/png'}));
             document.querySelector('[data-keyframe=start]').dispatchEvent(
                 new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));

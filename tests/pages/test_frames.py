@@ -139,13 +139,17 @@ def test_the_preview_is_the_frame_as_a_cacheable_jpeg(client, sim_video, media_r
     # ?frame=12 is the same frame, so the same validator; a conditional GET decodes nothing.
     by_index = client.get(f"/generations/{gen.pk}/frame.jpg?frame=12")
     assert by_index["ETag"] == response["ETag"] and by_index.content == response.content
-    again = client.get(f"/generations/{gen.pk}/frame.jpg?t=0.5", HTTP_IF_NONE_MATCH=response["ETag"])
+    again = client.get(
+        f"/generations/{gen.pk}/frame.jpg?t=0.5", HTTP_IF_NONE_MATCH=response["ETag"]
+    )
     assert again.status_code == 304 and again.content == b""
     other = client.get(f"/generations/{gen.pk}/frame.jpg?t=1")
     assert other["ETag"] != response["ETag"]
 
 
-def test_the_preview_defaults_to_the_last_frame_and_clamps_past_the_end(client, sim_video, media_root):
+def test_the_preview_defaults_to_the_last_frame_and_clamps_past_the_end(
+    client, sim_video, media_root
+):
     gen = finished_video(sim_video, media_root)
     last = client.get(f"/generations/{gen.pk}/frame.jpg")
     assert last.status_code == 200 and last["X-Frame-Index"] == str(FRAMES - 1)
@@ -198,7 +202,7 @@ def test_the_detail_page_offers_the_last_frame_and_a_scrubber(client, sim_video,
     html = client.get(f"/generations/{gen.pk}/").content.decode()
     assert 'id="frames"' in html
     assert f'max="{FRAMES - 1}"' in html and f'value="{FRAMES - 1}"' in html
-    assert f'<label for="frame-scrub">Frame</label>' in html
+    assert '<label for="frame-scrub">Frame</label>' in html
     assert "Frame 48 of 48 · 1.96 s (the last)" in html
     assert f'src="/generations/{gen.pk}/frame.jpg"' in html
     assert "Start a new video from this frame" in html and "End a new video on this frame" in html
@@ -244,11 +248,15 @@ def _create(client, **fields):
     return client.post("/generations/new/", data)
 
 
-def test_a_frame_keyframe_is_stored_and_served_like_an_upload(client, sim_video, media_root, settings):
+def test_a_frame_keyframe_is_stored_and_served_like_an_upload(
+    client, sim_video, media_root, settings
+):
     settings.LUMA_DEMO_MODE = True
     gen = finished_video(sim_video, media_root)
     response = _create(client, image_frame=f"{gen.pk}@1", image_end_frame=str(gen.pk))
-    assert response.status_code == 302, re.findall(r'class="error"[^>]*>([^<]*)', response.content.decode())
+    assert response.status_code == 302, re.findall(
+        r'class="error"[^>]*>([^<]*)', response.content.decode()
+    )
     made = Generation.objects.exclude(pk=gen.pk).get()
     assert made.image_file.name.startswith("keyframes/") and made.image_file.name.endswith(".jpg")
     assert made.image_end_file.name.startswith("keyframes/")
@@ -313,7 +321,9 @@ def test_a_form_error_keeps_the_chosen_frame(client, sim_video, media_root, sett
     assert made.image_file.read() == frames.frame_jpeg(gen.video_file.path, 12)
 
 
-def test_a_frame_and_a_url_for_the_same_keyframe_are_refused(client, sim_video, media_root, settings):
+def test_a_frame_and_a_url_for_the_same_keyframe_are_refused(
+    client, sim_video, media_root, settings
+):
     settings.LUMA_DEMO_MODE = True
     gen = finished_video(sim_video, media_root)
     response = _create(client, image_frame=str(gen.pk), image_url="https://example.com/a.jpg")

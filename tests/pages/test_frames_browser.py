@@ -35,8 +35,9 @@ DROP = """([selector, data]) => {
     const transfer = new DataTransfer();
     transfer.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));
     const target = document.querySelector(selector);
-    target.dispatchEvent(new DragEvent('dragover', {dataTransfer: transfer, bubbles: true, cancelable: true}));
-    return target.dispatchEvent(new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
+    const init = {dataTransfer: transfer, bubbles: true, cancelable: true};
+    target.dispatchEvent(new DragEvent('dragover', init));
+    return target.dispatchEvent(new DragEvent('drop', init));
 }"""
 PASTE = """([selector, data]) => {
     const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
@@ -44,7 +45,8 @@ PASTE = """([selector, data]) => {
     transfer.items.add(new File([bytes], 'image.png', {type: 'image/png'}));
     const target = document.querySelector(selector);
     target.focus();
-    return target.dispatchEvent(new ClipboardEvent('paste', {clipboardData: transfer, bubbles: true, cancelable: true}));
+    const init = {clipboardData: transfer, bubbles: true, cancelable: true};
+    return target.dispatchEvent(new ClipboardEvent('paste', init));
 }"""
 SHOWN = """(selector) => {
     const image = document.querySelector(selector);
@@ -53,7 +55,12 @@ SHOWN = """(selector) => {
 
 
 def test_a_scrubbed_frame_starts_a_new_video_and_images_drop_and_paste_in(
-    browser, live_server, transactional_db, settings, media_root, sim_video  # noqa: F811
+    browser,
+    live_server,
+    transactional_db,
+    settings,
+    media_root,
+    sim_video,  # noqa: F811
 ):
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
     settings.LUMA_DEMO_MODE = True
@@ -79,7 +86,7 @@ def test_a_scrubbed_frame_starts_a_new_video_and_images_drop_and_paste_in(
     )
     assert scrub.get_attribute("aria-valuetext") == "Frame 13 of 48, 0.50 seconds"
     page.wait_for_function(
-        "() => document.querySelector('[data-frame-image]').getAttribute('src').endsWith('?frame=12')"
+        "() => document.querySelector('[data-frame-image]').src.endsWith('?frame=12')"
     )
     page.wait_for_function(SHOWN, arg="[data-frame-image]")
     page.screenshot(path="/tmp/frames-detail.png", full_page=True)
@@ -89,11 +96,15 @@ def test_a_scrubbed_frame_starts_a_new_video_and_images_drop_and_paste_in(
     page.wait_for_url(re.compile(r".*/generations/new/\?.*frame_of="))
     start_preview = "[data-keyframe=start] [data-keyframe-preview-image]"
     page.wait_for_function(SHOWN, arg=start_preview)
-    assert page.locator(start_preview).get_attribute("src").endswith(
-        f"/generations/{source.pk}/frame.jpg?frame=12"
+    assert (
+        page.locator(start_preview)
+        .get_attribute("src")
+        .endswith(f"/generations/{source.pk}/frame.jpg?frame=12")
     )
     assert page.get_by_label("Use this frame as the start keyframe").is_checked()
-    assert "Frame 13 of 48 (0.50 s)" in page.locator("[data-keyframe=start] figcaption").inner_text()
+    assert (
+        "Frame 13 of 48 (0.50 s)" in page.locator("[data-keyframe=start] figcaption").inner_text()
+    )
 
     # Drop an image on the end slot: previewed from the file itself (an object URL).
     end_preview = "[data-keyframe=end] [data-keyframe-preview-image]"

@@ -10,6 +10,7 @@ with the simulator's drawing of that instant.
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import time
@@ -339,3 +340,81 @@ def test_frames_need_a_public_address_outside_demo_mode(client, sim_video, media
     response = _create(client, image_frame=str(gen.pk))
     assert response.status_code == 400
     assert "PUBLIC_BASE_URL" in response.content.decode()
+
+
+# --- the API -------------------------------------------------------------------------------------
+def _api_create(client, body):
+    return client.post("/api/v1/generations", json.dumps(body), content_type="application/json")
+
+
+def test_the_api_takes_a_frame_as_the_start_or_end_keyframe(client, sim_video, media_root, settings):
+    settings.LUMA_DEMO_MODE = True
+    gen = finished_video(sim_video, media_root)
+    response = _api_create(
+        client,
+        {
+            "user_prompt": "the boat sails on",
+            "start_frame": {"generation_id": str(gen.pk), "t": 0.5},
+            "end_frame": {"generation_id": str(gen.pk)},
+        },
+    )
+    assert response.status_code == 201, response.json()
+    made = Generation.objects.get(pk=response.json()["id"])
+    assert made.image_file.read() == frames.frame_jpeg(gen.video_file.path, 12)
+    assert made.image_end_file.read() == frames.frame_jpeg(gen.video_file.path, None)
+    # A batch: every video of it starts on the frame (one file, shared).
+    batch = _api_create(
+        client,
+        {"user_prompts": ["one", "two"], "start_frame": {"generation_id": str(gen.pk), "t": 1}},
+    )
+    assert batch.status_code == 201, batch.json()
+    rows = Generation.objects.filter(pk__in=[g["id"] for g in batch.json()["generations"]])
+    assert {row.image_file.name for row in rows} != {""} and len({r.image_file.name for r in rows}) == 1
+
+
+@pytest.mark.parametrize(
+    "frame,words",
+    [
+        ("{video}", "Must be an object"),
+        ({}, "generation_id"),
+        ({"generation_id": 7}, "generation_id"),
+        ({"generation_id": "videos/x.mp4"}, "not valid"),
+        ({"generation_id": str(uuid.UUID(int=7))}, "not found"),
+        ({"generation_id": "{queued}"}, "finished video"),
+        ({"generation_id": "{video}", "t": -1}, "cannot be negative"),
+        ({"generation_id": "{video}", "t": "soon"}, "number of seconds"),
+        ({"generation_id": "{video}", "t": True}, "number of seconds"),
+        ({"generation_id": "{video}", "nope": 1}, "generation_id and t"),
+    ],
+)
+def test_the_api_refuses_a_bad_frame_in_words(client, sim_video, media_root, settings, frame, words):
+    settings.LUMA_DEMO_MODE = True
+    rows = {"video": str(finished_video(sim_video, media_root).pk), "queued": str(make_gen(Status.QUEUED).pk)}
+
+    def fill(value):
+        if isinstance(value, str):
+            return value.format(**rows)
+        if isinstance(value, dict):
+            return {k: fill(v) for k, v in value.items()}
+        return value
+
+    before = Generation.objects.count()
+    response = _api_create(client, {"user_prompt": "x", "start_frame": fill(frame)})
+    assert response.status_code == 400
+    assert words in " ".join(response.json()["fields"]["start_frame"])
+    assert Generation.objects.count() == before
+
+
+def test_the_api_refuses_a_frame_and_a_url_for_one_keyframe(client, sim_video, media_root, settings):
+    settings.LUMA_DEMO_MODE = True
+    gen = finished_video(sim_video, media_root)
+    response = _api_create(
+        client,
+        {
+            "user_prompt": "x",
+            "image_end_url": "https://example.com/a.jpg",
+            "end_frame": {"generation_id": str(gen.pk)},
+        },
+    )
+    assert response.status_code == 400
+    assert "not two" in " ".join(response.json()["fields"]["end_frame"])

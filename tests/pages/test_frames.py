@@ -20,6 +20,9 @@ from pathlib import Path
 import av
 import pytest
 from django.test import Client
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageStat
 
 from generations import frames
@@ -347,7 +350,9 @@ def _api_create(client, body):
     return client.post("/api/v1/generations", json.dumps(body), content_type="application/json")
 
 
-def test_the_api_takes_a_frame_as_the_start_or_end_keyframe(client, sim_video, media_root, settings):
+def test_the_api_takes_a_frame_as_the_start_or_end_keyframe(
+    client, sim_video, media_root, settings
+):
     settings.LUMA_DEMO_MODE = True
     gen = finished_video(sim_video, media_root)
     response = _api_create(
@@ -369,7 +374,9 @@ def test_the_api_takes_a_frame_as_the_start_or_end_keyframe(client, sim_video, m
     )
     assert batch.status_code == 201, batch.json()
     rows = Generation.objects.filter(pk__in=[g["id"] for g in batch.json()["generations"]])
-    assert {row.image_file.name for row in rows} != {""} and len({r.image_file.name for r in rows}) == 1
+    assert {row.image_file.name for row in rows} != {""} and len(
+        {r.image_file.name for r in rows}
+    ) == 1
 
 
 @pytest.mark.parametrize(
@@ -387,9 +394,14 @@ def test_the_api_takes_a_frame_as_the_start_or_end_keyframe(client, sim_video, m
         ({"generation_id": "{video}", "nope": 1}, "generation_id and t"),
     ],
 )
-def test_the_api_refuses_a_bad_frame_in_words(client, sim_video, media_root, settings, frame, words):
+def test_the_api_refuses_a_bad_frame_in_words(
+    client, sim_video, media_root, settings, frame, words
+):
     settings.LUMA_DEMO_MODE = True
-    rows = {"video": str(finished_video(sim_video, media_root).pk), "queued": str(make_gen(Status.QUEUED).pk)}
+    rows = {
+        "video": str(finished_video(sim_video, media_root).pk),
+        "queued": str(make_gen(Status.QUEUED).pk),
+    }
 
     def fill(value):
         if isinstance(value, str):
@@ -405,7 +417,9 @@ def test_the_api_refuses_a_bad_frame_in_words(client, sim_video, media_root, set
     assert Generation.objects.count() == before
 
 
-def test_the_api_refuses_a_frame_and_a_url_for_one_keyframe(client, sim_video, media_root, settings):
+def test_the_api_refuses_a_frame_and_a_url_for_one_keyframe(
+    client, sim_video, media_root, settings
+):
     settings.LUMA_DEMO_MODE = True
     gen = finished_video(sim_video, media_root)
     response = _api_create(
@@ -418,3 +432,20 @@ def test_the_api_refuses_a_frame_and_a_url_for_one_keyframe(client, sim_video, m
     )
     assert response.status_code == 400
     assert "not two" in " ".join(response.json()["fields"]["end_frame"])
+
+
+# --- no input is a 500 ---------------------------------------------------------------------------
+@given(raw=st.one_of(st.text(max_size=60), st.floats(allow_nan=True).map(repr)))
+@hsettings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+def test_no_time_and_no_reference_makes_a_500(client, sim_video, media_root, settings, raw):
+    settings.LUMA_DEMO_MODE = True
+    gen = Generation.objects.filter(video_file__startswith="videos/").first() or finished_video(
+        sim_video, media_root
+    )
+    for query in ({"t": raw}, {"frame": raw}):
+        assert client.get(f"/generations/{gen.pk}/frame.jpg", query).status_code in (200, 400)
+    picked = client.get("/generations/new/", {"frame_of": str(gen.pk), "t": raw, "use": raw})
+    assert picked.status_code == 200
+    for reference in (raw, f"{gen.pk}@{raw}"):
+        sent = _create(client, user_prompt="", image_frame=reference)
+        assert sent.status_code == 400  # the empty prompt, and whatever the reference is

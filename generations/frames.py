@@ -150,6 +150,8 @@ def extract(path: str, index: int | None) -> Image.Image:
     try:
         with av.open(path) as container:
             stream = container.streams.video[0]
+            # Frame and slice threads: the same frames, decoded on every core.
+            stream.thread_type = "AUTO"
             image = _decode_to(container, stream, index)
             if image is None:  # a seek that landed past the target (a broken index): read it all
                 container.seek(0)

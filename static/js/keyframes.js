@@ -141,37 +141,45 @@
     if (frame) frame.checked = false;
   }
 
-  function fromFile(slot) {
+  // Each "from" shows what the slot holds; ``chosen`` (a person's choice, not the page loading)
+  // also empties the slot's other two inputs: the latest choice replaces them.
+  function fromFile(slot, chosen) {
     var input = fileInput(slot);
     var file = input && input.files && input.files[0];
     if (!file) { restore(slot); return; }
-    uncheckFrame(slot);
     var url = urlInput(slot);
-    if (url) url.value = "";
+    if (chosen) {
+      uncheckFrame(slot);
+      if (url) url.value = "";
+    }
     dropObjectUrl(slot);
     var src = URL.createObjectURL(file);
     objectUrls.set(slot, src);
     showPreview(slot, src, file.name + " · " + size(file.size), "The chosen " + slotTitle(slot) + " keyframe: " + file.name);
   }
 
-  function fromUrl(slot) {
+  function fromUrl(slot, chosen) {
     var url = urlInput(slot);
     var value = url ? url.value.trim() : "";
     if (!/^https?:\/\/\S+$/i.test(value)) { restore(slot); return; }
-    uncheckFrame(slot);
     var input = fileInput(slot);
-    if (input) input.value = "";
+    if (chosen) {
+      uncheckFrame(slot);
+      if (input) input.value = "";
+    }
     dropObjectUrl(slot);
     showPreview(slot, value, "The image at this address", "The " + slotTitle(slot) + " keyframe at the address typed");
   }
 
-  function fromFrame(slot) {
+  function fromFrame(slot, chosen) {
     var frame = part(slot, "frame");
     if (!frame || !frame.checked) { restore(slot); return; }
     var input = fileInput(slot);
-    if (input) input.value = "";
     var url = urlInput(slot);
-    if (url) url.value = "";
+    if (chosen) {
+      if (input) input.value = "";
+      if (url) url.value = "";
+    }
     dropObjectUrl(slot);
     var words = frameCaptions.get(slot);
     showPreview(slot, frame.dataset.frameSrc, words ? words.cloneNode(true) : "", frame.dataset.frameAlt || "The chosen frame");
@@ -227,9 +235,9 @@
   document.addEventListener("change", function (event) {
     var slot = slotFor(event.target);
     if (!slot) return;
-    if (event.target.matches("input[type=file]")) fromFile(slot);
-    else if (event.target.matches("[data-keyframe-frame]")) fromFrame(slot);
-    else if (event.target.matches("input[type=url]")) fromUrl(slot);
+    if (event.target.matches("input[type=file]")) fromFile(slot, true);
+    else if (event.target.matches("[data-keyframe-frame]")) fromFrame(slot, true);
+    else if (event.target.matches("input[type=url]")) fromUrl(slot, true);
   });
 
   var urlTimer = null;
@@ -237,7 +245,7 @@
     var slot = slotFor(event.target);
     if (!slot || !event.target.matches("input[type=url]")) return;
     clearTimeout(urlTimer);
-    urlTimer = setTimeout(function () { fromUrl(slot); }, 500);
+    urlTimer = setTimeout(function () { fromUrl(slot, true); }, 500);
   });
 
   document.addEventListener("click", function (event) {

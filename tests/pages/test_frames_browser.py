@@ -140,3 +140,40 @@ def test_a_scrubbed_frame_starts_a_new_video_and_images_drop_and_paste_in(
     assert FRAMES == 48
     page.close()
     assert errors == []
+
+
+def test_without_javascript_the_frame_still_goes_from_the_scrubber_to_the_new_video(
+    browser,
+    live_server,
+    transactional_db,
+    settings,
+    media_root,
+    sim_video,  # noqa: F811
+):
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    settings.LUMA_DEMO_MODE = True
+    make_user("erin", password="erin-pass-123")
+    source = finished_video(sim_video, media_root, user_prompt="a lighthouse at night")
+    context = browser.new_context(java_script_enabled=False)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    log_in(page, live_server.url, "erin", "erin-pass-123")
+    page.goto(f"{live_server.url}/generations/{source.pk}/")
+    scrub = page.locator("#frame-scrub")
+    scrub.focus()
+    page.keyboard.press("Home")  # the range moves by keyboard without any script
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.get_by_role("button", name="End a new video on this frame").click()
+    page.wait_for_url(re.compile(r".*[?&]frame=3(&|$)"))
+    preview = page.locator("[data-keyframe=end] img")
+    assert preview.is_visible()
+    assert preview.get_attribute("src").endswith(f"/generations/{source.pk}/frame.jpg?frame=3")
+    assert page.get_by_label("Use this frame as the end keyframe").is_checked()
+    page.fill("#id_user_prompt", "the light goes out")
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_url(re.compile(r".*/generations/[0-9a-f-]{36}/$"))
+    made = Generation.objects.exclude(pk=source.pk).get()
+    assert made.image_end_file.read() == frames.frame_jpeg(source.video_file.path, 3)
+    assert not made.image_file
+    context.close()

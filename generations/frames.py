@@ -71,7 +71,8 @@ class VideoInfo:
         end."""
         if t is None:
             return LAST
-        return self.index_of(round(t * self.fps))
+        position = t * float(self.fps)  # inf for a huge t: the last frame, not an overflow
+        return self.index_of(round(position)) if position < self.last_index else LAST
 
     def index_of(self, number: int) -> int | None:
         """Frame ``number`` (0-based) as asked for by the scrubber: None (the last) from the

@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 import pytest
 from django.test import Client
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from PIL import Image, ImageChops, ImageStat
@@ -157,8 +157,9 @@ def test_the_preview_defaults_to_the_last_frame_and_clamps_past_the_end(
     gen = finished_video(sim_video, media_root)
     last = client.get(f"/generations/{gen.pk}/frame.jpg")
     assert last.status_code == 200 and last["X-Frame-Index"] == str(FRAMES - 1)
-    past = client.get(f"/generations/{gen.pk}/frame.jpg?t=999")
-    assert past.status_code == 200 and past.content == last.content
+    for far in ("999", "1e308", "1.7976931348623157e308"):  # 1e308 x 24 fps overflows a float
+        past = client.get(f"/generations/{gen.pk}/frame.jpg?t={far}")
+        assert past.status_code == 200 and past.content == last.content
 
 
 @pytest.mark.parametrize(
@@ -436,6 +437,7 @@ def test_the_api_refuses_a_frame_and_a_url_for_one_keyframe(
 
 # --- no input is a 500 ---------------------------------------------------------------------------
 @given(raw=st.one_of(st.text(max_size=60), st.floats(allow_nan=True).map(repr)))
+@example(raw="1e308")  # times the frame rate, infinity: was a 500 (OverflowError)
 @hsettings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 def test_no_time_and_no_reference_makes_a_500(client, sim_video, media_root, settings, raw):
     settings.LUMA_DEMO_MODE = True

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.http import QueryDict
 
-from generations import fetch, images
+from generations import fetch, frames, images
 from generations.actions import MAX_BATCH
 from generations.inputs import GenerationRequest
 from generations.models import ASPECT_RATIOS, DEFAULT_ROLE, AspectRatio, Generation, Role
@@ -34,6 +34,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 ASPECT_HINTS = dict(AspectRatio.choices)
 SUBMIT_KEY_FIELD = "submit_key"
+# A frame field -> the keyframe upload it fills (generations/frames.py).
+FRAME_FOR = {"image_frame": "image_file", "image_end_frame": "image_end_file"}
+# The create page's "Use a frame" query (the detail page's picker): which slot -> frame field.
+FRAME_SLOTS = {"start": "image_frame", "end": "image_end_frame"}
 # The most jobs one submit of the create form (or one API request) may queue: prompts x ratios.
 # The prompt box's limit in batch mode: MAX_BATCH lines of a whole prompt each.
 MAX_BATCH_TEXT = MAX_BATCH * (MAX_PROMPT + 2)
@@ -130,6 +134,15 @@ class GenerationForm(forms.ModelForm):
     )
     image_file = forms.ImageField(label="…or upload a start keyframe", required=False)
     image_end_file = forms.ImageField(label="…or upload an end keyframe", required=False)
+    # A frame of a finished video as a keyframe: a reference (``<video id>`` or ``<id>@<seconds>``,
+    # see generations/frames.py), extracted when the form is submitted. Rendered by the create
+    # page as a ticked checkbox beside its preview (unticking it is "clear", without JavaScript).
+    image_frame = forms.CharField(
+        label="Start keyframe: a frame", required=False, max_length=100, widget=forms.HiddenInput
+    )
+    image_end_frame = forms.CharField(
+        label="End keyframe: a frame", required=False, max_length=100, widget=forms.HiddenInput
+    )
     # "Generate again": keyframes uploaded for that earlier generation are kept unless replaced.
     keyframes_from = forms.UUIDField(required=False, widget=forms.HiddenInput)
     # Not a request field: a one-time key drawn with the form (a new one each time the page is
@@ -144,8 +157,15 @@ class GenerationForm(forms.ModelForm):
         model = Generation
         fields = GenerationRequest.field_names()
 
+    # Whether this form takes a frame of a video as a keyframe (the extend form does not).
+    takes_frames = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.frames: dict[str, frames.Resolved] = {}  # frame field -> the frame it names
+        if not self.takes_frames:
+            for name in FRAME_FOR:
+                del self.fields[name]
         # A long text is counted on the page (static/js/app.js), not cut by the browser at
         # maxlength: a pasted text too long is refused with a message, whole.
         for field in self.fields.values():
@@ -216,9 +236,63 @@ class GenerationForm(forms.ModelForm):
     def clean_image_end_file(self) -> Any:
         return self._clean_upload("image_end_file")
 
+    def clean_image_frame(self) -> str:
+        return self._clean_frame("image_frame")
+
+    def clean_image_end_frame(self) -> str:
+        return self._clean_frame("image_end_frame")
+
+    def _clean_frame(self, name: str) -> str:
+        """A frame reference that names a frame of a finished video with a local copy, or a
+        refusal that says why (a forged or stale reference never reaches the pipeline)."""
+        value = self.cleaned_data.get(name, "")
+        if not value:
+            return ""
+        if not (settings.PUBLIC_BASE_URL or settings.LUMA_DEMO_MODE):
+            raise ValidationError(
+                "Frames as keyframes need PUBLIC_BASE_URL: the video service must be able to "
+                "fetch the image from this server."
+            )
+        try:
+            ref = frames.FrameRef.parse(value)
+            self.frames[name] = ref.resolve()
+        except frames.FrameError as exc:
+            raise ValidationError(str(exc)) from None
+        return str(ref)
+
+    def frame_choice(self, name: str) -> frames.Resolved | None:
+        """The frame this form's ``name`` field names, for the page's preview: as cleaned for a
+        bound form (None when it was refused), else from the initial value."""
+        if name not in self.fields:
+            return None
+        if self.is_bound:
+            if hasattr(self, "cleaned_data"):
+                return self.frames.get(name)
+            value = self.data.get(self.add_prefix(name), "")
+        else:
+            value = self.initial.get(name, "")
+        if not value:
+            return None
+        try:
+            return frames.FrameRef.parse(str(value)).resolve()
+        except frames.FrameError:
+            return None
+
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         source = self.keyframe_source()
+        for frame_field, upload in FRAME_FOR.items():
+            resolved = self.frames.get(frame_field)
+            if resolved is None:
+                continue
+            url_field = GenerationRequest.uploads()[upload]
+            if data.get(url_field) or data.get(upload):
+                self.add_error(
+                    frame_field, "Give one keyframe here: a URL, an upload or a frame, not two."
+                )
+                continue
+            # Extracted now, stored with the row like any uploaded keyframe.
+            data[upload] = resolved.keyframe()
         for upload, url_field in GenerationRequest.uploads().items():
             if data.get(url_field) and data.get(upload):
                 self.add_error(upload, "Give a URL or an upload, not both.")
@@ -380,6 +454,29 @@ class CreateForm(GenerationForm):
         return len(lines) * (1 + len(more & set(ASPECT_RATIOS)))
 
 
+def frame_prefill(query: QueryDict) -> tuple[dict[str, str], str]:
+    """The create page's initial frame keyframe from the detail page's "Use a frame" picker
+    (``?frame_of=<id>&frame=<n>`` or ``&t=<seconds>``, ``&use=start|end``), and a warning when
+    it cannot be used (the page then opens without it). Checked again when the form is sent."""
+    source = query.get("frame_of", "")
+    if not source:
+        return {}, ""
+    field = FRAME_SLOTS.get(query.get("use", "start"), "image_frame")
+    try:
+        resolved = frames.FrameRef.parse(source).resolve()
+        t = frames.parse_t(query.get("t"))
+        raw_index = query.get("frame", "").strip()
+        if raw_index:
+            if not raw_index.isdecimal() or len(raw_index) > 9:
+                raise frames.FrameError("The frame must be a whole number, 0 for the first.")
+            t = float(int(raw_index) / resolved.info.fps)
+    except frames.FrameError as exc:
+        return {}, f"That frame cannot be used: {exc}"
+    index = resolved.info.index_at(t)
+    seconds = None if index is None else resolved.info.seconds(index)
+    return {field: str(frames.FrameRef(resolved.generation.pk, seconds))}, ""
+
+
 def _echo_limit(field: forms.Field) -> int:
     """How much of a value an invalid form sends back: a text a little over its limit whole."""
     max_length = getattr(field, "max_length", None)
@@ -393,6 +490,8 @@ def _cap(value: Any, limit: int) -> Any:
 
 class ExtendForm(GenerationForm):
     """Extending: the prompt says what happens next; the aspect ratio follows the parent."""
+
+    takes_frames = False
 
     aspect_ratio = forms.ChoiceField(choices=[(r, r) for r in ASPECT_RATIOS], required=False)
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generations import team_views, usage_views, views
+from generations import frame_views, team_views, usage_views, views
 
 urlpatterns = [
     path("", views.gallery, name="gallery"),
@@ -10,6 +10,7 @@ urlpatterns = [
     path("generations/cards/", views.cards, name="generation-cards"),
     path("generations/<uuid:pk>/", views.detail, name="generation-detail"),
     path("generations/<uuid:pk>/extend/", views.extend, name="generation-extend"),
+    path("generations/<uuid:pk>/frame.jpg", frame_views.frame_image, name="generation-frame"),
     path("generations/<uuid:pk>/like/", views.like, name="generation-like"),
     path("generations/<uuid:pk>/retry/", views.retry, name="generation-retry"),
     path("generations/<uuid:pk>/cancel/", views.cancel, name="generation-cancel"),

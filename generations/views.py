@@ -29,7 +29,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
 from generations import actions, money, queries, webhooks
-from generations.forms import ASPECT_HINTS, MAX_BATCH, CreateForm, ExtendForm
+from generations.forms import ASPECT_HINTS, MAX_BATCH, CreateForm, ExtendForm, frame_prefill
 from generations.htmx import HtmxHttpRequest, answer_poll, htmx_target, render_for_target
 from generations.inputs import GenerationRequest
 from generations.models import ASPECT_RATIOS, Generation, WebhookEvent
@@ -186,6 +186,15 @@ def _prefill(request: HtmxHttpRequest) -> dict[str, Any]:
     return {**GenerationRequest.from_row(gen).form_initial(), "keyframes_from": gen.pk}
 
 
+def _frame_prefill(request: HtmxHttpRequest) -> dict[str, str]:
+    """``?frame_of=<uuid>&frame=<n>&use=start|end``: a frame of a finished video as the start
+    or end keyframe (the detail page's "Use a frame"); a frame that cannot be used is said."""
+    initial, warning = frame_prefill(request.GET)
+    if warning:
+        messages.warning(request, warning)
+    return initial
+
+
 def _not_for_viewers(request: HtmxHttpRequest) -> HttpResponse | None:
     """A viewer asking for a page that spends (the create page, an extend form) is told why,
     with a 403, instead of being offered a form whose submit would be refused."""
@@ -238,7 +247,7 @@ def create(request: HtmxHttpRequest) -> HttpResponse:
                 else "Please fix the highlighted fields.",
             )
     else:
-        form = CreateForm(initial=_prefill(request))
+        form = CreateForm(initial={**_prefill(request), **_frame_prefill(request)})
     allowance = money.allowance(request.user)  # the cost line: what is left this month
     jobs = form.planned_jobs()  # app.js counts the same way as the person types
     context = {

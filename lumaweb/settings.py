@@ -299,7 +299,9 @@ CONTENT_SECURITY_POLICY = {
         "default-src": [NONE],
         "script-src": [SELF],
         "style-src": [SELF],
-        "img-src": [SELF, "data:", *LUMA_MEDIA_ORIGINS],  # data: the favicon, the search icon
+        # data: the favicon, the search icon. blob: the create page's preview of a keyframe file
+        # chosen, dropped or pasted (an object URL: only our own script, keyframes.js, makes one)
+        "img-src": [SELF, "data:", "blob:", *LUMA_MEDIA_ORIGINS],
         "media-src": [SELF, *LUMA_MEDIA_ORIGINS],
         "font-src": [SELF],
         "connect-src": [SELF],  # htmx's requests

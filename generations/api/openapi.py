@@ -264,6 +264,25 @@ _CREATE_BODY = {
         "aspect_ratios": _list_of("aspect_ratio"),
     },
 }
+# A frame of a finished video (one with a local copy) as the start or end keyframe (creates).
+_FRAME = {
+    "type": "object",
+    "required": ["generation_id"],
+    "additionalProperties": False,
+    "description": "A frame of a finished video, extracted and stored like an uploaded keyframe "
+    "(give a frame, an image URL, or neither for each end, not both)",
+    "properties": {
+        "generation_id": {"type": "string", "format": "uuid"},
+        "t": {
+            "type": "number",
+            "minimum": 0,
+            "description": "Seconds into the video: the nearest frame; past the end, or left "
+            "out, the last frame",
+        },
+    },
+}
+_CREATE_BODY["properties"]["start_frame"] = _FRAME
+_CREATE_BODY["properties"]["end_frame"] = _FRAME
 _BATCH = {
     "type": "object",
     "required": ["generations"],

@@ -37,6 +37,11 @@ from generations.models import Generation
 # A batch in one create: these lists stand for ``user_prompt`` and ``aspect_ratio``.
 BATCH_FIELDS = {"user_prompts": "user_prompt", "aspect_ratios": "aspect_ratio"}
 
+# A frame of a finished video as a keyframe (generations/frames.py): the API's names ->
+# the form's reference fields (``<id>`` or ``<id>@<seconds>``). Creates only.
+FRAME_FIELDS = {"start_frame": "image_frame", "end_frame": "image_end_frame"}
+FRAME_SHAPE = '{"generation_id": "<uuid>", "t": <seconds>} ("t" left out: the last frame)'
+
 MAX_IDS = 100
 MAX_KEY = 255
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -134,8 +139,13 @@ def _spending_request(request: HttpRequest) -> tuple[str | None, dict[str, Any]]
 
 
 def _form_errors(form: forms.BaseForm) -> JsonResponse:
-    # An ErrorList yields its messages (text, or lazy text that JSON writes the same way).
-    fields = {name: [str(message) for message in errors] for name, errors in form.errors.items()}
+    # An ErrorList yields its messages (text, or lazy text that JSON writes the same way). A
+    # frame's errors are told under the API's name for it.
+    api_name = {field: name for name, field in FRAME_FIELDS.items()}
+    fields = {
+        api_name.get(name, name): [str(message) for message in errors]
+        for name, errors in form.errors.items()
+    }
     return _error(400, "Some fields are not valid.", fields)
 
 
@@ -282,6 +292,34 @@ def _create_batch(request: HttpRequest, data: dict[str, Any], key: str | None) -
     return JsonResponse({"generations": [_new_json(gen, request) for gen in made]}, status=201)
 
 
+def _frame_fields(data: dict[str, Any]) -> dict[str, Any] | JsonResponse:
+    """A create body with ``start_frame`` / ``end_frame`` turned into the form's frame
+    references (checked there: a finished video with a local copy, a good ``t``), or the 400
+    that says what is wrong with their shape. The form's own field names are not the API's."""
+    out = {k: v for k, v in data.items() if k not in FRAME_FIELDS.values()}
+    problems: dict[str, list[str]] = {}
+    for name, field in FRAME_FIELDS.items():
+        value = out.pop(name, None)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            problems[name] = [f"Must be an object: {FRAME_SHAPE}."]
+            continue
+        if set(value) - {"generation_id", "t"}:
+            problems[name] = [f"Only generation_id and t: {FRAME_SHAPE}."]
+            continue
+        pk, t = value.get("generation_id"), value.get("t")
+        if not isinstance(pk, str) or "@" in pk:
+            problems[name] = ["generation_id must be a generation id (a UUID string)."]
+        elif t is not None and (isinstance(t, bool) or not isinstance(t, int | float)):
+            problems[name] = ["t must be a number of seconds, such as 2.5 (left out: the last)."]
+        else:
+            out[field] = pk if t is None else f"{pk}@{t!r}"
+    if problems:
+        return _error(400, "Some fields are not valid.", problems)
+    return out
+
+
 def _uuid_or_none(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
@@ -300,7 +338,10 @@ def generations_collection(request: HttpRequest) -> HttpResponse:
         asked = _spending_request(request)
         if isinstance(asked, JsonResponse):
             return asked
-        key, data = asked
+        key, body = asked
+        data = _frame_fields(body)
+        if isinstance(data, JsonResponse):
+            return data
         if BATCH_FIELDS.keys() & data.keys():
             return _create_batch(request, data, key)
         form = GenerationForm({**GenerationRequest.defaults(), **data})

@@ -576,3 +576,87 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
         )
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "phone"),
+    [("light", False), ("dark", False), ("light", True), ("dark", True)],
+    ids=["light", "dark", "light-phone", "dark-phone"],
+)
+def test_axe_finds_no_critical_or_serious_problem_in_the_frame_keyframe_states(
+    browser, live_server, transactional_db, settings, tmp_path, scheme, phone
+):
+    """Issue 10 #7: the detail page's "Use a frame" picker (as loaded, then scrubbed) and the
+    create page with keyframe previews (a frame, a dropped file, a URL; then a form error that
+    keeps the frame). Its own test, so the frame states need a real video (the simulator's)."""
+    from simulator.media import Scene, render
+
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.LUMA_DEMO_MODE = True
+    settings.LUMA_HEARTBEAT_STALE_AFTER = 24 * 3600
+    heartbeat("worker")
+    heartbeat("beat")
+    videos = Path(settings.MEDIA_ROOT) / "videos"
+    videos.mkdir(parents=True)
+    render(
+        Scene(prompt="a lantern over a lake", seconds=1.0), videos / "clip.mp4", tmp_path / "t.jpg"
+    )
+    make_user("dana", password="dana-pass-123")
+    gen = make_gen(
+        user_prompt="A paper lantern rising over a still lake", video_file="videos/clip.mp4"
+    )
+    viewport = PHONE if phone else {"width": 1280, "height": 860}
+    context = browser.new_context(
+        viewport=viewport, is_mobile=phone, has_touch=phone, bypass_csp=True
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    audit = Audit(page, live_server.url, scheme, PHONE["width"] if phone else None)
+    audit.goto("/accounts/login/")
+    page.fill("input[name=username]", "dana")
+    page.fill("input[name=password]", "dana-pass-123")
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server.url + "/")
+
+    audit.goto(f"/generations/{gen.pk}/")
+    page.locator("#frames [data-frame-image]").wait_for()
+    audit.check("detail, use a frame (the last)")
+    page.locator("#frame-scrub").focus()
+    page.keyboard.press("Home")
+    page.locator("#frame-time", has_text="Frame 1 of 24").wait_for()
+    audit.check("detail, use a frame, scrubbed to the first")
+    page.click("button:has-text('End a new video on this frame')")
+    page.locator("[data-keyframe=end] [data-keyframe-preview]:not([hidden])").wait_for()
+    page.evaluate(
+        """() => {
+            const transfer = new DataTransfer();
+            const png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMB'
+                + 'AQDJ/pLvAAAAAElFTkSuQmCC';
+            const bytes = Uint8Array.from(atob(png), c => c.charCodeAt(0));
+            transfer.items.add(new File([bytes], 'start.png', {type: 'image/png'}));
+            document.querySelector('[data-keyframe=start]').dispatchEvent(
+                new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
+        }"""
+    )
+    page.locator("[data-keyframe=start] [data-keyframe-preview]:not([hidden])").wait_for()
+    audit.check("create, a frame and a dropped file previewed")
+    page.click("button:has-text('Clear the start keyframe')")
+    page.fill("#id_image_url", f"{live_server.url}/generations/{gen.pk}/frame.jpg")
+    page.locator("[data-keyframe=start] [data-keyframe-preview]:not([hidden])").wait_for()
+    audit.check("create, a URL previewed")
+    page.fill("#id_image_url", "")
+    page.click("button:has-text('Generate')")  # no prompt: refused, the frame kept
+    page.locator(".has-error").first.wait_for()
+    audit.check("create, an error keeps the frame")
+    assert page.locator("#id_image_end_frame").is_checked()
+    context.close()
+    assert errors == [], errors
+    problems = [audit.report()] if audit.findings else []
+    if audit.too_wide:
+        problems.append("wider than a phone:\n  - " + "\n  - ".join(audit.too_wide))
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)

@@ -169,7 +169,7 @@ class BoardTile:
 
     board: Board
     count: int
-    cover: str  # the most recently added video's thumbnail ("" for the placeholder)
+    cover: str  # the latest added video's thumbnail ("" for the placeholder: nothing to show)
     manageable: bool
 
     @property
@@ -178,8 +178,13 @@ class BoardTile:
 
 
 def with_tile_fields(boards: QuerySet[Board]) -> QuerySet[Board]:
-    """The count and the cover's two columns, in the boards' own query."""
-    latest = BoardItem.objects.filter(board_id=OuterRef("pk")).order_by("-added_at", "-id")
+    """The count and the cover's two columns, in the boards' own query. The cover is the
+    thumbnail of the most recently added video that has one (a job still running has none)."""
+    latest = (
+        BoardItem.objects.filter(board_id=OuterRef("pk"))
+        .exclude(generation__thumbnail_file="", generation__thumbnail_url="")
+        .order_by("-added_at", "-id")
+    )
     return boards.select_related("created_by").annotate(
         item_count=_item_count(),
         cover_file=Subquery(latest.values("generation__thumbnail_file")[:1]),

@@ -238,3 +238,17 @@ def test_deleting_a_video_takes_it_off_its_boards(client, user):
     actions.delete_generation(gen, user)
     assert Board.objects.filter(pk=board.pk).exists()
     assert not BoardItem.objects.exists()
+
+
+def test_the_cover_is_the_latest_added_video_that_has_a_thumbnail_and_every_card_can_go(
+    client, user
+):
+    board = boards.create_board(user, "Picks")
+    boards.add(board, make_gen(user=user, thumbnail_url="http://127.0.0.1:9/cdn/cover.jpg"), user)
+    running = make_gen(Status.IN_PROGRESS, user=user, thumbnail_url="")
+    boards.add(board, running, user)  # added last, but nothing to show
+    page = client.get(f"/boards/{board.pk}/").content.decode()
+    head = page[page.index('id="board-head"') :].split("</header>")[0]
+    assert "cdn/cover.jpg" in head
+    card = page[page.index(f'id="card-{running.pk}"') :]
+    assert f'action="/generations/{running.pk}/boards/{board.pk}/"' in card.split("</article>")[0]

@@ -24,7 +24,7 @@
     document.querySelectorAll(".board-pick.is-open").forEach(function (pick) {
       if (pick.contains(event.target) || !pick.isConnected) return;
       var button = toggleOf(pick);
-      if (button && !pick.closest("[data-board-standalone]")) button.click();
+      if (button) button.click();
     });
   });
 })();

@@ -252,3 +252,27 @@ def test_the_cover_is_the_latest_added_video_that_has_a_thumbnail_and_every_card
     assert "cdn/cover.jpg" in head
     card = page[page.index(f'id="card-{running.pk}"') :]
     assert f'action="/generations/{running.pk}/boards/{board.pk}/"' in card.split("</article>")[0]
+
+
+def test_renaming_and_sharing_with_htmx_answer_the_header_and_a_bad_name_keeps_the_form_open(
+    client, user
+):
+    board = boards.create_board(user, "Picks")
+    head = htmx("board-head")
+    renamed = client.post(f"/boards/{board.pk}/rename/", {"name": "Final cut"}, **head)
+    text = renamed.content.decode()
+    assert renamed.status_code == 200 and text.lstrip().startswith('<header id="board-head"')
+    assert "<h1>Final cut</h1>" in text and "Renamed the board to “Final cut”." in text
+    refused = client.post(f"/boards/{board.pk}/rename/", {"name": "\x00  "}, **head)
+    text = refused.content.decode()
+    assert (
+        "Give the board a name." in text and '<details class="resolve board-rename" open>' in text
+    )
+    board.refresh_from_db()
+    assert board.name == "Final cut"
+    shared = client.post(f"/boards/{board.pk}/sharing/", {"shared": "yes"}, **head)
+    assert "Make private" in shared.content.decode()
+    board.refresh_from_db()
+    assert board.shared
+    plain = client.post(f"/boards/{board.pk}/rename/", {"name": ""})  # no JavaScript
+    assert plain.status_code == 400 and "Give the board a name." in plain.content.decode()

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generations import frame_views, team_views, usage_views, views
+from generations import board_views, frame_views, team_views, usage_views, views
 
 urlpatterns = [
     path("", views.gallery, name="gallery"),
@@ -18,6 +18,23 @@ urlpatterns = [
     path("generations/<uuid:pk>/check-again/", views.check_again, name="generation-check-again"),
     path("generations/<uuid:pk>/copy-again/", views.copy_again, name="generation-copy-again"),
     path("generations/<uuid:pk>/delete/", views.delete, name="generation-delete"),
+    path("boards/", board_views.board_list, name="board-list"),
+    path("boards/<int:pk>/", board_views.board_detail, name="board-detail"),
+    path("boards/<int:pk>/rename/", board_views.board_rename, name="board-rename"),
+    path("boards/<int:pk>/sharing/", board_views.board_sharing, name="board-sharing"),
+    path("boards/<int:pk>/delete/", board_views.board_delete, name="board-delete"),
+    path("boards/<int:pk>/download.zip", board_views.board_zip, name="board-zip"),
+    path("generations/<uuid:pk>/boards/", board_views.generation_boards, name="generation-boards"),
+    path(
+        "generations/<uuid:pk>/boards/new/",
+        board_views.generation_board_new,
+        name="generation-board-new",
+    ),
+    path(
+        "generations/<uuid:pk>/boards/<int:board_pk>/",
+        board_views.generation_board_set,
+        name="generation-board",
+    ),
     path("jobs/", views.jobs, name="jobs"),
     path("jobs/count/", views.jobs_count, name="jobs-count"),
     path("hold/resume/", views.hold_resume, name="hold-resume"),

@@ -291,6 +291,66 @@ _BATCH = {
 
 
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+_BOARD_ID = {"name": "board_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_GENERATION_ID = {
+    "name": "generation_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+}
+_BOARD: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "name", "shared", "owner", "count", "created_at", "url"],
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": "string"},
+        "shared": {"type": "boolean", "description": "Seen by the whole team (else its owner's)"},
+        "owner": _NULLABLE_STRING,
+        "count": {"type": "integer", "minimum": 0},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "url": {"type": "string", "description": "The board's page"},
+        "download_url": {"type": "string", "description": "Its videos as one ZIP"},
+        "cover": {**_NULLABLE_STRING, "description": "The last added video's thumbnail"},
+        "can_manage": {"type": "boolean", "description": "The caller may rename or delete it"},
+    },
+}
+_BOARD_WITH_VIDEOS = {
+    **_BOARD,
+    "required": [*_BOARD["required"], "generations"],
+    "properties": {
+        **_BOARD["properties"],
+        "generations": {
+            "type": "array",
+            "description": "Most recently added first",
+            "items": _GENERATION,
+        },
+    },
+}
+_NEW_BOARD = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 100},
+        "shared": {"type": "boolean", "default": False},
+    },
+}
+_NEW_ITEM = {
+    "type": "object",
+    "required": ["generation_id"],
+    "properties": {"generation_id": {"type": "string", "format": "uuid"}},
+}
+
+
+def _no_content(what: str, *codes: str) -> dict:
+    return {
+        "204": {"description": what},
+        **{
+            code: {"description": "error", "content": {"application/json": {"schema": _ERROR}}}
+            for code in ("401", *codes)
+        },
+    }
+
 
 SCHEMA = {
     "openapi": "3.0.3",
@@ -352,6 +412,49 @@ SCHEMA = {
                     }
                 ],
                 "responses": _responses("200", _USAGE),
+            },
+        },
+        "/boards": {
+            "get": {
+                "summary": "The boards the caller sees: their own and the team's shared ones",
+                "responses": _responses("200", {"type": "array", "items": _BOARD}),
+            },
+            "post": {
+                "summary": "Make a board (private unless shared is true)",
+                "requestBody": _json_body(_NEW_BOARD),
+                "responses": _responses("201", _BOARD),
+            },
+        },
+        "/boards/{board_id}": {
+            "parameters": [_BOARD_ID],
+            "get": {
+                "summary": "A board with its generations (404 for a private board of another)",
+                "responses": _responses("200", _BOARD_WITH_VIDEOS, "404"),
+            },
+            "delete": {
+                "summary": "Delete a board (its owner or an admin); its videos stay",
+                "responses": _no_content("deleted", "403", "404"),
+            },
+        },
+        "/boards/{board_id}/items": {
+            "parameters": [_BOARD_ID],
+            "post": {
+                "summary": "Put a generation on the board: 201 added, 200 already there",
+                "requestBody": _json_body(_NEW_ITEM),
+                "responses": {
+                    **_responses("201", _BOARD, "404"),
+                    "200": {
+                        "description": "already on the board",
+                        "content": {"application/json": {"schema": _BOARD}},
+                    },
+                },
+            },
+        },
+        "/boards/{board_id}/items/{generation_id}": {
+            "parameters": [_BOARD_ID, _GENERATION_ID],
+            "delete": {
+                "summary": "Take a generation off the board (204 whether it was on it or not)",
+                "responses": _no_content("removed", "404"),
             },
         },
         "/generations/{id}/extend": {

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generations.api import usage, views
+from generations.api import boards, usage, views
 
 urlpatterns = [
     path("openapi.json", views.openapi_schema, name="api-openapi"),
@@ -10,4 +10,8 @@ urlpatterns = [
     path("generations/<uuid:pk>", views.generation_detail, name="api-generation"),
     path("generations/<uuid:pk>/extend", views.generation_extend, name="api-generation-extend"),
     path("usage", usage.usage, name="api-usage"),
+    path("boards", boards.board_collection, name="api-boards"),
+    path("boards/<int:pk>", boards.board_detail, name="api-board"),
+    path("boards/<int:pk>/items", boards.board_items, name="api-board-items"),
+    path("boards/<int:pk>/items/<uuid:generation_id>", boards.board_item, name="api-board-item"),
 ]

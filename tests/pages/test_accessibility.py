@@ -660,3 +660,87 @@ def test_axe_finds_no_critical_or_serious_problem_in_the_frame_keyframe_states(
         problems.append("wider than a phone:\n  - " + "\n  - ".join(audit.too_wide))
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "phone"),
+    [("light", False), ("dark", False), ("light", True), ("dark", True)],
+    ids=["light", "dark", "light-phone", "dark-phone"],
+)
+def test_axe_finds_no_critical_or_serious_problem_on_the_boards_pages(
+    browser, live_server, transactional_db, settings, tmp_path, scheme, phone
+):
+    """/boards/ (none yet, then mine and the team's), a board empty and filled (its owner's
+    tools, rename open), a card's board menu open, the no-JavaScript menu page and a board
+    someone else shared (no tools)."""
+    from generations import boards
+
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.LUMA_HEARTBEAT_STALE_AFTER = 24 * 3600
+    dana = make_user("dana", password="dana-pass-123")
+    bob = make_user("bob")
+    heartbeat("worker")
+    heartbeat("beat")
+    if phone:
+        context = browser.new_context(
+            viewport=PHONE, is_mobile=True, has_touch=True, bypass_csp=True
+        )
+    else:
+        context = browser.new_context(viewport={"width": 1280, "height": 860}, bypass_csp=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    audit = Audit(page, live_server.url, scheme, PHONE["width"] if phone else None)
+    audit.goto("/accounts/login/")
+    page.fill("input[name=username]", "dana")
+    page.fill("input[name=password]", "dana-pass-123")
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server.url + "/")
+
+    audit.goto("/boards/")
+    audit.check("boards, none yet")
+    page.click("button:has-text('Make board')")
+    page.locator("#board-name-error").wait_for()
+    audit.check("boards, a name refused")
+    page.fill("#board-name", "A board with a rather long name for a small phone screen")
+    page.click("button:has-text('Make board')")
+    page.locator("h1", has_text="rather long name").wait_for()
+    audit.check("board, empty (owner)")
+    board = boards.visible(dana).get()
+
+    rows = studio_rows(dana, bob)
+    for name in ("lantern", "fox", "robot", "running"):
+        boards.add(board, rows[name], dana)
+    theirs = boards.create_board(bob, "Bob's shared picks", shared=True)
+    boards.add(theirs, rows["fox"], bob)
+    audit.goto(f"/boards/{board.pk}/")
+    page.locator(f"#card-{rows['lantern'].pk}").wait_for()
+    audit.check("board, filled (owner: tools, rename and delete)")
+    audit.goto("/boards/")
+    audit.check("boards, mine and the team's")
+    audit.goto(f"/boards/{theirs.pk}/")
+    audit.check("board, someone else's shared board")
+
+    audit.goto("/")
+    card = page.locator(f"#card-{rows['robot'].pk}")
+    card.locator(".board-btn").click()
+    page.locator(f"#board-toggle-{rows['robot'].pk}-{board.pk}").click()
+    page.locator(f"#board-toggle-{rows['robot'].pk}-{theirs.pk}").wait_for()
+    audit.check("gallery, a card's board menu open")
+    audit.goto(f"/generations/{rows['lantern'].pk}/")
+    page.locator(f"#board-btn-{rows['lantern'].pk}").click()
+    page.locator(f"#board-toggle-{rows['lantern'].pk}-{board.pk}").wait_for()
+    audit.check("detail, the board menu open")
+    audit.goto(f"/generations/{rows['lantern'].pk}/boards/?next=/")
+    audit.check("a video's boards, without JavaScript")
+
+    context.close()
+    assert errors == [], errors
+    problems = [audit.report()] if audit.findings else []
+    if audit.too_wide:
+        problems.append("wider than a phone:\n  - " + "\n  - ".join(audit.too_wide))
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)

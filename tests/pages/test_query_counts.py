@@ -196,3 +196,35 @@ def test_the_team_page_costs_the_same_with_3_people_as_with_30(db, settings):
     # The page's own (people with their member rows, the month (2), the team, the audit page)
     # beside what every page costs (session, user, role, hold, no-worker banner, badge cursor).
     assert max(large) <= 12, large
+
+
+def test_a_board_page_costs_the_same_with_2_videos_as_with_20(client, user, other):
+    """The board with its count and cover (one query), its cards with authors, likes and counts
+    (one query), whether the person may manage it; the boards list and the API alike."""
+    from generations import boards
+
+    board = boards.create_board(user, "Picks", shared=True)
+    boards.create_board(other, "Theirs", shared=True)
+
+    def fill(n: int) -> None:
+        for i in range(n):
+            gen = make_gen(STATUSES[i % len(STATUSES)], user=user if i % 2 else other)
+            gen.liked_by.add(user)
+            boards.add(board, gen, other)
+
+    urls = [
+        f"/boards/{board.pk}/",
+        "/boards/",
+        "/api/v1/boards",
+        f"/api/v1/boards/{board.pk}",
+    ]
+    fill(2)
+    few = {url: queries_for(client, url) for url in urls}
+    fill(18)
+    many = {url: queries_for(client, url) for url in urls}
+    assert few == many
+    # Session, user, the board (count and cover), its cards, the member row (may spend), the
+    # hold banner, the no-worker banner, the running badge and its cursor, and the capacity
+    # line a queued card reads (3): 12, and no query per card.
+    assert many[f"/boards/{board.pk}/"] <= 12, many
+    assert many["/boards/"] <= 8 and many[f"/api/v1/boards/{board.pk}"] <= 4, many

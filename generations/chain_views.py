@@ -20,6 +20,7 @@ from pathlib import Path
 from django.contrib import messages
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_safe
@@ -50,7 +51,7 @@ def _back(request: HttpRequest, gen: Generation, words: str) -> HttpResponse:
 
 
 @require_safe
-def chain_mp4(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
+def chain_mp4(request: HttpRequest, pk: uuid.UUID) -> HttpResponseBase:
     gen = get_object_or_404(Generation, pk=pk)
     if gen.status != Status.COMPLETED:
         return _back(request, gen, "This video is not finished: its chain cannot be joined yet.")
@@ -72,8 +73,10 @@ def chain_mp4(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         except (joining.JoinError, OSError) as exc:
             log.warning("chain %s not joined: %s", gen.pk, exc)
             return _back(
-                request, gen, "This chain could not be joined: one of its copied videos is "
-                "unreadable. Try Copy again on that video's page."
+                request,
+                gen,
+                "This chain could not be joined: one of its copied videos is "
+                "unreadable. Try Copy again on that video's page.",
             )
         log.info(
             "chain %s joined: %d clips, %d frames, %s, in %.0f ms",
@@ -86,13 +89,11 @@ def chain_mp4(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     return _send(str(full), filename) or _back(request, gen, GONE)
 
 
-def _send(path: str, filename: str) -> HttpResponse | None:
+def _send(path: str, filename: str) -> HttpResponseBase | None:
     try:
         handle = open(path, "rb")  # noqa: SIM115 (FileResponse closes it)
     except OSError:
         return None
-    response = FileResponse(
-        handle, as_attachment=True, filename=filename, content_type="video/mp4"
-    )
+    response = FileResponse(handle, as_attachment=True, filename=filename, content_type="video/mp4")
     response["X-Content-Type-Options"] = "nosniff"
     return response

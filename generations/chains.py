@@ -120,6 +120,7 @@ def _tree_rows(gen: Generation) -> list[Generation]:
     table = connection.ops.quote_name(Generation._meta.db_table)
     pk = Generation._meta.pk
     assert pk is not None
+    # The table name and the depth are ours, not input; the one input, the id, is a parameter.
     sql = f"""
         WITH RECURSIVE up(id, up_id, n) AS (
             SELECT id, COALESCE(parent_id, kept_ancestor_id), 0 FROM {table} WHERE id = %s
@@ -136,9 +137,10 @@ def _tree_rows(gen: Generation) -> list[Generation]:
             WHERE down.n < {MAX_DEPTH}
         )
         SELECT id FROM down
-    """
+    """  # noqa: S608
     param = pk.get_db_prep_value(gen.pk, connection)
-    query = Generation.objects.filter(pk__in=RawSQL(sql, [param])).select_related("created_by")
+    rows = RawSQL(sql, [param])  # noqa: S611 (see above)
+    query = Generation.objects.filter(pk__in=rows).select_related("created_by")
     return list(query.order_by("created_at", "pk"))
 
 

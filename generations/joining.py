@@ -60,10 +60,7 @@ def join(clips: Sequence[str | os.PathLike[str]], out: Path) -> Joined:
         signatures = {_signature(c.streams.video[0]) for c in inputs}
         tmp = Path(tempfile.mkstemp(prefix=".join-", suffix=".mp4", dir=out.parent)[1])
         try:
-            if len(signatures) == 1:
-                frames = _remux(inputs, tmp)
-            else:
-                frames = _reencode(inputs, tmp)
+            frames = _remux(inputs, tmp) if len(signatures) == 1 else _reencode(inputs, tmp)
             os.replace(tmp, out)
         finally:
             tmp.unlink(missing_ok=True)

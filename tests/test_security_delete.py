@@ -67,9 +67,13 @@ def stored(gen: Generation) -> list[str]:
 def chain_items(html: str) -> list[str]:
     """The chain's videos in page order (the tree's nodes, depth first), each as its own
     ``<li …>`` markup up to the next node's."""
-    section = re.search(r'<section class="chain-wrap[^"]*" id="chain"[^>]*>(.*?)</section>', html, re.S)
+    section = re.search(
+        r'<section class="chain-wrap[^"]*" id="chain"[^>]*>(.*?)</section>', html, re.S
+    )
     assert section, "the page shows no chain"
-    return re.findall(r'<li class="chain-node.*?(?=<li class="chain-node|$)', section.group(1), re.S)
+    return re.findall(
+        r'<li class="chain-node.*?(?=<li class="chain-node|$)', section.group(1), re.S
+    )
 
 
 @pytest.mark.parametrize("way", ["page", "api"])

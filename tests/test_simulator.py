@@ -496,7 +496,9 @@ def test_an_extension_is_its_own_part_unless_told_to_hold_its_parent_too(
     sim.force_complete(child["id"])
     own = FPS * VIDEO_SECONDS
     assert frames_of(get_one(sim, parent["id"])["video"]["url"]) == own
-    assert frames_of(get_one(sim, child["id"])["video"]["url"]) == (2 * own if holds_parent else own)
+    assert frames_of(get_one(sim, child["id"])["video"]["url"]) == (
+        2 * own if holds_parent else own
+    )
 
 
 def test_the_extension_flag_is_a_boolean(sim: SimulatorProcess) -> None:

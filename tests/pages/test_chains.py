@@ -125,9 +125,10 @@ def test_unfinished_videos_show_their_status_and_offer_no_playback(client, user)
     queued = make_gen(Status.QUEUED, user=user, parent=root, user_prompt="still waiting")
     page = client.get(url(root)).content.decode()
     assert '<span class="chain-status">Queued</span>' in page
-    assert f"{queued.pk}" not in "".join(
-        part for part in page.split('data-chain-play="')[1:]
-    ).split('"')[0]
+    assert (
+        f"{queued.pk}"
+        not in "".join(part for part in page.split('data-chain-play="')[1:]).split('"')[0]
+    )
 
 
 def test_removed_videos_keep_their_place_in_the_tree(client, user, other):
@@ -210,7 +211,10 @@ def test_a_chain_downloads_as_one_mp4_its_clips_joined_in_order(client, user, tm
     response = client.get(f"/generations/{leaf.pk}/chain.mp4")
     assert response.status_code == 200
     assert response["Content-Type"] == "video/mp4"
-    assert response["Content-Disposition"] == f'attachment; filename="part-2-chain-{leaf.pk.hex[:4]}.mp4"'
+    assert (
+        response["Content-Disposition"]
+        == f'attachment; filename="part-2-chain-{leaf.pk.hex[:4]}.mp4"'
+    )
     frames, duration, size = probe(b"".join(response.streaming_content), tmp_path)
     assert frames == round(2.5 * FPS)  # the frames of all three, none lost or doubled
     assert duration == pytest.approx(2.5, abs=0.1)

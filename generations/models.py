@@ -464,45 +464,6 @@ class Generation(models.Model):
         percent = max(0.0, min(99.0, 100 * elapsed / total))
         return Eta("eta", percent=round(percent, 1), remaining=round(remaining, 1))
 
-    def chain(self) -> list[Generation | None]:
-        """Ancestors (root first), this generation, then its extensions depth by depth.
-
-        ``None`` stands for removed videos (one or more deleted in a row): the chain shows the
-        link as removed, in its place, and goes on past it through ``kept_ancestor``.
-        """
-        ancestors: list[Generation | None] = []
-        node: Generation | None = self
-        while node is not None and len(ancestors) < 100:
-            if node.parent_id is not None:
-                node = node.parent
-            elif node.parent_removed_at is not None:
-                ancestors.append(None)
-                node = node.kept_ancestor
-            else:
-                break
-            if node is not None:
-                ancestors.append(node)
-        ancestors.reverse()
-        descendants: list[Generation | None] = []
-        frontier = [self]
-        while frontier and len(descendants) < 200:
-            children = list(
-                Generation.objects.filter(
-                    Q(parent__in=frontier)
-                    | Q(
-                        parent__isnull=True,
-                        parent_removed_at__isnull=False,
-                        kept_ancestor__in=frontier,
-                    )
-                ).order_by("created_at")
-            )
-            for child in children:
-                if child.parent_id is None:
-                    descendants.append(None)
-                descendants.append(child)
-            frontier = children
-        return [*ancestors, self, *descendants]
-
 
 class HoldCause(models.TextChoices):
     """Why the upstream account is on hold: refusals that say nothing about the job itself."""

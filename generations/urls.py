@@ -2,13 +2,14 @@
 
 from django.urls import path
 
-from generations import board_views, frame_views, team_views, usage_views, views
+from generations import board_views, chain_views, frame_views, team_views, usage_views, views
 
 urlpatterns = [
     path("", views.gallery, name="gallery"),
     path("generations/new/", views.create, name="generation-new"),
     path("generations/cards/", views.cards, name="generation-cards"),
     path("generations/<uuid:pk>/", views.detail, name="generation-detail"),
+    path("generations/<uuid:pk>/chain.mp4", chain_views.chain_mp4, name="generation-chain-mp4"),
     path("generations/<uuid:pk>/extend/", views.extend, name="generation-extend"),
     path("generations/<uuid:pk>/frame.jpg", frame_views.frame_image, name="generation-frame"),
     path("generations/<uuid:pk>/like/", views.like, name="generation-like"),

@@ -28,7 +28,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
-from generations import actions, money, queries, webhooks
+from generations import actions, chains, money, queries, webhooks
 from generations.forms import ASPECT_HINTS, MAX_BATCH, CreateForm, ExtendForm, frame_prefill
 from generations.htmx import HtmxHttpRequest, answer_poll, htmx_target, render_for_target
 from generations.inputs import GenerationRequest
@@ -271,7 +271,8 @@ def _detail_context(
     return {
         "gen": gen,
         "events": list(gen.events.all()),
-        "chain": SimpleLazyObject(gen.chain),  # read only by the whole page, not by its polls
+        # read only by the whole page, not by its polls; one query however deep the tree
+        "chain_tree": SimpleLazyObject(lambda: chains.tree(gen)),
         "extend_form": extend_form or ExtendForm(parent=gen),
         "version": gen.live_version,
     }

@@ -211,6 +211,10 @@ LUMA_MAX_VIDEO_BYTES = env_int("LUMA_MAX_VIDEO_BYTES", 500 * 1024 * 1024, minimu
 LUMA_MAX_IMAGE_BYTES = env_int("LUMA_MAX_IMAGE_BYTES", 20 * 1024 * 1024, minimum=1)
 LUMA_DOWNLOAD_TIMEOUT = env_float("LUMA_DOWNLOAD_TIMEOUT", 300.0, minimum=1)
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
+# Whether an extension's video already holds its parent's (the whole chain so far) or only the new
+# part. The API documentation says neither; docs/ARCHITECTURE.md ("Chains") has what we found. A
+# chain is played and joined from the leaf alone when True, from every clip of its path when False.
+LUMA_EXTENSION_CONTAINS_PARENT = env_bool("LUMA_EXTENSION_CONTAINS_PARENT", False)
 # Workers and beat write a heartbeat this often; one not seen for LUMA_HEARTBEAT_STALE_AFTER
 # counts as gone (every page then says jobs will wait). Four beats missed, not one: no flapping.
 LUMA_HEARTBEAT_INTERVAL = env_float("LUMA_HEARTBEAT_INTERVAL", 15.0, minimum=0.5)

@@ -95,6 +95,11 @@ class Config:
     media_dir: str | None = None
     video_seconds: float = 3.0
     fps: int = 24
+    # Luma's extensions (as far as its documentation and SDK tell, docs/ARCHITECTURE.md
+    # "Chains") are the new part alone, and so are the simulator's by default. True: an
+    # extension's video holds its whole chain so far (its parent's frames, then its own), the
+    # other way a service may behave, so lumaweb's LUMA_EXTENSION_CONTAINS_PARENT can be tested.
+    extension_contains_parent: bool = False
     # The /_sim/* control endpoints (health aside) answer only requests that carry this token
     # in X-Simulator-Token; without one they are off (403).
     control_token: str | None = None
@@ -195,6 +200,10 @@ def _coerce(config: Config, key: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise ValueError(f"{key} must be a string")
         return value
+    if key == "extension_contains_parent":
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false")
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{key} must be a number")
     if key in ("credits", "seed", "fps", "error_status"):
@@ -279,6 +288,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--video-seconds", type=float, default=d.video_seconds, help="length of rendered clips")
     add("--fps", type=int, default=d.fps, help="frame rate of rendered clips")
+    add(
+        "--extension-contains-parent",
+        action="store_true",
+        default=None,
+        help="render an extension's video as its whole chain so far (its parent's frames, then "
+        "its own) instead of the new part alone",
+    )
     add(
         "--control-token",
         default=os.environ.get(CONTROL_TOKEN_ENV) or None,
@@ -812,13 +828,16 @@ class Simulator:
             while chain[-1].parent_id and chain[-1].parent_id in self.generations:
                 chain.append(self.generations[chain[-1].parent_id])
             allowed = self.config.allow_fetch_from
+            whole = self.config.extension_contains_parent
+        before = sum(g.video_seconds for g in chain[1:])  # the chain's length before this part
         return media.Scene(
             prompt=generation.prompt,
             aspect_ratio=generation.aspect_ratio,
             palette_key=chain[-1].prompt,
             part=len(chain),
-            time_offset=sum(g.video_seconds for g in chain[1:]),
-            seconds=generation.video_seconds,
+            # Animation is a function of absolute time: drawing from 0 repeats the parents' frames.
+            time_offset=0.0 if whole else before,
+            seconds=generation.video_seconds + (before if whole else 0.0),
             fps=generation.fps,
             start_image=media.fetch_keyframe(generation.image_url, allowed),
             end_image=media.fetch_keyframe(generation.image_end_url, allowed),

@@ -12,6 +12,7 @@ import redis
 import requests
 from django.test import Client
 
+from generations import chains
 from generations.models import Generation, Status
 from tests.conftest import POLL_INTERVAL, wait_for
 from tests.factories import in_progress_row, make_user, remote_create
@@ -112,8 +113,8 @@ def test_extension_completes_and_names_its_parent(api, sim, pipeline):
     ext = posts_for(sim, "the boat reaches the sea")
     assert len(ext) == 1 and ext[0]["kind"] == "extend"
     assert ext[0]["parent_id"] == Generation.objects.get(pk=parent["id"]).remote_id
-    chain = Generation.objects.get(pk=parent["id"]).chain()
-    assert [str(g.pk) for g in chain] == [parent["id"], child["id"]]
+    tree = chains.tree(Generation.objects.get(pk=child["id"]))
+    assert [str(node.gen.pk) for node in tree.nodes if node.gen] == [parent["id"], child["id"]]
 
 
 def test_read_timeout_lands_in_needs_attention_with_no_second_post(api, sim, pipeline):

@@ -18,7 +18,7 @@ from django.db import close_old_connections
 from django.test import Client
 from django.utils import timezone
 
-from generations import actions, pipeline
+from generations import actions, chains, pipeline
 from generations.inputs import GenerationRequest
 from generations.models import Generation, Kind, Status
 from tests.conftest import wait_for
@@ -65,10 +65,15 @@ def stored(gen: Generation) -> list[str]:
 
 
 def chain_items(html: str) -> list[str]:
-    """The chain's items in page order, each as its ``<li …>`` markup."""
-    section = re.search(r'<section class="chain-wrap[^"]*" id="chain">(.*?)</section>', html, re.S)
+    """The chain's videos in page order (the tree's nodes, depth first), each as its own
+    ``<li …>`` markup up to the next node's."""
+    section = re.search(
+        r'<section class="chain-wrap[^"]*" id="chain"[^>]*>(.*?)</section>', html, re.S
+    )
     assert section, "the page shows no chain"
-    return re.findall(r"<li\b.*?</li>", section.group(1), re.S)
+    return re.findall(
+        r'<li class="chain-node.*?(?=<li class="chain-node|$)', section.group(1), re.S
+    )
 
 
 @pytest.mark.parametrize("way", ["page", "api"])
@@ -131,7 +136,8 @@ def test_a_removed_link_in_the_middle_keeps_its_place_in_the_chain(alice, bob):
     # Removing the first one too leaves one removed link before the last.
     actions.delete_generation(first, alice)
     last.refresh_from_db()
-    assert [link.pk if link else None for link in last.chain()] == [None, last.pk]
+    path = chains.tree(last).current.path()
+    assert [node.gen.pk if node.gen else None for node in path] == [None, last.pk]
 
 
 def test_a_delete_while_the_extension_is_queued_does_not_break_that_extension(sim, alice, bob):

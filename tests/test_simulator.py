@@ -497,3 +497,44 @@ def test_a_restarted_simulator_keeps_the_accounts_credits(tmp_path) -> None:
 
     with SimulatorProcess(media_dir=tmp_path / "media-3", **flags) as third:
         assert third._control("GET", "/_sim/config")["credits"] == 2_000_000
+
+
+def frames_of(url: str) -> int:
+    video = requests.get(url, timeout=30)
+    assert video.status_code == 200
+    with av.open(io.BytesIO(video.content)) as container:
+        return sum(1 for _ in container.decode(container.streams.video[0]))
+
+
+@pytest.mark.parametrize("holds_parent", [False, True])
+def test_an_extension_is_its_own_part_unless_told_to_hold_its_parent_too(
+    sim: SimulatorProcess, holds_parent: bool
+) -> None:
+    """Like Luma's (docs/ARCHITECTURE.md, "Chains"), an extension's video is the new part alone
+    by default; with `extension_contains_parent` it is the chain so far, parent first."""
+    if holds_parent:
+        assert sim.configure(extension_contains_parent=True)["extension_contains_parent"] is True
+    parent = completed(sim)
+    child = requests.post(
+        f"{sim.api_url}/luma-ai/generations/{parent['id']}/extend",
+        json={"user_prompt": "the sun dives"},
+        headers=AUTH,
+        timeout=10,
+    ).json()
+    sim.force_complete(child["id"])
+    own = FPS * VIDEO_SECONDS
+    assert frames_of(get_one(sim, parent["id"])["video"]["url"]) == own
+    assert frames_of(get_one(sim, child["id"])["video"]["url"]) == (
+        2 * own if holds_parent else own
+    )
+
+
+def test_the_extension_flag_is_a_boolean(sim: SimulatorProcess) -> None:
+    response = requests.post(
+        f"{sim.base_url}/_sim/config",
+        json={"extension_contains_parent": 1},
+        headers=sim.control_headers,
+        timeout=10,
+    )
+    assert response.status_code == 400
+    assert "true or false" in response.json()["message"]

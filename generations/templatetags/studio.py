@@ -12,9 +12,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
-from django.utils.text import slugify
 
-from generations import actions
+from generations import actions, naming
 from generations.models import (
     Generation,
     Status,
@@ -186,16 +185,7 @@ def safe_cell(value: object) -> object:
     return value
 
 
-DOWNLOAD_STEM = 40  # characters of the prompt in a download's file name
-
-
 @register.filter
 def download_name(gen: Any) -> str:
-    """A video's file name when downloaded: its prompt as a slug, cut at a word, and the first
-    characters of its id so two videos of one prompt differ: ``a-paper-boat-at-dusk-3f2a.mp4``
-    (``lumaweb-3f2a.mp4`` for a prompt with no letters or digits)."""
-    slug = slugify(gen.user_prompt)
-    if len(slug) > DOWNLOAD_STEM:
-        cut = slug[: DOWNLOAD_STEM + 1]
-        slug = cut[: cut.rfind("-")] if "-" in cut else slug[:DOWNLOAD_STEM]
-    return f"{slug.strip('-') or 'lumaweb'}-{gen.pk.hex[:4]}.mp4"
+    """A video's file name when downloaded (``generations.naming``, shared with the views)."""
+    return naming.download_name(gen)

@@ -232,17 +232,30 @@ def studio_rows(dana, bob) -> dict[str, Generation]:
         thumbnail_file=jpeg("clouds", (90, 90, 110)),
         video_file="videos/a11y.mp4",
     )
-    # A chain of three: wider than a phone, it scrolls in its own strip.
-    make_gen(
+    # A chain as a tree: the lantern's two extensions are branches, and the moon's line goes
+    # eight deep (its indentation capped on a phone), one of its links removed by its owner.
+    link = make_gen(
         user=dana,
         parent=clouds,
         user_prompt="Above the clouds, the lantern meets the moon",
         thumbnail_file=jpeg("moon", (20, 20, 50)),
         video_file="videos/a11y.mp4",
     )
+    make_gen(user=bob, parent=lantern, user_prompt="The lantern sinks slowly into the lake")
+    for n in range(8):
+        link = make_gen(
+            user=dana,
+            parent=None if n == 4 else link,
+            parent_removed_at=now if n == 4 else None,
+            kept_ancestor=link if n == 4 else None,
+            user_prompt=f"Step {n + 4}: the lantern keeps climbing past the stars and beyond",
+            video_file="videos/a11y.mp4",
+        )
+    deep = link
     return {
         "lantern": lantern,
         "clouds": clouds,
+        "deep": deep,
         "fox": make_gen(
             user=bob,
             aspect_ratio="9:16",
@@ -429,6 +442,7 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     for name, state in (
         ("lantern", "detail, completed with a chain and the extend form"),
         ("clouds", "detail, completed extension, deletable"),
+        ("deep", "detail, the leaf of a deep chain with branches and a removed link"),
         ("fox", "detail, completed, copying, someone else's"),
         ("running", "detail, in progress"),
         ("queued", "detail, queued"),
@@ -439,6 +453,10 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     ):
         audit.goto(f"/generations/{rows[name].pk}/")
         audit.check(state)
+    audit.goto(f"/generations/{rows['deep'].pk}/")
+    page.click("#chain .chain-head [data-chain-play]")
+    page.locator("#chain [data-chain-player]:not([hidden])").wait_for()
+    audit.check("detail, a chain playing from the start")
 
     audit.goto("/jobs/")
     page.locator(f"#job-{rows['attention'].pk}").wait_for()

@@ -230,10 +230,14 @@ def test_back_to_a_filtered_gallery_shows_its_filters(page, live_server, dana, o
 
 
 def test_the_detail_page_of_a_long_chain_fits_a_phone(browser, live_server, settings, dana):
+    # A tree twenty deep with branches and long prompts: its indentation stops growing.
     root = make_gen(user=dana, user_prompt="A lantern over a lake")
     link = root
-    for n in range(4):
-        link = make_gen(user=dana, parent=link, user_prompt=f"and then {n}")
+    for n in range(20):
+        words = f"and then {n}, the lantern drifts on through endlessly unfolding skies"
+        link = make_gen(user=dana, parent=link, user_prompt=words)
+        if n % 5 == 0:
+            make_gen(user=dana, parent=link, user_prompt=f"a branch: {words}")
     context, page, errors = open_page(
         browser,
         live_server,

@@ -228,3 +228,27 @@ def test_a_board_page_costs_the_same_with_2_videos_as_with_20(client, user, othe
     # line a queued card reads (3): 12, and no query per card.
     assert many[f"/boards/{board.pk}/"] <= 12, many
     assert many["/boards/"] <= 8 and many[f"/api/v1/boards/{board.pk}"] <= 4, many
+
+
+def test_the_detail_page_of_a_chain_costs_the_same_20_deep_with_branches_as_3_deep(client, user):
+    """The chain is read as one tree in one query (a recursive CTE), not a query per level."""
+
+    def chain(depth: int):
+        link = root = make_gen(user=user)
+        middle = None
+        for i in range(depth):
+            link = make_gen(user=user, parent=link, video_file=f"videos/{i}.mp4")
+            if i % 3 == 0:
+                make_gen(user=user, parent=link)  # a branch off the main line
+            if i == depth // 2:
+                middle = link
+        return root, middle, link
+
+    shallow, deep = chain(3), chain(20)
+    for small, large in zip(shallow, deep, strict=True):
+        few = queries_for(client, f"/generations/{small.pk}/")
+        many = queries_for(client, f"/generations/{large.pk}/")
+        assert few == many, (small.user_prompt, few, many)
+    page = client.get(f"/generations/{deep[2].pk}/").content.decode()
+    assert page.count('class="chain-card"') == 21 + 7  # the main line and its 7 branches
+    assert many <= 14, many

@@ -132,8 +132,9 @@ def _clean_text(value: str) -> str:
 
 
 def _micros(moment: datetime) -> int:
-    """Microseconds since the epoch, exactly (a float timestamp can be off by one, and a
-    keyset cursor off by one microsecond repeats or skips a row)."""
+    """Microseconds since the epoch, in integers: exact by construction (a keyset cursor one
+    microsecond off repeats or skips a row; ``int(timestamp() * 1e6)`` truncates the wrong way
+    before 1970, and its exactness after depends on float rounding)."""
     return (moment - EPOCH) // _MICRO
 
 

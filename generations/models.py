@@ -364,8 +364,10 @@ class Generation(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            # gallery: finished, newest first
-            models.Index(fields=["status", "-completed_at"], name="gen_status_completed"),
+            # gallery: finished, newest (or oldest) first, keyset on (completed_at, id); the
+            # live gallery's "anything new?" reads its first row. (On PostgreSQL migration 0014
+            # adds a GIN index for the prompt search, queries.prompt_search_vector.)
+            models.Index(fields=["status", "-completed_at", "-id"], name="gen_status_completed_id"),
             # dashboard
             models.Index(fields=["status", "-created_at"], name="gen_status_created"),
             # poller: due in-flight rows

@@ -11,10 +11,12 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.contrib.auth import get_user_model
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connections
 from django.db.models import (
     BooleanField,
     Count,
@@ -111,23 +113,121 @@ def card(pk: uuid.UUID | str, user: Viewer) -> Card:
 
 
 # --- gallery ------------------------------------------------------------------------------------
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+_INT = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only (int() also takes "²" and "٣")
+
+# The gallery's orders: the query-string value ("" is the default, newest first), its label.
+SORTS = {"": "Newest first", "oldest": "Oldest first", "likes": "Most liked"}
+MAX_SEARCH_WORDS = 16
+# A new-videos count stops at this (the notice says "99+"): counting is bounded, like a page.
+MAX_NEW_COUNT = 99
+
+Moment = tuple[datetime, uuid.UUID]  # (completed_at, id): a place in the newest/oldest order
+
+
 def _clean_text(value: str) -> str:
     """Drop NUL and other control characters (Postgres refuses NUL in text), trim, cap."""
     return "".join(ch for ch in value if ch.isprintable()).strip()[:MAX_QUERY_LENGTH]
 
 
-def encode_cursor(gen: Generation) -> str:
-    assert gen.completed_at is not None  # the gallery shows finished videos only
-    return f"{int(gen.completed_at.timestamp() * 1_000_000)}.{gen.pk}"
+def _micros(moment: datetime) -> int:
+    """Microseconds since the epoch, in integers: exact by construction (a keyset cursor one
+    microsecond off repeats or skips a row; ``int(timestamp() * 1e6)`` truncates the wrong way
+    before 1970, and its exactness after depends on float rounding)."""
+    return (moment - EPOCH) // _MICRO
 
 
-def decode_cursor(value: str) -> tuple[datetime, uuid.UUID] | None:
-    try:
-        micros, pk = value.split(".", 1)
-        moment = datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC)
-        return moment, uuid.UUID(pk)
-    except (ValueError, OverflowError, OSError):
+def _int(text: str) -> int | None:
+    return int(text) if _INT.fullmatch(text) else None
+
+
+def encode_moment(moment: datetime, pk: uuid.UUID) -> str:
+    return f"{_micros(moment)}.{pk}"
+
+
+def decode_moment(value: str) -> Moment | None:
+    """``<micros>.<uuid>`` back to (moment, id); None for anything else (never raises)."""
+    micros, _, pk = value.partition(".")
+    number = _int(micros)
+    if number is None:
         return None
+    try:
+        return EPOCH + number * _MICRO, uuid.UUID(pk)
+    except (ValueError, OverflowError):
+        return None
+
+
+def encode_cursor(gen: Generation, sort: str = "") -> str:
+    """Where a page ended, in the page's order: (completed_at, id), and for "most liked" the
+    like count first (the card's ``like_count``)."""
+    assert gen.completed_at is not None  # the gallery shows finished videos only
+    moment = encode_moment(gen.completed_at, gen.pk)
+    return f"{gen.like_count}.{moment}" if sort == "likes" else moment  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A decoded "Load more" position: the like count (most liked only), completed_at, id."""
+
+    moment: datetime
+    pk: uuid.UUID
+    likes: int | None = None
+
+
+def decode_cursor(value: str, sort: str = "") -> Cursor | None:
+    """The position a cursor of ``sort`` names, or None when it is not one (a stale link, a
+    cursor of another order, garbage): the page then starts from the top."""
+    if sort == "likes":
+        likes, _, value = value.partition(".")
+        count = _int(likes)
+        if count is None or count < 0:
+            return None
+    else:
+        count = None
+    moment = decode_moment(value)
+    return None if moment is None else Cursor(moment[0], moment[1], count)
+
+
+_EDGES = re.compile(r"^[\W_]+|[\W_]+$")  # what is neither a letter nor a digit, at either end
+SEARCH_CONFIG = "simple"
+
+
+def prompt_search_vector() -> SearchVector:
+    """Both prompts as one text-search document: the expression migration 0014's GIN index
+    is built on (the two must stay the same for PostgreSQL to use the index)."""
+    return SearchVector("user_prompt", "prompt", config=SEARCH_CONFIG)
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a search, a few at most, with the punctuation at their edges dropped
+    ("dusk," is "dusk"; a "word" of punctuation alone is none)."""
+    words = (_EDGES.sub("", word) for word in text.split())
+    return [word for word in words if word][:MAX_SEARCH_WORDS]
+
+
+def _tsquery(words: list[str]) -> str:
+    """A tsquery in which every word must be there, as a word or the start of one. Each word
+    is a quoted lexeme (quote and backslash escaped), so nothing typed is tsquery syntax;
+    PostgreSQL's parser splits it as it split the prompts ("paper-boat", "example.com")."""
+    quoted = ("'" + word.replace("\\", "\\\\").replace("'", "''") + "':*" for word in words)
+    return " & ".join(quoted)
+
+
+def search(finished: QuerySet[Generation], text: str) -> QuerySet[Generation]:
+    """Videos whose prompt (the person's or the service's rewrite) has every word of ``text``,
+    in any order, whatever the case. PostgreSQL: full-text search ('simple' configuration: no
+    stemming or stop words, so no language surprises), on the GIN index of migration 0014;
+    elsewhere (SQLite) every word as a case-insensitive substring."""
+    words = search_words(text)
+    if not words:  # only punctuation ("!!!", "—"): the text as it is, as a substring
+        return finished.filter(Q(user_prompt__icontains=text) | Q(prompt__icontains=text))
+    if connections[finished.db].vendor == "postgresql":
+        query = SearchQuery(_tsquery(words), search_type="raw", config=SEARCH_CONFIG)
+        return finished.alias(found=prompt_search_vector()).filter(found=query)
+    for word in words:
+        finished = finished.filter(Q(user_prompt__icontains=word) | Q(prompt__icontains=word))
+    return finished
 
 
 @dataclass
@@ -139,7 +239,8 @@ class GalleryFilters:
     liked: bool = False
     aspect_ratio: str = ""
     q: str = ""
-    after: tuple[datetime, uuid.UUID] | None = None
+    sort: str = ""  # a key of SORTS; "" is newest first
+    after: Cursor | None = None
     ignored: list[str] = field(default_factory=list)
 
     @classmethod
@@ -160,13 +261,18 @@ class GalleryFilters:
             filters.aspect_ratio = ratio
         elif ratio:
             filters.ignored.append("aspect ratio")
+        sort = params.get("sort", "")
+        if sort in SORTS or sort == "newest":
+            filters.sort = "" if sort == "newest" else sort
+        else:
+            filters.ignored.append("order")
         raw_q = params.get("q", "")
         filters.q = _clean_text(raw_q)
         if len(raw_q) > MAX_QUERY_LENGTH:
             filters.ignored.append("the end of a very long search")
         after = params.get("after", "")
         if after:
-            filters.after = decode_cursor(after)
+            filters.after = decode_cursor(after, filters.sort)
             if filters.after is None:
                 filters.ignored.append("page position")
         return filters
@@ -175,19 +281,26 @@ class GalleryFilters:
     def active(self) -> bool:
         return bool(self.mine or self.liked or self.aspect_ratio or self.q)
 
-    def query_string(self, **overrides: str) -> str:
-        """The filters as a query string (without the page cursor unless given)."""
-        params = QueryDict(mutable=True)
+    @property
+    def newest_first(self) -> bool:
+        return self.sort == ""
+
+    def values(self, **overrides: str) -> dict[str, str]:
+        """The filters as query-string values, the empty ones left out."""
         values = {
             "who": "mine" if self.mine else "",
             "liked": "1" if self.liked else "",
             "ar": self.aspect_ratio,
+            "sort": self.sort,
             "q": self.q,
             **overrides,
         }
-        for key, value in values.items():
-            if value:
-                params[key] = value
+        return {key: value for key, value in values.items() if value}
+
+    def query_string(self, **overrides: str) -> str:
+        """The filters as a query string (without the page cursor unless given)."""
+        params = QueryDict(mutable=True)
+        params.update(self.values(**overrides))
         return params.urlencode()
 
 
@@ -197,30 +310,119 @@ class GalleryPage:
     next_cursor: str | None
 
 
-def gallery_page(
-    user: Viewer, filters: GalleryFilters, size: int = GALLERY_PAGE_SIZE
-) -> GalleryPage:
-    """One page of finished videos, newest first, keyset-paginated on (completed_at, id) so that
-    new videos arriving while someone scrolls never shift or repeat a page. One query."""
-    finished = Generation.objects.filter(status=Status.COMPLETED, completed_at__isnull=False)
+def _finished(user: Viewer, filters: GalleryFilters) -> QuerySet[Card]:
+    """Every finished video the filters let through, with the card fields (not ordered)."""
+    finished: QuerySet[Generation] = Generation.objects.filter(
+        status=Status.COMPLETED, completed_at__isnull=False
+    )
     if filters.mine:
         finished = finished.filter(created_by_id=user.pk)
     if filters.aspect_ratio:
         finished = finished.filter(aspect_ratio=filters.aspect_ratio)
     if filters.q:
-        finished = finished.filter(
-            Q(user_prompt__icontains=filters.q) | Q(prompt__icontains=filters.q)
-        )
+        finished = search(finished, filters.q)
     query = with_card_fields(finished, user)
     if filters.liked:
         query = query.filter(liked=True)
-    if filters.after is not None:
-        moment, pk = filters.after
-        query = query.filter(Q(completed_at__lt=moment) | Q(completed_at=moment, pk__lt=pk))
-    rows = list(query.order_by("-completed_at", "-pk")[: size + 1])
+    return query
+
+
+def _before(moment: datetime, pk: uuid.UUID) -> Q:
+    return Q(completed_at__lt=moment) | Q(completed_at=moment, pk__lt=pk)
+
+
+def _after(moment: datetime, pk: uuid.UUID) -> Q:
+    return Q(completed_at__gt=moment) | Q(completed_at=moment, pk__gt=pk)
+
+
+def _ordered(query: QuerySet[Card], sort: str, after: Cursor | None) -> QuerySet[Card]:
+    """``query`` in the order ``sort`` names, from just past ``after``. Every order ends in
+    (completed_at, id), so it is total and a keyset page never repeats or skips a row."""
+    if sort == "oldest":
+        if after is not None:
+            query = query.filter(_after(after.moment, after.pk))
+        return query.order_by("completed_at", "pk")
+    if sort == "likes":
+        if after is not None and after.likes is not None:
+            query = query.filter(
+                Q(like_count__lt=after.likes)
+                | (Q(like_count=after.likes) & _before(after.moment, after.pk))
+            )
+        return query.order_by("-like_count", "-completed_at", "-pk")
+    if after is not None:
+        query = query.filter(_before(after.moment, after.pk))
+    return query.order_by("-completed_at", "-pk")
+
+
+def gallery_page(
+    user: Viewer, filters: GalleryFilters, size: int = GALLERY_PAGE_SIZE
+) -> GalleryPage:
+    """One page of finished videos in the chosen order (newest first by default),
+    keyset-paginated on the order's key ((likes,) completed_at, id), so that new videos
+    arriving while someone scrolls never shift or repeat a page. One query."""
+    query = _ordered(_finished(user, filters), filters.sort, filters.after)
+    rows = list(query[: size + 1])
     items = rows[:size]
-    next_cursor = encode_cursor(items[-1]) if len(rows) > size else None
+    more = len(rows) > size
+    next_cursor = encode_cursor(items[-1], filters.sort) if more else None
     return GalleryPage(items=items, next_cursor=next_cursor)
+
+
+# --- the live gallery: what finished since a page was drawn ------------------------------------
+def newest_finished() -> str:
+    """The newest finished video's place (``encode_moment``), anyone's, whatever the filters,
+    or "" when there is none. A page remembers it; its poll asks this again and is answered
+    204 while it is the same. One query, an index scan that stops at the first row
+    (``gen_status_completed_id``): no aggregate over the table."""
+    row = (
+        Generation.objects.filter(status=Status.COMPLETED, completed_at__isnull=False)
+        .order_by("-completed_at", "-pk")
+        .values_list("completed_at", "pk")
+        .first()
+    )
+    if row is None or row[0] is None:
+        return ""
+    return encode_moment(row[0], row[1])
+
+
+def _between(query: QuerySet[Card], since: Moment | None, until: Moment | None) -> QuerySet[Card]:
+    if since is not None:
+        query = query.filter(_after(*since))
+    if until is not None:
+        moment, pk = until
+        query = query.filter(Q(completed_at__lt=moment) | Q(completed_at=moment, pk__lte=pk))
+    return query
+
+
+def finished_since(
+    user: Viewer,
+    filters: GalleryFilters,
+    since: Moment | None,
+    until: Moment | None,
+    *,
+    leave_out: Iterable[uuid.UUID] = (),
+    limit: int = GALLERY_PAGE_SIZE,
+) -> list[Card]:
+    """The finished videos the filters let through that came after ``since`` (all of them for
+    None) and not after ``until`` (the ``newest_finished`` the answer reports: a row committed
+    between the two queries is left for the next poll, not sent twice), newest first, at most
+    ``limit`` + 1 (one more says "more than fit"), without the ones in ``leave_out`` (cards the
+    page already shows). One query, on the index's range."""
+    query = _between(_finished(user, filters), since, until)
+    leave_out = list(leave_out)
+    if leave_out:
+        query = query.exclude(pk__in=leave_out)
+    return list(query.order_by("-completed_at", "-pk")[: limit + 1])
+
+
+def count_finished_since(
+    user: Viewer, filters: GalleryFilters, since: Moment | None, until: Moment | None
+) -> int:
+    """How many finished videos the filters let through came after ``since`` (and not after
+    ``until``), counted up to ``MAX_NEW_COUNT`` + 1 (one query; the ids of that many rows at
+    most, not a COUNT over the table)."""
+    query = _between(_finished(user, filters), since, until)
+    return len(query.order_by().values_list("pk", flat=True)[: MAX_NEW_COUNT + 1])
 
 
 # --- dashboard ----------------------------------------------------------------------------------
@@ -230,7 +432,7 @@ def _jobs(statuses: Iterable[str], order: str, limit: int) -> list[Generation]:
 
 
 def encode_moment_cursor(moment: datetime, pk: uuid.UUID) -> str:
-    return f"{int(moment.timestamp() * 1_000_000)}.{pk}"
+    return encode_moment(moment, pk)
 
 
 # The dashboard's lists that page back through older jobs: their statuses, keyset on when the
@@ -256,7 +458,7 @@ class DashboardPaging:
         paging = cls()
         for name in PAGED_SECTIONS:
             raw = str(params.get(name, ""))
-            cursor = decode_cursor(raw)
+            cursor = decode_moment(raw)
             if cursor is not None:
                 paging.before[name], paging.raw[name] = cursor, raw
         return paging

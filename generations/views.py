@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,21 +61,90 @@ def _cost(generations: int = 1) -> str:
 
 
 # --- gallery ------------------------------------------------------------------------------------
+# An open gallery asks every LIVE_EVERY seconds whether a video finished (answered 204 while
+# none did, at two indexed queries), every 2 s while one of its cards is changing.
+LIVE_EVERY = 10
+
+
 def _changing(gens: Iterable[Generation]) -> bool:
     return any(not gen.is_settled for gen in gens)
+
+
+@dataclass
+class LiveGallery:
+    """What an open gallery page knows, kept in hidden inputs (#grid-live) that its watcher
+    sends with every poll, and that the answers bring up to date (out of band).
+
+    ``mode``: "top" (newest first, the first page: new videos are slotted in at the top) or
+    "count" (another order or a later page: the grid stays as it is, a notice counts them).
+    ``seen``: the newest finished video (anyone's, ``queries.newest_finished``) when the page
+    last heard; the poll is "unchanged" while it is still the newest. ``since``: in "count"
+    mode, the newest when the page was drawn (what is counted comes after it); ``told``: the
+    count the notice shows. ``empty``: the page shows the "no videos" state instead of a grid.
+    """
+
+    filters: queries.GalleryFilters
+    mode: str = "top"
+    seen: str = ""
+    since: str = ""
+    told: int = 0
+    empty: bool = False
+
+    @classmethod
+    def from_query(cls, params: QueryDict) -> LiveGallery | None:
+        """The state a poll sends back; None when it sends none (a page that only watches its
+        changing cards). Lenient: an odd value is read as the least it could mean."""
+        mode = params.get("live", "")
+        if mode not in ("top", "count"):
+            return None
+        told = params.get("told", "")
+        return cls(
+            filters=queries.GalleryFilters.from_query(params),
+            mode=mode,
+            seen=params.get("seen", "")[:80],
+            since=params.get("since", "")[:80],
+            told=int(told) if told.isdigit() and len(told) < 6 else 0,
+            empty=params.get("empty") == "1",
+        )
+
+    @property
+    def inputs(self) -> list[tuple[str, str]]:
+        values = {"live": self.mode, "seen": self.seen, **self.filters.values()}
+        if self.mode == "count":
+            values.update(since=self.since, told=str(self.told))
+        if self.empty:
+            values["empty"] = "1"
+        return list(values.items())
+
+    @property
+    def show_query(self) -> str:
+        """The notice's "Show": the same filters, newest first, from the top."""
+        return self.filters.query_string(sort="")
 
 
 @require_GET
 def gallery(request: HtmxHttpRequest) -> HttpResponse:
     filters = queries.GalleryFilters.from_query(request.GET)
     page = queries.gallery_page(request.user, filters)
-    context = {
+    context: dict[str, Any] = {
         "filters": filters,
         "page": page,
         "next_query": filters.query_string(after=page.next_cursor) if page.next_cursor else "",
         "aspect_ratios": ASPECT_RATIOS,
-        "watching": _changing(page.items),  # a card still changing: the grid's watcher polls
+        "sorts": queries.SORTS,
+        "watching": _changing(page.items),  # a card still changing: the grid's watcher hurries
+        "live_every": LIVE_EVERY,
     }
+    if htmx_target(request) != "more":  # the page, or its results: the live state with them
+        seen = queries.newest_finished()
+        top = filters.newest_first and filters.after is None
+        context["live"] = LiveGallery(
+            filters=filters,
+            mode="top" if top else "count",
+            seen=seen,
+            since="" if top else seen,
+            empty=not page.items,
+        )
     return render_for_target(
         request,
         "generations/gallery.html",
@@ -97,9 +167,11 @@ def _watched(values: list[str]) -> dict[uuid.UUID, str]:
 
 @require_GET
 def cards(request: HtmxHttpRequest) -> HttpResponse:
-    """The gallery's one poll for its changing cards (components.html#watcher): 204 while none
-    changed; else the changed cards out of band (deleted ones removed) and a fresh watcher,
-    as 286 when none of them will change any more. One query, whatever the number of cards."""
+    """The gallery's one poll (components.html#watcher), for its changing cards and, on the
+    gallery, for new videos: 204 while nothing changed; else the changed cards out of band
+    (deleted ones removed), new videos (``_live_answer``) and a fresh watcher; on a page that
+    only watches its cards, 286 once none of them will change any more. A fixed number of
+    queries, whatever the number of cards or videos."""
     if not request.htmx:
         return redirect("gallery")
     watched = _watched(request.GET.getlist("watch"))
@@ -113,13 +185,63 @@ def cards(request: HtmxHttpRequest) -> HttpResponse:
         "gone": [pk for pk in watched if pk not in rows],
         "watching": _changing(rows.values()),
     }
+    live = LiveGallery.from_query(request.GET)
+    if live is None:
+        return answer_poll(
+            request,
+            version=" ".join(now.values()),
+            client_version=" ".join(watched.values()),
+            settled=not context["watching"],
+            fragment=lambda: render(request, "generations/components.html#watch-answer", context),
+        )
+    newest = queries.newest_finished()
+    hurrying = request.GET.get("fast") == "1"
     return answer_poll(
         request,
-        version=" ".join(now.values()),
-        client_version=" ".join(watched.values()),
-        settled=not context["watching"],
-        fragment=lambda: render(request, "generations/components.html#watch-answer", context),
+        version=" ".join([newest, str(context["watching"]), *now.values()]),
+        client_version=" ".join([live.seen, str(hurrying), *watched.values()]),
+        settled=False,  # new videos may come at any time
+        fragment=lambda: _live_answer(request, live, newest, set(watched), context),
     )
+
+
+def _live_answer(
+    request: HtmxHttpRequest,
+    live: LiveGallery,
+    newest: str,
+    on_page: set[uuid.UUID],
+    context: dict[str, Any],
+) -> HttpResponse:
+    """A gallery's poll answer when something changed: its changed cards, and what finished
+    since it last heard (``live.seen``): on the newest-first first page, the new cards to slot
+    in at the top (not the ones it shows already: an extension it watches is replaced where it
+    is); elsewhere, or when more came than a page holds, the notice's count."""
+    fresh: list[Any] = []
+    news = False
+    state = replace(live, seen=newest)
+    if newest != live.seen:
+        since, until = queries.decode_moment(live.seen), queries.decode_moment(newest)
+        if live.mode == "top":
+            fresh = queries.finished_since(
+                request.user, live.filters, since, until, leave_out=on_page
+            )
+            if len(fresh) > queries.GALLERY_PAGE_SIZE:  # too many to slot in: count them
+                fresh, state.mode, state.since = [], "count", live.seen
+        if state.mode == "count":
+            counted = queries.decode_moment(state.since)
+            state.told = queries.count_finished_since(request.user, live.filters, counted, until)
+        news = bool(fresh) or state.told != live.told
+        state.empty = live.empty and not fresh
+    context.update(
+        live=state,
+        fresh=fresh,
+        news=news,
+        was_empty=live.empty and bool(fresh),
+        watching=context["watching"] or _changing(fresh),
+        live_every=LIVE_EVERY,
+        more_than=queries.MAX_NEW_COUNT,
+    )
+    return render(request, "generations/gallery_live.html#answer", context)
 
 
 @require_POST

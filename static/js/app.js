@@ -137,6 +137,7 @@
       if (el.type === "radio") el.checked = el.value === value;
       else if (el.type === "checkbox") el.checked = params.getAll(el.name).indexOf(el.value) >= 0;
       else if (el.tagName === "SELECT" || el.type === "search" || el.type === "text") el.value = value;
+      if (el.tagName === "SELECT" && el.selectedIndex < 0) el.selectedIndex = 0; // ?sort=newest
     });
   }
   document.addEventListener("htmx:historyRestore", syncFilters);

@@ -330,7 +330,7 @@ PHONE = {"width": 390, "height": 844}
     ids=["light", "dark", "light-phone", "dark-phone"],
 )
 def test_axe_finds_no_critical_or_serious_problem_on_any_page(
-    browser, live_server, transactional_db, settings, tmp_path, scheme, phone
+    browser, live_server, transactional_db, settings, tmp_path, monkeypatch, scheme, phone
 ):
     settings.SESSION_COOKIE_SECURE = False
     settings.CSRF_COOKIE_SECURE = False
@@ -413,6 +413,15 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     audit.goto("/?who=mine&liked=1&ar=16%3A9&q=lantern")
     page.locator(f"#card-{rows['lantern'].pk}").wait_for()
     audit.check("gallery, filtered")
+    # The order control, and the notice a sorted gallery shows when a video finishes (it
+    # polls every 2 s here, every 10 s in use).
+    monkeypatch.setattr("generations.views.LIVE_EVERY", 2)
+    audit.goto("/?sort=likes")
+    page.locator(f"#card-{rows['lantern'].pk}").wait_for()
+    audit.check("gallery, most liked first")
+    make_gen(user=bob, user_prompt="A kite over the dunes at noon", completed_at=timezone.now())
+    page.locator("#gallery-news .news-bar").wait_for()
+    audit.check("gallery, most liked, with the new-videos notice")
     audit.goto("/?q=nothing+matches+this")
     page.locator("#gallery-results .empty").wait_for()
     audit.check("gallery, no results")

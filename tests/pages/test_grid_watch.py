@@ -1,15 +1,25 @@
-"""The gallery's one poll for its changing cards (a new extension, a video still being copied):
-one watcher element sends every changing card's live version, and is answered 204 while none
-changed, the changed cards out of band otherwise, and 286 once none is changing."""
+"""The gallery's one poll for its changing cards (a new extension, a video still being copied)
+and for new videos: one watcher element sends every changing card's live version and the page's
+live state (#grid-live), and is answered 204 while nothing changed, the changed cards and the new
+videos out of band otherwise; on a page that only watches its cards, 286 once none is changing.
+
+A live gallery (the newest-first first page) gets new videos slotted in at the top; another
+order, or a later page, a count of them ("2 new videos · Show") and an unchanged grid."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
+from html import unescape
+from urllib.parse import urlencode
 
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from generations import queries
 from generations.models import Generation, Status
 from generations.templatetags.studio import download_name
 from tests.pages.conftest import htmx, make_gen
@@ -48,10 +58,12 @@ def test_the_gallery_polls_once_for_all_its_changing_cards(client):
     assert str(settled.pk) not in watched
 
 
-def test_a_gallery_where_nothing_changes_has_an_idle_watcher(client):
+def test_a_gallery_where_nothing_changes_still_watches_slowly_for_new_videos(client):
     make_gen()
     html = client.get("/").content.decode()
-    assert "hx-get" not in watcher(html) and watch_values(html) == []
+    found = watcher(html)
+    assert 'hx-trigger="every 10s"' in found and "fast=1" not in found
+    assert "#grid-live input" in found and watch_values(html) == []
 
 
 def test_the_watcher_answers_204_while_no_card_changed(client):
@@ -112,7 +124,7 @@ def test_odd_watch_values_are_ignored_and_a_plain_visit_goes_to_the_gallery(clie
 
 def test_an_inline_extend_wakes_the_watcher_for_the_new_card(client, user):
     parent = make_gen(user=user)
-    assert "hx-get" not in watcher(client.get("/").content.decode())  # idle before
+    assert 'hx-trigger="every 10s"' in watcher(client.get("/").content.decode())  # slow before
     response = client.post(
         reverse("generation-extend", args=[parent.pk]),
         {"user_prompt": "then it snows"},
@@ -138,9 +150,257 @@ def test_load_more_with_a_changing_card_wakes_the_watcher(client):
         make_gen()
     older = copying(completed_at=timezone.now() - timedelta(days=1))
     first = client.get("/").content.decode()
-    assert "hx-get" not in watcher(first)  # page one: nothing changing
+    assert 'hx-trigger="every 10s"' in watcher(first)  # page one: nothing changing
     more = re.search(r'id="more"[^>]*hx-get="([^"]+)"', first).group(1).replace("&amp;", "&")
     html = client.get(more, **htmx("more")).content.decode()
     assert f'id="card-{older.pk}"' in html
     woken = watcher(html)
     assert 'hx-swap-oob="true"' in woken and 'hx-trigger="every 2s"' in woken
+
+
+# --- the live gallery -----------------------------------------------------------------------------
+LIVE = re.compile(r'<div id="grid-live"[^>]*>(.*?)</div>', re.S)
+HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+def live_state(html: str) -> list[tuple[str, str]]:
+    """The page's live state, as the watcher sends it (hx-include="#grid-live input")."""
+    found = LIVE.search(html)
+    assert found, html
+    return [(name, unescape(value)) for name, value in HIDDEN.findall(found.group(1))]
+
+
+class Page:
+    """A gallery page as htmx keeps it: its live state, its watcher and its cards' watch
+    values, each brought up to date by the out-of-band parts of every answer."""
+
+    def __init__(self, client, url: str = "/") -> None:
+        self.client = client
+        self.html = client.get(url).content.decode()
+        self.state = live_state(self.html)
+        self.url = unescape(re.search(r'hx-get="([^"]+)"', watcher(self.html)).group(1))
+        self.watch = watch_values(self.html)
+
+    def poll(self):
+        params = urlencode([*self.state, *(("watch", value) for value in self.watch)])
+        joiner = "&" if "?" in self.url else "?"
+        response = self.client.get(f"{self.url}{joiner}{params}", **htmx("grid-watch"))
+        if response.status_code == 200:
+            html = response.content.decode()
+            self.state = live_state(html)
+            self.url = unescape(re.search(r'hx-get="([^"]+)"', watcher(html)).group(1))
+            self.watch = watch_values(html)
+        return response
+
+
+def slotted_in(html: str) -> list[str]:
+    """The ids of the cards an answer slots in at the top of the grid, in order."""
+    block = re.search(r'<div hx-swap-oob="afterbegin:#grid">(.*?)</div>\s*$', html, re.S)
+    return (
+        re.findall(r'<article class="card[^"]*" id="card-([0-9a-f-]+)"', block.group(1))
+        if block
+        else []
+    )
+
+
+def finished(**fields) -> Generation:
+    """A video that finished just now (``make_gen`` dates each row a little further back)."""
+    return make_gen(completed_at=timezone.now(), **fields)
+
+
+def cursor(gen: Generation) -> str:
+    gen.refresh_from_db()
+    return queries.encode_moment(gen.completed_at, gen.pk)
+
+
+def test_the_page_remembers_the_newest_finished_video_whatever_its_filters(client, other):
+    newest = finished(user=other)
+    make_gen(Status.IN_PROGRESS)  # not finished: not a "new video" yet
+    assert dict(live_state(client.get("/").content.decode())) == {
+        "live": "top",
+        "seen": cursor(newest),
+    }
+    mine = dict(live_state(client.get("/?who=mine&sort=likes").content.decode()))
+    assert mine == {
+        "live": "count",  # another order: count new videos, leave the grid alone
+        "seen": cursor(newest),
+        "since": cursor(newest),
+        "told": "0",
+        "who": "mine",
+        "sort": "likes",
+        "empty": "1",
+    }
+
+
+def test_nothing_new_answers_204(client):
+    make_gen()
+    page = Page(client)
+    response = page.poll()
+    assert response.status_code == 204 and response.content == b""
+
+
+def test_a_new_video_is_slotted_in_at_the_top_once(client, other):
+    make_gen()
+    page = Page(client)
+    first, second = finished(user=other), finished(user=other)  # anyone's
+    response = page.poll()
+    html = response.content.decode()
+    assert response.status_code == 200  # never 286: new videos may come at any time
+    order = sorted([first, second], key=cursor, reverse=True)
+    assert slotted_in(html) == [str(gen.pk) for gen in order]  # newest first
+    assert 'class="card card-completed is-new"' in html
+    assert "2 new videos at the top of the gallery." in html  # for screen readers
+    assert dict(page.state)["seen"] == cursor(order[0])
+    assert 'hx-trigger="every 10s"' in watcher(html)
+    assert page.poll().status_code == 204  # told once: the next poll has nothing new
+
+
+def test_a_new_video_that_is_still_being_copied_hurries_the_watcher(client, other):
+    make_gen()
+    page = Page(client)
+    new = copying(user=other, completed_at=timezone.now())
+    html = page.poll().content.decode()
+    assert slotted_in(html) == [str(new.pk)]
+    assert 'hx-trigger="every 2s"' in watcher(html) and "fast=1" in page.url
+    assert page.watch and page.watch[0].startswith(str(new.pk))
+    assert page.poll().status_code == 204  # fast, watching it, nothing changed
+    Generation.objects.filter(pk=new.pk).update(video_file="videos/x.mp4")
+    settled = page.poll()
+    assert settled.status_code == 200 and f'id="card-{new.pk}"' in settled.content.decode()
+    assert 'hx-trigger="every 10s"' in watcher(settled.content.decode())  # slow again
+
+
+def test_new_videos_the_filters_leave_out_are_not_shown_and_not_asked_about_again(
+    client, user, other
+):
+    make_gen(user=user)
+    page = Page(client, "/?who=mine")
+    theirs = finished(user=other)
+    response = page.poll()
+    assert response.status_code == 200 and slotted_in(response.content.decode()) == []
+    assert dict(page.state)["seen"] == cursor(theirs)  # moved on all the same
+    assert page.poll().status_code == 204
+    mine = finished(user=user)
+    assert slotted_in(page.poll().content.decode()) == [str(mine.pk)]
+
+
+def test_the_first_new_video_turns_an_empty_gallery_into_a_grid(client, other):
+    page = Page(client)
+    assert '<div class="grid" id="grid" hidden></div>' in page.html
+    assert 'id="gallery-empty"' in page.html and dict(page.state)["empty"] == "1"
+    new = finished(user=other)
+    html = page.poll().content.decode()
+    assert re.search(
+        rf'<div class="grid" id="grid" hx-swap-oob="true">\s*<article[^>]*id="card-{new.pk}"', html
+    )
+    assert '<div id="gallery-empty" hx-swap-oob="delete"></div>' in html
+    assert "empty" not in dict(page.state)
+    another = finished(user=other)
+    assert slotted_in(page.poll().content.decode()) == [str(another.pk)]  # a grid now
+
+
+def test_a_finished_extension_replaces_its_working_card_and_is_not_slotted_in(client, user):
+    parent = make_gen(user=user)
+    page = Page(client)
+    extended = client.post(
+        reverse("generation-extend", args=[parent.pk]),
+        {"user_prompt": "then it snows"},
+        **htmx(f"card-{parent.pk}"),
+    ).content.decode()
+    child = Generation.objects.get(parent=parent)
+    page.watch = watch_values(extended)  # the working card, next to its parent
+    page.url = unescape(re.search(r'hx-get="([^"]+)"', watcher(extended)).group(1))
+    assert page.poll().status_code == 204
+    now = timezone.now()
+    Generation.objects.filter(pk=child.pk).update(
+        status=Status.COMPLETED, completed_at=now, status_changed_at=now, video_url="http://x/v.mp4"
+    )
+    html = page.poll().content.decode()
+    assert re.search(
+        rf'<article class="card card-completed" id="card-{child.pk}"[^>]*hx-swap-oob="true"', html
+    )
+    assert slotted_in(html) == []  # replaced where it is, not added again at the top
+    assert html.count(f'id="card-{child.pk}"') == 1
+    assert page.poll().status_code == 204
+
+
+@pytest.mark.parametrize("url", ["/?sort=likes", "/?sort=oldest", "/?ar=16:9&after=LATER"])
+def test_another_order_or_a_later_page_gets_a_notice_not_new_cards(client, other, url):
+    for _ in range(3):
+        make_gen()
+    later = queries.encode_moment(timezone.now() + timedelta(days=1), Generation.objects.first().pk)
+    page = Page(client, url.replace("LATER", later))
+    grid_before = re.findall(r'id="card-([0-9a-f-]+)"', page.html)
+    finished(user=other)
+    html = page.poll().content.decode()
+    assert slotted_in(html) == [] and "is-new" not in html
+    notice = re.search(
+        r'<div id="gallery-news"[^>]*hx-swap-oob="innerHTML">(.*?)</div>', html, re.S
+    )
+    assert notice and "1 new video</span>" in notice.group(1)
+    show = re.search(r'<a href="([^"]+)">Show', notice.group(1)).group(1)
+    assert show == ("/?ar=16%3A9" if "ar=" in url else "/")  # newest first, from the top
+    assert page.poll().status_code == 204
+    finished(user=other)
+    assert "2 new videos</span>" in page.poll().content.decode()
+    assert re.findall(r'id="card-([0-9a-f-]+)"', page.html) == grid_before
+
+
+def test_more_new_videos_than_a_page_holds_become_a_notice(client, other):
+    make_gen()
+    page = Page(client)
+    for _ in range(queries.GALLERY_PAGE_SIZE + 2):
+        finished(user=other)
+    html = page.poll().content.decode()
+    assert slotted_in(html) == []
+    assert f"{queries.GALLERY_PAGE_SIZE + 2} new videos</span>" in html
+    assert dict(page.state)["live"] == "count"
+
+
+def test_a_poll_answered_twice_names_the_same_videos_and_nothing_newer_than_it_reports(
+    client, other
+):
+    """The server does not remember what it sent: two polls with the same state get the same
+    cards (gallery.js keeps a card the page shows from being slotted in twice), and a video
+    finishing between the answer's two queries waits for the next poll."""
+    make_gen()
+    page = Page(client)
+    state = list(page.state)
+    new = finished(user=other)
+    first = page.poll().content.decode()
+    page.state = state
+    again = page.poll().content.decode()
+    assert slotted_in(first) == slotted_in(again) == [str(new.pk)]
+
+
+def test_the_nothing_new_answer_costs_the_same_few_indexed_queries_with_3_or_30_videos(
+    client, other
+):
+    def cost() -> int:
+        page = Page(client)
+        with CaptureQueriesContext(connection) as ctx:
+            assert page.poll().status_code == 204
+        return len(ctx.captured_queries)
+
+    for _ in range(3):
+        finished(user=other)
+    few = cost()
+    for _ in range(27):
+        finished(user=other)
+    assert cost() == few <= 3  # the session, the user, the newest finished video
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "live=top&seen=garbage",
+        "live=count&since=-1.x&told=99999999999",
+        "live=top&seen=99999999999999999999.00000000-0000-0000-0000-000000000000",
+        "live=elsewhere&seen=1",
+        "live=count&sort=likes&after=1.2.3&q=%00",
+    ],
+)
+def test_odd_live_states_never_fail(client, query):
+    make_gen()
+    response = client.get(f"{reverse('generation-cards')}?{query}", **htmx("grid-watch"))
+    assert response.status_code in (200, 204, 286)

@@ -53,6 +53,8 @@ PAGES = [
     ("/?liked=1&who=mine", {}),
     ("/?ar=16:9&q=prompt", {}),
     ("/", htmx("gallery-results")),
+    ("/?sort=likes", {}),
+    ("/?sort=oldest&q=test+prompt", htmx("gallery-results")),
     ("/jobs/", {}),
     ("/jobs/", htmx("jobs")),
     ("/usage/", {}),
@@ -103,6 +105,41 @@ def test_the_grid_watch_costs_the_same_for_5_cards_as_for_50(client, user, other
     )
     answer = client.get(many, **htmx("grid-watch")).content.decode()
     assert answer.count('<article class="card') == 50  # every stale card was rendered
+
+
+def test_the_gallerys_poll_costs_the_same_with_3_videos_as_with_30(client, user, other):
+    """The live gallery's one poll: "nothing new" (204) and an answer with new videos and a
+    changing card cost the same whatever the number of videos."""
+    from urllib.parse import urlencode
+
+    def poll(url: str, state: list[tuple[str, str]], watch: list[str]) -> tuple[int, int]:
+        query = urlencode([*state, *(("watch", value) for value in watch)])
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(f"{url}&{query}", **htmx("grid-watch"))
+        return response.status_code, len(ctx.captured_queries)
+
+    def costs() -> list[tuple[int, int]]:
+        html = client.get("/?who=mine").content.decode()
+        block = re.search(r'<div id="grid-live"[^>]*>(.*?)</div>', html, re.S).group(1)
+        state = re.findall(r'name="([^"]+)" value="([^"]*)"', block)
+        watch = re.findall(r'name="watch" value="([^"]+)"', html)
+        url = re.search(r'id="grid-watch"[^>]*hx-get="([^"]+)"', html).group(1)
+        assert url == "/generations/cards/?fast=1"  # a card is changing: the 2 s pace
+        quiet = poll(url, state, watch)
+        for owner in (user, other, user):
+            make_gen(user=owner, completed_at=timezone.now(), assets_next_at=timezone.now())
+        return [quiet, poll(url, state, watch)]
+
+    add_rows(3, user, other)
+    make_gen(user=user, assets_next_at=timezone.now())  # a card the page watches
+    few = costs()
+    add_rows(27, user, other)
+    assert costs() == few
+    (quiet, quiet_queries), (news, news_queries) = few
+    assert quiet == 204 and news == 200
+    # Session, user, the newest finished video, the watched cards; then the new ones, and
+    # what a card asks (may this person spend?).
+    assert quiet_queries <= 4 and news_queries <= 6, few
 
 
 def test_an_admins_usage_page_csv_and_api_cost_the_same_with_3_people_as_with_30(db):

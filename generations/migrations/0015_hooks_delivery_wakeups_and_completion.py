@@ -17,7 +17,7 @@ def finished_videos_were_announced(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('generations', '0013_boards_and_share_links'),
+        ('generations', '0014_gallery_order_and_search'),
     ]
 
     operations = [

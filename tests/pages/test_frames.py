@@ -451,3 +451,16 @@ def test_no_time_and_no_reference_makes_a_500(client, sim_video, media_root, set
     for reference in (raw, f"{gen.pk}@{raw}"):
         sent = _create(client, user_prompt="", image_frame=reference)
         assert sent.status_code == 400  # the empty prompt, and whatever the reference is
+
+
+def test_a_frame_keyframe_outlives_the_video_it_came_from(
+    client, user, sim_video, media_root, settings
+):
+    settings.LUMA_DEMO_MODE = True
+    source = finished_video(sim_video, media_root, user=user)
+    assert _create(client, image_frame=str(source.pk)).status_code == 302
+    made = Generation.objects.exclude(pk=source.pk).get()
+    assert client.post(f"/generations/{source.pk}/delete/").status_code == 302
+    assert not Generation.objects.filter(pk=source.pk).exists()
+    served = Client().get("/media/" + made.image_file.name)
+    assert served.status_code == 200 and served["Content-Type"] == "image/jpeg"

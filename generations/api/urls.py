@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generations.api import usage, views
+from generations.api import shares, usage, views
 
 urlpatterns = [
     path("openapi.json", views.openapi_schema, name="api-openapi"),
@@ -10,4 +10,8 @@ urlpatterns = [
     path("generations/<uuid:pk>", views.generation_detail, name="api-generation"),
     path("generations/<uuid:pk>/extend", views.generation_extend, name="api-generation-extend"),
     path("usage", usage.usage, name="api-usage"),
+    path("generations/<uuid:pk>/share", shares.generation_share, name="api-generation-share"),
+    path("boards/<int:pk>/share", shares.board_share, name="api-board-share"),
+    path("shares", shares.shares_collection, name="api-shares"),
+    path("shares/<str:token>", shares.share_detail, name="api-share"),
 ]

@@ -41,14 +41,15 @@
   });
   document.addEventListener("htmx:afterSwap", function (event) { setUp(event.target); });
 
-  document.addEventListener("DOMContentLoaded", function () {
-    setUp(document);
+  document.addEventListener("DOMContentLoaded", function () { setUp(document); });
+  // After the load (and the browser's own scroll to #share-...), so that nothing moves the
+  // focus again: the panel open, its newest link focused and selected.
+  window.addEventListener("load", function () {
     var id = decodeURIComponent(location.hash.slice(1));
     var panel = id && document.getElementById(id);
-    if (panel && panel.hasAttribute("data-share-panel")) {
-      panel.open = true;
-      var first = panel.querySelector("[data-share-url]");
-      if (first) first.focus();
-    }
+    if (!panel || !panel.hasAttribute("data-share-panel")) return;
+    panel.open = true;
+    var first = panel.querySelector("[data-share-url]");
+    if (first) first.focus();
   });
 })();

@@ -350,3 +350,22 @@ def test_share_links_and_their_queryset_helpers(user, video):
     assert shares.live_link(link.token) == link
     assert shares.live_link("") is None and shares.live_link("z" * 500) is None
     assert shares.status_of(link) == "live"
+
+
+def test_the_shared_links_page_and_the_panel_cost_the_same_for_2_links_as_for_20(
+    client, user, video
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def counted(path: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(path).status_code == 200
+        return len(queries)
+
+    for _ in range(2):
+        link_to(user, generation=video)
+    few = counted("/shares/"), counted(f"/generations/{video.pk}/")
+    for _ in range(18):
+        link_to(user, generation=video)
+    assert (counted("/shares/"), counted(f"/generations/{video.pk}/")) == few

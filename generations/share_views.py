@@ -19,7 +19,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -93,13 +93,11 @@ def public_media(
     link = shares.live_link(token)
     gen = shares.shown_video(link, generation_id) if link is not None else None
     field = getattr(gen, MEDIA_FILES[name], None) if gen is not None else None
-    if not field:
-        return _public(HttpResponse("Not found.\n", status=404, content_type="text/plain"))
     try:
-        full = field.path
+        full = field.path if field else ""
     except (ValueError, NotImplementedError):  # no file, or a storage without paths
-        raise Http404 from None
-    if not os.path.isfile(full):
+        full = ""
+    if not full or not os.path.isfile(full):
         return _public(HttpResponse("Not found.\n", status=404, content_type="text/plain"))
     # no-cache: a browser may keep the bytes but asks again before using them, so a revoked
     # link's video stops at the next play.

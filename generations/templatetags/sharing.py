@@ -23,6 +23,9 @@ def share_panel(
     this person may revoke it. One query."""
     request = context["request"]
     user = request.user
+    # An include with only one of the two leaves the other unset, which a template passes as "".
+    generation = generation or None
+    board = board or None
     if generation is not None:
         action = reverse("generation-share", args=[generation.pk])
         key = f"gen-{generation.pk}"

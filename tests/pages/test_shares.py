@@ -369,3 +369,21 @@ def test_the_shared_links_page_and_the_panel_cost_the_same_for_2_links_as_for_20
     for _ in range(18):
         link_to(user, generation=video)
     assert (counted("/shares/"), counted(f"/generations/{video.pk}/")) == few
+
+
+def test_the_share_panel_renders_for_a_board_on_any_page(rf, user, other):
+    """The board page (another module) includes the panel with only ``board=``: its tag finds
+    the links and the form posts to /boards/<id>/share/."""
+    from django.template.loader import render_to_string
+
+    board = Board.objects.create(name="Moodboard", created_by=user)
+    mine = link_to(user, board=board)
+    bobs = link_to(other, board=board)
+    request = rf.get(f"/boards/{board.pk}/")
+    request.user = user
+    html = render_to_string("generations/share_panel.html", {"board": board}, request=request)
+    assert f'id="share-board-{board.pk}"' in html
+    assert f'action="/boards/{board.pk}/share/"' in html
+    assert f"/s/{mine.token}/" in html and f"/s/{bobs.token}/" in html
+    assert html.count("Revoke<") == 1  # bob's link: listed ("made by bob"), not revocable by her
+    assert "made by bob" in html

@@ -15,7 +15,9 @@ Two kinds of secret are removed:
 * anything *shaped* like a credential, whoever's it is: ``Bearer <token>``, ``sk-...`` /
   ``sk_live_...`` keys, lumaweb's own ``lw_...`` personal tokens, and a long opaque token
   (letters and digits, 16 characters or more) right after a word such as key, token, secret,
-  password or authorization.
+  password or authorization;
+* a share link's token in its path (``/s/<token>``): the token is the only key to a public
+  page, and a request line or a "Not Found: /s/..." warning would otherwise carry it.
 
 Ordinary messages ("Insufficient credits", "The token has expired", a request id) are kept as
 they are: a person needs the service's words to know what went wrong.
@@ -39,6 +41,9 @@ _lock = threading.Lock()
 _VALUE = r"[A-Za-z0-9][A-Za-z0-9\-._~+/_]*=*"  # base64(url), JWTs, hex, dashed keys
 _BEARER = re.compile(r"(?i)\b(bearer\s+)(" + _VALUE + ")")
 _PREFIXED = re.compile(r"(?<![A-Za-z0-9])(?:sk[-_][A-Za-z0-9\-_]{12,}|lw_[A-Za-z0-9\-_]{16,})")
+# A share link's path, /s/<token> (and the API's /shares/<token>): 43 URL-safe characters;
+# 20 or more are taken as one.
+_SHARE_PATH = re.compile(r"(/(?:s|shares)/)[A-Za-z0-9_-]{20,}")
 _NEAR_A_WORD = re.compile(
     r"(?i)(?<![A-Za-z0-9])((?:x-)?(?:api[-_ ]?)?(?:keys?|tokens?|secrets?|passwords?|credentials?)"
     r"|apikey|authorization|auth)(?![A-Za-z0-9])"
@@ -120,4 +125,5 @@ def redact(text: str) -> str:
         text = exact.sub(REDACTED, text)
     text = _BEARER.sub(_hide_bearer, text)
     text = _PREFIXED.sub(REDACTED, text)
+    text = _SHARE_PATH.sub(r"\1" + REDACTED, text)
     return _NEAR_A_WORD.sub(_hide_after_word, text)

@@ -2,7 +2,15 @@
 
 from django.urls import path
 
-from generations import board_views, chain_views, frame_views, team_views, usage_views, views
+from generations import (
+    board_views,
+    chain_views,
+    frame_views,
+    share_views,
+    team_views,
+    usage_views,
+    views,
+)
 
 urlpatterns = [
     path("", views.gallery, name="gallery"),
@@ -51,4 +59,22 @@ urlpatterns = [
     path("team/webhooks/", views.team_webhooks, name="team-webhooks"),
     path("team/webhooks/<int:pk>/active/", views.team_webhook_active, name="team-webhook-active"),
     path("team/webhooks/<int:pk>/remove/", views.team_webhook_remove, name="team-webhook-remove"),
+    # Share links: the public page and its media (no login), the studio's side.
+    path("s/<str:token>/", share_views.public_page, name="share-page"),
+    path(
+        "s/<str:token>/<uuid:generation_id>/video.mp4",
+        share_views.public_media,
+        {"name": "video.mp4"},
+        name="share-video",
+    ),
+    path(
+        "s/<str:token>/<uuid:generation_id>/poster.jpg",
+        share_views.public_media,
+        {"name": "poster.jpg"},
+        name="share-poster",
+    ),
+    path("generations/<uuid:pk>/share/", share_views.share_generation, name="generation-share"),
+    path("boards/<int:pk>/share/", share_views.share_board, name="board-share"),
+    path("shares/", share_views.shares_page, name="shares"),
+    path("shares/<int:pk>/revoke/", share_views.revoke, name="share-revoke"),
 ]

@@ -269,6 +269,24 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str(
     "CELERY_BEAT_SCHEDULE_FILENAME", str(BASE_DIR / ".run" / "celerybeat-schedule")
 )
 
+# --- the cache: share links' rate limits ---------------------------------------------------------
+# Django's cache on the same Redis as the broker (its own key prefix), so that every web process
+# counts a client's requests together; without a Redis (the filesystem broker), each process
+# counts on its own, in memory. The rates are per client address (IPv6: per /64) and minute.
+if REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "lumaweb-cache",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SHARE_PAGE_RATE = env_int("SHARE_PAGE_RATE", 60, minimum=1)
+SHARE_MEDIA_RATE = env_int("SHARE_MEDIA_RATE", 600, minimum=1)
+
 # --- security -----------------------------------------------------------------------------------
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)

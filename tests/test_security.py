@@ -24,6 +24,9 @@ from tests.factories import make_user
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
 PUBLIC = {"/accounts/login/", "/healthz", "/admin/login/"}
+# Share links' pages and media need no login, only a live token (tests/pages/test_shares.py);
+# the walk's token ("x") is none, so they must answer "not found".
+SHARE_PREFIX = "/s/"
 
 
 def _routes(patterns=None, prefix="") -> Iterator[str]:
@@ -122,7 +125,9 @@ def test_every_url_needs_login_except_login_and_healthz(db):
                 response = getattr(anonymous, method)(path)
                 where = (method.upper(), path, response.status_code)
                 assert response.status_code != 500, where
-                if response.status_code == 200:
+                if path.startswith(SHARE_PREFIX):
+                    assert response.status_code in (404, 405), where
+                elif response.status_code == 200:
                     assert path in PUBLIC, f"{where} answered 200 to a stranger"
                 elif response.status_code in (301, 302):
                     assert "login" in response["Location"], (*where, response["Location"])
@@ -165,6 +170,9 @@ def test_every_post_needs_the_csrf_token_htmx_included(alice):
         "/accounts/password_change/",
         "/api/v1/generations",
         f"/api/v1/generations/{gen.pk}/extend",
+        f"/generations/{gen.pk}/share/",
+        f"/api/v1/generations/{gen.pk}/share",
+        "/shares/1/revoke/",
     ]
     for path in posts:
         for headers in ({}, {"HTTP_HX_REQUEST": "true"}):

@@ -15,6 +15,7 @@ from django import forms
 from generations.forms import MAX_BATCH, GenerationForm
 from generations.inputs import GenerationRequest
 from generations.models import Role, Status
+from generations.shares import MAX_EXPIRY_DAYS
 
 
 def _field_schema(field: forms.Field) -> dict[str, Any]:
@@ -352,6 +353,50 @@ def _no_content(what: str, *codes: str) -> dict:
     }
 
 
+# Share links (generations/api/shares.py).
+_SHARE_BODY = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "expires_in_days": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_EXPIRY_DAYS,
+            "nullable": True,
+            "description": "null (or left out): the link never expires",
+        },
+        "show_prompts": {"type": "boolean", "description": "The page shows the prompts"},
+    },
+}
+_SHARE_MADE_FIELDS = {
+    "url": {"type": "string", "description": "Absolute: on PUBLIC_BASE_URL when it is set"},
+    "token": {"type": "string"},
+    "expires_at": {"type": "string", "format": "date-time", "nullable": True},
+    "show_prompts": {"type": "boolean"},
+}
+_SHARE_MADE = {
+    "type": "object",
+    "required": ["url", "token", "expires_at"],
+    "properties": _SHARE_MADE_FIELDS,
+}
+_SHARE = {
+    "type": "object",
+    "required": ["token", "url", "kind", "status", "created_at", "expires_at", "views"],
+    "properties": {
+        **_SHARE_MADE_FIELDS,
+        "kind": {"type": "string", "enum": ["generation", "board"]},
+        "generation_id": {"type": "string", "format": "uuid", "nullable": True},
+        "board_id": {"type": "integer", "nullable": True},
+        "created_by": _NULLABLE_STRING,
+        "created_at": {"type": "string", "format": "date-time"},
+        "revoked_at": {"type": "string", "format": "date-time", "nullable": True},
+        "views": {"type": "integer", "minimum": 0},
+        "last_viewed_at": {"type": "string", "format": "date-time", "nullable": True},
+        "status": {"type": "string", "enum": ["live", "expired", "revoked"]},
+    },
+}
+_TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+
 SCHEMA = {
     "openapi": "3.0.3",
     "info": {"title": "lumaweb API", "version": "1"},
@@ -446,6 +491,51 @@ SCHEMA = {
                     "200": {
                         "description": "already on the board",
                         "content": {"application/json": {"schema": _BOARD}},
+                    },
+                },
+            },
+        },
+        "/generations/{id}/share": {
+            "parameters": [_ID],
+            "post": {
+                "summary": "A read-only public link to a finished video",
+                "requestBody": _json_body(_SHARE_BODY),
+                "responses": _responses("201", _SHARE_MADE, "404", "409"),
+            },
+        },
+        "/boards/{board_id}/share": {
+            "parameters": [_BOARD_ID],
+            "post": {
+                "summary": "A read-only public link to a board the caller can see",
+                "requestBody": _json_body(_SHARE_BODY),
+                "responses": _responses("201", _SHARE_MADE, "403", "404"),
+            },
+        },
+        "/shares": {
+            "get": {
+                "summary": "The caller's share links (everyone's for an admin), newest first",
+                "responses": _responses(
+                    "200",
+                    {
+                        "type": "object",
+                        "required": ["shares"],
+                        "properties": {"shares": {"type": "array", "items": _SHARE}},
+                    },
+                ),
+            },
+        },
+        "/shares/{token}": {
+            "parameters": [_TOKEN],
+            "delete": {
+                "summary": "Revoke a link (its maker or an admin): its page and videos answer 404",
+                "responses": {
+                    "204": {"description": "revoked (also when it already was)"},
+                    **{
+                        code: {
+                            "description": "error",
+                            "content": {"application/json": {"schema": _ERROR}},
+                        }
+                        for code in ("401", "403", "404")
                     },
                 },
             },

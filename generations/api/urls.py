@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from generations.api import boards, usage, views
+from generations.api import boards, shares, usage, views
 
 urlpatterns = [
     path("openapi.json", views.openapi_schema, name="api-openapi"),
@@ -14,4 +14,8 @@ urlpatterns = [
     path("boards/<int:pk>", boards.board_detail, name="api-board"),
     path("boards/<int:pk>/items", boards.board_items, name="api-board-items"),
     path("boards/<int:pk>/items/<uuid:generation_id>", boards.board_item, name="api-board-item"),
+    path("generations/<uuid:pk>/share", shares.generation_share, name="api-generation-share"),
+    path("boards/<int:pk>/share", shares.board_share, name="api-board-share"),
+    path("shares", shares.shares_collection, name="api-shares"),
+    path("shares/<str:token>", shares.share_detail, name="api-share"),
 ]

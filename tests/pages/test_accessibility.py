@@ -33,10 +33,13 @@ from django.views.defaults import permission_denied, server_error
 
 from generations import money
 from generations.models import (
+    Board,
+    BoardItem,
     DeliveryStatus,
     Generation,
     Heartbeat,
     HoldCause,
+    ShareLink,
     Status,
     Webhook,
     WebhookDelivery,
@@ -563,6 +566,32 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     page.click("button:has-text('Add member')")
     page.locator("#team-main .has-error").first.wait_for()
     audit.check("team, add member refused with errors")
+
+    # Share links: the Share panel with live links (opened by the audit), the Shared links page
+    # with a live, an expired and a revoked link, and the public pages a stranger sees.
+    lantern = rows["lantern"]
+    board = Board.objects.create(name="Lanterns for the client", created_by=dana)
+    for gen in (lantern, rows["robot"]):
+        BoardItem.objects.create(board=board, generation=gen)
+    video_link = ShareLink.objects.create(generation=lantern, created_by=dana, show_prompts=True)
+    board_link = ShareLink.objects.create(
+        board=board, created_by=bob, expires_at=timezone.now() + timedelta(days=7)
+    )
+    ShareLink.objects.create(
+        generation=lantern, created_by=dana, expires_at=timezone.now() - timedelta(days=1)
+    )
+    ShareLink.objects.create(generation=rows["robot"], created_by=dana, revoked_at=timezone.now())
+    audit.goto(f"/generations/{lantern.pk}/")
+    audit.check("detail, the Share panel with live links")
+    audit.goto("/shares/")
+    page.locator(".share-row.is-revoked").wait_for()
+    audit.check("shared links (an admin's: everyone's)")
+    audit.goto(f"/s/{video_link.token}/")
+    audit.check("share link, a video with its prompt (public)")
+    audit.goto(f"/s/{board_link.token}/")
+    audit.check("share link, a board (public)")
+    audit.goto("/s/" + "x" * 43 + "/")
+    audit.check("share link, not available (public)")
 
     audit.goto("/accounts/password_change/")
     audit.check("password change")

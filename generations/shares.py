@@ -1,0 +1,196 @@
+"""Share links: read-only public pages for one video or one board (``ShareLink``).
+
+What people do with them (make, revoke) and what the public page reads (the live link behind a
+token, the videos it shows, whether a video belongs to it), in one place for the pages, the API
+and the public view. Who may share: anyone who can see the thing (a video: every team member; a
+private board: its owner; a shared board: the team). Who may revoke: the link's maker or an admin.
+
+The token is the only key to the page, so it is never logged (``ShareLink.__repr__`` hides it,
+``generations.redact`` blanks ``/s/<token>`` in every log line) and never put in a URL of the
+studio (links are revoked by their id).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db.models import F, Q, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+
+from generations.models import Board, BoardItem, Generation, Member, Role, ShareLink, Status
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
+    from django.contrib.auth.models import User as Account
+
+    User = Account | AnonymousUser
+
+# What the Share panel offers: its form's values and labels (days; "never": no expiry).
+EXPIRY_CHOICES = {"never": "Never", "1": "In 1 day", "7": "In 7 days", "30": "In 30 days"}
+MAX_EXPIRY_DAYS = 365  # what the API accepts
+MAX_TOKEN = 64  # the column's length: a longer "token" is not looked up
+
+
+class ShareRefused(Exception):
+    """A share or a revoke that is not allowed; the message says why (pages and the API)."""
+
+
+class NotYours(ShareRefused):
+    """Someone who neither made the link nor is an admin tried to revoke it (the API's 403)."""
+
+
+def is_admin(user: User) -> bool:
+    """The team's admins (superusers are) and staff, as for changing someone else's job."""
+    if not user.is_authenticated:
+        return False
+    return bool(getattr(user, "is_staff", False) or Member.role_of(user) == Role.ADMIN)
+
+
+def visible_boards(user: User) -> QuerySet[Board]:
+    """The boards this person can see: their own, and every shared one."""
+    if not user.is_authenticated:
+        return Board.objects.none()
+    return Board.objects.filter(Q(created_by=user) | Q(shared=True))
+
+
+@dataclass(frozen=True)
+class ShareRequest:
+    """What a person asks for: how long the link lives and whether it shows the prompts."""
+
+    expires_in_days: int | None = None
+    show_prompts: bool = False
+
+    def expires_at(self) -> datetime | None:
+        if self.expires_in_days is None:
+            return None
+        return timezone.now() + timedelta(days=self.expires_in_days)
+
+
+def _person(user: User) -> int:
+    """The sharer's id (a stranger never reaches here: the pages and the API need a login)."""
+    if user.pk is None:
+        raise ShareRefused("Log in to share.")
+    return int(user.pk)
+
+
+def share_generation(user: User, gen: Generation, asked: ShareRequest) -> ShareLink:
+    """A link to one video (any team member may share any video they can see: all of them)."""
+    if gen.status != Status.COMPLETED:
+        raise ShareRefused("Only a finished video can be shared.")
+    return ShareLink.objects.create(
+        generation=gen,
+        created_by_id=_person(user),
+        show_prompts=asked.show_prompts,
+        expires_at=asked.expires_at(),
+    )
+
+
+def share_board(user: User, board: Board, asked: ShareRequest) -> ShareLink:
+    """A link to a board. The caller found it through ``visible_boards`` (a private board of
+    someone else's is "not found", never "not allowed": its existence is not told)."""
+    if not board.shared and board.created_by_id != user.pk:
+        raise ShareRefused("Only its owner can share a private board.")
+    return ShareLink.objects.create(
+        board=board,
+        created_by_id=_person(user),
+        show_prompts=asked.show_prompts,
+        expires_at=asked.expires_at(),
+    )
+
+
+def revoke(user: User, link: ShareLink) -> bool:
+    """Revoke now (its page and videos answer 404 from the next request). True if this call
+    revoked it, False if it already was (revoking twice is harmless)."""
+    if not (link.created_by_id == user.pk or is_admin(user)):
+        raise NotYours("Only the person who made this link, or an admin, can revoke it.")
+    now = timezone.now()
+    changed = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=now)
+    if changed:
+        link.revoked_at = now
+    return bool(changed)
+
+
+def links_for(user: User, *, everyone: bool = False) -> QuerySet[ShareLink]:
+    """The Shared links page and ``GET /api/v1/shares``: the person's own links (everyone's for
+    an admin who asks), newest first, with what each shows, in one query."""
+    query = ShareLink.objects.select_related("generation", "board", "created_by")
+    if everyone and is_admin(user):
+        return query
+    return query.filter(created_by=user.pk)
+
+
+def live_links_of(*, generation: Generation | None = None, board: Board | None = None) -> list:
+    """The live links of one video or one board (the Share panel lists them, everyone's)."""
+    query = ShareLink.objects.live().select_related("created_by")
+    if generation is not None:
+        return list(query.filter(generation=generation))
+    if board is not None:
+        return list(query.filter(board=board))
+    return []
+
+
+def status_of(link: ShareLink, now: datetime | None = None) -> str:
+    if link.revoked_at is not None:
+        return "revoked"
+    return "live" if link.is_live(now) else "expired"
+
+
+def may_revoke(user: User, link: ShareLink) -> bool:
+    return link.created_by_id == user.pk or is_admin(user)
+
+
+def url_of(request: HttpRequest, link: ShareLink) -> str:
+    """The link's absolute address: on ``PUBLIC_BASE_URL`` when it is set (the address people
+    outside reach lumaweb at), else on the address this request came to."""
+    path = reverse("share-page", args=[link.token])
+    base = settings.PUBLIC_BASE_URL
+    return base + path if base else request.build_absolute_uri(path)
+
+
+# --- the public page ------------------------------------------------------------------------------
+def live_link(token: str) -> ShareLink | None:
+    """The live link behind a token, or None (unknown, expired and revoked alike)."""
+    if not token or len(token) > MAX_TOKEN:
+        return None
+    return ShareLink.objects.live().select_related("board").filter(token=token).first()
+
+
+def count_view(link: ShareLink) -> None:
+    """One more view, in a single UPDATE (no read-modify-write: views at once all count)."""
+    ShareLink.objects.filter(pk=link.pk).update(views=F("views") + 1, last_viewed_at=timezone.now())
+
+
+def _playable() -> Q:
+    return Q(status=Status.COMPLETED) & ~Q(video_file="")
+
+
+def shown_videos(link: ShareLink) -> list[Generation]:
+    """What the page shows: the video, or the board's videos (newest on the board first), those
+    finished with a local copy (the page serves nothing else)."""
+    if link.generation_id is not None:
+        return list(Generation.objects.filter(_playable(), pk=link.generation_id))
+    assert link.board_id is not None  # one of the two is set (the table's check constraint)
+    items = (
+        BoardItem.objects.filter(board_id=link.board_id)
+        .filter(generation__status=Status.COMPLETED)
+        .exclude(generation__video_file="")
+        .select_related("generation")
+        .order_by("-added_at", "-id")
+    )
+    return [item.generation for item in items]
+
+
+def shown_video(link: ShareLink, generation_id: uuid.UUID) -> Generation | None:
+    """The generation if the link shows it now (the video itself, or on the board now)."""
+    query = Generation.objects.filter(_playable(), pk=generation_id)
+    if link.generation_id is not None:
+        query = query.filter(pk=link.generation_id)
+    elif link.board_id is not None:
+        query = query.filter(board_items__board_id=link.board_id)
+    return query.first()

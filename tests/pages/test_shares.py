@@ -1,0 +1,389 @@
+"""Share links: the public page /s/<token>/ and its media, made from the Share panel, listed on
+/shares/, revoked; who may share and revoke; the page's noindex and no-referrer; the rate limit;
+the token out of every log line."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import Client
+from django.utils import timezone
+
+from generations import shares
+from generations.models import Board, BoardItem, Generation, Member, Role, ShareLink, Status
+from tests.factories import make_user
+from tests.pages.conftest import make_gen
+
+VIDEO_BYTES = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40  # 10 KiB, never decoded
+POSTER_BYTES = b"\xff\xd8\xff\xe0" + b"poster" * 50
+
+
+def stored(gen_name: str, **fields) -> dict:
+    """A finished video's local copy and poster in MEDIA_ROOT, as the copy step leaves them."""
+    root = Path(django_settings.MEDIA_ROOT)
+    (root / "videos").mkdir(parents=True, exist_ok=True)
+    (root / "thumbnails").mkdir(parents=True, exist_ok=True)
+    (root / "videos" / f"{gen_name}.mp4").write_bytes(VIDEO_BYTES)
+    (root / "thumbnails" / f"{gen_name}.jpg").write_bytes(POSTER_BYTES)
+    return {
+        "video_file": f"videos/{gen_name}.mp4",
+        "thumbnail_file": f"thumbnails/{gen_name}.jpg",
+        **fields,
+    }
+
+
+def stranger() -> Client:
+    """No login, and an address of its own (the rate limit counts per address, in Redis, for a
+    minute: a test must not inherit another's count)."""
+    return Client(REMOTE_ADDR=f"2001:db8:{uuid.uuid4().hex[:4]}::1")
+
+
+def page_path(link: ShareLink) -> str:
+    return f"/s/{link.token}/"
+
+
+def video_path(link: ShareLink, gen: Generation, name: str = "video.mp4") -> str:
+    return f"/s/{link.token}/{gen.pk}/{name}"
+
+
+@pytest.fixture
+def video(user) -> Generation:
+    return make_gen(user=user, user_prompt="A paper boat at dusk, secret prompt", **stored("boat"))
+
+
+def link_to(user, *, generation=None, board=None, **fields) -> ShareLink:
+    return ShareLink.objects.create(created_by=user, generation=generation, board=board, **fields)
+
+
+# --- the public page ------------------------------------------------------------------------------
+def test_a_video_link_shows_the_video_with_its_poster_and_nothing_of_the_studio(user, video):
+    link = link_to(user, generation=video)
+    response = stranger().get(page_path(link))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'src="/s/{link.token}/{video.pk}/video.mp4"' in html
+    assert f'poster="/s/{link.token}/{video.pk}/poster.jpg"' in html
+    assert '<meta name="robots" content="noindex, nofollow">' in html
+    assert response["X-Robots-Tag"] == "noindex, nofollow"
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert "default-src 'none'" in response["Content-Security-Policy"]
+    assert "/media/" not in html  # its files come through the link only
+    assert "<a " not in html and "<nav" not in html and "<form" not in html  # no way in
+    assert user.get_username() not in html
+    assert "secret prompt" not in html  # prompts only when the sharer ticked it
+    assert "csrftoken" not in response.cookies and "sessionid" not in response.cookies
+
+
+def test_the_prompts_show_only_when_the_sharer_ticked_it(user, video):
+    hidden = link_to(user, generation=video, show_prompts=False)
+    shown = link_to(user, generation=video, show_prompts=True)
+    client = stranger()
+    assert "secret prompt" not in client.get(page_path(hidden)).content.decode()
+    assert "A paper boat at dusk, secret prompt" in client.get(page_path(shown)).content.decode()
+
+
+def test_each_view_is_counted_by_one_update(user, video, django_assert_max_num_queries):
+    link = link_to(user, generation=video)
+    client = stranger()
+    client.get(page_path(link))
+    with django_assert_max_num_queries(3):  # the link, one UPDATE, the video
+        client.get(page_path(link))
+    link.refresh_from_db()
+    assert link.views == 2 and link.last_viewed_at is not None
+
+
+def test_a_board_link_shows_the_board_name_and_its_finished_videos(user, video):
+    board = Board.objects.create(name="Client review: boats", created_by=user)
+    other = make_gen(user=user, user_prompt="A second boat", **stored("second"))
+    running = make_gen(Status.IN_PROGRESS, user=user, user_prompt="Still dreaming")
+    for gen in (video, other, running):
+        BoardItem.objects.create(board=board, generation=gen)
+    link = link_to(user, board=board, show_prompts=True)
+    html = stranger().get(page_path(link)).content.decode()
+    assert "Client review: boats" in html
+    assert f"/s/{link.token}/{video.pk}/video.mp4" in html
+    assert f"/s/{link.token}/{other.pk}/video.mp4" in html
+    assert str(running.pk) not in html and "Still dreaming" not in html
+
+
+def test_unknown_expired_and_revoked_tokens_get_the_same_404(user, video):
+    expired = link_to(user, generation=video, expires_at=timezone.now() - timedelta(seconds=1))
+    revoked = link_to(user, generation=video, revoked_at=timezone.now())
+    client = stranger()
+    answers = [
+        client.get(path)
+        for path in ("/s/" + "x" * 43 + "/", page_path(expired), page_path(revoked))
+    ]
+    assert [a.status_code for a in answers] == [404, 404, 404]
+    bodies = {a.content for a in answers}
+    assert len(bodies) == 1  # no hint which
+    body = bodies.pop().decode()
+    assert "noindex" in body and "<a " not in body
+    assert all(a["X-Robots-Tag"] == "noindex, nofollow" for a in answers)
+    expired.refresh_from_db()
+    assert expired.views == 0
+
+
+def test_a_link_expires_on_time(user, video):
+    link = link_to(user, generation=video, expires_at=timezone.now() + timedelta(days=1))
+    client = stranger()
+    assert client.get(page_path(link)).status_code == 200
+    assert client.get(video_path(link, video)).status_code == 200
+    ShareLink.objects.filter(pk=link.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert client.get(page_path(link)).status_code == 404
+    assert client.get(video_path(link, video)).status_code == 404
+
+
+# --- media through the link -----------------------------------------------------------------------
+def test_the_video_is_served_with_byte_ranges_through_the_link(user, video):
+    link = link_to(user, generation=video)
+    client = stranger()
+    whole = client.get(video_path(link, video))
+    assert whole.status_code == 200
+    assert b"".join(whole.streaming_content) == VIDEO_BYTES
+    assert whole["Accept-Ranges"] == "bytes"
+    assert whole["X-Robots-Tag"] == "noindex, nofollow"
+    assert whole["Referrer-Policy"] == "no-referrer"
+    part = client.get(video_path(link, video), HTTP_RANGE="bytes=100-199")
+    assert part.status_code == 206
+    assert part["Content-Range"] == f"bytes 100-199/{len(VIDEO_BYTES)}"
+    assert b"".join(part.streaming_content) == VIDEO_BYTES[100:200]
+    poster = client.get(video_path(link, video, "poster.jpg"))
+    assert poster.status_code == 200
+    assert b"".join(poster.streaming_content) == POSTER_BYTES
+
+
+def test_a_video_not_on_the_shared_board_is_not_served_through_its_link(user, video):
+    board = Board.objects.create(name="Only the boat", created_by=user)
+    BoardItem.objects.create(board=board, generation=video)
+    elsewhere = make_gen(user=user, **stored("elsewhere"))
+    link = link_to(user, board=board)
+    single = link_to(user, generation=video)
+    client = stranger()
+    assert client.get(video_path(link, video)).status_code == 200
+    assert client.get(video_path(link, elsewhere)).status_code == 404
+    assert client.get(video_path(link, elsewhere, "poster.jpg")).status_code == 404
+    assert client.get(video_path(single, elsewhere)).status_code == 404
+    # taken off the board: no longer served through the board's link
+    BoardItem.objects.filter(board=board, generation=video).delete()
+    assert client.get(video_path(link, video)).status_code == 404
+
+
+def test_media_stays_private_outside_the_link(user, video):
+    link = link_to(user, generation=video)
+    client = stranger()
+    assert client.get("/media/" + video.video_file.name).status_code == 404
+    assert client.get("/media/" + video.thumbnail_file.name).status_code == 404
+    assert client.get(f"/s/{link.token}/{video.pk}/../../media/videos/boat.mp4").status_code == 404
+
+
+def test_revoking_stops_the_page_and_its_media_at_once(user, video):
+    link = link_to(user, generation=video)
+    client = stranger()
+    assert client.get(video_path(link, video)).status_code == 200
+    login = Client()
+    login.force_login(user)
+    response = login.post(f"/shares/{link.pk}/revoke/", {"next": "/shares/"})
+    assert response.status_code == 302
+    assert client.get(page_path(link)).status_code == 404
+    assert client.get(video_path(link, video)).status_code == 404
+    assert client.get(video_path(link, video, "poster.jpg")).status_code == 404
+
+
+# --- the rate limit -------------------------------------------------------------------------------
+def test_the_page_and_its_media_answer_429_with_retry_after_past_the_rate(user, video, settings):
+    settings.SHARE_PAGE_RATE = 3
+    settings.SHARE_MEDIA_RATE = 5
+    link = link_to(user, generation=video)
+    client = stranger()
+    pages = [client.get(page_path(link)).status_code for _ in range(4)]
+    assert pages == [200, 200, 200, 429]
+    refused = client.get(page_path(link))
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert refused["X-Robots-Tag"] == "noindex, nofollow"
+    media = [client.get(video_path(link, video)).status_code for _ in range(6)]
+    assert media == [200] * 5 + [429]
+    # unknown tokens count too: guessing is throttled like watching
+    assert client.get("/s/" + "y" * 43 + "/").status_code == 429
+    # another address is not affected
+    assert stranger().get(page_path(link)).status_code == 200
+    link.refresh_from_db()
+    assert link.views == 4  # refused requests are not views
+
+
+# --- making links on the pages --------------------------------------------------------------------
+def test_the_detail_page_has_a_share_panel_for_a_finished_video_only(client, user, video):
+    html = client.get(f"/generations/{video.pk}/").content.decode()
+    assert f'id="share-gen-{video.pk}"' in html
+    assert f'action="/generations/{video.pk}/share/"' in html
+    running = make_gen(Status.IN_PROGRESS, user=user)
+    assert "data-share-panel" not in client.get(f"/generations/{running.pk}/").content.decode()
+
+
+def test_the_share_form_makes_a_link_and_comes_back_to_the_panel_with_it(client, user, other):
+    # any team member may share any video: here bob's
+    bobs = make_gen(user=other, **stored("bobs"))
+    response = client.post(
+        f"/generations/{bobs.pk}/share/",
+        {"expires": "7", "show_prompts": "on", "next": f"/generations/{bobs.pk}/"},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == f"/generations/{bobs.pk}/#share-gen-{bobs.pk}"
+    link = ShareLink.objects.get()
+    assert link.created_by == user and link.generation == bobs and link.show_prompts
+    assert timedelta(days=6, hours=23) < link.expires_at - timezone.now() <= timedelta(days=7)
+    html = client.get(f"/generations/{bobs.pk}/").content.decode()
+    assert f'value="http://testserver/s/{link.token}/"' in html
+    assert f'action="/shares/{link.pk}/revoke/"' in html
+    # never expires
+    client.post(f"/generations/{bobs.pk}/share/", {"expires": "never"})
+    assert ShareLink.objects.filter(expires_at__isnull=True, show_prompts=False).count() == 1
+    # a made-up expiry is refused with a message, nothing made
+    client.post(f"/generations/{bobs.pk}/share/", {"expires": "9999"})
+    assert ShareLink.objects.count() == 2
+
+
+def test_an_unfinished_video_cannot_be_shared(client, user):
+    running = make_gen(Status.IN_PROGRESS, user=user)
+    client.post(f"/generations/{running.pk}/share/", {"expires": "never"})
+    assert not ShareLink.objects.exists()
+
+
+def test_public_base_url_makes_the_links_address(client, user, video, settings):
+    settings.PUBLIC_BASE_URL = "https://studio.example.com"
+    link = link_to(user, generation=video)
+    html = client.get(f"/generations/{video.pk}/").content.decode()
+    assert f'value="https://studio.example.com/s/{link.token}/"' in html
+
+
+# --- boards: who may share ------------------------------------------------------------------------
+def test_a_private_board_is_shared_by_its_owner_only_and_a_shared_one_by_anyone(
+    client, user, other, video
+):
+    mine = Board.objects.create(name="Mine", created_by=user)
+    bobs_private = Board.objects.create(name="Bob's", created_by=other)
+    bobs_shared = Board.objects.create(name="Team", created_by=other, shared=True)
+    assert client.post(f"/boards/{bobs_private.pk}/share/", {"expires": "1"}).status_code == 404
+    assert not ShareLink.objects.exists()
+    response = client.post(f"/boards/{mine.pk}/share/", {"expires": "1", "next": "/shares/"})
+    assert response.status_code == 302 and response["Location"] == f"/shares/#share-board-{mine.pk}"
+    assert client.post(f"/boards/{bobs_shared.pk}/share/", {"expires": "30"}).status_code == 302
+    assert set(ShareLink.objects.values_list("board__name", flat=True)) == {"Mine", "Team"}
+
+
+# --- revoking: the maker or an admin --------------------------------------------------------------
+def test_only_the_maker_or_an_admin_may_revoke(client, user, other, video):
+    bobs = link_to(other, generation=video)
+    client.post(f"/shares/{bobs.pk}/revoke/")
+    bobs.refresh_from_db()
+    assert bobs.revoked_at is None
+    boss = make_user("boss")
+    Member.objects.create(user=boss, role=Role.ADMIN)
+    admin = Client()
+    admin.force_login(boss)
+    admin.post(f"/shares/{bobs.pk}/revoke/")
+    bobs.refresh_from_db()
+    assert bobs.revoked_at is not None
+
+
+# --- the Shared links page ------------------------------------------------------------------------
+def test_the_shared_links_page_lists_mine_with_their_state_and_admins_see_everyones(
+    client, user, other, video
+):
+    live = link_to(user, generation=video)
+    link_to(user, generation=video, expires_at=timezone.now() - timedelta(days=1))
+    link_to(user, generation=video, revoked_at=timezone.now())
+    bobs = link_to(other, generation=video)
+    html = client.get("/shares/").content.decode()
+    assert 'href="/shares/" aria-current="page"' in html  # in the navigation
+    assert html.count('class="panel share-row') == 3
+    states = set(re.findall(r"share-row is-(live|expired|revoked)", html))
+    assert states == {"live", "expired", "revoked"}
+    assert f"/s/{live.token}/" in html
+    assert bobs.token not in html
+    assert html.count("data-copy=") == 1  # the live one only
+    boss = make_user("boss", is_superuser=True)
+    admin = Client()
+    admin.force_login(boss)
+    html = admin.get("/shares/").content.decode()
+    assert html.count('class="panel share-row') == 4
+    assert bobs.token in html and "Made by bob" in html
+
+
+# --- the token in no log line ---------------------------------------------------------------------
+def test_a_share_token_is_redacted_from_every_log_line(user, video, caplog):
+    from lumaweb.logs import PlainFormatter, RedactSecretsFilter
+
+    link = link_to(user, generation=video)
+    ShareLink.objects.filter(pk=link.pk).update(revoked_at=timezone.now())
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        stranger().get(page_path(link))  # Django logs "Not Found: <path>" for a 404
+    records = [r for r in caplog.records if r.name == "django.request"]
+    assert records, "Django logged nothing for the 404"
+    for record in records:
+        RedactSecretsFilter().filter(record)
+        assert link.token not in record.getMessage()
+        assert link.token not in PlainFormatter("%(message)s").format(record)
+    runserver = logging.LogRecord(
+        "django.server",
+        logging.WARNING,
+        __file__,
+        1,
+        '"%s" %s %s',
+        (f"GET /s/{link.token}/{video.pk}/video.mp4 HTTP/1.1", 404, 10),
+        None,
+    )
+    RedactSecretsFilter().filter(runserver)
+    assert link.token not in runserver.getMessage()
+    assert "/s/[redacted]/" in runserver.getMessage()
+    assert link.token not in repr(link) and link.token not in str(link)
+
+
+def test_share_links_and_their_queryset_helpers(user, video):
+    link = link_to(user, generation=video)
+    assert shares.live_link(link.token) == link
+    assert shares.live_link("") is None and shares.live_link("z" * 500) is None
+    assert shares.status_of(link) == "live"
+
+
+def test_the_shared_links_page_and_the_panel_cost_the_same_for_2_links_as_for_20(
+    client, user, video
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def counted(path: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(path).status_code == 200
+        return len(queries)
+
+    for _ in range(2):
+        link_to(user, generation=video)
+    few = counted("/shares/"), counted(f"/generations/{video.pk}/")
+    for _ in range(18):
+        link_to(user, generation=video)
+    assert (counted("/shares/"), counted(f"/generations/{video.pk}/")) == few
+
+
+def test_the_share_panel_renders_for_a_board_on_any_page(rf, user, other):
+    """The board page (another module) includes the panel with only ``board=``: its tag finds
+    the links and the form posts to /boards/<id>/share/."""
+    from django.template.loader import render_to_string
+
+    board = Board.objects.create(name="Moodboard", created_by=user)
+    mine = link_to(user, board=board)
+    bobs = link_to(other, board=board)
+    request = rf.get(f"/boards/{board.pk}/")
+    request.user = user
+    html = render_to_string("generations/share_panel.html", {"board": board}, request=request)
+    assert f'id="share-board-{board.pk}"' in html
+    assert f'action="/boards/{board.pk}/share/"' in html
+    assert f"/s/{mine.token}/" in html and f"/s/{bobs.token}/" in html
+    assert html.count("Revoke<") == 1  # bob's link: listed ("made by bob"), not revocable by her
+    assert "made by bob" in html

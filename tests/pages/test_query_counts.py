@@ -261,9 +261,9 @@ def test_a_board_page_costs_the_same_with_2_videos_as_with_20(client, user, othe
     many = {url: queries_for(client, url) for url in urls}
     assert few == many
     # Session, user, the board (count and cover), its cards, the member row (may spend), the
-    # hold banner, the no-worker banner, the running badge and its cursor, and the capacity
-    # line a queued card reads (3): 12, and no query per card.
-    assert many[f"/boards/{board.pk}/"] <= 12, many
+    # hold banner, the no-worker banner, the running badge and its cursor, the capacity line a
+    # queued card reads (3), and the Share panel's live links (1): 13, and no query per card.
+    assert many[f"/boards/{board.pk}/"] <= 13, many
     assert many["/boards/"] <= 8 and many[f"/api/v1/boards/{board.pk}"] <= 4, many
 
 

@@ -10,6 +10,7 @@ nothing changed and 286 when nothing will (``answer_poll``).
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -103,7 +104,7 @@ class LiveGallery:
             mode=mode,
             seen=params.get("seen", "")[:80],
             since=params.get("since", "")[:80],
-            told=int(told) if told.isdigit() and len(told) < 6 else 0,
+            told=int(told) if re.fullmatch(r"[0-9]{1,5}", told) else 0,  # ("²".isdigit())
             empty=params.get("empty") == "1",
         )
 

@@ -17,6 +17,7 @@ from html import unescape
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from generations import queries
@@ -202,3 +203,20 @@ def test_sqlite_migrates_without_the_postgres_index(db):
             for index in connection.introspection.get_constraints(cursor, Generation._meta.db_table)
         ]
     assert "gen_status_completed_id" in names and "gen_prompt_search" not in names
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's plan")
+def test_postgres_answers_anything_new_from_the_first_row_of_an_index(db):
+    """The live gallery's "nothing new?" is an index scan that stops at its first row: no sort,
+    no aggregate over the table."""
+    for _ in range(5):
+        make_gen()
+    with CaptureQueriesContext(connection) as ctx:
+        queries.newest_finished()
+    (query,) = ctx.captured_queries
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + query["sql"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "gen_status_completed_id" in plan and "Sort" not in plan, plan
+    assert "Aggregate" not in plan

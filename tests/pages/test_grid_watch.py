@@ -395,6 +395,7 @@ def test_the_nothing_new_answer_costs_the_same_few_indexed_queries_with_3_or_30_
     [
         "live=top&seen=garbage",
         "live=count&since=-1.x&told=99999999999",
+        "live=count&told=%C2%B2&fast=%C2%B2&empty=yes",
         "live=top&seen=99999999999999999999.00000000-0000-0000-0000-000000000000",
         "live=elsewhere&seen=1",
         "live=count&sort=likes&after=1.2.3&q=%00",

@@ -37,9 +37,11 @@
     if (to instanceof Element && to.closest(".card-media") === video.closest(".card-media")) return;
     pause(video);
   });
-  // The keyboard's hover: a card taking the focus previews its video; leaving it stops it.
+  // The keyboard's hover: a card taking the keyboard's focus previews its video; leaving it stops
+  // it. A tap or a click focuses too, but is not a hover (:focus-visible tells them apart).
   document.addEventListener("focusin", function (event) {
-    var card = event.target instanceof Element && event.target.closest(".card");
+    if (!(event.target instanceof Element) || !event.target.matches(":focus-visible")) return;
+    var card = event.target.closest(".card");
     var video = card && card.querySelector(".card-media video");
     if (video && video.paused) play(video);
   });

@@ -88,14 +88,18 @@
       '<p class="sr-only" aria-live="polite" data-viewer-status></p>' +
       '<div id="viewer-body" class="viewer-body" hx-sync="this:replace"></div>' +
       "</div>";
-    document.body.appendChild(dialog);
     body = dialog.querySelector("#viewer-body");
 
     dialog.addEventListener("click", function (event) {
-      if (event.target === dialog) { dialog.close(); return; }  // beside the frame: the backdrop
+      if (event.target === dialog) {  // the dialog itself: its scrollbar, or the backdrop beside it
+        var box = dialog.getBoundingClientRect();
+        if (event.clientX < box.left || event.clientX > box.right ||
+            event.clientY < box.top || event.clientY > box.bottom) finish();
+        return;
+      }
       var button = event.target instanceof Element && event.target.closest("button");
       if (!button || !dialog.contains(button)) return;
-      if (button.hasAttribute("data-viewer-close")) dialog.close();
+      if (button.hasAttribute("data-viewer-close")) finish();
       else if (button.hasAttribute("data-viewer-prev")) step(-1);
       else if (button.hasAttribute("data-viewer-next")) step(1);
     });
@@ -109,7 +113,9 @@
       event.preventDefault();
       step(event.key === "ArrowRight" ? 1 : -1);
     });
-    dialog.addEventListener("close", closed);
+    // Escape closes the dialog by itself; its "close" event comes a moment later (by then the
+    // viewer may have been opened again: then there is nothing to do).
+    dialog.addEventListener("close", function () { if (!dialog.open) finish(); });
     body.addEventListener("htmx:afterSwap", startVideo);
     body.addEventListener("htmx:responseError", function (event) {
       trouble(event.detail.xhr && event.detail.xhr.status === 404
@@ -126,8 +132,14 @@
     body.replaceChildren(note);
   }
 
-  function open(from) {
+  // In the page only while open: htmx's stored copies of the gallery (for Back) never hold it.
+  function attach() {
     if (!dialog) build();
+    if (!dialog.isConnected) document.body.appendChild(dialog);
+  }
+
+  function open(from) {
+    attach();
     pausePreviews();
     galleryUrl = window.location.href;
     galleryTitle = document.title;
@@ -206,7 +218,9 @@
     if (playing && playing.catch) playing.catch(function () { /* the browser said no: controls */ });
   }
 
-  function closed() {
+  // Everything a close does, once, whatever closed it (Close, Escape, Back, a click beside it).
+  function finish() {
+    if (!card) return;
     var shown = card;
     var video = body.querySelector("video");
     if (video) video.pause();
@@ -214,6 +228,8 @@
     card = null;
     waiting = false;
     document.title = galleryTitle;
+    if (dialog.open) dialog.close();
+    dialog.remove();
     if (onEntry) {
       onEntry = false;
       leaving = true;
@@ -246,7 +262,7 @@
     if (onEntry) {  // Back while the viewer is open
       onEntry = false;
       if (here === galleryUrl) event.stopImmediatePropagation();
-      if (dialog.open) dialog.close();
+      finish();
       return;
     }
     var url = event.state && event.state.lumawebViewer;
@@ -255,9 +271,17 @@
     event.stopImmediatePropagation();
     if (!from) { window.location.reload(); return; }  // the address is the detail page's
     // Forward to the viewer again.
+    attach();
     pausePreviews();
     onEntry = true;
     show(from);
     dialog.showModal();
   }, true);
+  // Back to this page from another one, kept whole by the browser (the "Full page" link, say):
+  // its viewer was left open on an address that is no longer the current one.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted || !dialog) return;
+    onEntry = leaving = false;
+    finish();
+  });
 })();

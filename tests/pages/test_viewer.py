@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from django.urls import reverse
+from django.utils import timezone
 
 from generations.models import Status
 from tests.pages.conftest import htmx, make_gen
@@ -57,3 +58,15 @@ def test_a_gallery_card_links_its_video_to_the_detail_page(client, user):
     assert re.search(rf'<a href="{detail}" data-viewer title="done one">done one</a>', card)
     cards = client.get(reverse("generation-cards") + f"?watch={working.pk}.x", **htmx())
     assert b"data-viewer" not in cards.content  # a working card has no video to view yet
+
+
+def test_the_viewer_of_a_video_still_being_copied_holds_every_target_of_its_poll(client, user):
+    """The live block polls in the viewer as on the page; its answer swaps #live-notes and
+    #live-side out of band, so the partial must hold them (the gallery has no others)."""
+    gen = make_gen(user=user, assets_next_at=timezone.now())  # finished, not copied yet
+    url = reverse("generation-detail", args=[gen.pk])
+
+    html = client.get(url, **htmx("viewer-body")).content.decode()
+
+    assert re.search(r'id="live"[^>]*hx-get="[^"]+" hx-trigger="every 2s"', html)
+    assert 'id="live-notes"' in html and 'id="live-side"' in html

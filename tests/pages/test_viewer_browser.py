@@ -107,7 +107,8 @@ def shows(page, base: str, gen) -> None:
 def focus_returns_to(page, gen) -> None:
     try:
         page.wait_for_function(
-            "id => { const c = document.activeElement.closest('.card'); return !!c && c.id === id; }",
+            "id => { const c = document.activeElement.closest('.card');"
+            " return !!c && c.id === id; }",
             arg=f"card-{gen.pk}",
             timeout=5_000,
         )
@@ -222,7 +223,8 @@ def test_hover_and_focus_only_preview_and_a_click_or_tap_always_opens_the_viewer
     page.goto(gallery)
     page.hover(f"#card-{first.pk} .card-media")
     page.wait_for_function(
-        "id => { const v = document.querySelector(id + ' video'); return !v.paused && v.currentTime > 0; }",
+        "id => { const v = document.querySelector(id + ' video');"
+        " return !v.paused && v.currentTime > 0; }",
         arg=f"#card-{first.pk}",
     )
     assert page.locator(f"#card-{first.pk}.is-playing").count() == 1

@@ -113,6 +113,13 @@
       event.preventDefault();
       step(event.key === "ArrowRight" ? 1 : -1);
     });
+    // Escape in a field someone typed in (the Extend prompt) keeps the viewer and the text.
+    dialog.addEventListener("cancel", function (event) {
+      var at = document.activeElement;
+      if (at && body.contains(at) && "defaultValue" in at && at.value !== at.defaultValue) {
+        event.preventDefault();
+      }
+    });
     // Escape closes the dialog by itself; its "close" event comes a moment later (by then the
     // viewer may have been opened again: then there is nothing to do).
     dialog.addEventListener("close", function () { if (!dialog.open) finish(); });

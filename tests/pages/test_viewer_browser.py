@@ -141,6 +141,16 @@ def test_the_viewer_by_keyboard_arrows_escape_and_back(browser, live_server, stu
     assert page.evaluate("() => document.querySelector('dialog.viewer video').muted")
     assert page.evaluate("() => document.activeElement.closest('dialog.viewer') !== null")
 
+    # In a text field the arrows move the caret, and Escape does not throw away what was typed.
+    prompt = page.locator("dialog.viewer textarea[name=user_prompt]")
+    prompt.focus()
+    page.keyboard.type("The boat drifts")
+    page.keyboard.press("ArrowRight")  # (a next video there is)
+    page.keyboard.press("Escape")
+    assert page.url == base + detail(first) and dialog.is_visible()
+    assert prompt.input_value() == "The boat drifts"
+    page.get_by_role("button", name="Close").focus()
+
     page.keyboard.press("ArrowRight")
     shows(page, base, second)
     page.wait_for_function(VIEWER_PLAYS)

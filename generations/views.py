@@ -408,7 +408,12 @@ def detail(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
 
     def page() -> HttpResponse:
         context = _detail_context(request, gen)
-        return render_for_target(request, "generations/detail.html", context, {"live": "poll"})
+        return render_for_target(
+            request,
+            "generations/detail.html",
+            context,
+            {"live": "poll", "viewer-body": "viewer"},  # the gallery's viewer: no page around it
+        )
 
     if htmx_target(request) == "live":
         return answer_poll(request, version=gen.live_version, settled=gen.is_settled, fragment=page)

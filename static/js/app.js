@@ -3,7 +3,11 @@
 (function () {
   "use strict";
 
-  // --- cards: play on hover, toggle on click ---------------------------------------------------
+  // --- cards: a hover or the keyboard's focus previews the video; a click opens it --------------
+  // A click or a tap on a card's picture follows its link (the viewer, static/js/viewer.js; the
+  // detail page without JavaScript). Previews never answer a click, so the two cannot fight: a
+  // touch never previews (a tap is a click: no "first tap previews, second tap opens"), and a
+  // click that lands while a preview starts or stops opens the viewer all the same.
   function cardVideo(target) {
     if (!(target instanceof Element)) return null;
     var media = target.closest(".card-media");
@@ -20,39 +24,35 @@
     var card = video.closest(".card");
     if (card) card.classList.remove("is-playing");
   }
-  var hoverable = window.matchMedia("(hover: hover)").matches;
-  document.addEventListener("mouseover", function (event) {
-    if (!hoverable) return;
+  document.addEventListener("pointerover", function (event) {
+    if (event.pointerType === "touch") return;
     var video = cardVideo(event.target);
-    if (video && video.paused && !video.dataset.clicked) play(video);
+    if (video && video.paused) play(video);
   });
-  document.addEventListener("mouseout", function (event) {
+  document.addEventListener("pointerout", function (event) {
+    if (event.pointerType === "touch") return;
     var video = cardVideo(event.target);
-    if (!video || video.dataset.clicked) return;
+    if (!video) return;
     var to = event.relatedTarget;
     if (to instanceof Element && to.closest(".card-media") === video.closest(".card-media")) return;
     pause(video);
   });
-  // The keyboard's hover: a card taking the focus previews its video; leaving it stops it.
+  // The keyboard's hover: a card taking the keyboard's focus previews its video; leaving it stops
+  // it. A tap or a click focuses too, but is not a hover (:focus-visible tells them apart).
   document.addEventListener("focusin", function (event) {
-    var card = event.target instanceof Element && event.target.closest(".card");
+    if (!(event.target instanceof Element) || !event.target.matches(":focus-visible")) return;
+    var card = event.target.closest(".card");
     var video = card && card.querySelector(".card-media video");
-    if (video && video.paused && !video.dataset.clicked) play(video);
+    if (video && video.paused) play(video);
   });
   document.addEventListener("focusout", function (event) {
     var card = event.target instanceof Element && event.target.closest(".card");
     var video = card && card.querySelector(".card-media video");
-    if (!video || video.dataset.clicked) return;
+    if (!video) return;
     if (event.relatedTarget instanceof Element && card.contains(event.relatedTarget)) return;
     pause(video);
   });
   document.addEventListener("click", function (event) {
-    var video = cardVideo(event.target);
-    if (video && event.target.closest("a, button") === null) {
-      if (video.paused) { video.dataset.clicked = "1"; play(video); }
-      else { delete video.dataset.clicked; pause(video); }
-      return;
-    }
     // Close an inline extend form.
     var close = event.target instanceof Element && event.target.closest("[data-close-slot]");
     if (close) { closeSlot(close.closest(".extend-slot")); return; }

@@ -400,6 +400,13 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     audit.goto("/")
     page.locator(f"#card-{rows['lantern'].pk}").wait_for()
     audit.check("gallery, cards")
+    # The viewer (static/js/viewer.js): a card's detail partial in a modal dialog over the grid.
+    page.locator(f"#card-{rows['lantern'].pk} .card-prompt a").click()
+    page.locator("dialog.viewer[open] h1.detail-prompt").wait_for()
+    audit.check("gallery, the viewer open on a video with a chain")
+    page.keyboard.press("Escape")
+    page.locator("dialog.viewer[open]").wait_for(state="detached")
+    page.wait_for_url(live_server.url + "/")
     # Extend a card inline: its form opens in the card, the new card works next to it.
     card = page.locator(f"#card-{rows['robot'].pk}")
     card.locator(".extend-btn").click()

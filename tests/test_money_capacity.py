@@ -242,7 +242,9 @@ def test_twelve_jobs_complete_with_never_more_than_three_running_upstream(
     from devtools.processes import CeleryProcesses
     from devtools.simulator_process import SimulatorProcess
 
-    with SimulatorProcess(duration=1, video_seconds=1) as sim:
+    # Each job runs 4 s upstream: long enough that three submits overlap even on a loaded machine
+    # (at 1 s, a slow worker saw jobs finish before the third started: max 2 of 3, a flaky red).
+    with SimulatorProcess(duration=4, video_seconds=1) as sim:
         env = {
             **pipeline_env,
             "LUMA_API_BASE_URL": sim.api_url,

@@ -215,7 +215,10 @@ def test_postgres_answers_anything_new_from_the_first_row_of_an_index(db):
         queries.newest_finished()
     (query,) = ctx.captured_queries
     with connection.cursor() as cursor:
+        # With a handful of rows the planner may prefer another index and a sort; with sorts
+        # and scans priced out, it reads this order from an index only if one serves it.
         cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute("EXPLAIN " + query["sql"])
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "gen_status_completed_id" in plan and "Sort" not in plan, plan

@@ -58,7 +58,9 @@ def join(clips: Sequence[str | os.PathLike[str]], out: Path) -> Joined:
     inputs = [_open(path) for path in clips]
     try:
         signatures = {_signature(c.streams.video[0]) for c in inputs}
-        tmp = Path(tempfile.mkstemp(prefix=".join-", suffix=".mp4", dir=out.parent)[1])
+        fd, name = tempfile.mkstemp(prefix=".join-", suffix=".mp4", dir=out.parent)
+        os.close(fd)  # PyAV opens the file by its name; the descriptor would leak otherwise
+        tmp = Path(name)
         try:
             frames = _remux(inputs, tmp) if len(signatures) == 1 else _reencode(inputs, tmp)
             os.replace(tmp, out)

@@ -7,7 +7,6 @@ kinds of service: extensions that hold their parent's video, and extensions that
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from html.parser import HTMLParser
 from pathlib import Path
@@ -225,11 +224,9 @@ def test_a_chain_downloads_as_one_mp4_its_clips_joined_in_order(client, user, tm
     cached = Path(settings.MEDIA_ROOT) / cache_name([root, middle, leaf])
     assert cached.is_file()
     stamp = cached.stat().st_mtime_ns
-    started = time.monotonic()
     again = client.get(f"/generations/{leaf.pk}/chain.mp4")
     assert again.status_code == 200 and b"".join(again.streaming_content) == cached.read_bytes()
-    assert cached.stat().st_mtime_ns == stamp
-    assert time.monotonic() - started < 1.0
+    assert cached.stat().st_mtime_ns == stamp  # not written again
     # The detail page offers it.
     assert f'href="/generations/{leaf.pk}/chain.mp4"' in client.get(url(leaf)).content.decode()
 
@@ -294,3 +291,17 @@ def test_the_chain_download_needs_a_login(user):
     leaf = make_gen(user=user)
     response = Client().get(f"/generations/{leaf.pk}/chain.mp4")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_joining_leaves_no_file_descriptor_open(tmp_path):
+    """A long-lived web worker joins chain after chain: each join must close what it opened (the
+    temporary file's descriptor leaked once: 20 joins, 20 more open files)."""
+    from generations.joining import join
+
+    clips = [Path(settings.MEDIA_ROOT) / clip(f"part {i}", seconds=0.5) for i in range(2)]
+    fds = Path("/proc/self/fd")
+    join(clips, tmp_path / "warm-up.mp4")  # libraries' one-time opens, not counted
+    before = len(list(fds.iterdir()))
+    for i in range(5):
+        join(clips, tmp_path / f"joined-{i}.mp4")
+    assert len(list(fds.iterdir())) == before

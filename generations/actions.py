@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from generations import audit, money, pipeline, tasks, webhooks
+from generations import audit, chain_files, chains, money, pipeline, tasks, webhooks
 from generations.inputs import GenerationRequest
 from generations.models import (
     DEFAULT_ROLE,
@@ -665,6 +665,7 @@ def delete_generation(gen: Generation, user: User = None) -> None:
             raise ServiceError(
                 "A job in flight cannot be deleted; cancel it or wait until it ends."
             )
+        joined = chains.below(row)  # whose joined chain files hold its clip (before relinking)
         kept = row.parent_id or row.kept_ancestor_id  # the nearest ancestor still kept
         row.extensions.update(parent=None, parent_removed_at=timezone.now(), kept_ancestor=kept)
         Generation.objects.filter(kept_ancestor=row).update(kept_ancestor=kept)
@@ -691,6 +692,7 @@ def delete_generation(gen: Generation, user: User = None) -> None:
         row.delete()
     for stored in files:
         stored.storage.delete(stored.name)
+    chain_files.remove_joins(joined)  # no copy of its frames stays behind in a joined chain
     t.plog(gen.pk, "deleted by %s", getattr(user, "username", "") or "an operator")
 
 

@@ -4,28 +4,26 @@ The clips are the local copies (``chains.path_clips``: every video of the path, 
 alone when the service's extensions already contain their parent). They are joined by
 ``generations.joining`` in the request: copying the packets of a few short clips takes
 milliseconds (docs/ARCHITECTURE.md, "Chains", has the figures), and the result is kept under
-``MEDIA_ROOT/chains/``, named by a digest of the path's ids and files, so the next download of
-the same path is a plain file send. ``chains/`` is not served by ``/media/``: only this view,
-behind the login, sends it.
+``MEDIA_ROOT/chains/``, named by its leaf and a digest of the path's ids and files
+(``chain_files``, which also removes them: on a delete, when unread for days, when replaced), so
+the next download of the same path is a plain file send. ``chains/`` is not served by
+``/media/``: only this view, behind the login, sends it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 import uuid
-from pathlib import Path
 
 from django.contrib import messages
-from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
-from generations import chains, joining, naming
+from generations import chain_files, chains, joining, naming
 from generations.models import Generation, Status
 
 log = logging.getLogger(__name__)
@@ -34,17 +32,12 @@ log = logging.getLogger(__name__)
 MAX_CLIPS = 100
 GONE = "This chain's file is missing from lumaweb's storage. Try Copy again on its videos' pages."
 
+CHANGED = "This chain changed while it was being joined (a video was deleted). Try again."
+
 NOT_COPIED = (
     "This chain cannot be downloaded as one file yet: {count} of its videos {verb} not been "
     "copied to lumaweb. Each video can still be downloaded or played on its own page."
 )
-
-
-def cache_name(clips: list[Generation]) -> str:
-    """Where a joined path is kept: named by its clips, in order, and their files (a video
-    copied again gets a new file name, so a stale join is never sent)."""
-    key = "|".join(f"{clip.pk}:{clip.video_file.name}" for clip in clips)
-    return f"chains/{hashlib.blake2s(key.encode(), digest_size=16).hexdigest()}.mp4"
 
 
 def _back(request: HttpRequest, gen: Generation, words: str) -> HttpResponse:
@@ -72,9 +65,11 @@ def chain_mp4(request: HttpRequest, pk: uuid.UUID) -> HttpResponseBase:
     filename = naming.download_name(gen, "-chain")
     if len(clips) == 1:  # the leaf holds the whole chain (or the chain is one video)
         return _send(clips[0].video_file.path, filename) or _back(request, gen, GONE)
-    name = cache_name(clips)
-    full = Path(default_storage.path(name))
-    if not full.is_file():
+    name = chain_files.cache_name(clips)
+    full = chain_files.path(name)
+    if full.is_file():
+        chain_files.touch(full)  # read: kept another LUMA_CHAIN_CACHE_DAYS
+    else:
         full.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         try:
@@ -95,6 +90,12 @@ def chain_mp4(request: HttpRequest, pk: uuid.UUID) -> HttpResponseBase:
             "packets copied" if joined.remuxed else "encoded again",
             (time.monotonic() - started) * 1000,
         )
+        # A clip deleted while this join was written: its delete may have scanned chains/
+        # before the join was there, so the join goes now (either way, it is not kept).
+        if Generation.objects.filter(pk__in=[clip.pk for clip in clips]).count() != len(clips):
+            full.unlink(missing_ok=True)
+            return _back(request, gen, CHANGED)
+        chain_files.remove_others(name)  # a clip copied again: the old join of this path
     return _send(str(full), filename) or _back(request, gen, GONE)
 
 

@@ -202,6 +202,19 @@ def marks(tree: Tree) -> list[Mark]:
     return out
 
 
+def below(gen: Generation) -> list[object]:
+    """The ids of ``gen`` and of every video under it (its extensions, theirs...): the videos
+    whose paths hold ``gen``'s clip. One query (the tree's)."""
+    found: list[object] = []
+    stack = [tree(gen).current]
+    while stack:
+        node = stack.pop()
+        if node.gen is not None:
+            found.append(node.gen.pk)
+        stack.extend(node.children)
+    return found
+
+
 def path_clips(gen: Generation) -> list[Generation]:
     """The clips from ``gen``'s root to ``gen``, in order (the tree's one query)."""
     return tree(gen).current.clips()

@@ -215,6 +215,9 @@ PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
 # part. The API documentation says neither; docs/ARCHITECTURE.md ("Chains") has what we found. A
 # chain is played and joined from the leaf alone when True, from every clip of its path when False.
 LUMA_EXTENSION_CONTAINS_PARENT = env_bool("LUMA_EXTENSION_CONTAINS_PARENT", False)
+# A chain joined into one MP4 (MEDIA_ROOT/chains/) not downloaded for this many days is removed
+# by the sweep (generations/chain_files.py); the next download joins it again.
+LUMA_CHAIN_CACHE_DAYS = env_float("LUMA_CHAIN_CACHE_DAYS", 7.0, minimum=0)
 # Workers and beat write a heartbeat this often; one not seen for LUMA_HEARTBEAT_STALE_AFTER
 # counts as gone (every page then says jobs will wait). Four beats missed, not one: no flapping.
 LUMA_HEARTBEAT_INTERVAL = env_float("LUMA_HEARTBEAT_INTERVAL", 15.0, minimum=0.5)

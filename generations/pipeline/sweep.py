@@ -9,7 +9,8 @@
 3. finished videos whose copy is due and whose wake-up was lost;
 4. webhook deliveries due with no wake-up on its way (a retry too far off for a countdown, a
    lost message, a sender that died: its lease ran out), each stamped ``enqueued_at`` so it is
-   woken once, not at every sweep; the delivery's own claim decides who sends it.
+   woken once, not at every sweep; the delivery's own claim decides who sends it;
+5. joined chain files not read for ``LUMA_CHAIN_CACHE_DAYS`` (``chain_files.sweep``).
 
 Each row is claimed by stamping its wake-up column in a conditional UPDATE; the ids claimed are
 returned for ``generations.tasks`` to wake.
@@ -25,6 +26,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from generations import chain_files
 from generations.models import (
     GRANT_MEMORY,
     Generation,
@@ -49,6 +51,7 @@ class SweepStats:
     unstuck: int = 0
     needs_attention: int = 0
     copies: int = 0
+    joins_removed: int = 0  # joined chain files not read for LUMA_CHAIN_CACHE_DAYS
     on_hold: bool = False
     probe: uuid.UUID | None = None  # the job tried this interval while the account is on hold
     to_submit: list[uuid.UUID] = field(default_factory=list)
@@ -61,6 +64,7 @@ class SweepStats:
             "unstuck": self.unstuck,
             "needs_attention": self.needs_attention,
             "copies": self.copies,
+            **({"joins_removed": self.joins_removed} if self.joins_removed else {}),
             **({"deliveries": len(self.to_deliver)} if self.to_deliver else {}),
             **({"on_hold": 1, "probes": int(self.probe is not None)} if self.on_hold else {}),
         }
@@ -109,6 +113,7 @@ def sweep() -> SweepStats:
             stats.copies += 1
     stats.to_deliver = wake_deliveries(now)
     SubmitGrant.objects.filter(at__lt=now - GRANT_MEMORY).delete()
+    stats.joins_removed = chain_files.sweep()  # one directory scan every few minutes at most
     if stats.requeued or stats.unstuck or stats.needs_attention or stats.probe:
         t.log.info("sweep %s", stats.counts())
     return stats

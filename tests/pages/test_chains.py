@@ -18,7 +18,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from generations import actions, chains
-from generations.chain_views import cache_name
+from generations.chain_files import cache_name
 from generations.models import Status
 from simulator import media
 from tests.pages.conftest import make_gen
@@ -223,10 +223,10 @@ def test_a_chain_downloads_as_one_mp4_its_clips_joined_in_order(client, user, tm
     # The join is kept, named by the path: the second download sends the same file.
     cached = Path(settings.MEDIA_ROOT) / cache_name([root, middle, leaf])
     assert cached.is_file()
-    stamp = cached.stat().st_mtime_ns
+    inode = cached.stat().st_ino
     again = client.get(f"/generations/{leaf.pk}/chain.mp4")
     assert again.status_code == 200 and b"".join(again.streaming_content) == cached.read_bytes()
-    assert cached.stat().st_mtime_ns == stamp  # not written again
+    assert cached.stat().st_ino == inode  # sent as it was, not joined again (a read touches it)
     # The detail page offers it.
     assert f'href="/generations/{leaf.pk}/chain.mp4"' in client.get(url(leaf)).content.decode()
 

@@ -126,6 +126,12 @@ class LiveGallery:
 @require_GET
 def gallery(request: HtmxHttpRequest) -> HttpResponse:
     filters = queries.GalleryFilters.from_query(request.GET)
+    live = htmx_target(request) != "more"  # the page, or its results: the live state with them
+    # The newest finished video before the cards: one finishing between the two reads is then
+    # newer than what the page remembers and comes with the next poll (had the page read it
+    # after its cards, it would be on neither). One it shows already is not slotted in twice
+    # (gallery.js).
+    seen = queries.newest_finished() if live else ""
     page = queries.gallery_page(request.user, filters)
     context: dict[str, Any] = {
         "filters": filters,
@@ -136,8 +142,7 @@ def gallery(request: HtmxHttpRequest) -> HttpResponse:
         "watching": _changing(page.items),  # a card still changing: the grid's watcher hurries
         "live_every": LIVE_EVERY,
     }
-    if htmx_target(request) != "more":  # the page, or its results: the live state with them
-        seen = queries.newest_finished()
+    if live:
         top = filters.newest_first and filters.after is None
         context["live"] = LiveGallery(
             filters=filters,

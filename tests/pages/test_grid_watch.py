@@ -373,6 +373,31 @@ def test_a_poll_answered_twice_names_the_same_videos_and_nothing_newer_than_it_r
     assert slotted_in(first) == slotted_in(again) == [str(new.pk)]
 
 
+def test_a_video_finishing_while_the_page_is_drawn_comes_with_the_next_poll(
+    client, other, monkeypatch
+):
+    """The page reads the newest finished video before its cards: one that finishes between
+    the two reads is not on the page, and the page's state does not point past it either."""
+    make_gen()
+    working = make_gen(Status.IN_PROGRESS, user=other)
+    read_page = queries.gallery_page
+
+    def page_then_a_video_finishes(*args, **kwargs):
+        page = read_page(*args, **kwargs)
+        now = timezone.now()
+        Generation.objects.filter(pk=working.pk).update(
+            status=Status.COMPLETED, completed_at=now, status_changed_at=now
+        )
+        return page
+
+    monkeypatch.setattr(queries, "gallery_page", page_then_a_video_finishes)
+    page = Page(client)
+    assert f'id="card-{working.pk}"' not in page.html
+    response = page.poll()
+    assert response.status_code == 200
+    assert slotted_in(response.content.decode()) == [str(working.pk)]
+
+
 def test_the_nothing_new_answer_costs_the_same_few_indexed_queries_with_3_or_30_videos(
     client, other
 ):

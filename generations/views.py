@@ -141,6 +141,7 @@ def gallery(request: HtmxHttpRequest) -> HttpResponse:
         "sorts": queries.SORTS,
         "watching": _changing(page.items),  # a card still changing: the grid's watcher hurries
         "live_every": LIVE_EVERY,
+        "announce_results": htmx_target(request) == "gallery-results",  # a filter change: how many
     }
     if live:
         top = filters.newest_first and filters.after is None

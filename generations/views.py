@@ -177,8 +177,8 @@ def cards(request: HtmxHttpRequest) -> HttpResponse:
     """The gallery's one poll (components.html#watcher), for its changing cards and, on the
     gallery, for new videos: 204 while nothing changed; else the changed cards out of band
     (deleted ones removed), new videos (``_live_answer``) and a fresh watcher; on a page that
-    only watches its cards (a board's, ``?board=``), 286 once none of them will change any more. A fixed number of
-    queries, whatever the number of cards or videos."""
+    only watches its cards (a board's, ``?board=``), 286 once none of them will change any
+    more. A fixed number of queries, whatever the number of cards or videos."""
     if not request.htmx:
         return redirect("gallery")
     watched = _watched(request.GET.getlist("watch"))

@@ -322,9 +322,7 @@ def test_a_board_page_watches_its_changing_cards_and_stops_when_they_settle(clie
     assert f'action="/generations/{copying.pk}/boards/{board.pk}/"' in card  # still removable
 
 
-def test_a_settled_board_page_has_an_idle_watcher_and_extend_goes_to_the_detail_page(
-    client, user
-):
+def test_a_settled_board_page_has_an_idle_watcher_and_extend_goes_to_the_detail_page(client, user):
     """Nothing changes on the board: the watcher is there (an out-of-band swap has its target)
     but sends nothing. Extend on a board card opens the video's page at its extend form: the
     extension is not on the board, so the board does not show its working card."""

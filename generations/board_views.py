@@ -88,10 +88,12 @@ def _board_context(request: HttpRequest, pk: int, **extra: Any) -> dict[str, Any
         tile = boards.tile(request.user, pk)
     except Board.DoesNotExist:
         raise Http404("No such board.") from None
+    videos = boards.videos(tile.board, request.user)
     return {
         "tile": tile,
         "board": tile.board,
-        "videos": boards.videos(tile.board, request.user),
+        "videos": videos,
+        "watching": any(not gen.is_settled for gen in videos),  # the grid's watcher polls
         "limit": boards.BOARD_PAGE_LIMIT,
         "name_max": boards.NAME_MAX,
         **extra,

@@ -30,11 +30,11 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
-from generations import actions, chains, money, queries, webhooks
+from generations import actions, boards, chains, money, queries, webhooks
 from generations.forms import ASPECT_HINTS, MAX_BATCH, CreateForm, ExtendForm, frame_prefill
 from generations.htmx import HtmxHttpRequest, answer_poll, htmx_target, render_for_target
 from generations.inputs import GenerationRequest
-from generations.models import ASPECT_RATIOS, Generation, WebhookEvent
+from generations.models import ASPECT_RATIOS, Board, Generation, WebhookEvent
 from generations.templatetags.studio import short_prompt, thousands
 
 # The most cards one grid watch asks about: ~55 characters each in the query string, and
@@ -126,6 +126,12 @@ class LiveGallery:
 @require_GET
 def gallery(request: HtmxHttpRequest) -> HttpResponse:
     filters = queries.GalleryFilters.from_query(request.GET)
+    live = htmx_target(request) != "more"  # the page, or its results: the live state with them
+    # The newest finished video before the cards: one finishing between the two reads is then
+    # newer than what the page remembers and comes with the next poll (had the page read it
+    # after its cards, it would be on neither). One it shows already is not slotted in twice
+    # (gallery.js).
+    seen = queries.newest_finished() if live else ""
     page = queries.gallery_page(request.user, filters)
     context: dict[str, Any] = {
         "filters": filters,
@@ -135,9 +141,9 @@ def gallery(request: HtmxHttpRequest) -> HttpResponse:
         "sorts": queries.SORTS,
         "watching": _changing(page.items),  # a card still changing: the grid's watcher hurries
         "live_every": LIVE_EVERY,
+        "announce_results": htmx_target(request) == "gallery-results",  # a filter change: how many
     }
-    if htmx_target(request) != "more":  # the page, or its results: the live state with them
-        seen = queries.newest_finished()
+    if live:
         top = filters.newest_first and filters.after is None
         context["live"] = LiveGallery(
             filters=filters,
@@ -171,8 +177,8 @@ def cards(request: HtmxHttpRequest) -> HttpResponse:
     """The gallery's one poll (components.html#watcher), for its changing cards and, on the
     gallery, for new videos: 204 while nothing changed; else the changed cards out of band
     (deleted ones removed), new videos (``_live_answer``) and a fresh watcher; on a page that
-    only watches its cards, 286 once none of them will change any more. A fixed number of
-    queries, whatever the number of cards or videos."""
+    only watches its cards (a board's, ``?board=``), 286 once none of them will change any
+    more. A fixed number of queries, whatever the number of cards or videos."""
     if not request.htmx:
         return redirect("gallery")
     watched = _watched(request.GET.getlist("watch"))
@@ -187,13 +193,18 @@ def cards(request: HtmxHttpRequest) -> HttpResponse:
         "watching": _changing(rows.values()),
     }
     live = LiveGallery.from_query(request.GET)
-    if live is None:
+    if live is None:  # a page that only watches its cards: a board's (?board=), or a later one
+
+        def answer() -> HttpResponse:
+            context["on_board"] = _watching_board(request)
+            return render(request, "generations/components.html#watch-answer", context)
+
         return answer_poll(
             request,
             version=" ".join(now.values()),
             client_version=" ".join(watched.values()),
             settled=not context["watching"],
-            fragment=lambda: render(request, "generations/components.html#watch-answer", context),
+            fragment=answer,
         )
     newest = queries.newest_finished()
     hurrying = request.GET.get("fast") == "1"
@@ -204,6 +215,18 @@ def cards(request: HtmxHttpRequest) -> HttpResponse:
         settled=False,  # new videos may come at any time
         fragment=lambda: _live_answer(request, live, newest, set(watched), context),
     )
+
+
+def _watching_board(request: HttpRequest) -> Board | None:
+    """The board whose page sent the poll (``?board=``), for its cards' own tools; None for
+    anything else, or a board this person does not see (its cards then show no board tools)."""
+    pk = request.GET.get("board", "")
+    if not re.fullmatch(r"[0-9]{1,18}", pk):
+        return None
+    try:
+        return boards.get_visible(request.user, int(pk))
+    except Board.DoesNotExist:
+        return None
 
 
 def _live_answer(

@@ -6,11 +6,14 @@ holds its copied videos under their download names."""
 from __future__ import annotations
 
 import io
+import re
 import zipfile
+from html import unescape
 from pathlib import Path
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from generations import actions, boards
 from generations.models import Board, BoardItem, Generation, Role, Status
@@ -276,3 +279,71 @@ def test_renaming_and_sharing_with_htmx_answer_the_header_and_a_bad_name_keeps_t
     assert board.shared
     plain = client.post(f"/boards/{board.pk}/rename/", {"name": ""})  # no JavaScript
     assert plain.status_code == 400 and "Give the board a name." in plain.content.decode()
+
+
+# --- a board page's changing cards ---------------------------------------------------------------
+BOARD_WATCHER = re.compile(r'<div id="grid-watch"[^>]*>', re.S)
+
+
+def board_watcher(html: str) -> str:
+    found = BOARD_WATCHER.search(html)
+    assert found, html
+    return found.group(0)
+
+
+def test_a_board_page_watches_its_changing_cards_and_stops_when_they_settle(client, user):
+    """The board page has the gallery's one watcher, without the live gallery's state: it
+    polls only while a card changes (a video still being copied), keeps the board's own tools
+    on the cards it answers, and stops (286) once they settle."""
+    board = boards.create_board(user, "Picks", shared=True)
+    settled = make_gen(user=user)
+    copying = make_gen(user=user, assets_next_at=timezone.now())
+    boards.add(board, settled, user)
+    boards.add(board, copying, user)
+    page = client.get(f"/boards/{board.pk}/").content.decode()
+    assert "Copying the video…" in page
+    found = board_watcher(page)
+    assert 'hx-trigger="every 2s"' in found and 'id="grid-live"' not in page
+    url = unescape(re.search(r'hx-get="([^"]+)"', found).group(1))
+    values = re.findall(r'<input type="hidden" name="watch" value="([^"]+)">', page)
+    assert [value.split(".")[0] for value in values] == [str(copying.pk)]
+
+    def poll():
+        query = "&".join(f"watch={value}" for value in values)
+        return client.get(f"{url}&{query}", **htmx("grid-watch"))
+
+    assert poll().status_code == 204
+    Generation.objects.filter(pk=copying.pk).update(video_file="videos/x.mp4")
+    answer = poll()
+    html = answer.content.decode()
+    assert answer.status_code == 286 and "hx-get" not in board_watcher(html)
+    card = html[html.index(f'id="card-{copying.pk}"') :]
+    assert f'download="{download_name(copying)}"' in card  # Download works now
+    assert f'action="/generations/{copying.pk}/boards/{board.pk}/"' in card  # still removable
+
+
+def test_a_settled_board_page_has_an_idle_watcher_and_extend_goes_to_the_detail_page(client, user):
+    """Nothing changes on the board: the watcher is there (an out-of-band swap has its target)
+    but sends nothing. Extend on a board card opens the video's page at its extend form: the
+    extension is not on the board, so the board does not show its working card."""
+    board = boards.create_board(user, "Picks", shared=True)
+    gen = make_gen(user=user)
+    boards.add(board, gen, user)
+    page = client.get(f"/boards/{board.pk}/").content.decode()
+    assert "hx-get" not in board_watcher(page)
+    extend = re.search(r'<a class="btn btn-small btn-soft extend-btn"[^>]*>', page).group(0)
+    assert f'href="/generations/{gen.pk}/#extend"' in extend and "hx-get" not in extend
+    gallery = client.get("/").content.decode()  # the gallery keeps its inline extend
+    inline = re.search(r'<a class="btn btn-small btn-soft extend-btn"[^>]*>', gallery).group(0)
+    assert f'hx-get="/generations/{gen.pk}/extend/"' in inline
+
+
+def test_a_watch_for_a_board_this_person_does_not_see_shows_no_board_tools(client, user, other):
+    secret = boards.create_board(other, "Secret pitch")
+    gen = make_gen(user=user, assets_next_at=timezone.now())
+    url = f"/generations/cards/?board={secret.pk}&watch={gen.pk}.stale"
+    html = client.get(url, **htmx("grid-watch")).content.decode()
+    assert f'id="card-{gen.pk}"' in html
+    assert "board-remove" not in html and "Secret pitch" not in html
+    odd = client.get("/generations/cards/?board=x%00&watch=1", **htmx("grid-watch"))
+    assert odd.status_code == 286

@@ -110,3 +110,50 @@ def test_make_a_board_fill_it_from_a_card_see_it_on_the_board_and_take_it_off(
     shot(page, "detail-menu-phone")
     context.close()
     assert errors == []
+
+
+def test_a_board_card_still_copying_turns_into_a_download_and_extend_opens_the_videos_page(
+    browser, live_server, transactional_db, settings
+):
+    """The board page's one watcher: a video whose copy is still on its way shows "Copying…"
+    and, once the copy is there, a Download link, with no reload, its Remove button kept, and
+    the watcher idle again. Extend on a board card opens the video's page at its extend form."""
+    from django.utils import timezone
+
+    from generations import boards
+    from generations.models import Generation
+
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    dana = make_user("dana", password="dana-pass-123")
+    board = boards.create_board(dana, "Harbour picks", shared=True)
+    copying = make_gen(
+        user=dana, user_prompt="Lanterns drifting out to sea", assets_next_at=timezone.now()
+    )
+    done = make_gen(user=dana, user_prompt="A lighthouse at dawn")
+    boards.add(board, done, dana)
+    boards.add(board, copying, dana)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if "oobError" in msg.text else None)
+    log_in(page, live_server.url, "dana", "dana-pass-123")
+    page.goto(f"{live_server.url}/boards/{board.pk}/")
+    card = page.locator(f"#card-{copying.pk}")
+    card.locator(".icon-btn.is-disabled[title='Copying the video…']").wait_for()
+    assert page.locator("#grid-watch[hx-get]").count() == 1
+    shot(page, "board-copying")
+
+    Generation.objects.filter(pk=copying.pk).update(video_file="videos/lanterns.mp4")
+    card.locator("a[download]").wait_for()  # the watcher's answer: no reload
+    assert card.locator(".board-remove button").count() == 1
+    page.wait_for_function("() => !document.querySelector('#grid-watch[hx-get]')")  # stopped
+    page.screenshot(path="/tmp/fixgallery-board.png", full_page=True)
+
+    extend = page.locator(f"#card-{done.pk} .extend-btn")
+    assert extend.get_attribute("hx-get") is None
+    extend.click()
+    page.wait_for_url(f"{live_server.url}/generations/{done.pk}/#extend")
+    context.close()
+    assert errors == []

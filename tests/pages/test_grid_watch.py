@@ -373,6 +373,31 @@ def test_a_poll_answered_twice_names_the_same_videos_and_nothing_newer_than_it_r
     assert slotted_in(first) == slotted_in(again) == [str(new.pk)]
 
 
+def test_a_video_finishing_while_the_page_is_drawn_comes_with_the_next_poll(
+    client, other, monkeypatch
+):
+    """The page reads the newest finished video before its cards: one that finishes between
+    the two reads is not on the page, and the page's state does not point past it either."""
+    make_gen()
+    working = make_gen(Status.IN_PROGRESS, user=other)
+    read_page = queries.gallery_page
+
+    def page_then_a_video_finishes(*args, **kwargs):
+        page = read_page(*args, **kwargs)
+        now = timezone.now()
+        Generation.objects.filter(pk=working.pk).update(
+            status=Status.COMPLETED, completed_at=now, status_changed_at=now
+        )
+        return page
+
+    monkeypatch.setattr(queries, "gallery_page", page_then_a_video_finishes)
+    page = Page(client)
+    assert f'id="card-{working.pk}"' not in page.html
+    response = page.poll()
+    assert response.status_code == 200
+    assert slotted_in(response.content.decode()) == [str(working.pk)]
+
+
 def test_the_nothing_new_answer_costs_the_same_few_indexed_queries_with_3_or_30_videos(
     client, other
 ):
@@ -405,3 +430,23 @@ def test_odd_live_states_never_fail(client, query):
     make_gen()
     response = client.get(f"{reverse('generation-cards')}?{query}", **htmx("grid-watch"))
     assert response.status_code in (200, 204, 286)
+
+
+def test_the_results_are_no_live_region_only_the_news_and_the_filter_summary_are(client, user):
+    """Cards slotted in or replaced are not read aloud in full: the results section is no live
+    region. The new-videos notice is one, and so is a short summary a filter change fills."""
+    make_gen(user=user)
+    make_gen()
+    html = client.get("/").content.decode()
+    section = re.search(r'<section id="gallery-results"[^>]*>', html).group(0)
+    assert "aria-live" not in section and "role=" not in section
+    assert re.search(r'<div id="gallery-news" class="news" role="status" aria-live="polite"', html)
+    summary = re.search(r'<p id="gallery-summary"[^>]*>(.*?)</p>', html, re.S)
+    assert summary and 'role="status"' in summary.group(0) and summary.group(1) == ""
+    assert html.index('id="gallery-summary"') < html.index('id="gallery-results"')  # outside
+    mine = client.get("/?who=mine", **htmx("gallery-results")).content.decode()
+    assert "aria-live" not in re.search(r'<section id="gallery-results"[^>]*>', mine).group(0)
+    told = re.search(r'<p id="gallery-summary" hx-swap-oob="innerHTML">(.*?)</p>', mine, re.S)
+    assert told and told.group(1).strip() == "1 video."
+    none = client.get("/?q=zebra", **htmx("gallery-results")).content.decode()
+    assert "Nothing matches these filters." in none

@@ -5,9 +5,11 @@
 
 Starts everything it needs in a temporary folder: a fresh SQLite database, the simulator, and
 ``manage.py runserver``. The pipeline runs in this process by calling the pipeline directly
-(submit, poll, copy), so no Redis or Celery worker is needed. Writes gallery.png, jobs.png,
-new.png, detail.png, team.png, gallery-dark.png and team-dark.png, and checks that a <video>
-really plays in Chromium.
+(submit, poll, copy), so no Redis or Celery worker is needed. Writes login.png, gallery.png,
+jobs.png, new.png, detail.png, team.png, webhooks.png, gallery-dark.png, team-dark.png, and
+boards.png, board.png (its Share panel open on a link), share.png (that link as a stranger sees
+it), viewer.png, chain.png (a branched chain) and frame.png ("Use a frame"); and checks that a
+<video> really plays in Chromium.
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ FINISHED = [
     ("Jellyfish glowing in a dark aquarium, slow drift", "3:4", "ines"),
 ]
 EXTENSION = "The boat reaches a canal and drifts under a lit bridge"
+BRANCH = "The boat capsizes in a gust and a cat fishes it out of the water"  # the boat's 2nd
+FURTHER = "Past the bridge, the canal opens onto a harbour at night"  # the extension's own
+BOARDS = [  # name, owner, shared with the team, videos (FINISHED's indexes)
+    ("Client picks", "maya", True, [0, 2, 4]),
+    ("Water and ice", "maya", False, [1, 5, 0]),
+    ("Small machines", "ines", True, [3]),
+]
 
 
 def configure_env(tmp: Path, api_url: str) -> dict[str, str]:
@@ -52,6 +61,7 @@ def configure_env(tmp: Path, api_url: str) -> dict[str, str]:
         LUMA_READ_TIMEOUT="2",
         LUMA_POLL_INTERVAL="0.5",
         ALLOWED_HOSTS="127.0.0.1,localhost",
+        LUMA_HEARTBEAT_STALE_AFTER="3600",  # this script's own "worker" and "beat" (below)
     )
     os.environ.update(env)
     return env
@@ -67,7 +77,7 @@ def run_pipeline(sim) -> dict[str, object]:
 
     from generations import actions, pipeline
     from generations.inputs import GenerationRequest
-    from generations.models import Generation, Status
+    from generations.models import Board, Generation, Status
 
     call_command("migrate", verbosity=0)
     users_model = get_user_model()
@@ -111,6 +121,17 @@ def run_pipeline(sim) -> dict[str, object]:
         boat, users["maya"], GenerationRequest(user_prompt=EXTENSION, expand_prompt=True)
     )
     finish([extension])
+    # A branched chain: a second extension of the boat, and one of the first extension.
+    branch = actions.extend_generation(
+        boat, users["jonas"], GenerationRequest(user_prompt=BRANCH, expand_prompt=True)
+    )
+    further = actions.extend_generation(
+        Generation.objects.get(pk=extension.pk),
+        users["maya"],
+        GenerationRequest(user_prompt=FURTHER, expand_prompt=True),
+    )
+    finish([branch, further])
+    make_boards(users, [Generation.objects.get(pk=g.pk) for g in finished])
     for gen, likers in ((finished[0], ["jonas", "ines"]), (finished[2], ["maya"])):
         for name in likers:
             actions.toggle_like(gen, users[name])
@@ -146,9 +167,69 @@ def run_pipeline(sim) -> dict[str, object]:
         ),
     )
     actions.set_member(None, users["ines"], role="viewer")  # (after her videos)
+    make_webhook(users["maya"], finished)
+    # This process stood in for the worker and beat: the pages should not say none is running.
+    from generations.models import Heartbeat
+
+    for kind in ("worker", "beat"):
+        Heartbeat.record(kind, "screenshots", os.getpid())
     statuses = dict(Generation.objects.values_list("user_prompt", "status"))
     print("rows:", statuses)
-    return {"detail": Generation.objects.get(pk=extension.pk).pk}
+    return {
+        "detail": extension.pk,
+        "chain": further.pk,
+        "board": Board.objects.get(name=BOARDS[0][0]).pk,
+        "frame": finished[0].pk,
+    }
+
+
+def make_webhook(maya, finished: list) -> None:
+    """A webhook and its recent deliveries, one of each outcome. Made as rows: the receiver's
+    address is a documentation one (the form would refuse it as not public, rightly), and the
+    deliveries are not sent (there is no worker here)."""
+    import json
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from generations.models import DeliveryStatus, Webhook, WebhookDelivery
+
+    hook = Webhook.objects.create(
+        url="https://hooks.example.com/lumaweb",
+        secret="a-demo-secret-of-enough-length",
+        events="completed,failed,needs_attention",
+        created_by=maya,
+    )
+    now = timezone.now()
+    retry = now + timedelta(minutes=2)
+    outcomes = [
+        (DeliveryStatus.DELIVERED, 200, ""),
+        (DeliveryStatus.PENDING, 503, "answered 503"),
+        (DeliveryStatus.DELIVERED, 200, ""),
+    ]
+    for n, (gen, (status, code, error)) in enumerate(zip(finished, outcomes, strict=False)):
+        WebhookDelivery.objects.create(
+            webhook=hook,
+            event="generation.completed",
+            generation_id=gen.pk,
+            payload=json.dumps({"event": "generation.completed", "id": str(gen.pk)}),
+            status=status,
+            attempts=1,
+            last_status_code=code,
+            last_error=error,
+            next_attempt_at=retry if status == DeliveryStatus.PENDING else None,
+            delivered_at=now if status == DeliveryStatus.DELIVERED else None,
+            created_at=now - timedelta(minutes=3 * n),
+        )
+
+
+def make_boards(users: dict, finished: list) -> None:
+    from generations import boards
+
+    for name, owner, shared, picks in BOARDS:
+        board = boards.create_board(users[owner], name, shared=shared)
+        for index in picks:
+            boards.add(board, finished[index], users[owner])
 
 
 def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
@@ -177,7 +258,7 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("runserver did not start")
 
 
-def capture(base: str, out: Path, detail_pk, mobile: Path | None = None) -> None:
+def capture(base: str, out: Path, pks: dict, mobile: Path | None = None) -> None:
     from playwright.sync_api import sync_playwright
 
     from tests.chromium import launch
@@ -208,6 +289,8 @@ def capture(base: str, out: Path, detail_pk, mobile: Path | None = None) -> None
             if scheme == "dark":
                 context.close()
                 continue
+            page.goto(base + "/team/webhooks/")
+            page.screenshot(path=str(out / "webhooks.png"), full_page=True)
             page.goto(base + "/jobs/")
             page.wait_for_timeout(300)
             page.screenshot(path=str(out / "jobs.png"), full_page=True)
@@ -219,13 +302,104 @@ def capture(base: str, out: Path, detail_pk, mobile: Path | None = None) -> None
             page.mouse.move(0, 0)
             page.wait_for_timeout(400)  # let transitions finish
             page.screenshot(path=str(out / "new.png"))
-            page.goto(f"{base}/generations/{detail_pk}/")
-            page.screenshot(path=str(out / "detail.png"), full_page=True)
+            page.goto(f"{base}/generations/{pks['detail']}/")
+            settle(page)
+            # Played a moment and paused: a frame of the video, not Chromium's loading ring,
+            # which it draws over this page's untouched (preload="none") video.
             check_playback(page)
+            page.evaluate("() => document.querySelector('video').pause()")
+            settle(page)
+            page.screenshot(path=str(out / "detail.png"), full_page=True)
+            capture_issue_10(browser, page, base, out, pks)
             context.close()
         if mobile is not None:
-            capture_mobile(browser, base, mobile, detail_pk)
+            capture_mobile(browser, base, mobile, pks["detail"])
         browser.close()
+
+
+IMAGES_SHOWN = "[...document.querySelectorAll('main img')].every(i => i.complete)"
+# Chromium draws a spinner over a <video> while it loads: wait until none is loading.
+# (Untouched, it shows its poster; once asked for, until it has a frame to show.)
+VIDEOS_SETTLED = """() => [...document.querySelectorAll('video')].every(
+    v => v.readyState === 0 ? v.networkState !== HTMLMediaElement.NETWORK_LOADING
+                            : v.readyState >= 2)"""
+
+
+def settle(page) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.wait_for_function(IMAGES_SHOWN)
+    try:
+        page.wait_for_function(VIDEOS_SETTLED, timeout=10_000)
+    except PlaywrightTimeout:
+        print("note: a video was still loading on", page.url)
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(300)  # the controls fade in and out
+
+
+def scroll_to(page, selector: str) -> None:
+    """Put the element just under the sticky top bar."""
+    page.evaluate(
+        """(selector) => {
+            const top = document.querySelector(selector).getBoundingClientRect().top;
+            window.scrollTo({top: window.scrollY + top - 80, behavior: 'instant'});
+        }""",
+        selector,
+    )
+
+
+def capture_issue_10(browser, page, base: str, out: Path, pks: dict) -> None:
+    """Boards, a board's Share panel and its public page, the viewer, a chain, a frame."""
+    page.goto(base + "/boards/")
+    page.wait_for_function(IMAGES_SHOWN)
+    page.screenshot(path=str(out / "boards.png"), full_page=True)
+
+    page.goto(f"{base}/boards/{pks['board']}/")
+    panel = page.locator(f"#share-board-{pks['board']}")
+    panel.locator("summary").click()
+    panel.locator("select[name=expires]").select_option("30")
+    panel.locator("input[name=show_prompts]").check()
+    panel.locator("button:has-text('Create link')").click()
+    field = panel.locator("[data-share-url]").first
+    field.wait_for()
+    url = field.input_value()
+    page.wait_for_function(IMAGES_SHOWN)
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(out / "board.png"))
+
+    stranger = browser.new_context(viewport=VIEWPORT)  # no login: as the link's reader sees it
+    public = stranger.new_page()
+    public.goto(url)
+    public.wait_for_load_state("networkidle")
+    settle(public)
+    public.screenshot(path=str(out / "share.png"), full_page=True)
+    stranger.close()
+
+    page.goto(base + "/")
+    page.wait_for_function(IMAGES_SHOWN)
+    page.locator(".card a[data-viewer]").first.click()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('dialog.viewer[open] video');"
+        " return !!v && v.readyState >= 2; }"
+    )
+    page.mouse.move(0, 0)
+    page.wait_for_timeout(400)  # let the dialog's opening transition finish
+    page.screenshot(path=str(out / "viewer.png"))
+    page.keyboard.press("Escape")
+
+    page.goto(f"{base}/generations/{pks['chain']}/")
+    settle(page)
+    scroll_to(page, "#chain")
+    page.screenshot(path=str(out / "chain.png"))
+
+    page.goto(f"{base}/generations/{pks['frame']}/")
+    settle(page)
+    scroll_to(page, "#frames")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('[data-frame-image]');"
+        " return !!i && i.complete && i.naturalWidth > 0; }"
+    )
+    page.screenshot(path=str(out / "frame.png"))
 
 
 def capture_mobile(browser, base: str, out: Path, detail_pk) -> None:
@@ -284,7 +458,7 @@ def main() -> None:
         env = configure_env(tmp, sim.api_url)
         pks = run_pipeline(sim)
         server, base = start_server(env)
-        capture(base, Path(args.out), pks["detail"], Path(args.mobile) if args.mobile else None)
+        capture(base, Path(args.out), pks, Path(args.mobile) if args.mobile else None)
         print("screenshots in", args.out)
     finally:
         if server is not None:

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import QuerySet
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from generations import pipeline
-from generations.models import Status, Webhook, WebhookDelivery
+from generations.models import Generation, Status, Webhook, WebhookDelivery
+from generations.pipeline import hold
 from generations.pipeline.deliver import claim
 from tests.pages.conftest import make_gen
 
@@ -117,3 +121,33 @@ def test_two_sweepers_racing_to_wake_one_delivery_on_postgres_wake_it_once(trans
     delivery = due_delivery("http://127.0.0.1:9/hook")
     first, second = race(lambda: pipeline.wake_deliveries(timezone.now()))
     assert (first, second) == ([delivery.pk], [])
+
+
+def update_sql(queryset: QuerySet) -> str:
+    """The UPDATE Django would run for ``queryset.update(enqueued_at=None)``."""
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values({"enqueued_at": None})
+    sql, _ = query.get_compiler(connection=connection).as_sql()
+    return sql
+
+
+def test_no_claim_or_wake_up_update_goes_through_a_join(db):
+    """Every conditional UPDATE the pipeline claims or wakes with keeps its conditions on the
+    row itself (a subquery or EXISTS in the WHERE is fine; a join is not: see the top)."""
+    now = timezone.now()
+    generations = Generation.objects
+    claims = {
+        "delivery due": WebhookDelivery.objects.due(now).filter(pk=1),
+        "delivery waiting": WebhookDelivery.objects.waiting_for_a_worker(now).filter(pk=1),
+        "job waiting": generations.waiting_for_a_worker(now).filter(pk=uuid.uuid4()),
+        "job for a slot": generations.waiting_for_a_slot(now).filter(pk=uuid.uuid4()),
+        "job submit claim": generations.filter(hold.sending_allowed(), pk=uuid.uuid4()),
+        "job poll": generations.due_for_poll(now).filter(pk__in=[uuid.uuid4()]),
+        "job copy": generations.copy_due(now).filter(pk=uuid.uuid4()),
+        "job stale": generations.stale_submitting(now).filter(pk=uuid.uuid4()),
+    }
+    for name, queryset in claims.items():
+        sql = update_sql(queryset).upper()
+        table = queryset.model._meta.db_table.upper()
+        assert "JOIN" not in sql, (name, sql)
+        assert f'"{table}"."ID" IN (SELECT' not in sql, (name, sql)

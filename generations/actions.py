@@ -819,7 +819,7 @@ def set_webhook_active(user: User, pk: int, active: bool) -> Webhook:
         Webhook.objects.filter(pk=pk).update(active=active)
         hook.active = active
         if active:
-            tasks.wake_deliveries_on_commit(pipeline.wake_deliveries(timezone.now(), webhook_id=pk))
+            tasks.wake_deliveries_on_commit(pipeline.wake_resumed_webhook(pk, timezone.now()))
     return hook
 
 

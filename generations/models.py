@@ -1032,9 +1032,18 @@ class WebhookDeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
     def due(self, now: datetime) -> WebhookDeliveryQuerySet:
         """Pending and due, for a webhook that is not paused: never sent yet, a retry whose
         time has come, or one whose sender's lease ran out (a worker that died mid-POST:
-        delivered again, at least once). A paused webhook's deliveries wait, uncounted."""
+        delivered again, at least once). A paused webhook's deliveries wait, uncounted.
+
+        Claims are UPDATEs through this, so every condition is on the delivery row itself and
+        there is no join: Django turns an UPDATE through a join into ``WHERE id IN (SELECT ...
+        JOIN ...)``, and PostgreSQL, when the row was changed by a claimer it waited for,
+        re-checks only ``id IN (...)``, not the status or the lease: two senders at once. The
+        webhook's flag is a subquery on ``webhook_id`` (the sender checks it again after its
+        claim); ``tests/test_webhooks_claim_race.py`` races two connections on PostgreSQL."""
         return self.filter(
-            status=DeliveryStatus.PENDING, next_attempt_at__lte=now, webhook__active=True
+            status=DeliveryStatus.PENDING,
+            next_attempt_at__lte=now,
+            webhook_id__in=Webhook.objects.filter(active=True).values("pk"),
         )
 
     def waiting_for_a_worker(self, now: datetime) -> WebhookDeliveryQuerySet:

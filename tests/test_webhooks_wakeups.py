@@ -20,7 +20,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from generations import actions, fetch, pipeline, webhooks
+from generations import actions, fetch, pipeline, tasks, webhooks
 from generations.models import DeliveryStatus, Generation, Status, WebhookDelivery
 from generations.pipeline import copy as copy_step
 from generations.pipeline import transitions as t
@@ -182,6 +182,32 @@ def test_a_paused_webhooks_deliveries_wait_uncounted_and_go_out_when_it_is_resum
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.DELIVERED, 2)
     assert [r.answered for r in receiver.received] == [500, 200]
+
+
+def test_resuming_a_paused_webhook_sends_what_waited_at_once(
+    db, receiver, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A delivery recorded (and its wake-up sent) just before the pause, whose message a worker
+    took while paused (not due), keeps its wake stamp: the resume must not wait for
+    ``LUMA_REQUEUE_AFTER`` to pass before sending it ("what waited goes out now")."""
+    settings.LUMA_REQUEUE_AFTER = 60
+    hook = add(receiver.url)
+    fail_one()
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.enqueued_at is not None  # its wake-up message is on the way
+    actions.set_webhook_active(None, hook.pk, False)
+    assert pipeline.deliver(delivery.pk).result == pipeline.Delivered.NOT_DUE  # that message
+
+    sent: list[int] = []
+    monkeypatch.setattr(tasks, "_send_each", lambda task, ids: sent.extend(ids))
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.set_webhook_active(None, hook.pk, True)
+    assert sent == [delivery.pk], "resuming woke nothing: it waits for the sweeper"
+    assert pipeline.sweep().to_deliver == []  # woken once, by the resume
+    assert pipeline.deliver(delivery.pk).result == pipeline.Delivered.DELIVERED  # the worker
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.DELIVERED, 1)
+    assert len(receiver.received) == 1
 
 
 def test_manage_py_webhook_pauses_and_resumes_and_remove_still_drops_pending(db, receiver):

@@ -11,7 +11,13 @@ from generations.pipeline.copy import CopyResult, copy_assets
 from generations.pipeline.deliver import Delivered, DeliverOutcome, deliver
 from generations.pipeline.poll import PollStats, apply_remote, next_poll_delay, poll_in_flight
 from generations.pipeline.submit import SubmitOutcome, Submitted, submit
-from generations.pipeline.sweep import SweepStats, fill_free_slots, sweep, wake_deliveries
+from generations.pipeline.sweep import (
+    SweepStats,
+    fill_free_slots,
+    sweep,
+    wake_deliveries,
+    wake_resumed_webhook,
+)
 
 __all__ = [
     "CopyResult",
@@ -30,4 +36,5 @@ __all__ = [
     "submit",
     "sweep",
     "wake_deliveries",
+    "wake_resumed_webhook",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import F
@@ -45,14 +45,19 @@ class DeliverOutcome:
     retry_in: float | None = None  # seconds, when a message should wake the next try
 
 
-def deliver(delivery_id: int) -> DeliverOutcome:
-    now = timezone.now()
-    claimed = (
+def claim(delivery_id: int, now: datetime) -> bool:
+    """Take the delivery to send it: one conditional UPDATE, true for one claimer only (its
+    conditions are all on the row itself: see ``WebhookDeliveryQuerySet.due``)."""
+    return bool(
         WebhookDelivery.objects.due(now)
         .filter(pk=delivery_id)
         .update(attempts=F("attempts") + 1, next_attempt_at=now + webhooks.LEASE, enqueued_at=None)
     )
-    if not claimed:
+
+
+def deliver(delivery_id: int) -> DeliverOutcome:
+    now = timezone.now()
+    if not claim(delivery_id, now):
         return DeliverOutcome(Delivered.NOT_DUE)
     delivery = WebhookDelivery.objects.select_related("webhook").get(pk=delivery_id)
     hook = delivery.webhook

@@ -29,6 +29,7 @@ from django.utils import timezone
 from generations import chain_files
 from generations.models import (
     GRANT_MEMORY,
+    DeliveryStatus,
     Generation,
     Status,
     SubmitGrant,
@@ -128,6 +129,17 @@ def wake_deliveries(now: datetime, **only: object) -> list[int]:
         if waiting.filter(pk=pk).update(enqueued_at=now):
             woken.append(pk)
     return woken
+
+
+def wake_resumed_webhook(webhook_id: int, now: datetime) -> list[int]:
+    """A webhook was just resumed (call it in that transaction): its due deliveries, woken now.
+    A wake-up that arrived while it was paused found nothing due and left its stamp, which
+    would keep the delivery waiting for the sweeper up to ``LUMA_REQUEUE_AFTER``: the stamps
+    are cleared first (at worst a message still on its way finds the delivery taken)."""
+    WebhookDelivery.objects.filter(
+        webhook_id=webhook_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
+    ).update(enqueued_at=None)
+    return wake_deliveries(now, webhook_id=webhook_id)
 
 
 def fill_free_slots() -> list[uuid.UUID]:

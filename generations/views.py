@@ -396,7 +396,10 @@ def _detail_context(
         "events": list(gen.events.all()),
         # read only by the whole page, not by its polls; one query however deep the tree
         "chain_tree": SimpleLazyObject(lambda: chains.tree(gen)),
-        "extend_form": extend_form or ExtendForm(parent=gen),
+        # its fields' ids too: in the viewer, a card's inline Extend form may be open behind it
+        "extend_form": extend_form or ExtendForm(
+            parent=gen, auto_id=getattr(request, "id_prefix", "") + "id_%s"
+        ),
         "version": gen.live_version,
     }
 

@@ -376,14 +376,15 @@ def test_the_viewer_goes_on_after_the_gallerys_poll_replaced_the_card_it_shows(
     """A card whose copy is still running is replaced by the grid's watcher when it finishes;
     the viewer open on it still knows where it is: Next moves on, closing focuses the card."""
     first, second, _ = studio
-    copying = {"video_file": "", "assets_next_at": timezone.now() + timedelta(hours=1)}
-    Generation.objects.filter(pk=first.pk).update(
-        video_url="https://cdn.example.com/first.mp4", **copying
-    )
-    Generation.objects.filter(pk=second.pk).update(
-        video_url="https://cdn.example.com/second.mp4", **copying
-    )
     base = live_server.url
+    # Not copied yet: shown from the "upstream" (here the same clips, from this server: the
+    # page's media policy lets nothing else play).
+    for n, gen in enumerate((first, second)):
+        Generation.objects.filter(pk=gen.pk).update(
+            video_file="",
+            video_url=f"{base}/media/videos/clip{n}.mp4",
+            assets_next_at=timezone.now() + timedelta(hours=1),
+        )
     context, page, errors = start(browser, live_server, viewport={"width": 1280, "height": 860})
     page.goto(base + "/?ar=16%3A9")
     page.click(f"#card-{first.pk} .card-prompt a")

@@ -396,10 +396,7 @@ def _detail_context(
         "events": list(gen.events.all()),
         # read only by the whole page, not by its polls; one query however deep the tree
         "chain_tree": SimpleLazyObject(lambda: chains.tree(gen)),
-        # its fields' ids too: in the viewer, a card's inline Extend form may be open behind it
-        "extend_form": extend_form or ExtendForm(
-            parent=gen, auto_id=getattr(request, "id_prefix", "") + "id_%s"
-        ),
+        "extend_form": extend_form or ExtendForm(parent=gen),
         "version": gen.live_version,
     }
 

@@ -138,7 +138,9 @@ class HtmxPlumbingMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        in_viewer = bool(getattr(request, "htmx", False)) and request.headers.get(VIEWER_HEADER) == "1"
+        in_viewer = request.headers.get(VIEWER_HEADER) == "1" and bool(
+            getattr(request, "htmx", False)
+        )
         request.id_prefix = VIEWER_ID_PREFIX if in_viewer else ""  # type: ignore[attr-defined]
         response = self.get_response(request)
         if response.get("Content-Type", "").startswith("text/html"):

@@ -15,6 +15,8 @@ def studio(request: HttpRequest) -> dict[str, Any]:
     context: dict[str, Any] = {
         "demo_mode": settings.LUMA_DEMO_MODE,
         "tokens_per_generation": settings.LUMA_TOKENS_PER_GENERATION,
+        # "v-" in the gallery's viewer: its ids are not the cards' behind it (generations/htmx.py)
+        "id_prefix": getattr(request, "id_prefix", ""),
     }
     if getattr(request, "user", None) is not None and request.user.is_authenticated:
         # Lazy, and counted once per response however often the page shows it.

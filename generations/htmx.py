@@ -9,6 +9,11 @@ helpers the views use to answer htmx (which partial to render, and the poll prot
   page swapped into a fragment; htmx is told to load the login page instead (``HX-Redirect``),
   with ``next`` set to the page the person was on, not to the fragment's URL.
 - ``render_for_target``: the page, or the named partial of it that the request aims at.
+- The gallery's viewer (static/js/viewer.js) shows the detail page's fragments over the cards of
+  the same videos, and marks its requests (``Lumaweb-Viewer: 1``): ``request.id_prefix`` ("v-")
+  then starts every id those fragments render (templates read it as ``id_prefix``), so no id is
+  in the page twice (htmx aims ``#id`` targets at, and gives the focus back to, the first one),
+  and ``htmx_target`` takes it off again, so a view answers the same wherever it is.
 - ``answer_poll``: 204 while the client's copy is current, 286 once nothing more will change.
 """
 
@@ -33,17 +38,28 @@ from django_htmx.middleware import HtmxDetails
 _NAVIGATING = ("HX-Redirect", "HX-Location", "HX-Refresh")
 
 
+# The viewer's requests say so with this header; the ids rendered for it start with the prefix.
+VIEWER_HEADER = "Lumaweb-Viewer"
+VIEWER_ID_PREFIX = "v-"
+
+
 class HtmxHttpRequest(HttpRequest):
     """A request as the views see it: django-htmx's middleware has added ``htmx`` (the type
-    django-htmx's documentation suggests for type checkers)."""
+    django-htmx's documentation suggests for type checkers), ours ``id_prefix``."""
 
     htmx: HtmxDetails
+    id_prefix: str
 
 
 def htmx_target(request: HttpRequest) -> str | None:
-    """The id of the element an htmx request will swap (``HX-Target``), or None."""
+    """The id of the element an htmx request will swap (``HX-Target``), or None; without the
+    viewer's prefix (a fragment is the same one in the viewer and in its page)."""
     htmx = getattr(request, "htmx", None)
-    return htmx.target if htmx else None
+    target: str | None = htmx.target if htmx else None
+    prefix = getattr(request, "id_prefix", "")
+    if target and prefix and target.startswith(prefix):
+        return target.removeprefix(prefix)
+    return target
 
 
 def render_for_target(
@@ -122,11 +138,16 @@ class HtmxPlumbingMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        in_viewer = request.headers.get(VIEWER_HEADER) == "1" and bool(
+            getattr(request, "htmx", False)
+        )
+        request.id_prefix = VIEWER_ID_PREFIX if in_viewer else ""  # type: ignore[attr-defined]
         response = self.get_response(request)
         if response.get("Content-Type", "").startswith("text/html"):
             patch_vary_headers(response, ("HX-Request",))
         if not getattr(request, "htmx", False):
             return response
+        patch_vary_headers(response, (VIEWER_HEADER,))
         if _is_login_redirect(response):
             return self._client_redirect_to_login(request)
         if _swaps_html(response) and len(get_messages(request)):

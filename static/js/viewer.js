@@ -4,6 +4,11 @@
    - Its content is the detail page's "viewer" partial (templates/generations/detail.html),
      fetched by htmx from the detail URL (HX-Target: viewer-body), so whatever the page shows
      beside the video (like, download, boards, sharing, the chain...) is in the viewer too.
+     Every htmx request from inside it says so (the Lumaweb-Viewer header): the server gives
+     the ids it renders there a prefix, so that none is also a card's behind it (htmx aims at,
+     and gives the focus back to, the first element with an id).
+   - It remembers the card it shows by its id, never by its element: the gallery's poll may
+     replace that card (its video's copy finished) while the viewer is open.
    - Its URL is the detail page's: pushed when it opens (so Back closes it, and a reload or a
      shared link shows the page), replaced by Previous/Next (Back never walks through videos),
      taken back by closing it, which leaves the gallery's address, filters and all.
@@ -16,12 +21,13 @@
 
   var dialog = null;
   var body = null;
-  var card = null;         // the card whose video is shown
+  var cardId = "";        // the id of the card whose video is shown (its element may be replaced)
   var galleryUrl = "";     // the address the viewer was opened from
   var galleryTitle = "";
   var onEntry = false;     // the current history entry is the viewer's own (pushed when opened)
   var leaving = false;     // a close went back one entry: that popstate is the viewer's
   var waiting = false;     // Next is waiting for the next page of cards
+  var loading = false;     // the viewer's content is on its way (the video shown is changing)
 
   function supported() {
     return typeof HTMLDialogElement === "function" && window.htmx && window.history.pushState;
@@ -41,7 +47,11 @@
     var link = el.querySelector("a[data-viewer][title]");
     return (link ? link.getAttribute("title") : viewLink(el).textContent).trim();
   }
+  function current() {
+    return cardId ? document.getElementById(cardId) : null;
+  }
   function grid() {
+    var card = current();
     return (card && card.closest(".grid")) || document;
   }
   function viewable() {
@@ -49,7 +59,7 @@
   }
   function neighbour(step) {
     var cards = viewable();
-    var at = cards.indexOf(card);
+    var at = cards.indexOf(current());
     return at < 0 ? null : cards[at + step] || null;
   }
   function sentinel() {
@@ -86,7 +96,7 @@
       '<button type="button" class="btn btn-small btn-ghost viewer-close" data-viewer-close autofocus>Close <span aria-hidden="true">\u2715</span></button>' +
       "</div>" +
       '<p class="sr-only" aria-live="polite" data-viewer-status></p>' +
-      '<div id="viewer-body" class="viewer-body" hx-sync="this:replace"></div>' +
+      '<div id="viewer-body" class="viewer-body" hx-sync="this:replace" hx-disinherit="hx-sync" hx-headers=\'{"Lumaweb-Viewer": "1"}\'></div>' +
       "</div>";
     body = dialog.querySelector("#viewer-body");
 
@@ -124,6 +134,17 @@
     // viewer may have been opened again: then there is nothing to do).
     dialog.addEventListener("close", function () { if (!dialog.open) finish(); });
     body.addEventListener("htmx:afterSwap", startVideo);
+    // Its own load replaces the previous one (hx-sync); the requests of what it shows (a poll,
+    // Like, the Boards menu) are not synced on it: one would abort the other, the load itself
+    // too. While a load is on its way, what it replaces asks nothing more (a late answer of its
+    // poll would land over the new video).
+    body.addEventListener("htmx:beforeRequest", function (event) {
+      if (event.detail.elt === body) loading = true;
+      else if (loading) event.preventDefault();
+    });
+    body.addEventListener("htmx:afterRequest", function (event) {
+      if (event.detail.elt === body) loading = false;
+    });
     body.addEventListener("htmx:responseError", function (event) {
       trouble(event.detail.xhr && event.detail.xhr.status === 404
         ? "This video is no longer here." : "The video could not be loaded. Try again in a moment.");
@@ -158,11 +179,11 @@
   }
 
   function show(next) {
-    card = next;
+    cardId = next.id;
     waiting = false;
-    var url = viewLink(card).href;
+    var url = viewLink(next).href;
     if (window.location.href !== url) window.history.replaceState({ lumawebViewer: url }, "", url);
-    var name = promptOf(card);
+    var name = promptOf(next);
     dialog.setAttribute("aria-label", name);
     document.title = (name.length > 60 ? name.slice(0, 59) + "\u2026" : name) + " \u00b7 lumaweb";
     part("page").href = url;
@@ -170,6 +191,10 @@
     if (body.contains(document.activeElement)) part("close").focus();
     if (dialog.open) part("status").textContent = name;
     drawButtons();
+    loading = true;
+    body.querySelectorAll("[hx-get], [hx-post]").forEach(function (el) {
+      window.htmx.trigger(el, "htmx:abort");  // what the content it replaces still asks
+    });
     window.htmx.ajax("GET", url, { source: body, target: body, swap: "innerHTML" });
   }
 
@@ -186,7 +211,7 @@
   }
 
   function step(direction) {
-    if (!card || waiting) return;
+    if (!cardId || waiting) return;
     var next = neighbour(direction);
     if (next) { show(next); return; }
     var more = direction > 0 && sentinel();
@@ -227,12 +252,12 @@
 
   // Everything a close does, once, whatever closed it (Close, Escape, Back, a click beside it).
   function finish() {
-    if (!card) return;
-    var shown = card;
+    if (!cardId) return;
+    var shown = current();
     var video = body.querySelector("video");
     if (video) video.pause();
     body.replaceChildren();  // also ends a live block's poll
-    card = null;
+    cardId = "";
     waiting = false;
     document.title = galleryTitle;
     if (dialog.open) dialog.close();
@@ -242,7 +267,7 @@
       leaving = true;
       window.history.back();  // the gallery's own entry (the viewer's is dropped)
     }
-    if (shown && shown.isConnected) focusLink(shown).focus();
+    if (shown && viewLink(shown)) focusLink(shown).focus();
   }
 
   // --- opening ---------------------------------------------------------------------------------

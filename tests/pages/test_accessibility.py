@@ -404,6 +404,12 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     page.locator(f"#card-{rows['lantern'].pk} .card-prompt a").click()
     page.locator("dialog.viewer[open] h1.detail-prompt").wait_for()
     audit.check("gallery, the viewer open on a video with a chain")
+    # Its Boards menu opens in it (its ids are its own, not the card's behind it).
+    page.locator("dialog.viewer[open] .board-btn").click()
+    page.locator("dialog.viewer[open] .board-menu").wait_for()
+    audit.check("gallery, the viewer's Boards menu open")
+    page.locator("dialog.viewer[open] .board-btn").click()  # closed again
+    page.locator("dialog.viewer[open] .board-menu").wait_for(state="detached")
     page.keyboard.press("Escape")
     page.locator("dialog.viewer[open]").wait_for(state="detached")
     page.wait_for_url(live_server.url + "/")

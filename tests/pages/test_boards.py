@@ -347,3 +347,30 @@ def test_a_watch_for_a_board_this_person_does_not_see_shows_no_board_tools(clien
     assert "board-remove" not in html and "Secret pitch" not in html
     odd = client.get("/generations/cards/?board=x%00&watch=1", **htmx("grid-watch"))
     assert odd.status_code == 286
+
+
+def test_in_the_viewer_the_menu_and_like_render_the_viewers_own_ids(client, user):
+    """The gallery's viewer (Lumaweb-Viewer: 1) shows a video's menu and Like over its card:
+    their ids start with "v-", and the views answer its prefixed targets the same."""
+    board = boards.create_board(user, "Picks")
+    gen = make_gen(user=user)
+    viewer = {**htmx(f"v-board-pick-{gen.pk}"), "HTTP_LUMAWEB_VIEWER": "1"}
+    menu = client.get(f"/generations/{gen.pk}/boards/", **viewer)
+    assert "Lumaweb-Viewer" in menu["Vary"]
+    html = menu.content.decode()
+    assert f'id="v-board-pick-{gen.pk}"' in html and f'hx-target="#v-board-pick-{gen.pk}"' in html
+    assert f'id="v-board-toggle-{gen.pk}-{board.pk}"' in html
+    assert f'id="board-pick-{gen.pk}"' not in html
+    answer = client.post(f"/generations/{gen.pk}/boards/{board.pk}/", {"on": "yes"}, **viewer)
+    assert 'aria-pressed="true"' in answer.content.decode()  # the menu again, not a redirect
+    assert BoardItem.objects.filter(board=board, generation=gen).exists()
+
+    like = client.post(f"/generations/{gen.pk}/like/", **viewer).content.decode()
+    assert f'id="v-like-{gen.pk}"' in like
+    whole = {**htmx("viewer-body"), "HTTP_LUMAWEB_VIEWER": "1"}
+    part = client.get(f"/generations/{gen.pk}/", **whole).content.decode()
+    assert f'id="v-like-{gen.pk}"' in part and f'id="v-board-pick-{gen.pk}"' in part
+    # The page itself, and the gallery's cards, keep the plain ids.
+    page = client.get(f"/generations/{gen.pk}/").content.decode()
+    assert f'id="like-{gen.pk}"' in page and f'id="board-pick-{gen.pk}"' in page
+    assert f'id="like-{gen.pk}"' in client.get("/").content.decode()

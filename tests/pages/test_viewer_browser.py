@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import functools
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from generations import queries
+from generations.models import Board, BoardItem, Generation
 from simulator.media import Scene, render
 from tests.factories import make_user
 from tests.pages.conftest import log_in, make_gen
@@ -293,5 +296,122 @@ def test_hover_and_focus_only_preview_and_a_click_or_tap_always_opens_the_viewer
     # nothing starts playing by itself.
     focus_returns_to(page, third)
     assert page.evaluate(PREVIEWING) == 0
+    context.close()
+    assert errors == [], errors
+
+
+# What has the focus, said plainly (for a failure's message).
+FOCUSED = """() => { const a = document.activeElement;
+    return a.tagName + '#' + a.id + (a.closest('dialog.viewer') ? ' (in the viewer)' : ''); }"""
+
+
+def focus_is(page, selector: str) -> None:
+    """The focus is (or comes back, after htmx's swap settles) on ``selector``."""
+    try:
+        page.wait_for_function(
+            "s => !!document.activeElement && document.activeElement.matches(s)",
+            arg=selector,
+            timeout=5_000,
+        )
+    except Exception:
+        raise AssertionError(f"the focus is on {page.evaluate(FOCUSED)}, not {selector}") from None
+
+
+def test_the_viewers_boards_menu_and_like_work_in_the_viewer_not_on_the_card_behind(
+    browser, live_server, studio
+):
+    """The viewer shows the detail page's Boards and Like while the same video's card stays in
+    the gallery behind it: each acts on the viewer's own copy (their ids are the viewer's)."""
+    first = studio[0]
+    board = Board.objects.create(name="Client picks", shared=True, created_by=first.created_by)
+    base = live_server.url
+    context, page, errors = start(browser, live_server, viewport={"width": 1280, "height": 860})
+    page.goto(base + "/")
+    # The card's own Extend form is open behind the viewer (the viewer has one too).
+    page.click(f"#card-{first.pk} .extend-btn")
+    page.locator(f"#extend-slot-{first.pk} textarea").wait_for()
+    page.click(f"#card-{first.pk} .card-prompt a")
+    shows(page, base, first)
+    viewer = "dialog.viewer[open]"
+
+    # Boards: the menu opens in the viewer, the card behind stays closed.
+    page.locator(f"{viewer} .board-btn").click()
+    page.locator(f"{viewer} .board-menu").wait_for()
+    assert page.locator(f"#card-{first.pk} .board-menu").count() == 0
+    assert page.locator(f"#card-{first.pk} .board-btn").get_attribute("aria-expanded") == "false"
+    # A toggle, by keyboard: the video goes on the board, the focus stays on the toggle.
+    toggle = f"{viewer} .board-toggle"
+    page.locator(toggle).filter(has_text="Client picks").focus()
+    page.keyboard.press("Enter")
+    page.locator(f"{toggle}[aria-pressed=true]").wait_for()
+    assert BoardItem.objects.filter(board=board, generation=first).exists()
+    focus_is(page, f"{toggle}[aria-pressed=true]")
+    assert page.locator(f"#card-{first.pk} .board-menu").count() == 0
+
+    # Like by keyboard: the viewer's Like is pressed, and keeps the focus (twice).
+    like = f"{viewer} button.like"
+    page.locator(like).focus()
+    page.keyboard.press("Enter")
+    page.locator(f"{like}[aria-pressed=true]").wait_for()
+    focus_is(page, f"{like}[aria-pressed=true]")
+    page.keyboard.press("Space")
+    page.locator(f"{like}[aria-pressed=false]").wait_for()
+    focus_is(page, f"{like}[aria-pressed=false]")
+    # No id in the page is there twice (the viewer's copies are the viewer's own).
+    assert page.evaluate(DUPLICATE_IDS) == []
+    page.screenshot(path="/tmp/fixviewer-boards.png", caret="initial")
+    context.close()
+    assert errors == [], errors
+
+
+DUPLICATE_IDS = """() => { const seen = new Set(), twice = [];
+    document.querySelectorAll('[id]').forEach(e => {
+        if (seen.has(e.id)) twice.push(e.id); else seen.add(e.id); });
+    return twice; }"""
+
+
+def test_the_viewer_goes_on_after_the_gallerys_poll_replaced_the_card_it_shows(
+    browser, live_server, studio
+):
+    """A card whose copy is still running is replaced by the grid's watcher when it finishes;
+    the viewer open on it still knows where it is: Next moves on, closing focuses the card."""
+    first, second, _ = studio
+    base = live_server.url
+    # Not copied yet: shown from the "upstream" (here the same clips, from this server: the
+    # page's media policy lets nothing else play).
+    for n, gen in enumerate((first, second)):
+        Generation.objects.filter(pk=gen.pk).update(
+            video_file="",
+            video_url=f"{base}/media/videos/clip{n}.mp4",
+            assets_next_at=timezone.now() + timedelta(hours=1),
+        )
+    context, page, errors = start(browser, live_server, viewport={"width": 1280, "height": 860})
+    page.goto(base + "/?ar=16%3A9")
+    page.click(f"#card-{first.pk} .card-prompt a")
+    shows(page, base, first)
+
+    def copy_finishes(gen, n: int) -> None:
+        """The copy ends; wait until the watcher has swapped in the card's new element."""
+        card = f"card-{gen.pk}"
+        page.evaluate("id => { document.getElementById(id).dataset.old = 'yes'; }", card)
+        Generation.objects.filter(pk=gen.pk).update(
+            video_file=f"videos/clip{n}.mp4", assets_next_at=None
+        )
+        page.wait_for_function(
+            "id => { const c = document.getElementById(id); return !!c && !c.dataset.old; }",
+            arg=card,
+        )
+
+    copy_finishes(first, 0)
+    page.keyboard.press("ArrowRight")
+    shows(page, base, second)
+    copy_finishes(second, 1)
+    page.keyboard.press("ArrowLeft")  # from the new card too
+    shows(page, base, first)
+    page.keyboard.press("ArrowRight")
+    shows(page, base, second)
+    page.keyboard.press("Escape")
+    page.locator("dialog.viewer").wait_for(state="detached")
+    focus_returns_to(page, second)  # the card as it is now
     context.close()
     assert errors == [], errors

@@ -183,13 +183,17 @@ def revoke(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def shares_page(request: HttpRequest) -> HttpResponse:
     everyone = shares.is_admin(request.user)
-    rows = [
-        {
-            "link": link,
-            "status": shares.status_of(link),
-            "url": shares.url_of(request, link),
-            "may_revoke": shares.may_revoke(request.user, link),
-        }
-        for link in shares.links_for(request.user, everyone=everyone)
-    ]
+    rows = []
+    for link in shares.links_for(request.user, everyone=everyone):
+        hidden = shares.hidden_label(request.user, link, everyone=everyone)
+        rows.append(
+            {
+                "link": link,
+                "status": shares.status_of(link),
+                # a board the person cannot see: neither its name nor the link's address
+                "hidden": hidden,
+                "url": None if hidden else shares.url_of(request, link),
+                "may_revoke": shares.may_revoke(request.user, link),
+            }
+        )
     return render(request, "generations/shares.html", {"rows": rows, "everyone": everyone})

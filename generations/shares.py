@@ -3,7 +3,11 @@
 What people do with them (make, revoke) and what the public page reads (the live link behind a
 token, the videos it shows, whether a video belongs to it), in one place for the pages, the API
 and the public view. Who may share: anyone who can see the thing (a video: every team member; a
-private board: its owner; a shared board: the team). Who may revoke: the link's maker or an admin.
+private board: its owner; a shared board: the team). Who may revoke: the link's maker, an admin,
+or (a board's link) the board's owner. Making a board private again revokes every live link to it
+made by someone other than its owner (``revoke_others_on_unshare``): they can no longer see it.
+A link to a board the person cannot see is listed without the board's name or the link's token
+(``hidden_label``).
 
 The token is the only key to the page, so it is never logged (``ShareLink.__repr__`` hides it,
 ``generations.redact`` blanks ``/s/<token>`` in every log line) and never put in a URL of the
@@ -18,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -94,21 +99,30 @@ def share_generation(user: User, gen: Generation, asked: ShareRequest) -> ShareL
 def share_board(user: User, board: Board, asked: ShareRequest) -> ShareLink:
     """A link to a board. The caller found it through ``visible_boards`` (a private board of
     someone else's is "not found", never "not allowed": its existence is not told)."""
-    if not board.shared and board.created_by_id != user.pk:
-        raise ShareRefused("Only its owner can share a private board.")
-    return ShareLink.objects.create(
-        board=board,
-        created_by_id=_person(user),
-        show_prompts=asked.show_prompts,
-        expires_at=asked.expires_at(),
-    )
+    with transaction.atomic():
+        # Read the board again under its row lock: an unshare at the same moment either comes
+        # first (and this is refused) or after (and revokes this link).
+        locked = Board.objects.select_for_update().filter(pk=board.pk)
+        row = locked.values("shared", "created_by_id").first()
+        if row is None:
+            raise ShareRefused("That board no longer exists.")
+        if not row["shared"] and row["created_by_id"] != user.pk:
+            raise ShareRefused("Only its owner can share a private board.")
+        return ShareLink.objects.create(
+            board=board,
+            created_by_id=_person(user),
+            show_prompts=asked.show_prompts,
+            expires_at=asked.expires_at(),
+        )
 
 
 def revoke(user: User, link: ShareLink) -> bool:
     """Revoke now (its page and videos answer 404 from the next request). True if this call
     revoked it, False if it already was (revoking twice is harmless)."""
-    if not (link.created_by_id == user.pk or is_admin(user)):
-        raise NotYours("Only the person who made this link, or an admin, can revoke it.")
+    if not may_revoke(user, link):
+        raise NotYours(
+            "Only the person who made this link, the board's owner or an admin can revoke it."
+        )
     now = timezone.now()
     changed = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=now)
     if changed:
@@ -119,7 +133,7 @@ def revoke(user: User, link: ShareLink) -> bool:
 def links_for(user: User, *, everyone: bool = False) -> QuerySet[ShareLink]:
     """The Shared links page and ``GET /api/v1/shares``: the person's own links (everyone's for
     an admin who asks), newest first, with what each shows, in one query."""
-    query = ShareLink.objects.select_related("generation", "board", "created_by")
+    query = ShareLink.objects.select_related("generation", "board__created_by", "created_by")
     if everyone and is_admin(user):
         return query
     return query.filter(created_by=user.pk)
@@ -127,7 +141,7 @@ def links_for(user: User, *, everyone: bool = False) -> QuerySet[ShareLink]:
 
 def live_links_of(*, generation: Generation | None = None, board: Board | None = None) -> list:
     """The live links of one video or one board (the Share panel lists them, everyone's)."""
-    query = ShareLink.objects.live().select_related("created_by")
+    query = ShareLink.objects.live().select_related("created_by", "board")
     if generation is not None:
         return list(query.filter(generation=generation))
     if board is not None:
@@ -142,7 +156,35 @@ def status_of(link: ShareLink, now: datetime | None = None) -> str:
 
 
 def may_revoke(user: User, link: ShareLink) -> bool:
-    return link.created_by_id == user.pk or is_admin(user)
+    """The link's maker, an admin, or the owner of the board it shows (the board is loaded
+    with the link: ``select_related("board")``)."""
+    if user.pk is None:
+        return False
+    if link.created_by_id == user.pk or is_admin(user):
+        return True
+    board = link.board if link.board_id is not None else None
+    return board is not None and board.created_by_id == user.pk
+
+
+def hidden_label(user: User, link: ShareLink, *, everyone: bool = False) -> str | None:
+    """None when this person may see what the link shows; else what the lists say in place of
+    the board's name (and they show neither its URL nor its token): a private board of
+    someone else's is not told, admins included (``boards``' rule)."""
+    board = link.board if link.board_id is not None else None
+    if board is None or board.shared or board.created_by_id == user.pk:
+        return None
+    if everyone and link.created_by_id != user.pk:
+        owner = board.created_by.get_username() if board.created_by_id else "someone"
+        return f"a private board of {owner}"
+    return "a board you can no longer see"
+
+
+def revoke_others_on_unshare(board: Board) -> int:
+    """The board has just become private: end every live link to it made by someone other
+    than its owner (they no longer see it). Call it in the unshare's transaction; returns how
+    many were revoked."""
+    others = ShareLink.objects.live().filter(board=board).exclude(created_by_id=board.created_by_id)
+    return others.update(revoked_at=timezone.now())
 
 
 def url_of(request: HttpRequest, link: ShareLink) -> str:

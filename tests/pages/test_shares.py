@@ -385,5 +385,44 @@ def test_the_share_panel_renders_for_a_board_on_any_page(rf, user, other):
     assert f'id="share-board-{board.pk}"' in html
     assert f'action="/boards/{board.pk}/share/"' in html
     assert f"/s/{mine.token}/" in html and f"/s/{bobs.token}/" in html
-    assert html.count("Revoke<") == 1  # bob's link: listed ("made by bob"), not revocable by her
+    assert html.count("Revoke<") == 2  # bob's link too: she owns the board
     assert "made by bob" in html
+    request.user = other  # bob may revoke his own only
+    html = render_to_string("generations/share_panel.html", {"board": board}, request=request)
+    assert html.count("Revoke<") == 1
+
+
+# --- unsharing a board ends the links others made to it (security review, finding 1) --------------
+def test_unsharing_a_board_revokes_teammates_links_and_its_owner_may_revoke_any(
+    client, user, other, video
+):
+    """Alice's board was shared; Bob made a public link; Alice makes the board private: Bob's
+    link stops at once, and Bob's Shared links page no longer names the board or its URL.
+    Alice's own link to it stays. On a shared board the owner may revoke anyone's link."""
+    board = Board.objects.create(name="alice-later-private", created_by=user, shared=True)
+    BoardItem.objects.create(board=board, generation=video)
+    bob = Client()
+    bob.force_login(other)
+    assert bob.post(f"/boards/{board.pk}/share/", {"expires": "never"}).status_code == 302
+    bobs = ShareLink.objects.get(board=board, created_by=other)
+    alices = link_to(user, board=board)
+    assert stranger().get(page_path(bobs)).status_code == 200
+    assert client.post(f"/boards/{board.pk}/sharing/", {"shared": "no"}).status_code == 302
+    bobs.refresh_from_db()
+    alices.refresh_from_db()
+    assert bobs.revoked_at is not None and alices.revoked_at is None
+    assert stranger().get(page_path(bobs)).status_code == 404
+    assert stranger().get(page_path(alices)).status_code == 200
+    html = bob.get("/shares/").content.decode()
+    assert "alice-later-private" not in html and bobs.token not in html
+    assert "a board you can no longer see" in html
+    # shared again: Bob makes a new link; its owner may revoke it (page), though Bob made it
+    board.shared = True
+    board.save(update_fields=["shared"])
+    assert bob.post(f"/boards/{board.pk}/share/", {"expires": "never"}).status_code == 302
+    again = ShareLink.objects.live().get(board=board, created_by=other)
+    panel = client.get(f"/boards/{board.pk}/").content.decode()
+    assert f'action="/shares/{again.pk}/revoke/"' in panel
+    client.post(f"/shares/{again.pk}/revoke/")
+    again.refresh_from_db()
+    assert again.revoked_at is not None

@@ -83,6 +83,16 @@ def public_page(request: HttpRequest, token: str) -> HttpResponseBase:
 
 
 @login_not_required
+def public_gone(request: HttpRequest) -> HttpResponseBase:
+    """Anything else under /s/ (a token with characters lumaweb never puts in one, a path that
+    is not a page or a file): the same 404 as an unknown token, counted like a page."""
+    verdict = throttle.hit(request, "share-page", settings.SHARE_PAGE_RATE)
+    if not verdict.allowed:
+        return _throttled(verdict)
+    return _gone(request)
+
+
+@login_not_required
 @require_safe
 def public_media(
     request: HttpRequest, token: str, generation_id: uuid.UUID, name: str

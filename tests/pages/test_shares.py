@@ -426,3 +426,47 @@ def test_unsharing_a_board_revokes_teammates_links_and_its_owner_may_revoke_any(
     client.post(f"/shares/{again.pk}/revoke/")
     again.refresh_from_db()
     assert again.revoked_at is not None
+
+
+# --- odd tokens (security review, finding 2) ------------------------------------------------------
+ODD_TOKENS = ["%00", "a%00b", "%C3%A9%F0%9F%98%80", "a" * 65, "a%0Ab", "a.b", "%20"]
+
+
+@pytest.mark.parametrize("token", ODD_TOKENS)
+def test_an_odd_token_is_the_public_pages_own_404_and_never_reaches_the_database(
+    user, video, token
+):
+    """A NUL in a token made PostgreSQL refuse the query (a 500). Every route that takes a
+    token takes only [A-Za-z0-9_-]{1,64} (the `token` converter): anything else is the public
+    page's own minimal 404, before any query; the API's is its JSON 404."""
+    from django.urls import Resolver404, resolve
+
+    for path in (
+        f"/s/{token}/",
+        f"/s/{token}/{video.pk}/video.mp4",
+        f"/s/{token}/{video.pk}/poster.jpg",
+    ):
+        try:
+            match = resolve(path.replace("%00", "\x00").replace("%0A", "\n"))
+        except Resolver404:
+            match = None
+        assert match is None or match.url_name not in ("share-page", "share-video", "share-poster")
+        visitor = stranger()
+        visitor.raise_request_exception = False
+        response = visitor.get(path)
+        assert response.status_code == 404, path
+        html = response.content.decode()
+        assert "This link does not work" in html, path  # the public page's own 404
+        assert "<nav" not in html and response["X-Robots-Tag"] == "noindex, nofollow"
+        assert response["Referrer-Policy"] == "no-referrer"
+    api = Client()
+    api.force_login(user)
+    api.raise_request_exception = False
+    answer = api.delete(f"/api/v1/shares/{token}")
+    assert answer.status_code == 404 and answer.json() == {"error": "Not found."}
+
+
+def test_a_well_formed_token_still_resolves_at_its_longest(user, video):
+    link = link_to(user, generation=video)
+    assert stranger().get(page_path(link)).status_code == 200
+    assert stranger().get("/s/" + "A-_z9" * 12 + "abcd/").status_code == 404  # 64: looked up

@@ -142,12 +142,16 @@ def _make(request: HttpRequest, default: str, panel: str, make: Any) -> HttpResp
     """Validate the panel's form, make the link, and go back to the panel (``#<its id>``:
     shares.js opens it on the new link, the first of its list)."""
     back = _next_url(request, default).split("#")[0]
+    if not shares.may_share(request.user):  # before the form: a viewer is told why, whatever
+        return render(request, "403.html", {"reason": shares.VIEWERS_DO_NOT_PUBLISH}, status=403)
     form = ShareForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose when the link expires: never, or in 1, 7 or 30 days.")
         return redirect(back)
     try:
         make(form.share_request())
+    except shares.ViewersDoNotPublish as exc:
+        return render(request, "403.html", {"reason": str(exc)}, status=403)
     except shares.ShareRefused as exc:
         messages.error(request, str(exc))
         return redirect(back)

@@ -2,8 +2,9 @@
 
 What people do with them (make, revoke) and what the public page reads (the live link behind a
 token, the videos it shows, whether a video belongs to it), in one place for the pages, the API
-and the public view. Who may share: anyone who can see the thing (a video: every team member; a
-private board: its owner; a shared board: the team). Who may revoke: the link's maker, an admin,
+and the public view. Who may share: a creator or an admin (never a viewer: publishing outside the
+team is not read-only) who can see the thing (a video: all of them; a private board: its owner;
+a shared board: the team). Who may revoke: the link's maker, an admin,
 or (a board's link) the board's owner. Making a board private again revokes every live link to it
 made by someone other than its owner (``revoke_others_on_unshare``): they can no longer see it.
 A link to a board the person cannot see is listed without the board's name or the link's token
@@ -40,10 +41,18 @@ if TYPE_CHECKING:
 EXPIRY_CHOICES = {"never": "Never", "1": "In 1 day", "7": "In 7 days", "30": "In 30 days"}
 MAX_EXPIRY_DAYS = 365  # what the API accepts
 MAX_TOKEN = 64  # the column's length: a longer "token" is not looked up
+VIEWERS_DO_NOT_PUBLISH = (
+    "Viewers cannot make public share links: publishing outside the team is for creators and "
+    "admins. Ask an admin to make you a creator."
+)
 
 
 class ShareRefused(Exception):
     """A share or a revoke that is not allowed; the message says why (pages and the API)."""
+
+
+class ViewersDoNotPublish(ShareRefused):
+    """A viewer asked for a public link (the pages' and the API's 403)."""
 
 
 class NotYours(ShareRefused):
@@ -55,6 +64,19 @@ def is_admin(user: User) -> bool:
     if not user.is_authenticated:
         return False
     return bool(getattr(user, "is_staff", False) or Member.role_of(user) == Role.ADMIN)
+
+
+def may_share(user: User) -> bool:
+    """Making a public link publishes outside the team: creators and admins only. Viewers are
+    read-only members (they watch, like, download and organise boards inside the team)."""
+    if not user.is_authenticated:
+        return False
+    return is_admin(user) or Member.role_of(user) != Role.VIEWER
+
+
+def check_can_share(user: User) -> None:
+    if not may_share(user):
+        raise ViewersDoNotPublish(VIEWERS_DO_NOT_PUBLISH)
 
 
 def visible_boards(user: User) -> QuerySet[Board]:
@@ -85,7 +107,8 @@ def _person(user: User) -> int:
 
 
 def share_generation(user: User, gen: Generation, asked: ShareRequest) -> ShareLink:
-    """A link to one video (any team member may share any video they can see: all of them)."""
+    """A link to one video (a creator or an admin may share any video: they see all of them)."""
+    check_can_share(user)
     if gen.status != Status.COMPLETED:
         raise ShareRefused("Only a finished video can be shared.")
     return ShareLink.objects.create(
@@ -99,6 +122,7 @@ def share_generation(user: User, gen: Generation, asked: ShareRequest) -> ShareL
 def share_board(user: User, board: Board, asked: ShareRequest) -> ShareLink:
     """A link to a board. The caller found it through ``visible_boards`` (a private board of
     someone else's is "not found", never "not allowed": its existence is not told)."""
+    check_can_share(user)
     with transaction.atomic():
         # Read the board again under its row lock: an unshare at the same moment either comes
         # first (and this is refused) or after (and revokes this link).

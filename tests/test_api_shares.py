@@ -188,3 +188,19 @@ def test_unsharing_revokes_others_links_and_the_board_owner_revokes_any(api, ali
     assert "alice-board" not in body and first not in body and second not in body
     rows = bob_api.get("/api/v1/shares").json()["shares"]
     assert len(rows) == 2 and all(r["status"] == "revoked" and r["url"] is None for r in rows)
+
+
+def test_a_viewer_cannot_make_a_public_link_over_the_api(done):
+    """Security review, finding 4: publishing outside the team is for creators and admins."""
+    from generations.models import Member, Role
+
+    viewer = make_user("vera")
+    Member.objects.create(user=viewer, role=Role.VIEWER)
+    client = Client()
+    client.force_login(viewer)
+    shared = Board.objects.create(name="Team board", created_by=done.created_by, shared=True)
+    for path in (f"/api/v1/generations/{done.pk}/share", f"/api/v1/boards/{shared.pk}/share"):
+        refused = post(client, path, {})
+        assert refused.status_code == 403, path
+        assert "Viewers cannot make public share links" in refused.json()["error"]
+    assert not ShareLink.objects.exists()

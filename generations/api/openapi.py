@@ -507,7 +507,7 @@ SCHEMA = {
             "post": {
                 "summary": "A read-only public link to a finished video",
                 "requestBody": _json_body(_SHARE_BODY),
-                "responses": _responses("201", _SHARE_MADE, "404", "409"),
+                "responses": _responses("201", _SHARE_MADE, "403", "404", "409"),
             },
         },
         "/boards/{board_id}/share": {

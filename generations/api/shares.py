@@ -101,6 +101,8 @@ def generation_share(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         return asked
     try:
         link = shares.share_generation(request.user, gen, asked)
+    except shares.ViewersDoNotPublish as exc:
+        return json_error(403, str(exc))
     except shares.ShareRefused as exc:
         return json_error(409, str(exc))
     return _created(request, link)

@@ -470,3 +470,32 @@ def test_a_well_formed_token_still_resolves_at_its_longest(user, video):
     link = link_to(user, generation=video)
     assert stranger().get(page_path(link)).status_code == 200
     assert stranger().get("/s/" + "A-_z9" * 12 + "abcd/").status_code == 404  # 64: looked up
+
+
+# --- viewers do not publish (security review, finding 4) ------------------------------------------
+def test_a_viewer_has_no_share_panel_and_their_share_posts_are_refused_with_the_reason(
+    user, other, video
+):
+    """Viewers are read-only members: they watch, like, download and organise boards inside the
+    team, but making a public link publishes outside it: creators and admins only."""
+    Member.objects.create(user=other, role=Role.VIEWER)
+    viewer = Client()
+    viewer.force_login(other)
+    team = Board.objects.create(name="Team board", created_by=user, shared=True)
+    BoardItem.objects.create(board=team, generation=video)
+    own = Board.objects.create(name="Viewer's own", created_by=other)
+    assert "data-share-panel" not in viewer.get(f"/generations/{video.pk}/").content.decode()
+    assert "data-share-panel" not in viewer.get(f"/boards/{team.pk}/").content.decode()
+    for path in (
+        f"/generations/{video.pk}/share/",
+        f"/boards/{team.pk}/share/",
+        f"/boards/{own.pk}/share/",
+    ):
+        response = viewer.post(path, {"expires": "never", "show_prompts": "on"})
+        assert response.status_code == 403, path
+        assert "Viewers cannot make public share links" in response.content.decode()
+    assert not ShareLink.objects.exists()
+    # a creator (the default role) still has the panel
+    creator = Client()
+    creator.force_login(user)
+    assert "data-share-panel" in creator.get(f"/generations/{video.pk}/").content.decode()

@@ -499,3 +499,34 @@ def test_a_viewer_has_no_share_panel_and_their_share_posts_are_refused_with_the_
     creator = Client()
     creator.force_login(user)
     assert "data-share-panel" in creator.get(f"/generations/{video.pk}/").content.decode()
+
+
+# --- admins do not see private boards through links (security review, finding 5) -----------------
+def test_an_admin_sees_a_link_to_someones_private_board_without_its_name_or_token_and_revokes_it(
+    user, video
+):
+    board = Board.objects.create(name="alice-private-board", created_by=user)
+    BoardItem.objects.create(board=board, generation=video)
+    link = link_to(user, board=board)
+    shared = Board.objects.create(name="team-board", created_by=user, shared=True)
+    on_shared = link_to(user, board=shared)
+    boss = make_user("boss", is_superuser=True)
+    admin = Client()
+    admin.force_login(boss)
+    assert admin.get(f"/boards/{board.pk}/").status_code == 404  # boards' rule: admins included
+    html = admin.get("/shares/").content.decode()
+    assert "alice-private-board" not in html and link.token not in html
+    assert "a private board of alice" in html
+    assert f'action="/shares/{link.pk}/revoke/"' in html  # still revocable, by its id
+    assert "team-board" in html and on_shared.token in html  # a board the admin sees: as before
+    body = admin.get("/api/v1/shares").content.decode()
+    assert "alice-private-board" not in body and link.token not in body
+    assert on_shared.token in body
+    admin.post(f"/shares/{link.pk}/revoke/")
+    link.refresh_from_db()
+    assert link.revoked_at is not None
+    # the owner still sees her own link in full
+    owner = Client()
+    owner.force_login(user)
+    assert link.token not in owner.get("/shares/").content.decode()  # revoked: no URL
+    assert "alice-private-board" in owner.get("/shares/").content.decode()

@@ -113,7 +113,7 @@ def set_shared(board: Board, user: User, shared: bool) -> Board:
         Board.objects.filter(pk=board.pk).update(shared=shared)  # locks the row: see share_board
         board.shared = shared
         if not shared:
-            shares.revoke_others_on_unshare(board)
+            shares.revoke_others_on_unshare(board, user)
     return board
 
 

@@ -29,7 +29,17 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from generations.models import Board, BoardItem, Generation, Member, Role, ShareLink, Status
+from generations import audit
+from generations.models import (
+    AuditAction,
+    Board,
+    BoardItem,
+    Generation,
+    Member,
+    Role,
+    ShareLink,
+    Status,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser
@@ -111,11 +121,26 @@ def share_generation(user: User, gen: Generation, asked: ShareRequest) -> ShareL
     check_can_share(user)
     if gen.status != Status.COMPLETED:
         raise ShareRefused("Only a finished video can be shared.")
-    return ShareLink.objects.create(
-        generation=gen,
-        created_by_id=_person(user),
-        show_prompts=asked.show_prompts,
-        expires_at=asked.expires_at(),
+    with transaction.atomic():
+        link = ShareLink.objects.create(
+            generation=gen,
+            created_by_id=_person(user),
+            show_prompts=asked.show_prompts,
+            expires_at=asked.expires_at(),
+        )
+        _audit_made(user, link, "a video")
+    return link
+
+
+def _audit_made(user: User, link: ShareLink, what: str) -> None:
+    """The audit entry of a new link: by id, never its token (the token is the key)."""
+    audit.record(
+        user,
+        AuditAction.SHARE_MADE,
+        f"Made a public link to {what}"
+        + (f", expiring {link.expires_at:%Y-%m-%d %H:%M}" if link.expires_at else ""),
+        generation=link.generation_id,
+        details={"link": link.pk, "board": link.board_id, "show_prompts": link.show_prompts},
     )
 
 
@@ -132,12 +157,14 @@ def share_board(user: User, board: Board, asked: ShareRequest) -> ShareLink:
             raise ShareRefused("That board no longer exists.")
         if not row["shared"] and row["created_by_id"] != user.pk:
             raise ShareRefused("Only its owner can share a private board.")
-        return ShareLink.objects.create(
+        link = ShareLink.objects.create(
             board=board,
             created_by_id=_person(user),
             show_prompts=asked.show_prompts,
             expires_at=asked.expires_at(),
         )
+        _audit_made(user, link, "a board")  # not its name: it may be private
+        return link
 
 
 def revoke(user: User, link: ShareLink) -> bool:
@@ -148,9 +175,19 @@ def revoke(user: User, link: ShareLink) -> bool:
             "Only the person who made this link, the board's owner or an admin can revoke it."
         )
     now = timezone.now()
-    changed = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=now)
-    if changed:
-        link.revoked_at = now
+    with transaction.atomic():
+        live = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True)
+        changed = live.update(revoked_at=now)
+        if changed:
+            link.revoked_at = now
+            maker = link.created_by_id
+            audit.record(
+                user,
+                AuditAction.SHARE_REVOKED,
+                "Revoked a public link" + ("" if maker == user.pk else " someone else made"),
+                generation=link.generation_id,
+                details={"links": [link.pk], "board": link.board_id, "made_by": maker},
+            )
     return bool(changed)
 
 
@@ -203,12 +240,22 @@ def hidden_label(user: User, link: ShareLink, *, everyone: bool = False) -> str 
     return "a board you can no longer see"
 
 
-def revoke_others_on_unshare(board: Board) -> int:
+def revoke_others_on_unshare(board: Board, user: User) -> int:
     """The board has just become private: end every live link to it made by someone other
     than its owner (they no longer see it). Call it in the unshare's transaction; returns how
-    many were revoked."""
+    many were revoked (and records them in the audit log, when there were any)."""
     others = ShareLink.objects.live().filter(board=board).exclude(created_by_id=board.created_by_id)
-    return others.update(revoked_at=timezone.now())
+    ids = list(others.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    ShareLink.objects.filter(pk__in=ids).update(revoked_at=timezone.now())
+    audit.record(
+        user,
+        AuditAction.SHARE_REVOKED,
+        f"Revoked {len(ids)} public link{'s' if len(ids) != 1 else ''} to a board made private",
+        details={"links": ids, "board": board.pk},
+    )
+    return len(ids)
 
 
 def url_of(request: HttpRequest, link: ShareLink) -> str:

@@ -530,3 +530,61 @@ def test_an_admin_sees_a_link_to_someones_private_board_without_its_name_or_toke
     owner.force_login(user)
     assert link.token not in owner.get("/shares/").content.decode()  # revoked: no URL
     assert "alice-private-board" in owner.get("/shares/").content.decode()
+
+
+# --- links do not outlive their maker; the audit log (security review, finding 6) ----------------
+def test_deactivating_a_person_revokes_their_live_links_and_the_audit_log_records_it(
+    client, user, other, video
+):
+    from generations import actions
+    from generations.models import AuditAction, AuditEntry
+
+    boss = make_user("boss", is_superuser=True)
+    bob = Client()
+    bob.force_login(other)
+    assert bob.post(f"/generations/{video.pk}/share/", {"expires": "never"}).status_code == 302
+    bobs_live = ShareLink.objects.get(created_by=other)
+    bobs_old = link_to(other, generation=video, revoked_at=timezone.now() - timedelta(days=1))
+    alices = link_to(user, generation=video)
+    made = AuditEntry.objects.get(action=AuditAction.SHARE_MADE)
+    assert made.actor_name == "bob" and made.generation_id == video.pk
+    assert made.details["link"] == bobs_live.pk
+    assert actions.set_active(boss, other, False)
+    bobs_live.refresh_from_db()
+    bobs_old.refresh_from_db()
+    alices.refresh_from_db()
+    assert bobs_live.revoked_at is not None and alices.revoked_at is None
+    assert bobs_old.revoked_at < bobs_live.revoked_at  # an old revocation is kept as it was
+    assert stranger().get(page_path(bobs_live)).status_code == 404
+    revoked = AuditEntry.objects.get(action=AuditAction.SHARE_REVOKED)
+    assert revoked.subject_name == "bob" and revoked.actor_name == "boss"
+    assert revoked.details["links"] == [bobs_live.pk]
+    # revoking by hand and the links an unshare revokes are recorded too; never a token
+    client.post(f"/shares/{alices.pk}/revoke/")
+    board = Board.objects.create(name="b", created_by=user, shared=True)
+    boss_client = Client()
+    boss_client.force_login(boss)
+    assert boss_client.post(f"/boards/{board.pk}/share/", {"expires": "1"}).status_code == 302
+    client.post(f"/boards/{board.pk}/sharing/", {"shared": "no"})
+    kinds = list(AuditEntry.objects.order_by("id").values_list("action", "actor_name"))
+    assert kinds[-3:] == [
+        (AuditAction.SHARE_REVOKED, "alice"),  # by hand
+        (AuditAction.SHARE_MADE, "boss"),
+        (AuditAction.SHARE_REVOKED, "alice"),  # the unshare revoked boss's link
+    ]
+    everything = " ".join(str(e.details) + e.summary for e in AuditEntry.objects.all())
+    for link in ShareLink.objects.all():
+        assert link.token not in everything
+
+
+def test_making_and_revoking_over_the_api_is_audited(user, video):
+    from generations.models import AuditAction, AuditEntry
+
+    api = Client()
+    api.force_login(user)
+    made = api.post(f"/api/v1/generations/{video.pk}/share", "{}", content_type="application/json")
+    assert made.status_code == 201
+    assert api.delete(f"/api/v1/shares/{made.json()['token']}").status_code == 204
+    assert api.delete(f"/api/v1/shares/{made.json()['token']}").status_code == 204  # no entry
+    actions_ = list(AuditEntry.objects.order_by("id").values_list("action", flat=True))
+    assert actions_ == [AuditAction.SHARE_MADE, AuditAction.SHARE_REVOKED]

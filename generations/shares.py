@@ -240,7 +240,7 @@ def hidden_label(user: User, link: ShareLink, *, everyone: bool = False) -> str 
     return "a board you can no longer see"
 
 
-def revoke_others_on_unshare(board: Board, user: User) -> int:
+def revoke_others_on_unshare(board: Board, user: User | None) -> int:
     """The board has just become private: end every live link to it made by someone other
     than its owner (they no longer see it). Call it in the unshare's transaction; returns how
     many were revoked (and records them in the audit log, when there were any)."""

@@ -32,6 +32,7 @@ from generations.models import (
     Kind,
     Member,
     Role,
+    ShareLink,
     Status,
     StatusEvent,
     SubmitKey,
@@ -326,7 +327,28 @@ def set_active(actor: User, person: Account, active: bool) -> bool:
             f"{'Reactivated' if active else 'Deactivated'} {name}",
             subject=person,
         )
+        if not active:
+            _revoke_share_links_of(actor, person)
     return True
+
+
+def _revoke_share_links_of(actor: User, person: Account) -> None:
+    """A deactivated person's public links stop with them (in the deactivation's transaction):
+    nobody would be left to answer for what they published. Reactivating does not bring them
+    back."""
+    live = ShareLink.objects.live().filter(created_by_id=person.pk)
+    ids = list(live.values_list("pk", flat=True))
+    if not ids:
+        return
+    ShareLink.objects.filter(pk__in=ids).update(revoked_at=timezone.now())
+    audit.record(
+        actor,
+        AuditAction.SHARE_REVOKED,
+        f"Revoked {len(ids)} public link{'s' if len(ids) != 1 else ''} of {person.get_username()}"
+        " (deactivated)",
+        subject=person,
+        details={"links": ids},
+    )
 
 
 def request_fingerprint(

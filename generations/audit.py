@@ -1,5 +1,6 @@
-"""The audit log of money-relevant actions: one function, ``record``, called inside the
-transaction of the change it records (so an entry exists exactly when the change does).
+"""The audit log of money-relevant actions (and of what makes videos public: share links made
+and revoked): one function, ``record``, called inside the transaction of the change it records
+(so an entry exists exactly when the change does).
 
 A low layer (right above ``models``, beside ``money``), so that ``actions`` (what people do) and
 ``pipeline.hold`` (what lumaweb does by itself: a hold begins, a probe lifts it) write the same

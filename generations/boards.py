@@ -7,7 +7,8 @@ The rules, in one place for the pages, the API and the ZIP:
 - a shared board is seen by the whole team;
 - whoever sees a board may add and remove its videos (viewers too: they watch, like, download
   and organise; a board costs nothing);
-- only its owner or an admin renames it, shares or unshares it, or deletes it;
+- only its owner or an admin renames it, shares or unshares it, or deletes it; unsharing
+  revokes the public links others made to it (``shares.revoke_others_on_unshare``);
 - deleting a board deletes its items, never a video; deleting a video takes it off every board.
 
 Every read here is a fixed number of queries, whatever the number of boards or videos.
@@ -33,7 +34,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from generations import actions, queries
+from generations import actions, queries, shares
 from generations.models import Board, BoardItem, Generation
 
 if TYPE_CHECKING:
@@ -104,9 +105,15 @@ def rename(board: Board, user: User, name: object) -> Board:
 
 
 def set_shared(board: Board, user: User, shared: bool) -> Board:
+    """Share with the team or make private again. Private again: the links others made to it
+    are revoked in the same transaction (they can no longer see the board, so neither may the
+    public through them); its owner's own links stay."""
     check_can_manage(board, user)
-    board.shared = shared
-    board.save(update_fields=["shared"])
+    with transaction.atomic():
+        Board.objects.filter(pk=board.pk).update(shared=shared)  # locks the row: see share_board
+        board.shared = shared
+        if not shared:
+            shares.revoke_others_on_unshare(board, user)
     return board
 
 

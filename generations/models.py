@@ -692,7 +692,8 @@ class DeletedSpending(models.Model):
 
 # --- the audit log -------------------------------------------------------------------------------
 class AuditAction(models.TextChoices):
-    """What the audit log records: the money-relevant things people (and lumaweb) do."""
+    """What the audit log records: the money-relevant things people (and lumaweb) do, and what
+    makes videos public (share links made and revoked)."""
 
     SPENT = "spent", "Queued a paid job"
     SECOND_CHARGE = "second_charge", "Authorised a possible second charge"
@@ -706,6 +707,8 @@ class AuditAction(models.TextChoices):
     HOLD_LIFTED = "hold_lifted", "Account hold lifted"
     CANCEL_WAITING = "cancel_waiting", "Cancelled the waiting jobs"
     DELETED = "deleted", "Deleted a generation"
+    SHARE_MADE = "share_made", "Made a public share link"
+    SHARE_REVOKED = "share_revoked", "Revoked public share links"
 
 
 class AppendOnlyError(Exception):

@@ -83,6 +83,16 @@ def public_page(request: HttpRequest, token: str) -> HttpResponseBase:
 
 
 @login_not_required
+def public_gone(request: HttpRequest) -> HttpResponseBase:
+    """Anything else under /s/ (a token with characters lumaweb never puts in one, a path that
+    is not a page or a file): the same 404 as an unknown token, counted like a page."""
+    verdict = throttle.hit(request, "share-page", settings.SHARE_PAGE_RATE)
+    if not verdict.allowed:
+        return _throttled(verdict)
+    return _gone(request)
+
+
+@login_not_required
 @require_safe
 def public_media(
     request: HttpRequest, token: str, generation_id: uuid.UUID, name: str
@@ -132,12 +142,16 @@ def _make(request: HttpRequest, default: str, panel: str, make: Any) -> HttpResp
     """Validate the panel's form, make the link, and go back to the panel (``#<its id>``:
     shares.js opens it on the new link, the first of its list)."""
     back = _next_url(request, default).split("#")[0]
+    if not shares.may_share(request.user):  # before the form: a viewer is told why, whatever
+        return render(request, "403.html", {"reason": shares.VIEWERS_DO_NOT_PUBLISH}, status=403)
     form = ShareForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose when the link expires: never, or in 1, 7 or 30 days.")
         return redirect(back)
     try:
         make(form.share_request())
+    except shares.ViewersDoNotPublish as exc:
+        return render(request, "403.html", {"reason": str(exc)}, status=403)
     except shares.ShareRefused as exc:
         messages.error(request, str(exc))
         return redirect(back)
@@ -183,13 +197,17 @@ def revoke(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def shares_page(request: HttpRequest) -> HttpResponse:
     everyone = shares.is_admin(request.user)
-    rows = [
-        {
-            "link": link,
-            "status": shares.status_of(link),
-            "url": shares.url_of(request, link),
-            "may_revoke": shares.may_revoke(request.user, link),
-        }
-        for link in shares.links_for(request.user, everyone=everyone)
-    ]
+    rows = []
+    for link in shares.links_for(request.user, everyone=everyone):
+        hidden = shares.hidden_label(request.user, link, everyone=everyone)
+        rows.append(
+            {
+                "link": link,
+                "status": shares.status_of(link),
+                # a board the person cannot see: neither its name nor the link's address
+                "hidden": hidden,
+                "url": None if hidden else shares.url_of(request, link),
+                "may_revoke": shares.may_revoke(request.user, link),
+            }
+        )
     return render(request, "generations/shares.html", {"rows": rows, "everyone": everyone})

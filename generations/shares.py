@@ -2,8 +2,13 @@
 
 What people do with them (make, revoke) and what the public page reads (the live link behind a
 token, the videos it shows, whether a video belongs to it), in one place for the pages, the API
-and the public view. Who may share: anyone who can see the thing (a video: every team member; a
-private board: its owner; a shared board: the team). Who may revoke: the link's maker or an admin.
+and the public view. Who may share: a creator or an admin (never a viewer: publishing outside the
+team is not read-only) who can see the thing (a video: all of them; a private board: its owner;
+a shared board: the team). Who may revoke: the link's maker, an admin,
+or (a board's link) the board's owner. Making a board private again revokes every live link to it
+made by someone other than its owner (``revoke_others_on_unshare``): they can no longer see it.
+A link to a board the person cannot see is listed without the board's name or the link's token
+(``hidden_label``).
 
 The token is the only key to the page, so it is never logged (``ShareLink.__repr__`` hides it,
 ``generations.redact`` blanks ``/s/<token>`` in every log line) and never put in a URL of the
@@ -18,12 +23,23 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from generations.models import Board, BoardItem, Generation, Member, Role, ShareLink, Status
+from generations import audit
+from generations.models import (
+    AuditAction,
+    Board,
+    BoardItem,
+    Generation,
+    Member,
+    Role,
+    ShareLink,
+    Status,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser
@@ -35,10 +51,18 @@ if TYPE_CHECKING:
 EXPIRY_CHOICES = {"never": "Never", "1": "In 1 day", "7": "In 7 days", "30": "In 30 days"}
 MAX_EXPIRY_DAYS = 365  # what the API accepts
 MAX_TOKEN = 64  # the column's length: a longer "token" is not looked up
+VIEWERS_DO_NOT_PUBLISH = (
+    "Viewers cannot make public share links: publishing outside the team is for creators and "
+    "admins. Ask an admin to make you a creator."
+)
 
 
 class ShareRefused(Exception):
     """A share or a revoke that is not allowed; the message says why (pages and the API)."""
+
+
+class ViewersDoNotPublish(ShareRefused):
+    """A viewer asked for a public link (the pages' and the API's 403)."""
 
 
 class NotYours(ShareRefused):
@@ -50,6 +74,19 @@ def is_admin(user: User) -> bool:
     if not user.is_authenticated:
         return False
     return bool(getattr(user, "is_staff", False) or Member.role_of(user) == Role.ADMIN)
+
+
+def may_share(user: User) -> bool:
+    """Making a public link publishes outside the team: creators and admins only. Viewers are
+    read-only members (they watch, like, download and organise boards inside the team)."""
+    if not user.is_authenticated:
+        return False
+    return is_admin(user) or Member.role_of(user) != Role.VIEWER
+
+
+def check_can_share(user: User) -> None:
+    if not may_share(user):
+        raise ViewersDoNotPublish(VIEWERS_DO_NOT_PUBLISH)
 
 
 def visible_boards(user: User) -> QuerySet[Board]:
@@ -80,46 +117,84 @@ def _person(user: User) -> int:
 
 
 def share_generation(user: User, gen: Generation, asked: ShareRequest) -> ShareLink:
-    """A link to one video (any team member may share any video they can see: all of them)."""
+    """A link to one video (a creator or an admin may share any video: they see all of them)."""
+    check_can_share(user)
     if gen.status != Status.COMPLETED:
         raise ShareRefused("Only a finished video can be shared.")
-    return ShareLink.objects.create(
-        generation=gen,
-        created_by_id=_person(user),
-        show_prompts=asked.show_prompts,
-        expires_at=asked.expires_at(),
+    with transaction.atomic():
+        link = ShareLink.objects.create(
+            generation=gen,
+            created_by_id=_person(user),
+            show_prompts=asked.show_prompts,
+            expires_at=asked.expires_at(),
+        )
+        _audit_made(user, link, "a video")
+    return link
+
+
+def _audit_made(user: User, link: ShareLink, what: str) -> None:
+    """The audit entry of a new link: by id, never its token (the token is the key)."""
+    audit.record(
+        user,
+        AuditAction.SHARE_MADE,
+        f"Made a public link to {what}"
+        + (f", expiring {link.expires_at:%Y-%m-%d %H:%M}" if link.expires_at else ""),
+        generation=link.generation_id,
+        details={"link": link.pk, "board": link.board_id, "show_prompts": link.show_prompts},
     )
 
 
 def share_board(user: User, board: Board, asked: ShareRequest) -> ShareLink:
     """A link to a board. The caller found it through ``visible_boards`` (a private board of
     someone else's is "not found", never "not allowed": its existence is not told)."""
-    if not board.shared and board.created_by_id != user.pk:
-        raise ShareRefused("Only its owner can share a private board.")
-    return ShareLink.objects.create(
-        board=board,
-        created_by_id=_person(user),
-        show_prompts=asked.show_prompts,
-        expires_at=asked.expires_at(),
-    )
+    check_can_share(user)
+    with transaction.atomic():
+        # Read the board again under its row lock: an unshare at the same moment either comes
+        # first (and this is refused) or after (and revokes this link).
+        locked = Board.objects.select_for_update().filter(pk=board.pk)
+        row = locked.values("shared", "created_by_id").first()
+        if row is None:
+            raise ShareRefused("That board no longer exists.")
+        if not row["shared"] and row["created_by_id"] != user.pk:
+            raise ShareRefused("Only its owner can share a private board.")
+        link = ShareLink.objects.create(
+            board=board,
+            created_by_id=_person(user),
+            show_prompts=asked.show_prompts,
+            expires_at=asked.expires_at(),
+        )
+        _audit_made(user, link, "a board")  # not its name: it may be private
+        return link
 
 
 def revoke(user: User, link: ShareLink) -> bool:
     """Revoke now (its page and videos answer 404 from the next request). True if this call
     revoked it, False if it already was (revoking twice is harmless)."""
-    if not (link.created_by_id == user.pk or is_admin(user)):
-        raise NotYours("Only the person who made this link, or an admin, can revoke it.")
+    if not may_revoke(user, link):
+        raise NotYours(
+            "Only the person who made this link, the board's owner or an admin can revoke it."
+        )
     now = timezone.now()
-    changed = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=now)
-    if changed:
-        link.revoked_at = now
+    with transaction.atomic():
+        live = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True)
+        changed = live.update(revoked_at=now)
+        if changed:
+            link.revoked_at = now
+            maker = link.created_by_id
+            audit.record(
+                user,
+                AuditAction.SHARE_REVOKED,
+                "Revoked a public link" + ("" if maker == user.pk else " someone else made"),
+                generation=link.generation_id,
+                details={"links": [link.pk], "board": link.board_id, "made_by": maker},
+            )
     return bool(changed)
 
 
 def links_for(user: User, *, everyone: bool = False) -> QuerySet[ShareLink]:
     """The Shared links page and ``GET /api/v1/shares``: the person's own links (everyone's for
     an admin who asks), newest first, with what each shows, in one query."""
-    query = ShareLink.objects.select_related("generation", "board", "created_by")
+    query = ShareLink.objects.select_related("generation", "board__created_by", "created_by")
     if everyone and is_admin(user):
         return query
     return query.filter(created_by=user.pk)
@@ -127,7 +202,7 @@ def links_for(user: User, *, everyone: bool = False) -> QuerySet[ShareLink]:
 
 def live_links_of(*, generation: Generation | None = None, board: Board | None = None) -> list:
     """The live links of one video or one board (the Share panel lists them, everyone's)."""
-    query = ShareLink.objects.live().select_related("created_by")
+    query = ShareLink.objects.live().select_related("created_by", "board")
     if generation is not None:
         return list(query.filter(generation=generation))
     if board is not None:
@@ -142,7 +217,45 @@ def status_of(link: ShareLink, now: datetime | None = None) -> str:
 
 
 def may_revoke(user: User, link: ShareLink) -> bool:
-    return link.created_by_id == user.pk or is_admin(user)
+    """The link's maker, an admin, or the owner of the board it shows (the board is loaded
+    with the link: ``select_related("board")``)."""
+    if user.pk is None:
+        return False
+    if link.created_by_id == user.pk or is_admin(user):
+        return True
+    board = link.board if link.board_id is not None else None
+    return board is not None and board.created_by_id == user.pk
+
+
+def hidden_label(user: User, link: ShareLink, *, everyone: bool = False) -> str | None:
+    """None when this person may see what the link shows; else what the lists say in place of
+    the board's name (and they show neither its URL nor its token): a private board of
+    someone else's is not told, admins included (``boards``' rule)."""
+    board = link.board if link.board_id is not None else None
+    if board is None or board.shared or board.created_by_id == user.pk:
+        return None
+    if everyone and link.created_by_id != user.pk:
+        owner = board.created_by.get_username() if board.created_by_id else "someone"
+        return f"a private board of {owner}"
+    return "a board you can no longer see"
+
+
+def revoke_others_on_unshare(board: Board, user: User | None) -> int:
+    """The board has just become private: end every live link to it made by someone other
+    than its owner (they no longer see it). Call it in the unshare's transaction; returns how
+    many were revoked (and records them in the audit log, when there were any)."""
+    others = ShareLink.objects.live().filter(board=board).exclude(created_by_id=board.created_by_id)
+    ids = list(others.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    ShareLink.objects.filter(pk__in=ids).update(revoked_at=timezone.now())
+    audit.record(
+        user,
+        AuditAction.SHARE_REVOKED,
+        f"Revoked {len(ids)} public link{'s' if len(ids) != 1 else ''} to a board made private",
+        details={"links": ids, "board": board.pk},
+    )
+    return len(ids)
 
 
 def url_of(request: HttpRequest, link: ShareLink) -> str:

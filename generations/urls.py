@@ -1,10 +1,11 @@
 """The studio's page URLs (gallery, create, detail, actions, jobs, usage), mounted at the root."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from generations import (
     board_views,
     chain_views,
+    converters,  # noqa: F401  (registers <token:...>)
     frame_views,
     share_views,
     team_views,
@@ -60,19 +61,22 @@ urlpatterns = [
     path("team/webhooks/<int:pk>/active/", views.team_webhook_active, name="team-webhook-active"),
     path("team/webhooks/<int:pk>/remove/", views.team_webhook_remove, name="team-webhook-remove"),
     # Share links: the public page and its media (no login), the studio's side.
-    path("s/<str:token>/", share_views.public_page, name="share-page"),
+    # A token is [A-Za-z0-9_-]{1,64} (generations/converters.py); anything else under /s/ is the
+    # public page's own 404, never the studio's, and never a database query.
+    path("s/<token:token>/", share_views.public_page, name="share-page"),
     path(
-        "s/<str:token>/<uuid:generation_id>/video.mp4",
+        "s/<token:token>/<uuid:generation_id>/video.mp4",
         share_views.public_media,
         {"name": "video.mp4"},
         name="share-video",
     ),
     path(
-        "s/<str:token>/<uuid:generation_id>/poster.jpg",
+        "s/<token:token>/<uuid:generation_id>/poster.jpg",
         share_views.public_media,
         {"name": "poster.jpg"},
         name="share-poster",
     ),
+    re_path(r"^s/", share_views.public_gone, name="share-gone"),
     path("generations/<uuid:pk>/share/", share_views.share_generation, name="generation-share"),
     path("boards/<int:pk>/share/", share_views.share_board, name="board-share"),
     path("shares/", share_views.shares_page, name="shares"),

@@ -167,3 +167,40 @@ def test_the_openapi_schema_describes_the_share_routes(api):
     assert "delete" in paths["/shares/{token}"]
     body = paths["/generations/{id}/share"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["properties"]["expires_in_days"]["maximum"] == 365
+
+
+def test_unsharing_revokes_others_links_and_the_board_owner_revokes_any(api, alice, done):
+    """Security review, finding 1, over the API: the board's owner revokes a teammate's link
+    (DELETE), and after unsharing the teammate's list names neither the board nor the token."""
+    bob = make_user("bob")
+    bob_api = Client()
+    bob_api.force_login(bob)
+    board = Board.objects.create(name="alice-board", created_by=alice, shared=True)
+    first = post(bob_api, f"/api/v1/boards/{board.pk}/share", {}).json()["token"]
+    assert api.delete(f"/api/v1/shares/{first}").status_code == 204
+    assert ShareLink.objects.get(token=first).revoked_at is not None
+    second = post(bob_api, f"/api/v1/boards/{board.pk}/share", {}).json()["token"]
+    page = Client()  # the API has no unshare: the board page's POST does it
+    page.force_login(alice)
+    assert page.post(f"/boards/{board.pk}/sharing/", {"shared": "no"}).status_code == 302
+    assert ShareLink.objects.get(token=second).revoked_at is not None
+    body = bob_api.get("/api/v1/shares").content.decode()
+    assert "alice-board" not in body and first not in body and second not in body
+    rows = bob_api.get("/api/v1/shares").json()["shares"]
+    assert len(rows) == 2 and all(r["status"] == "revoked" and r["url"] is None for r in rows)
+
+
+def test_a_viewer_cannot_make_a_public_link_over_the_api(done):
+    """Security review, finding 4: publishing outside the team is for creators and admins."""
+    from generations.models import Member, Role
+
+    viewer = make_user("vera")
+    Member.objects.create(user=viewer, role=Role.VIEWER)
+    client = Client()
+    client.force_login(viewer)
+    shared = Board.objects.create(name="Team board", created_by=done.created_by, shared=True)
+    for path in (f"/api/v1/generations/{done.pk}/share", f"/api/v1/boards/{shared.pk}/share"):
+        refused = post(client, path, {})
+        assert refused.status_code == 403, path
+        assert "Viewers cannot make public share links" in refused.json()["error"]
+    assert not ShareLink.objects.exists()

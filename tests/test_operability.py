@@ -168,3 +168,25 @@ def test_the_demo_stack_keeps_its_simulator_state_under_run_across_restarts(tmp_
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+def test_compose_publishes_the_web_port_on_loopback_unless_told_otherwise():
+    """Security review, finding 3: with TRUSTED_PROXY_COUNT=1 lumaweb believes the last
+    X-Forwarded-For entry whatever sent it, so a client reaching gunicorn directly (port 8000
+    on every interface) could pick its address per request and escape the share-page rate
+    limit and login throttling. Compose publishes the port on 127.0.0.1 by default (the proxy on
+    the same host); BIND_ADDRESS opens it wider, on purpose, documented where it is set."""
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parent.parent
+    compose = yaml.safe_load((root / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        for published in service.get("ports", []):
+            assert str(published).startswith("${BIND_ADDRESS:-127.0.0.1}:"), (name, published)
+    assert compose["services"]["web"]["ports"] == ["${BIND_ADDRESS:-127.0.0.1}:${PORT:-8000}:8000"]
+    assert "BIND_ADDRESS" in (root / ".env.example").read_text()
+    readme = (root / "README.md").read_text()
+    production = readme[readme.index("TRUSTED_PROXY_COUNT") :]
+    assert "BIND_ADDRESS" in production

@@ -384,6 +384,13 @@ _SHARE = {
     "required": ["token", "url", "kind", "status", "created_at", "expires_at", "views"],
     "properties": {
         **_SHARE_MADE_FIELDS,
+        "token": _NULLABLE_STRING,
+        "url": {**_NULLABLE_STRING, "description": "Absolute; null when hidden is set"},
+        "hidden": {
+            **_NULLABLE_STRING,
+            "description": "Set for a link to a board the caller cannot see (someone's private"
+            " board): then token, url and board_id are null",
+        },
         "kind": {"type": "string", "enum": ["generation", "board"]},
         "generation_id": {"type": "string", "format": "uuid", "nullable": True},
         "board_id": {"type": "integer", "nullable": True},
@@ -500,7 +507,7 @@ SCHEMA = {
             "post": {
                 "summary": "A read-only public link to a finished video",
                 "requestBody": _json_body(_SHARE_BODY),
-                "responses": _responses("201", _SHARE_MADE, "404", "409"),
+                "responses": _responses("201", _SHARE_MADE, "403", "404", "409"),
             },
         },
         "/boards/{board_id}/share": {
@@ -527,7 +534,8 @@ SCHEMA = {
         "/shares/{token}": {
             "parameters": [_TOKEN],
             "delete": {
-                "summary": "Revoke a link (its maker or an admin): its page and videos answer 404",
+                "summary": "Revoke a link (its maker, the board's owner or an admin): its page and"
+                " videos answer 404",
                 "responses": {
                     "204": {"description": "revoked (also when it already was)"},
                     **{

@@ -3,8 +3,10 @@
 ``POST /api/v1/generations/<id>/share`` and ``POST /api/v1/boards/<id>/share`` with
 ``{"expires_in_days": 1..365 | null, "show_prompts": bool}`` answer 201 with the link's
 absolute ``url``, its ``token`` and ``expires_at``; ``DELETE /api/v1/shares/<token>`` revokes
-(204, also when it already was); ``GET /api/v1/shares`` lists the caller's (everyone's for an
-admin). Who may share and revoke is ``generations.shares``' decision, as on the pages.
+(204, also when it already was; the maker, the board's owner or an admin); ``GET /api/v1/shares``
+lists the caller's (everyone's for an admin), a link to a board the caller cannot see without
+its token, url or board id. Who may share and revoke is ``generations.shares``' decision, as on
+the pages.
 """
 
 from __future__ import annotations
@@ -28,13 +30,18 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def link_json(request: HttpRequest, link: ShareLink) -> dict[str, Any]:
+def link_json(request: HttpRequest, link: ShareLink, *, everyone: bool = False) -> dict[str, Any]:
+    """One link. A link to a board the caller cannot see (someone's private board) names
+    neither the board nor the link: ``token``, ``url`` and ``board_id`` are null and
+    ``hidden`` says what it was ("a board you can no longer see", "a private board of ...")."""
+    hidden = shares.hidden_label(request.user, link, everyone=everyone)
     return {
-        "token": link.token,
-        "url": shares.url_of(request, link),
+        "token": None if hidden else link.token,
+        "url": None if hidden else shares.url_of(request, link),
+        "hidden": hidden,
         "kind": "generation" if link.generation_id else "board",
         "generation_id": str(link.generation_id) if link.generation_id else None,
-        "board_id": link.board_id,
+        "board_id": None if hidden else link.board_id,
         "show_prompts": link.show_prompts,
         "created_by": link.created_by.get_username() if link.created_by_id else None,
         "created_at": _iso(link.created_at),
@@ -94,6 +101,8 @@ def generation_share(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
         return asked
     try:
         link = shares.share_generation(request.user, gen, asked)
+    except shares.ViewersDoNotPublish as exc:
+        return json_error(403, str(exc))
     except shares.ShareRefused as exc:
         return json_error(409, str(exc))
     return _created(request, link)
@@ -114,7 +123,8 @@ def board_share(request: HttpRequest, pk: int) -> HttpResponse:
 
 @api_view("DELETE")
 def share_detail(request: HttpRequest, token: str) -> HttpResponse:
-    link = ShareLink.objects.filter(token=token[: shares.MAX_TOKEN + 1]).first()
+    query = ShareLink.objects.select_related("board")
+    link = query.filter(token=token[: shares.MAX_TOKEN + 1]).first()
     if link is None:
         return json_error(404, "Not found.")
     try:
@@ -126,5 +136,7 @@ def share_detail(request: HttpRequest, token: str) -> HttpResponse:
 
 @api_view("GET")
 def shares_collection(request: HttpRequest) -> HttpResponse:
-    links = shares.links_for(request.user, everyone=shares.is_admin(request.user))
-    return JsonResponse({"shares": [link_json(request, link) for link in links]})
+    everyone = shares.is_admin(request.user)
+    links = shares.links_for(request.user, everyone=everyone)
+    rows = [link_json(request, link, everyone=everyone) for link in links]
+    return JsonResponse({"shares": rows})

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from generations import converters  # noqa: F401  (registers <token:...>)
 from generations.api import boards, shares, usage, views
 
 urlpatterns = [
@@ -17,5 +18,5 @@ urlpatterns = [
     path("generations/<uuid:pk>/share", shares.generation_share, name="api-generation-share"),
     path("boards/<int:pk>/share", shares.board_share, name="api-board-share"),
     path("shares", shares.shares_collection, name="api-shares"),
-    path("shares/<str:token>", shares.share_detail, name="api-share"),
+    path("shares/<token:token>", shares.share_detail, name="api-share"),
 ]

@@ -34,6 +34,8 @@ def share_panel(
         key = f"board-{board.pk}"
     else:
         return {}
+    if not shares.may_share(user):  # viewers do not publish: no panel at all
+        return {}
     links = shares.live_links_of(generation=generation, board=board)
     return {
         "action": action,

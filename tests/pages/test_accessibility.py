@@ -594,11 +594,15 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
         generation=lantern, created_by=dana, expires_at=timezone.now() - timedelta(days=1)
     )
     ShareLink.objects.create(generation=rows["robot"], created_by=dana, revoked_at=timezone.now())
+    # a live link to bob's private board: the admin's row names neither, keeps Revoke
+    hidden_board = Board.objects.create(name="Bob's private board", created_by=bob)
+    ShareLink.objects.create(board=hidden_board, created_by=bob)
     audit.goto(f"/generations/{lantern.pk}/")
     audit.check("detail, the Share panel with live links")
     audit.goto("/shares/")
     page.locator(".share-row.is-revoked").wait_for()
-    audit.check("shared links (an admin's: everyone's)")
+    assert page.locator(".share-row", has_text="a private board of bob").count() == 1
+    audit.check("shared links (an admin's: everyone's, one to a private board hidden)")
     audit.goto(f"/s/{video_link.token}/")
     audit.check("share link, a video with its prompt (public)")
     audit.goto(f"/s/{board_link.token}/")

@@ -385,5 +385,206 @@ def test_the_share_panel_renders_for_a_board_on_any_page(rf, user, other):
     assert f'id="share-board-{board.pk}"' in html
     assert f'action="/boards/{board.pk}/share/"' in html
     assert f"/s/{mine.token}/" in html and f"/s/{bobs.token}/" in html
-    assert html.count("Revoke<") == 1  # bob's link: listed ("made by bob"), not revocable by her
+    assert html.count("Revoke<") == 2  # bob's link too: she owns the board
     assert "made by bob" in html
+    request.user = other  # bob may revoke his own only
+    html = render_to_string("generations/share_panel.html", {"board": board}, request=request)
+    assert html.count("Revoke<") == 1
+
+
+# --- unsharing a board ends the links others made to it (security review, finding 1) --------------
+def test_unsharing_a_board_revokes_teammates_links_and_its_owner_may_revoke_any(
+    client, user, other, video
+):
+    """Alice's board was shared; Bob made a public link; Alice makes the board private: Bob's
+    link stops at once, and Bob's Shared links page no longer names the board or its URL.
+    Alice's own link to it stays. On a shared board the owner may revoke anyone's link."""
+    board = Board.objects.create(name="alice-later-private", created_by=user, shared=True)
+    BoardItem.objects.create(board=board, generation=video)
+    bob = Client()
+    bob.force_login(other)
+    assert bob.post(f"/boards/{board.pk}/share/", {"expires": "never"}).status_code == 302
+    bobs = ShareLink.objects.get(board=board, created_by=other)
+    alices = link_to(user, board=board)
+    assert stranger().get(page_path(bobs)).status_code == 200
+    assert client.post(f"/boards/{board.pk}/sharing/", {"shared": "no"}).status_code == 302
+    bobs.refresh_from_db()
+    alices.refresh_from_db()
+    assert bobs.revoked_at is not None and alices.revoked_at is None
+    assert stranger().get(page_path(bobs)).status_code == 404
+    assert stranger().get(page_path(alices)).status_code == 200
+    html = bob.get("/shares/").content.decode()
+    assert "alice-later-private" not in html and bobs.token not in html
+    assert "a board you can no longer see" in html
+    # shared again: Bob makes a new link; its owner may revoke it (page), though Bob made it
+    board.shared = True
+    board.save(update_fields=["shared"])
+    assert bob.post(f"/boards/{board.pk}/share/", {"expires": "never"}).status_code == 302
+    again = ShareLink.objects.live().get(board=board, created_by=other)
+    panel = client.get(f"/boards/{board.pk}/").content.decode()
+    assert f'action="/shares/{again.pk}/revoke/"' in panel
+    client.post(f"/shares/{again.pk}/revoke/")
+    again.refresh_from_db()
+    assert again.revoked_at is not None
+
+
+# --- odd tokens (security review, finding 2) ------------------------------------------------------
+ODD_TOKENS = ["%00", "a%00b", "%C3%A9%F0%9F%98%80", "a" * 65, "a%0Ab", "a.b", "%20"]
+
+
+@pytest.mark.parametrize("token", ODD_TOKENS)
+def test_an_odd_token_is_the_public_pages_own_404_and_never_reaches_the_database(
+    user, video, token
+):
+    """A NUL in a token made PostgreSQL refuse the query (a 500). Every route that takes a
+    token takes only [A-Za-z0-9_-]{1,64} (the `token` converter): anything else is the public
+    page's own minimal 404, before any query; the API's is its JSON 404."""
+    from django.urls import Resolver404, resolve
+
+    for path in (
+        f"/s/{token}/",
+        f"/s/{token}/{video.pk}/video.mp4",
+        f"/s/{token}/{video.pk}/poster.jpg",
+    ):
+        try:
+            match = resolve(path.replace("%00", "\x00").replace("%0A", "\n"))
+        except Resolver404:
+            match = None
+        assert match is None or match.url_name not in ("share-page", "share-video", "share-poster")
+        visitor = stranger()
+        visitor.raise_request_exception = False
+        response = visitor.get(path)
+        assert response.status_code == 404, path
+        html = response.content.decode()
+        assert "This link does not work" in html, path  # the public page's own 404
+        assert "<nav" not in html and response["X-Robots-Tag"] == "noindex, nofollow"
+        assert response["Referrer-Policy"] == "no-referrer"
+    api = Client()
+    api.force_login(user)
+    api.raise_request_exception = False
+    answer = api.delete(f"/api/v1/shares/{token}")
+    assert answer.status_code == 404 and answer.json() == {"error": "Not found."}
+
+
+def test_a_well_formed_token_still_resolves_at_its_longest(user, video):
+    link = link_to(user, generation=video)
+    assert stranger().get(page_path(link)).status_code == 200
+    assert stranger().get("/s/" + "A-_z9" * 12 + "abcd/").status_code == 404  # 64: looked up
+
+
+# --- viewers do not publish (security review, finding 4) ------------------------------------------
+def test_a_viewer_has_no_share_panel_and_their_share_posts_are_refused_with_the_reason(
+    user, other, video
+):
+    """Viewers are read-only members: they watch, like, download and organise boards inside the
+    team, but making a public link publishes outside it: creators and admins only."""
+    Member.objects.create(user=other, role=Role.VIEWER)
+    viewer = Client()
+    viewer.force_login(other)
+    team = Board.objects.create(name="Team board", created_by=user, shared=True)
+    BoardItem.objects.create(board=team, generation=video)
+    own = Board.objects.create(name="Viewer's own", created_by=other)
+    assert "data-share-panel" not in viewer.get(f"/generations/{video.pk}/").content.decode()
+    assert "data-share-panel" not in viewer.get(f"/boards/{team.pk}/").content.decode()
+    for path in (
+        f"/generations/{video.pk}/share/",
+        f"/boards/{team.pk}/share/",
+        f"/boards/{own.pk}/share/",
+    ):
+        response = viewer.post(path, {"expires": "never", "show_prompts": "on"})
+        assert response.status_code == 403, path
+        assert "Viewers cannot make public share links" in response.content.decode()
+    assert not ShareLink.objects.exists()
+    # a creator (the default role) still has the panel
+    creator = Client()
+    creator.force_login(user)
+    assert "data-share-panel" in creator.get(f"/generations/{video.pk}/").content.decode()
+
+
+# --- admins do not see private boards through links (security review, finding 5) -----------------
+def test_an_admin_sees_a_link_to_someones_private_board_without_its_name_or_token_and_revokes_it(
+    user, video
+):
+    board = Board.objects.create(name="alice-private-board", created_by=user)
+    BoardItem.objects.create(board=board, generation=video)
+    link = link_to(user, board=board)
+    shared = Board.objects.create(name="team-board", created_by=user, shared=True)
+    on_shared = link_to(user, board=shared)
+    boss = make_user("boss", is_superuser=True)
+    admin = Client()
+    admin.force_login(boss)
+    assert admin.get(f"/boards/{board.pk}/").status_code == 404  # boards' rule: admins included
+    html = admin.get("/shares/").content.decode()
+    assert "alice-private-board" not in html and link.token not in html
+    assert "a private board of alice" in html
+    assert f'action="/shares/{link.pk}/revoke/"' in html  # still revocable, by its id
+    assert "team-board" in html and on_shared.token in html  # a board the admin sees: as before
+    body = admin.get("/api/v1/shares").content.decode()
+    assert "alice-private-board" not in body and link.token not in body
+    assert on_shared.token in body
+    admin.post(f"/shares/{link.pk}/revoke/")
+    link.refresh_from_db()
+    assert link.revoked_at is not None
+    # the owner still sees her own link in full
+    owner = Client()
+    owner.force_login(user)
+    assert link.token not in owner.get("/shares/").content.decode()  # revoked: no URL
+    assert "alice-private-board" in owner.get("/shares/").content.decode()
+
+
+# --- links do not outlive their maker; the audit log (security review, finding 6) ----------------
+def test_deactivating_a_person_revokes_their_live_links_and_the_audit_log_records_it(
+    client, user, other, video
+):
+    from generations import actions
+    from generations.models import AuditAction, AuditEntry
+
+    boss = make_user("boss", is_superuser=True)
+    bob = Client()
+    bob.force_login(other)
+    assert bob.post(f"/generations/{video.pk}/share/", {"expires": "never"}).status_code == 302
+    bobs_live = ShareLink.objects.get(created_by=other)
+    bobs_old = link_to(other, generation=video, revoked_at=timezone.now() - timedelta(days=1))
+    alices = link_to(user, generation=video)
+    made = AuditEntry.objects.get(action=AuditAction.SHARE_MADE)
+    assert made.actor_name == "bob" and made.generation_id == video.pk
+    assert made.details["link"] == bobs_live.pk
+    assert actions.set_active(boss, other, False)
+    bobs_live.refresh_from_db()
+    bobs_old.refresh_from_db()
+    alices.refresh_from_db()
+    assert bobs_live.revoked_at is not None and alices.revoked_at is None
+    assert bobs_old.revoked_at < bobs_live.revoked_at  # an old revocation is kept as it was
+    assert stranger().get(page_path(bobs_live)).status_code == 404
+    revoked = AuditEntry.objects.get(action=AuditAction.SHARE_REVOKED)
+    assert revoked.subject_name == "bob" and revoked.actor_name == "boss"
+    assert revoked.details["links"] == [bobs_live.pk]
+    # revoking by hand and the links an unshare revokes are recorded too; never a token
+    client.post(f"/shares/{alices.pk}/revoke/")
+    board = Board.objects.create(name="b", created_by=user, shared=True)
+    boss_client = Client()
+    boss_client.force_login(boss)
+    assert boss_client.post(f"/boards/{board.pk}/share/", {"expires": "1"}).status_code == 302
+    client.post(f"/boards/{board.pk}/sharing/", {"shared": "no"})
+    kinds = list(AuditEntry.objects.order_by("id").values_list("action", "actor_name"))
+    assert kinds[-3:] == [
+        (AuditAction.SHARE_REVOKED, "alice"),  # by hand
+        (AuditAction.SHARE_MADE, "boss"),
+        (AuditAction.SHARE_REVOKED, "alice"),  # the unshare revoked boss's link
+    ]
+    everything = " ".join(str(e.details) + e.summary for e in AuditEntry.objects.all())
+    for link in ShareLink.objects.all():
+        assert link.token not in everything
+
+
+def test_making_and_revoking_over_the_api_is_audited(user, video):
+    from generations.models import AuditAction, AuditEntry
+
+    api = Client()
+    api.force_login(user)
+    made = api.post(f"/api/v1/generations/{video.pk}/share", "{}", content_type="application/json")
+    assert made.status_code == 201
+    assert api.delete(f"/api/v1/shares/{made.json()['token']}").status_code == 204
+    assert api.delete(f"/api/v1/shares/{made.json()['token']}").status_code == 204  # no entry
+    actions_ = list(AuditEntry.objects.order_by("id").values_list("action", flat=True))
+    assert actions_ == [AuditAction.SHARE_MADE, AuditAction.SHARE_REVOKED]

@@ -8,6 +8,8 @@ with a long unbroken name does not make its page (or its public page) scroll sid
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from generations import boards
@@ -18,6 +20,21 @@ from tests.pages.conftest import log_in, make_gen
 pytestmark = pytest.mark.browser
 TIMEOUT_MS = 30_000
 LONG_NAME = "W" * 100
+SHOTS = os.environ.get("LUMAWEB_QA_SCREENSHOTS", "")
+
+
+def shot(page, name: str) -> None:
+    if SHOTS:
+        page.screenshot(path=f"{SHOTS}/qa-{name}.png")
+# Every style attribute a script sets (the policy refuses them: a violation, or a silent no-op).
+WATCH_STYLE = """(() => {
+    const set = Element.prototype.setAttribute;
+    window.styleSets = [];
+    Element.prototype.setAttribute = function (name, value) {
+        if (String(name).toLowerCase() === 'style') window.styleSets.push(this.tagName + '#' + this.id);
+        return set.call(this, name, value);
+    };
+})();"""
 
 
 def _csp(messages: list[str]) -> list[str]:
@@ -38,6 +55,7 @@ def test_board_page_share_panel_rename_boards_menu_and_keyframe_drop(
     boards.add(board, second, quinn)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
+    context.add_init_script(WATCH_STYLE)
     page = context.new_page()
     console: list[str] = []
     errors: list[str] = []
@@ -80,6 +98,9 @@ def test_board_page_share_panel_rename_boards_menu_and_keyframe_drop(
     page.get_by_role("button", name="Close").click()
     page.locator("dialog.viewer").wait_for(state="hidden")
     assert _csp(console) == [], console
+    assert page.evaluate("() => window.styleSets") == []
+    # htmx read its settings from the page: its settle step copies no style attribute.
+    assert page.evaluate("() => htmx.config.attributesToSettle") == ["class", "width", "height"]
 
     # The board page: the Share panel opens inside the viewport, its checkbox can be ticked.
     page.goto(f"{live_server.url}/boards/{board.pk}/")
@@ -89,6 +110,7 @@ def test_board_page_share_panel_rename_boards_menu_and_keyframe_drop(
     panel.wait_for()
     box = panel.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1280, box
+    shot(page, "board-share-panel")
     prompts = panel.get_by_label("Show the prompts")
     prompts.click()
     assert prompts.is_checked()
@@ -108,6 +130,7 @@ def test_board_page_share_panel_rename_boards_menu_and_keyframe_drop(
     page.locator(".board-title h1", has_text="Client picks").wait_for()
     page.wait_for_function("() => document.title.startsWith('Client picks')")
     assert page.locator("nav.crumbs").inner_text().endswith("Client picks")
+    shot(page, "board-renamed")
     assert _csp(console) == [], console
 
     # A text file dropped on the start keyframe slot: a visible message under the slot.
@@ -126,6 +149,7 @@ def test_board_page_share_panel_rename_boards_menu_and_keyframe_drop(
     message = page.locator("[data-keyframe=start] [data-keyframe-error]")
     message.wait_for(state="visible")
     assert message.inner_text() == "Only an image can be a keyframe."
+    shot(page, "keyframe-refused")
     assert errors == []
     context.close()
 
@@ -146,10 +170,12 @@ def test_a_long_unbroken_board_name_fits_a_390_px_phone(
 
     page.goto(f"{live_server.url}/s/{link.token}/")
     page.locator("h1").wait_for()
+    shot(page, "phone-public-board")
     assert page.evaluate(width) <= 390
 
     log_in(page, live_server.url, "rhea", "rhea-pass-123")
     page.goto(f"{live_server.url}/boards/{board.pk}/")
     page.locator(".board-title h1").wait_for()
+    shot(page, "phone-board")
     assert page.evaluate(width) <= 390
     context.close()

@@ -26,12 +26,16 @@ SHOTS = os.environ.get("LUMAWEB_QA_SCREENSHOTS", "")
 def shot(page, name: str) -> None:
     if SHOTS:
         page.screenshot(path=f"{SHOTS}/qa-{name}.png")
+
+
 # Every style attribute a script sets (the policy refuses them: a violation, or a silent no-op).
 WATCH_STYLE = """(() => {
     const set = Element.prototype.setAttribute;
     window.styleSets = [];
     Element.prototype.setAttribute = function (name, value) {
-        if (String(name).toLowerCase() === 'style') window.styleSets.push(this.tagName + '#' + this.id);
+        if (String(name).toLowerCase() === 'style') {
+            window.styleSets.push(this.tagName + '#' + this.id);
+        }
         return set.call(this, name, value);
     };
 })();"""
@@ -90,9 +94,11 @@ def test_board_page_share_panel_rename_boards_menu_and_keyframe_drop(
     heading = page.locator("dialog.viewer[open] h1.detail-prompt")
     heading.wait_for()
     assert heading.inner_text() == second.user_prompt
-    step = "Next" if page.get_by_role("button", name="Next").get_attribute(
-        "aria-disabled"
-    ) != "true" else "Previous"
+    step = (
+        "Next"
+        if page.get_by_role("button", name="Next").get_attribute("aria-disabled") != "true"
+        else "Previous"
+    )
     page.get_by_role("button", name=step).click()
     page.locator("dialog.viewer[open] h1.detail-prompt", has_text=first.user_prompt).wait_for()
     page.get_by_role("button", name="Close").click()

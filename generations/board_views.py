@@ -95,6 +95,8 @@ def _board_context(request: HttpRequest, pk: int, **extra: Any) -> dict[str, Any
         "videos": videos,
         "watching": any(not gen.is_settled for gen in videos),  # the grid's watcher polls
         "limit": boards.BOARD_PAGE_LIMIT,
+        # Its ZIP would hold something (past the page's limit, the rest may be copied).
+        "zippable": len(videos) >= boards.BOARD_PAGE_LIMIT or any(v.video_file for v in videos),
         "name_max": boards.NAME_MAX,
         **extra,
     }
@@ -121,7 +123,7 @@ def _manage(
         messages.success(request, done.format(label=_label(board)))
     if htmx_target(request) == "board-head":
         context = _board_context(request, pk, rename_error=error if name_error else "")
-        return render(request, "generations/board.html#head", context)
+        return render(request, "generations/board_head_answer.html", context)
     if error and name_error:
         context = _board_context(request, pk, rename_error=error)
         return render(request, "generations/board.html", context, status=400)

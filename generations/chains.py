@@ -58,6 +58,11 @@ class Node:
         return clips_of([n.gen for n in self.path()])
 
     @property
+    def several_videos(self) -> bool:
+        """Its path holds more than this video (else "the chain" is this video's own MP4)."""
+        return self.gen is not None and sum(n.gen is not None for n in self.path()) > 1
+
+    @property
     def can_join(self) -> bool:
         """Its path can be downloaded as one MP4: finished, and every clip copied locally."""
         clips = self.clips() if self.gen is not None else []

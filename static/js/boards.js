@@ -11,7 +11,10 @@
 
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape" || !event.target.closest) return;
-    var pick = event.target.closest(".board-pick.is-open");
+    // After "Make it and add" the menu was swapped with the focused button in it: the focus is
+    // on the body then, and Escape still closes the open menu.
+    var pick = event.target.closest(".board-pick.is-open") ||
+      (event.target === document.body && document.querySelector(".board-pick.is-open"));
     var button = pick && toggleOf(pick);
     if (!button) return;
     event.preventDefault();

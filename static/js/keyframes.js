@@ -97,6 +97,15 @@
   function announce(slot, text) {
     var status = part(slot, "status");
     if (status) status.textContent = text;
+    showError(slot, "");
+  }
+
+  // A refusal is also shown under the slot (the status above is read out, not seen).
+  function showError(slot, text) {
+    var error = part(slot, "error");
+    if (!error) return;
+    error.textContent = text;
+    error.hidden = !text;
   }
 
   function dropObjectUrl(slot) {
@@ -212,6 +221,7 @@
     if (!input) return;
     if (!file || !/^image\//.test(file.type)) {
       announce(slot, "Only an image can be a keyframe.");
+      showError(slot, "Only an image can be a keyframe.");
       return;
     }
     var transfer = new DataTransfer();
@@ -235,6 +245,7 @@
   document.addEventListener("change", function (event) {
     var slot = slotFor(event.target);
     if (!slot) return;
+    showError(slot, "");
     if (event.target.matches("input[type=file]")) fromFile(slot, true);
     else if (event.target.matches("[data-keyframe-frame]")) fromFrame(slot, true);
     else if (event.target.matches("input[type=url]")) fromUrl(slot, true);

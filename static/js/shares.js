@@ -34,6 +34,22 @@
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("[data-copy]");
     if (button) copyFrom(button);
+    // A click outside an open Share panel closes it (it floats over the page's first cards).
+    document.querySelectorAll("details[data-share-panel][open]").forEach(function (panel) {
+      if (!panel.contains(event.target)) panel.open = false;
+    });
+  });
+  // Escape closes the open Share panel the focus is in (or any, the focus being on the page),
+  // giving focus back to its summary.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !event.target.closest) return;
+    var panel = event.target.closest("details[data-share-panel][open]") ||
+      (event.target === document.body && document.querySelector("details[data-share-panel][open]"));
+    if (!panel) return;
+    event.preventDefault();
+    panel.open = false;
+    var summary = panel.querySelector("summary");
+    if (summary) summary.focus();
   });
   // A read-only link field selects itself whole when focused: one keystroke to copy.
   document.addEventListener("focusin", function (event) {

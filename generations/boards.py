@@ -26,7 +26,6 @@ from django.db.models import (
     Exists,
     IntegerField,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
     Value,
@@ -64,9 +63,7 @@ def clean_name(raw: object) -> str:
 # --- who sees, who manages ------------------------------------------------------------------------
 def visible(user: Viewer) -> QuerySet[Board]:
     """The boards this person sees: their own, and every shared one."""
-    if not user.is_authenticated:
-        return Board.objects.none()
-    return Board.objects.filter(Q(created_by_id=user.pk) | Q(shared=True))
+    return Board.objects.visible_to(user)
 
 
 def get_visible(user: Viewer, pk: int) -> Board:

@@ -1097,6 +1097,15 @@ class WebhookDelivery(models.Model):
 
 
 # --- boards and share links ----------------------------------------------------------------------
+class BoardQuerySet(models.QuerySet["Board"]):
+    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> BoardQuerySet:
+        """The one rule of who sees a board: its owner, and everyone when it is shared (read by
+        the board pages, the API, the ZIP and share links alike). Strangers see none."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(Q(created_by_id=user.pk) | Q(shared=True))
+
+
 class Board(models.Model):
     """A named collection of videos. Private boards are their owner's alone; shared boards are
     seen by the whole team, and anyone who may see one may add or remove its videos. Only the

@@ -90,10 +90,8 @@ def check_can_share(user: User) -> None:
 
 
 def visible_boards(user: User) -> QuerySet[Board]:
-    """The boards this person can see: their own, and every shared one."""
-    if not user.is_authenticated:
-        return Board.objects.none()
-    return Board.objects.filter(Q(created_by=user) | Q(shared=True))
+    """The boards this person can see: their own, and every shared one (the boards' one rule)."""
+    return Board.objects.visible_to(user)
 
 
 @dataclass(frozen=True)

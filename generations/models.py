@@ -1122,6 +1122,8 @@ class Board(models.Model):
         Generation, through="BoardItem", related_name="boards", blank=True
     )
 
+    objects = BoardQuerySet.as_manager()
+
     class Meta:
         ordering = ["-updated_at", "-id"]
         indexes = [models.Index(fields=["created_by", "shared"], name="board_owner_shared")]

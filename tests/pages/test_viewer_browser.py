@@ -350,10 +350,14 @@ def test_the_viewers_boards_menu_and_like_work_in_the_viewer_not_on_the_card_beh
 
     # Like by keyboard: the viewer's Like is pressed, and keeps the focus (twice).
     like = f"{viewer} button.like"
+    page.wait_for_function(SETTLED)
     page.locator(like).focus()
     page.keyboard.press("Enter")
     page.locator(f"{like}[aria-pressed=true]").wait_for()
     focus_is(page, f"{like}[aria-pressed=true]")
+    # htmx wires up swapped-in content as the swap settles: a key pressed before that reaches the
+    # bare form, which posts without htmx (the no-JavaScript way) and leaves the gallery.
+    page.wait_for_function(SETTLED)
     page.keyboard.press("Space")
     page.locator(f"{like}[aria-pressed=false]").wait_for()
     focus_is(page, f"{like}[aria-pressed=false]")
@@ -363,6 +367,8 @@ def test_the_viewers_boards_menu_and_like_work_in_the_viewer_not_on_the_card_beh
     context.close()
     assert errors == [], errors
 
+
+SETTLED = "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
 
 DUPLICATE_IDS = """() => { const seen = new Set(), twice = [];
     document.querySelectorAll('[id]').forEach(e => {

@@ -16,27 +16,17 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
+from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from zipstream import ZIP_STORED, ZipStream
 
 from generations import actions, boards
-from generations.htmx import HtmxHttpRequest, htmx_target
+from generations.htmx import HtmxHttpRequest, htmx_target, next_url
 from generations.models import Board, Generation
 from generations.templatetags.studio import download_name, short_prompt
 
 YES = ("yes", "on", "true", "1")
-
-
-def _next_url(request: HttpRequest, default: str) -> str:
-    """Where a plain (no-JavaScript) POST goes back to: a same-site ``next`` or the default."""
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return default
 
 
 def _board_or_404(request: HttpRequest, pk: int) -> Board:
@@ -242,7 +232,7 @@ def generation_boards(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
     gen = get_object_or_404(Generation, pk=pk)
     if request.htmx:
         return _menu(request, gen, open_=request.GET.get("closed") != "1")
-    back = _next_url(request, reverse("generation-detail", args=[pk]))
+    back = next_url(request, reverse("generation-detail", args=[pk]))
     context = {"gen": gen, "choices": boards.choices(request.user, gen), "back": back}
     return render(request, "generations/board_pick.html", context)
 
@@ -252,7 +242,7 @@ def _after_change(request: HtmxHttpRequest, gen: Generation) -> HttpResponse:
         return _menu(request, gen)
     if htmx_target(request) == f"card-{gen.pk}":  # "Remove from board" on a board page
         return render(request, "generations/board_parts.html#removed", {"gen": gen})
-    return redirect(_next_url(request, reverse("generation-detail", args=[gen.pk])))
+    return redirect(next_url(request, reverse("generation-detail", args=[gen.pk])))
 
 
 @require_POST

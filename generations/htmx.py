@@ -30,6 +30,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import render, resolve_url
 from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
@@ -166,3 +167,14 @@ class HtmxPlumbingMiddleware:
         response = HttpResponseClientRedirect(url)
         patch_vary_headers(response, ("HX-Request",))
         return response
+
+
+def next_url(request: HttpRequest, default: str) -> str:
+    """Where to go back to after a form POST (a plain, no-JavaScript one too): a same-site
+    ``next`` (in the form or the query string), or the default."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default

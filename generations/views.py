@@ -25,14 +25,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.utils.functional import SimpleLazyObject
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
 from generations import actions, boards, chains, money, queries, webhooks
 from generations.forms import ASPECT_HINTS, MAX_BATCH, CreateForm, ExtendForm, frame_prefill
-from generations.htmx import HtmxHttpRequest, answer_poll, htmx_target, render_for_target
+from generations.htmx import HtmxHttpRequest, answer_poll, htmx_target, next_url, render_for_target
 from generations.inputs import GenerationRequest
 from generations.models import ASPECT_RATIOS, Board, Generation, WebhookEvent
 from generations.templatetags.studio import short_prompt, thousands
@@ -43,14 +42,6 @@ MAX_WATCHED_CARDS = 60
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def _next_url(request: HttpRequest, default: str) -> str:
-    """Where to go back to after a form POST: a same-site ``next`` or the default."""
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return default
 
 
 def _prompt_label(gen: Generation) -> str:
@@ -278,7 +269,7 @@ def like(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
         gen = queries.card(pk, request.user)
         return render(request, "generations/components.html#like", {"gen": gen})
     messages.success(request, "Liked." if liked else "Like removed.")
-    return redirect(_next_url(request, reverse("generation-detail", args=[pk])))
+    return redirect(next_url(request, reverse("generation-detail", args=[pk])))
 
 
 def _already_sent(request: HtmxHttpRequest, replay: actions.AlreadySubmitted) -> HttpResponse:
@@ -606,7 +597,7 @@ def _job_action(
         context = _jobs_context(request, version, flying)
         response = render(request, "generations/jobs.html#jobs", context)
         return trigger_client_event(response, "jobs-changed")
-    return redirect(_next_url(request, reverse("jobs")))
+    return redirect(next_url(request, reverse("jobs")))
 
 
 # The field a Retry form carries when its button is the one under the "may charge a second time"
@@ -669,7 +660,7 @@ def hold_resume(request: HtmxHttpRequest) -> HttpResponse:
         messages.success(request, "Resumed: the waiting jobs are being sent.")
     else:
         messages.info(request, "The account was not on hold.")
-    return redirect(_next_url(request, reverse("jobs")))
+    return redirect(next_url(request, reverse("jobs")))
 
 
 @require_POST
@@ -680,7 +671,7 @@ def hold_cancel_waiting(request: HtmxHttpRequest) -> HttpResponse:
     except actions.NotAllowed as exc:
         raise PermissionDenied(str(exc)) from None
     messages.success(request, f"Cancelled {cancelled} waiting job{'s' if cancelled != 1 else ''}.")
-    return redirect(_next_url(request, reverse("jobs")))
+    return redirect(next_url(request, reverse("jobs")))
 
 
 # --- outbound webhooks (admins) -------------------------------------------------------------------

@@ -9,7 +9,6 @@ is already there answers 200 with the board, a new one 201; removing one that is
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -17,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 
 from generations import actions, boards
-from generations.api.errors import json_error
+from generations.api.errors import json_error, json_object
 from generations.api.serializers import generation_json
 from generations.api.views import api_view
 from generations.models import Board, Generation
@@ -48,16 +47,6 @@ def _absolute(url: str, request: HttpRequest) -> str | None:
     return request.build_absolute_uri(url) if url.startswith("/") else url
 
 
-def _body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
-    try:
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return json_error(400, "The body must be a JSON object.")
-    if not isinstance(data, dict):
-        return json_error(400, "The body must be a JSON object.")
-    return data
-
-
 def _tile_or_404(request: HttpRequest, pk: int) -> boards.BoardTile | JsonResponse:
     try:
         return boards.tile(request.user, pk)
@@ -66,7 +55,7 @@ def _tile_or_404(request: HttpRequest, pk: int) -> boards.BoardTile | JsonRespon
 
 
 def _create(request: HttpRequest) -> HttpResponse:
-    data = _body(request)
+    data = json_object(request)
     if isinstance(data, JsonResponse):
         return data
     problems: dict[str, list[str]] = {}
@@ -123,7 +112,7 @@ def board_items(request: HttpRequest, pk: int) -> HttpResponse:
     tile = _tile_or_404(request, pk)
     if isinstance(tile, JsonResponse):
         return tile
-    data = _body(request)
+    data = json_object(request)
     if isinstance(data, JsonResponse):
         return data
     raw = data.get("generation_id")

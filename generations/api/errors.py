@@ -10,12 +10,25 @@ studio's own error pages as before. (An oversized body is answered earlier still
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import csrf, defaults
 
 API_PREFIX = "/api/"
+
+
+def json_object(request: HttpRequest) -> dict[str, Any] | JsonResponse:
+    """The request's JSON body as a dict (an empty body is ``{}``), or the 400 that says it is not
+    one. Every API view that takes a body reads it through this."""
+    try:
+        data = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return json_error(400, "The body must be a JSON object.")
+    if not isinstance(data, dict):
+        return json_error(400, "The body must be a JSON object.")
+    return data
 
 
 def json_error(

@@ -11,7 +11,6 @@ the pages.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -19,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 
 from generations import shares
-from generations.api.errors import json_error
+from generations.api.errors import json_error, json_object
 from generations.api.views import api_view
 from generations.models import Generation, ShareLink
 
@@ -55,12 +54,9 @@ def link_json(request: HttpRequest, link: ShareLink, *, everyone: bool = False) 
 
 def _share_request(request: HttpRequest) -> shares.ShareRequest | JsonResponse:
     """The body, checked: each problem named by its field (400)."""
-    try:
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return json_error(400, "The body must be a JSON object.")
-    if not isinstance(data, dict):
-        return json_error(400, "The body must be a JSON object.")
+    data = json_object(request)
+    if isinstance(data, JsonResponse):
+        return data
     problems: dict[str, list[str]] = {}
     days = data.get("expires_in_days")
     if days is not None and (

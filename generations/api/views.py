@@ -8,7 +8,6 @@ Every generation answered is read through ``queries.with_card_fields``, the page
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -21,7 +20,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods
 
 from generations import actions, queries
-from generations.api.errors import json_error
+from generations.api.errors import json_error, json_object
 from generations.api.openapi import SCHEMA, request_body_schema
 from generations.api.serializers import generation_json
 from generations.forms import (
@@ -75,12 +74,9 @@ def api_view(*methods: str) -> Callable[[View[P]], View[P]]:
 
 def _json_body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
     """The body's fields without its nulls, or the 400 answer that says what is wrong."""
-    try:
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return _error(400, "The body must be a JSON object.")
-    if not isinstance(data, dict):
-        return _error(400, "The body must be a JSON object.")
+    data = json_object(request)
+    if isinstance(data, JsonResponse):
+        return data
     problems: dict[str, list[str]] = {}
     for name, schema in SCHEMA_BODY["properties"].items():
         value = data.get(name)

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 # An uploaded keyframe is sent as the URL field it stands in for, made public through
 # PUBLIC_BASE_URL (the upstream fetches keyframes itself).
 UPLOAD_FOR = "upload_for"
+# A field only some providers can do (``generations.providers``: ``Capabilities``). It is not
+# part of the legacy body (``upstream_body``); a provider that can do it sends it its own way.
+OPTION = "option"
 
 Keyframe = File | str | None
 """An upload (``File``), the name of a keyframe already stored (``str``), or none."""
@@ -39,6 +42,11 @@ class GenerationRequest:
     image_end_url: str = ""
     image_file: Keyframe = field(default=None, metadata={UPLOAD_FOR: "image_url"})
     image_end_file: Keyframe = field(default=None, metadata={UPLOAD_FOR: "image_end_url"})
+    model: str = field(default="", metadata={OPTION: True})
+    resolution: str = field(default="", metadata={OPTION: True})
+    duration: str = field(default="", metadata={OPTION: True})
+    loop: bool = field(default=False, metadata={OPTION: True})
+    concepts: str = field(default="", metadata={OPTION: True})  # comma-separated keys
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -52,6 +60,28 @@ class GenerationRequest:
             for f in dataclasses.fields(cls)
             if UPLOAD_FOR in f.metadata
         }
+
+    @classmethod
+    def options(cls) -> tuple[str, ...]:
+        """The fields only some providers can do."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get(OPTION))
+
+    def chosen_options(self) -> dict[str, Any]:
+        """The options this request sets (not left at their defaults)."""
+        defaults = self.defaults()
+        return {
+            name: getattr(self, name)
+            for name in self.options()
+            if getattr(self, name) != defaults[name]
+        }
+
+    def concept_keys(self) -> list[str]:
+        return [key.strip() for key in self.concepts.split(",") if key.strip()]
+
+    def keyframe_urls(self, public_base_url: str) -> tuple[str, str]:
+        """(start, end) image URLs: as given, or a stored upload's public URL."""
+        body = self.upstream_body(public_base_url)
+        return body.get("image_url", ""), body.get("image_end_url", "")
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
@@ -93,13 +123,14 @@ class GenerationRequest:
         }
 
     def upstream_body(self, public_base_url: str) -> dict[str, Any]:
-        """The JSON body for the upstream (of a stored request: see ``from_row``). Empty values
-        are left out; a stored upload becomes the public URL of its field when that URL is
-        empty and the app has a public address."""
+        """The legacy (UmamiAI) JSON body (of a stored request: see ``from_row``). Empty values
+        and provider options are left out; a stored upload becomes the public URL of its field
+        when that URL is empty and the app has a public address."""
         body: dict[str, Any] = {}
+        skipped = set(self.uploads()) | set(self.options())
         for name in self.field_names():
             value = getattr(self, name)
-            if name not in self.uploads() and value not in ("", None):
+            if name not in skipped and value not in ("", None):
                 body[name] = value
         for upload, url_field in self.uploads().items():
             stored = getattr(self, upload)

@@ -59,7 +59,10 @@ IN_FLIGHT = (Status.QUEUED, Status.SUBMITTING, Status.IN_PROGRESS)
 
 class Kind(models.TextChoices):
     CREATE = "create", "New"
-    EXTEND = "extend", "Extension"
+    EXTEND = "extend", "Extension"  # continues ``parent`` (its first keyframe is parent's video)
+    # Official Luma API only (the provider's capabilities say so):
+    REVERSE = "reverse", "What came before"  # ends where ``parent`` begins
+    INTERPOLATE = "interpolate", "Interpolation"  # runs from ``parent`` to ``end_parent``
 
 
 KEYFRAME_EXTENSIONS = ("png", "jpg", "webp")
@@ -233,7 +236,7 @@ class Eta:
 class Generation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     remote_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
-    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CREATE)
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.CREATE)
     # An extension's parent may be deleted by its owner (nobody can block another's delete by
     # extending their video): the extension keeps its own video and these columns say what it
     # extended. ``parent`` becomes null, ``parent_removed_at`` records that it was removed, and
@@ -259,6 +262,15 @@ class Generation(models.Model):
         related_name="+",
         help_text="With the parent removed: the nearest ancestor still kept, for the chain",
     )
+    # An interpolation's second source (the video it runs into): ``parent`` is the first.
+    end_parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    end_parent_remote_id = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="The upstream id this interpolation runs into, copied at creation",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -277,6 +289,16 @@ class Generation(models.Model):
     image_end_url = models.URLField(max_length=2048, blank=True)
     image_file = models.ImageField(upload_to=_keyframe_path, blank=True)
     image_end_file = models.ImageField(upload_to=_keyframe_path, blank=True)
+    # Asked of providers that can (``generations.providers``: capabilities); empty = the
+    # provider's default. ``concepts`` is a comma-separated list of the provider's concept keys.
+    model = models.CharField(max_length=40, blank=True)
+    resolution = models.CharField(max_length=10, blank=True)
+    duration = models.CharField(max_length=10, blank=True)
+    loop = models.BooleanField(default=False)
+    concepts = models.CharField(max_length=400, blank=True)
+    # What one POST of this row costs, in the provider's unit (tokens, credits), priced by the
+    # provider when the row is made; 0 on rows older than per-row pricing.
+    unit_cost = models.PositiveBigIntegerField(default=0)
 
     # lumaweb's own status, and what the upstream said.
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)

@@ -174,9 +174,19 @@ LUMA_API_KEY = env_str("LUMA_API_KEY")
 LUMA_DEMO_MODE = not LUMA_API_KEY
 # Where demo mode finds the simulator (docker compose: http://simulator:8001/v1).
 LUMA_SIMULATOR_URL = env_str("LUMA_SIMULATOR_URL", "http://127.0.0.1:8001/v1")
+# Which upstream dialect (generations.providers): UmamiAI's endpoints or Luma's official API.
+LUMA_PROVIDER = env_str("LUMA_PROVIDER", "umamiai").strip().lower()
+_PROVIDER_BASE_URLS = {
+    "umamiai": "https://api.umamiai.xyz/v1",
+    "luma": "https://api.lumalabs.ai/dream-machine/v1",
+}
+if LUMA_PROVIDER not in _PROVIDER_BASE_URLS:
+    raise ImproperlyConfigured(
+        f"LUMA_PROVIDER must be one of {', '.join(_PROVIDER_BASE_URLS)}, not {LUMA_PROVIDER!r}"
+    )
 LUMA_API_BASE_URL = env_str(
     "LUMA_API_BASE_URL",
-    LUMA_SIMULATOR_URL if LUMA_DEMO_MODE else "https://api.umamiai.xyz/v1",
+    LUMA_SIMULATOR_URL if LUMA_DEMO_MODE else _PROVIDER_BASE_URLS[LUMA_PROVIDER],
 ).rstrip("/")
 if (
     urlsplit(LUMA_API_BASE_URL).scheme not in ("http", "https")

@@ -19,13 +19,8 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from generations.client import (
-    LumaClient,
-    PermanentError,
-    RemoteGeneration,
-    UpstreamError,
-    get_client,
-)
+from generations import providers
+from generations.client import PermanentError, RemoteGeneration, UpstreamError
 from generations.models import Generation, Status
 from generations.pipeline import transitions as t
 
@@ -66,10 +61,10 @@ def poll_in_flight(limit_batches: int = 20) -> PollStats:
     lease, rows = lease_due_rows(settings.LUMA_POLL_BATCH_SIZE * limit_batches)
     stats.due = len(rows)
     if rows:
-        client = get_client()
-        batch = settings.LUMA_POLL_BATCH_SIZE
+        provider = providers.current()
+        batch = max(1, min(settings.LUMA_POLL_BATCH_SIZE, provider.capabilities.poll_batch))
         for start in range(0, len(rows), batch):
-            _poll_chunk(client, rows[start : start + batch], lease, stats)
+            _poll_chunk(provider, rows[start : start + batch], lease, stats)
     return stats
 
 
@@ -93,13 +88,15 @@ def lease_due_rows(limit: int) -> tuple[str, list[Generation]]:
     return lease, list(rows)
 
 
-def _poll_chunk(client: LumaClient, chunk: list[Generation], lease: str, stats: PollStats) -> None:
+def _poll_chunk(
+    provider: providers.Provider, chunk: list[Generation], lease: str, stats: PollStats
+) -> None:
     """One GET for these rows. A refusal of the whole request (a 4xx, say for one id the
     service does not know) is narrowed down by halves, so one bad id cannot stall the rest;
     a single id refused that way counts as unknown to the service (the deadline applies)."""
     stats.requests += 1
     try:
-        answers = client.get_many([row.remote_id for row in chunk if row.remote_id])
+        answers = provider.poll([row.remote_id for row in chunk if row.remote_id])
     except PermanentError as exc:
         stats.errors += 1
         if len(chunk) == 1:
@@ -113,8 +110,8 @@ def _poll_chunk(client: LumaClient, chunk: list[Generation], lease: str, stats: 
             _apply_safely(chunk[0], None, lease, stats)
             return
         half = len(chunk) // 2
-        _poll_chunk(client, chunk[:half], lease, stats)
-        _poll_chunk(client, chunk[half:], lease, stats)
+        _poll_chunk(provider, chunk[:half], lease, stats)
+        _poll_chunk(provider, chunk[half:], lease, stats)
         return
     except UpstreamError as exc:
         stats.errors += 1

@@ -19,13 +19,13 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from generations import providers
 from generations.client import (
     OutcomeUnknownError,
     PermanentError,
     RemoteGeneration,
     RetryableError,
     UpstreamError,
-    get_client,
 )
 from generations.inputs import GenerationRequest
 from generations.models import Generation, HoldCause, Kind, Status, StatusEvent
@@ -70,19 +70,16 @@ def submit(gen_id: Any) -> SubmitOutcome:
     hold.probe_taken(gen_id)
     gen = Generation.objects.get(pk=gen_id)
     mine = Q(claim=token)
-    # An extension carries its parent's upstream id (copied when it was made), so it is sent
-    # even if the parent's owner deleted the parent meanwhile.
-    extends = gen.parent_remote_id if gen.kind == Kind.EXTEND else ""
-    if gen.kind == Kind.EXTEND and not extends:
+    submission = submission_of(gen)
+    if submission is None:
         t.fail(
             gen.pk,
             [Status.SUBMITTING],
             only_if=mine,
-            note="parent has no upstream id",
-            error="The video this extends has no upstream id.",
+            note="source has no upstream id",
+            error="The video this starts from has no upstream id.",
         )
         return SubmitOutcome(Submitted.FAILED)
-    body = GenerationRequest.from_row(gen).upstream_body(settings.PUBLIC_BASE_URL)
     # From here on the POST may reach the service: count it before sending, if still ours.
     sent_at = timezone.now()
     counted = Generation.objects.filter(
@@ -95,9 +92,8 @@ def submit(gen_id: Any) -> SubmitOutcome:
     if counted != 1:
         t.plog(gen.pk, "claim lost before sending; nothing sent", level=logging.WARNING)
         return SubmitOutcome(Submitted.NOT_CLAIMED)
-    client = get_client()
     try:
-        remote = client.extend(extends, body) if extends else client.create(body)
+        remote = providers.current().submit(submission)
     except RetryableError as exc:
         return _refused_for_now(gen, token, exc)
     except OutcomeUnknownError as exc:
@@ -130,6 +126,31 @@ def submit(gen_id: Any) -> SubmitOutcome:
     if hold.lift_after_success(sent_at):
         return SubmitOutcome(outcome.result, wake_waiting=True)
     return outcome
+
+
+def submission_of(gen: Generation) -> providers.Submission | None:
+    """The POST ``gen`` stands for; None when a video it starts from has no upstream id. The
+    sources' upstream ids were copied when the row was made, so it is sent even if a source's
+    owner deleted that video meanwhile."""
+    start = end = ""
+    if gen.kind in (Kind.EXTEND, Kind.INTERPOLATE):
+        start = gen.parent_remote_id
+        if not start:
+            return None
+    if gen.kind == Kind.REVERSE:
+        end = gen.parent_remote_id
+        if not end:
+            return None
+    if gen.kind == Kind.INTERPOLATE:
+        end = gen.end_parent_remote_id
+        if not end:
+            return None
+    return providers.Submission(
+        request=GenerationRequest.from_row(gen),
+        start_generation=start,
+        end_generation=end,
+        public_base_url=settings.PUBLIC_BASE_URL,
+    )
 
 
 def _held(gen: Generation, token: str, exc: UpstreamError, cause: HoldCause) -> SubmitOutcome:

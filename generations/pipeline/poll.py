@@ -62,7 +62,8 @@ def poll_in_flight(limit_batches: int = 20) -> PollStats:
     stats.due = len(rows)
     if rows:
         provider = providers.current()
-        batch = max(1, min(settings.LUMA_POLL_BATCH_SIZE, provider.capabilities.poll_batch))
+        batched = provider.capabilities.poll_batch > 1
+        batch = settings.LUMA_POLL_BATCH_SIZE if batched else 1
         for start in range(0, len(rows), batch):
             _poll_chunk(provider, rows[start : start + batch], lease, stats)
     return stats

@@ -43,7 +43,7 @@ class Capabilities:
     extend: bool = True
     reverse_extend: bool = False
     interpolate: bool = False
-    # Ids one poll request can ask about: > 1 is a batched GET, 1 is one GET per id.
+    # > 1: one GET asks about many ids (``LUMA_POLL_BATCH_SIZE`` of them); 1: one GET per id.
     poll_batch: int = 50
     list_lookup: bool = False  # ``find_created`` can tell what a POST of unknown outcome did
     credits: bool = False  # ``credit_balance()`` answers

@@ -1010,6 +1010,8 @@ class Simulator:
         running, in seconds since the simulator started; ``max_unfinished`` is the most that
         were running at once; ``post_times`` is when every POST arrived, refused ones
         included (what a rate limit counts) (lock held)."""
+        if self.config.dialect == "luma":
+            self.luma.refund_failed()  # the balance shown is the one /credits would show
         posts = []
         for post in self.posts:
             generation = self.generations.get(post["id"])

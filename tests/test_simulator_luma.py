@@ -41,13 +41,16 @@ class Origin:
     def __init__(self) -> None:
         self.callbacks: list[dict[str, Any]] = []
         origin = self
-        png = io.BytesIO()
-        Image.new("RGB", (64, 36), (250, 20, 20)).save(png, "PNG")
-        image = png.getvalue()
+        images = {}
+        for name, color in (("red", (250, 20, 20)), ("blue", (20, 20, 250))):
+            png = io.BytesIO()
+            Image.new("RGB", (64, 36), color).save(png, "PNG")
+            images[f"/{name}.png"] = png.getvalue()
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.path != "/red.png":
+                image = images.get(self.path)
+                if image is None:
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
@@ -488,33 +491,56 @@ def test_a_loop_ends_on_its_first_frame(sim: SimulatorProcess) -> None:
     assert difference(plain[0], plain[-1]) > 3 * difference(looped[0], looped[-1])
 
 
-def test_an_extension_starts_on_the_sources_last_frame(sim: SimulatorProcess) -> None:
-    source = completed(sim, prompt="A red kite")
+def image(origin: Origin, name: str) -> dict[str, str]:
+    return {"type": "image", "url": f"{origin.url}/{name}.png"}
+
+
+def is_red(frame: Image.Image) -> bool:
+    red, green, blue = ImageStat.Stat(frame.convert("RGB")).mean
+    return red > 200 and green < 60 and blue < 60
+
+
+# Sources whose ends are plain colours (image keyframes): the clip's world continues the
+# source's anyway (time and palette), so only a colour shows that the keyframe is its frame.
+
+
+def test_an_extension_starts_on_the_sources_last_frame(
+    sim: SimulatorProcess, origin: Origin
+) -> None:
+    source = completed(sim, prompt="A red kite", keyframes={"frame1": image(origin, "red")})
     extension = completed(
         sim, prompt="It climbs", keyframes={"frame0": {"type": "generation", "id": source["id"]}}
     )
 
     before, after = frames(source["assets"]["video"]), frames(extension["assets"]["video"])
+    assert is_red(before[-1])
     assert difference(after[0], before[-1]) < 3
-    assert difference(after[-1], before[-1]) > 3
+    assert not is_red(after[-1])
 
 
-def test_a_reverse_extension_ends_on_the_sources_first_frame(sim: SimulatorProcess) -> None:
-    source = completed(sim, prompt="A red kite", aspect_ratio="1:1")
+def test_a_reverse_extension_ends_on_the_sources_first_frame(
+    sim: SimulatorProcess, origin: Origin
+) -> None:
+    source = completed(
+        sim, prompt="A red kite", aspect_ratio="1:1", keyframes={"frame0": image(origin, "red")}
+    )
     reverse = completed(
         sim, prompt="Before", keyframes={"frame1": {"type": "generation", "id": source["id"]}}
     )
 
     before, clip = frames(source["assets"]["video"]), frames(reverse["assets"]["video"])
     assert clip[0].size == (480, 480)  # the source's aspect ratio
+    assert is_red(before[0])
     assert difference(clip[-1], before[0]) < 3
     assert difference(clip[0], before[0]) > 3 * difference(clip[-1], before[0])
     assert sim.ledger()["posts"][-1]["kind"] == "reverse"
 
 
-def test_an_interpolation_runs_from_a_last_to_b_first(sim: SimulatorProcess) -> None:
-    a = completed(sim, prompt="Dawn over dunes")
-    b = completed(sim, prompt="Night in a city")
+def test_an_interpolation_runs_from_a_last_to_b_first(
+    sim: SimulatorProcess, origin: Origin
+) -> None:
+    a = completed(sim, prompt="Dawn over dunes", keyframes={"frame1": image(origin, "red")})
+    b = completed(sim, prompt="Night in a city", keyframes={"frame0": image(origin, "blue")})
     between = completed(
         sim,
         prompt="Travel",
@@ -535,13 +561,10 @@ def test_an_interpolation_runs_from_a_last_to_b_first(sim: SimulatorProcess) -> 
 def test_an_image_keyframe_is_fetched_from_an_allowed_origin(
     sim: SimulatorProcess, origin: Origin
 ) -> None:
-    generation = completed(
-        sim, keyframes={"frame0": {"type": "image", "url": f"{origin.url}/red.png"}}
-    )
+    generation = completed(sim, keyframes={"frame0": image(origin, "red")})
 
-    first = frames(generation["assets"]["video"])[0].convert("RGB")
-    red, green, blue = (round(v) for v in ImageStat.Stat(first).mean)
-    assert red > 200 and green < 60 and blue < 60
+    clip = frames(generation["assets"]["video"])
+    assert is_red(clip[0]) and not is_red(clip[-1])
 
 
 # -- state -------------------------------------------------------------------------------
@@ -584,3 +607,31 @@ def test_the_dialect_flag(tmp_path) -> None:
         Config(dialect="klingon").validate()
     with pytest.raises(ValueError, match="runtime"):
         Config().updated({"dialect": "luma"})
+
+
+def test_runstack_and_compose_start_the_simulator_in_the_providers_dialect(tmp_path) -> None:
+    import shlex
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from generations.management.commands.runstack import simulator_command
+    from simulator.__main__ import build_parser
+    from simulator.server import Config
+
+    def dialect(words: list[str]) -> str:
+        assert words[1:3] == ["-m", "simulator"]
+        return Config.from_options(vars(build_parser().parse_args(words[3:]))).dialect
+
+    env = {"PUBLIC_BASE_URL": "http://127.0.0.1:8000"}
+    assert dialect(simulator_command(sys.executable, 8001, tmp_path, env, "luma")) == "luma"
+    assert dialect(simulator_command(sys.executable, 8001, tmp_path, env)) == "umamiai"
+    compose = yaml.safe_load((Path(__file__).parents[1] / "docker-compose.yml").read_text())
+    command = compose["services"]["simulator"]["command"]
+    assert "--dialect ${LUMA_PROVIDER:-umamiai}" in command
+    for provider, expected in (("luma", "luma"), (" Luma ", "luma"), ("", "umamiai")):
+        # what compose does with ${LUMA_PROVIDER:-umamiai}: the variable, or the default if empty
+        filled = command.replace("${LUMA_PROVIDER:-umamiai}", provider.strip() or "umamiai")
+        filled = filled.replace("${PUBLIC_BASE_URL:-}", "")
+        assert dialect(shlex.split(filled)) == expected

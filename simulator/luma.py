@@ -14,8 +14,9 @@ the renderer); only the routes, the bodies and the error shape (``{"detail": ...
 
 Each create is charged a price in US cents (``PRICES``) from ``--credits`` (the balance, in
 cents, in this dialect); a failed generation is refunded once it has failed. ``callback_url``:
-the generation object is POSTed there when it starts dreaming, completes or fails, best effort,
-and only to the origins keyframes may be fetched from (``keyframes``: allowed or public).
+the generation object is POSTed there when it starts dreaming, completes or fails (up to 3
+tries until a 200), best effort, and only to the origins keyframes may be fetched from
+(``keyframes``: allowed or public).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ import re
 import sys
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import keyframes, media
+from . import keyframes, media, server  # server imports this module too: names used late
 
 if TYPE_CHECKING:
     from .server import Generation, Reply, Simulator
@@ -64,7 +66,10 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 MAX_PROMPT_CHARS = 5000
 GENERATION_ID = re.compile(r"^/generations/(?P<id>[^/]+)$")
-CALLBACK_TIMEOUT = 3.0
+# Luma's documented delivery: up to 3 tries, 100 ms apart, 5 s each, until a 200
+CALLBACK_TRIES = 3
+CALLBACK_RETRY_DELAY = 0.1
+CALLBACK_TIMEOUT = 5.0
 CALLBACK_TICK = 0.1
 
 
@@ -84,40 +89,36 @@ class LumaApi:
     # -- routing ----------------------------------------------------------------------------
 
     def route(self, method: str, path: str, query: str, body: bytes, host: str) -> Reply:
-        from .server import ApiError, Reply, json_reply
-
         path = path.rstrip("/") or "/"
         with self.sim.lock:
             self.refund_failed()
         if method == "POST" and path in ("/generations", "/generations/video"):
             return self.create(body, host)
         if method in ("GET", "HEAD") and path == "/generations/concepts/list":
-            return json_reply(200, list(CONCEPTS))
+            return server.json_reply(200, list(CONCEPTS))
         if method in ("GET", "HEAD") and path == "/generations":
             return self.list(query, host)
         if method in ("GET", "HEAD") and path == "/credits":
             with self.sim.lock:
-                return json_reply(200, {"credit_balance": self.balance()})
+                return server.json_reply(200, {"credit_balance": self.balance()})
         if match := GENERATION_ID.match(path):
             if method in ("GET", "HEAD"):
                 with self.sim.lock:
                     generation = self._own(match["id"], 404)
-                    return json_reply(200, self.render(generation, host))
+                    return server.json_reply(200, self.render(generation, host))
             if method == "DELETE":
                 with self.sim.lock:
                     self._own(match["id"], 404)
                     del self.sim.generations[match["id"]]
                     self.sim._changed()
-                return Reply(204, content_type="application/json")
-        raise ApiError(404, f"Cannot {method} /v1{path}")
+                return server.Reply(204, content_type="application/json")
+        raise server.ApiError(404, f"Cannot {method} /v1{path}")
 
     def _own(self, generation_id: str, status: int) -> Generation:
         """A luma generation by id, or ApiError(status) (lock held)."""
-        from .server import ApiError
-
         generation = self.sim.generations.get(generation_id)
         if generation is None or generation.model is None:
-            raise ApiError(status, f"Generation {generation_id} not found")
+            raise server.ApiError(status, f"Generation {generation_id} not found")
         return generation
 
     # -- credits ----------------------------------------------------------------------------
@@ -128,7 +129,6 @@ class LumaApi:
 
     def refund_failed(self) -> None:
         """Give back the price of every generation that has failed since (lock held)."""
-        from dataclasses import replace
 
         now, refund = time.monotonic(), 0
         for generation in self.sim.generations.values():
@@ -144,8 +144,6 @@ class LumaApi:
     # -- create -----------------------------------------------------------------------------
 
     def create(self, body: bytes, host: str) -> Reply:
-        from .server import json_reply
-
         request = parse_body(body)
         with self.sim.lock:
             sources = self._sources(request)
@@ -153,24 +151,24 @@ class LumaApi:
             generation.host = host
             if generation.callback_url:
                 self._start_ticker()
-            reply = json_reply(201, self.render(generation, host))
+            reply = server.json_reply(201, self.render(generation, host))
             self.sim._maybe_fail_after_create()
             return reply
 
     def _sources(self, request: dict[str, Any]) -> dict[str, Generation | None]:
         """The generations frame0 and frame1 name (None for images or nothing); ApiError(400)
         for an unknown or unfinished one (lock held)."""
-        from .server import ApiError
-
         found: dict[str, Generation | None] = {"frame0": None, "frame1": None}
         for name, frame in (request.get("keyframes") or {}).items():
             if frame.get("type") != "generation":
                 continue
             generation = self.sim.generations.get(frame["id"])
             if generation is None or generation.model is None:
-                raise ApiError(400, f"keyframes.{name}: generation {frame['id']} not found")
+                raise server.ApiError(400, f"keyframes.{name}: generation {frame['id']} not found")
             if not generation.has_url(time.monotonic()):
-                raise ApiError(400, f"keyframes.{name}: generation {frame['id']} is not completed")
+                raise server.ApiError(
+                    400, f"keyframes.{name}: generation {frame['id']} is not completed"
+                )
             found[name] = generation
         return found
 
@@ -201,8 +199,6 @@ class LumaApi:
         }
 
     def list(self, query: str, host: str) -> Reply:
-        from .server import json_reply
-
         params = dict(parse_qsl(query))
         limit = _int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         offset = _int_param(params, "offset", 0, 0, None)
@@ -210,7 +206,7 @@ class LumaApi:
             mine = [g for g in self.sim.generations.values() if g.model is not None]
             mine.sort(key=lambda g: g.created, reverse=True)
             page = mine[offset : offset + limit]
-            return json_reply(
+            return server.json_reply(
                 200,
                 {
                     "generations": [self.render(g, host) for g in page],
@@ -299,23 +295,35 @@ class LumaApi:
         for generation, event, body in due:
             url = generation.callback_url or ""
             record: dict[str, Any] = {"id": generation.id, "state": event, "url": _no_query(url)}
-            try:
-                record["status"] = keyframes.post_json(url, body, allowed, CALLBACK_TIMEOUT)
-            except keyframes.Refused as exc:
-                record["error"] = f"refused: {exc}"
-            except Exception as exc:
-                record["error"] = f"{type(exc).__name__}: {exc}"
+            record.update(deliver(url, body, allowed))
             with self.sim.lock:
                 self.sim.callbacks.append(record)
                 self.sim._changed()
 
 
+def deliver(url: str, body: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """POST one callback: up to CALLBACK_TRIES until a 200 (a refused URL is not retried).
+    What happened, for the ledger: the last status or error and the tries made."""
+    outcome: dict[str, Any] = {}
+    for attempt in range(1, CALLBACK_TRIES + 1):
+        outcome = {"tries": attempt}
+        try:
+            outcome["status"] = keyframes.post_json(url, body, allowed, CALLBACK_TIMEOUT)
+        except keyframes.Refused as exc:
+            return {**outcome, "error": f"refused: {exc}"}
+        except Exception as exc:
+            outcome["error"] = f"{type(exc).__name__}: {exc}"
+        if outcome.get("status") == 200:
+            break
+        if attempt < CALLBACK_TRIES:
+            time.sleep(CALLBACK_RETRY_DELAY)
+    return outcome
+
+
 def events(generation: Generation, now: float) -> list[tuple[str, float]]:
     """The callback events a generation has reached by ``now``, each with a moment at which the
     generation object shows that state."""
-    from .server import QUEUE_FRACTION, UNKNOWN_FRACTION
-
-    start = QUEUE_FRACTION + (UNKNOWN_FRACTION if generation.unknown_state else 0.0)
+    start = server.QUEUE_FRACTION + (server.UNKNOWN_FRACTION if generation.unknown_state else 0.0)
     dreaming_at = generation.created + start * generation.duration + 1e-3
     found: list[tuple[str, float]] = []
     if now >= dreaming_at and generation.state(dreaming_at) == "dreaming":
@@ -353,86 +361,80 @@ def _no_query(url: str) -> str:
 
 
 def _int_param(params: dict[str, str], name: str, default: int, low: int, high: int | None) -> int:
-    from .server import ApiError
-
     if name not in params:
         return default
     try:
         value = int(params[name])
     except ValueError:
-        raise ApiError(400, f"{name} must be an integer") from None
+        raise server.ApiError(400, f"{name} must be an integer") from None
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ApiError(400, f"{name} must be {bound}")
+        raise server.ApiError(400, f"{name} must be {bound}")
     return value
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
     """Validate a create body as Luma would; ApiError(400) when it is wrong. Returns the body
     as sent (it is echoed as the generation's ``request``)."""
-    from .server import ASPECT_RATIOS, ApiError, _is_http_url
-
     try:
         request = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "Request body is not valid JSON") from None
+        raise server.ApiError(400, "Request body is not valid JSON") from None
     if not isinstance(request, dict):
-        raise ApiError(400, "Request body must be a JSON object")
+        raise server.ApiError(400, "Request body must be a JSON object")
     model = request.get("model")
     if model is None:
-        raise ApiError(400, "model is required")
+        raise server.ApiError(400, "model is required")
     if model not in MODELS:
-        raise ApiError(400, f"model must be one of {', '.join(MODELS)}")
+        raise server.ApiError(400, f"model must be one of {', '.join(MODELS)}")
     prompt = request.get("prompt")
     if prompt is not None and not isinstance(prompt, str):
-        raise ApiError(400, "prompt must be a string")
+        raise server.ApiError(400, "prompt must be a string")
     if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
-        raise ApiError(400, f"prompt must be at most {MAX_PROMPT_CHARS} characters")
+        raise server.ApiError(400, f"prompt must be at most {MAX_PROMPT_CHARS} characters")
     if not (prompt or "").strip() and not request.get("keyframes"):
-        raise ApiError(400, "prompt is required unless keyframes are given")
+        raise server.ApiError(400, "prompt is required unless keyframes are given")
     choices = (
-        ("aspect_ratio", ASPECT_RATIOS),
+        ("aspect_ratio", server.ASPECT_RATIOS),
         ("resolution", RESOLUTIONS),
         ("duration", tuple(DURATIONS)),
     )
     for key, allowed in choices:
         if request.get(key) is not None and request[key] not in allowed:
-            raise ApiError(400, f"{key} must be one of {', '.join(allowed)}")
+            raise server.ApiError(400, f"{key} must be one of {', '.join(allowed)}")
     if request.get("loop") is not None and not isinstance(request["loop"], bool):
-        raise ApiError(400, "loop must be a boolean")
+        raise server.ApiError(400, "loop must be a boolean")
     concepts = request.get("concepts")
     if concepts is not None:
         if not isinstance(concepts, list):
-            raise ApiError(400, "concepts must be a list of {key} objects")
+            raise server.ApiError(400, "concepts must be a list of {key} objects")
         for concept in concepts:
             if not isinstance(concept, dict) or concept.get("key") not in CONCEPTS:
-                raise ApiError(400, f"concepts: unknown concept {concept!r}")
+                raise server.ApiError(400, f"concepts: unknown concept {concept!r}")
     callback = request.get("callback_url")
-    if callback is not None and not _is_http_url(callback):
-        raise ApiError(400, "callback_url must be an http(s) URL")
+    if callback is not None and not server._is_http_url(callback):
+        raise server.ApiError(400, "callback_url must be an http(s) URL")
     frames = request.get("keyframes")
     if frames is not None:
         if not isinstance(frames, dict) or not set(frames) <= {"frame0", "frame1"}:
-            raise ApiError(400, "keyframes must be an object with frame0 and/or frame1")
+            raise server.ApiError(400, "keyframes must be an object with frame0 and/or frame1")
         for name, frame in frames.items():
             _check_frame(name, frame)
     return request
 
 
 def _check_frame(name: str, frame: Any) -> None:
-    from .server import ApiError, _is_http_url
-
     if not isinstance(frame, dict):
-        raise ApiError(400, f"keyframes.{name} must be an object")
+        raise server.ApiError(400, f"keyframes.{name} must be an object")
     kind = frame.get("type")
     if kind == "image":
-        if not _is_http_url(frame.get("url")):
-            raise ApiError(400, f"keyframes.{name}.url must be an http(s) URL")
+        if not server._is_http_url(frame.get("url")):
+            raise server.ApiError(400, f"keyframes.{name}.url must be an http(s) URL")
     elif kind == "generation":
         if not isinstance(frame.get("id"), str) or not frame["id"]:
-            raise ApiError(400, f"keyframes.{name}.id must be a generation id")
+            raise server.ApiError(400, f"keyframes.{name}.id must be a generation id")
     else:
-        raise ApiError(400, f"keyframes.{name}.type must be image or generation")
+        raise server.ApiError(400, f"keyframes.{name}.type must be image or generation")
 
 
 def new_fields(request: dict[str, Any], sources: dict[str, Generation | None]) -> dict[str, Any]:

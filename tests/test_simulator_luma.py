@@ -40,6 +40,7 @@ class Origin:
 
     def __init__(self) -> None:
         self.callbacks: list[dict[str, Any]] = []
+        self.answers: list[int] = []  # statuses to answer callbacks with, in turn; then 200
         origin = self
         images = {}
         for name, color in (("red", (250, 20, 20)), ("blue", (20, 20, 250))):
@@ -63,8 +64,11 @@ class Origin:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                origin.callbacks.append({"path": self.path, "body": json.loads(body)})
-                self.send_response(200)
+                status = origin.answers.pop(0) if origin.answers else 200
+                origin.callbacks.append(
+                    {"path": self.path, "body": json.loads(body), "answered": status}
+                )
+                self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -110,6 +114,7 @@ def own_simulator(
 def sim(own_simulator: SimulatorProcess, origin: Origin) -> SimulatorProcess:
     own_simulator.reset(restore_config=True)
     origin.callbacks.clear()
+    origin.answers.clear()
     return own_simulator
 
 
@@ -445,6 +450,20 @@ def test_callbacks_post_the_generation_when_it_dreams_and_completes(
     recorded = sim.ledger()["callbacks"]
     assert [(r["state"], r["status"]) for r in recorded] == [("dreaming", 200), ("completed", 200)]
     assert all(r["url"] == f"{origin.url}/hook" for r in recorded)  # no query in the ledger
+
+
+def test_a_callback_not_answered_200_is_tried_three_times(
+    sim: SimulatorProcess, origin: Origin
+) -> None:
+    """As Luma documents: up to 3 tries, 100 ms apart, until a 200."""
+    sim.configure(duration=60)  # dreaming only: one event
+    origin.answers[:] = [500, 503, 500, 404]
+    create(sim, callback_url=f"{origin.url}/hook")
+
+    (record,) = wait_for(lambda: sim.ledger()["callbacks"])
+    assert (record["state"], record["tries"], record["status"]) == ("dreaming", 3, 500)
+    assert [c["answered"] for c in origin.callbacks] == [500, 503, 500]
+    assert origin.answers == [404]  # a fourth try was never made
 
 
 def test_a_failed_generation_calls_back_failed(sim: SimulatorProcess, origin: Origin) -> None:

@@ -416,6 +416,29 @@ def test_a_slow_reply_is_slow(sim: SimulatorProcess) -> None:
     assert sim.ledger()["faults"]["slow"] == 1
 
 
+def test_a_late_url_is_completed_without_assets_for_a_while(sim: SimulatorProcess) -> None:
+    sim.configure(late_url_rate=1.0, late_url_seconds=60)
+    generation_id = create(sim).json()["id"]
+    sim.force_complete(generation_id)
+
+    generation = get(sim, generation_id).json()
+    assert generation["state"] == "completed"
+    assert generation["assets"]["video"] is None and generation["assets"]["image"] is None
+
+
+def test_an_expired_video_link_answers_404_and_the_next_get_has_a_fresh_one(
+    sim: SimulatorProcess,
+) -> None:
+    sim.configure(expire_link_rate=1.0)
+    generation = completed(sim)
+    first = generation["assets"]["video"]
+
+    assert requests.get(first, timeout=30).status_code == 404
+    fresh = get(sim, generation["id"]).json()["assets"]["video"]
+    assert fresh != first and len(frames(fresh)) == VIDEO_SECONDS * FPS
+    assert sim.ledger()["faults"]["expired_link"] == 1
+
+
 def test_the_ledger_records_each_create(sim: SimulatorProcess) -> None:
     source = completed(sim)
     create(
@@ -594,12 +617,19 @@ def test_a_restarted_simulator_keeps_generations_and_balance(tmp_path) -> None:
     flags = {"dialect": "luma", "duration": 3, "seed": 3, "video_seconds": 1, "state": state}
     with SimulatorProcess(media_dir=tmp_path / "m1", credits=100, **flags) as first:
         generation_id = create(first).json()["id"]
-        assert balance(first) == 60.0
+        first.configure(fail_rate=1.0)
+        failing_id = create(first).json()["id"]  # fails after the restart, 1.8 s on
+        assert balance(first) == 20.0
 
     with SimulatorProcess(media_dir=tmp_path / "m2", credits=100, **flags) as second:
         assert get(second, generation_id).json()["model"] == "ray-2"
+        assert [p["id"] for p in second.ledger()["posts"]] == [generation_id, failing_id]
+        assert balance(second) in (20.0, 60.0)  # 60 once the second has failed
+        wait_for(lambda: get(second, failing_id).json()["state"] == "failed")
         assert balance(second) == 60.0
-        assert [p["id"] for p in second.ledger()["posts"]] == [generation_id]
+
+    with SimulatorProcess(media_dir=tmp_path / "m3", credits=100, **flags) as third:
+        assert balance(third) == 60.0  # refunded once, and the refund was kept
 
 
 def test_a_state_file_of_the_other_dialect_is_set_aside(tmp_path) -> None:

@@ -30,12 +30,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import keyframes, media, server  # server imports this module too: names used late
+from . import keyframes, media
+from .replies import ApiError, Reply, is_http_url, json_reply
 
 if TYPE_CHECKING:
-    from .server import Generation, Reply, Simulator
+    from .server import Generation, Simulator
 
 MODELS = ("ray-1-6", "ray-2", "ray-flash-2")
+ASPECT_RATIOS = tuple(media.SIZES)
 RESOLUTIONS = tuple(media.RESOLUTION_SCALES)
 DURATIONS = {"5s": 1.0, "9s": 1.8}  # times --video-seconds: the clips stay short
 DEFAULT_RESOLUTION = "720p"
@@ -95,30 +97,30 @@ class LumaApi:
         if method == "POST" and path in ("/generations", "/generations/video"):
             return self.create(body, host)
         if method in ("GET", "HEAD") and path == "/generations/concepts/list":
-            return server.json_reply(200, list(CONCEPTS))
+            return json_reply(200, list(CONCEPTS))
         if method in ("GET", "HEAD") and path == "/generations":
             return self.list(query, host)
         if method in ("GET", "HEAD") and path == "/credits":
             with self.sim.lock:
-                return server.json_reply(200, {"credit_balance": self.balance()})
+                return json_reply(200, {"credit_balance": self.balance()})
         if match := GENERATION_ID.match(path):
             if method in ("GET", "HEAD"):
                 with self.sim.lock:
                     generation = self._own(match["id"], 404)
-                    return server.json_reply(200, self.render(generation, host))
+                    return json_reply(200, self.render(generation, host))
             if method == "DELETE":
                 with self.sim.lock:
                     self._own(match["id"], 404)
                     del self.sim.generations[match["id"]]
                     self.sim._changed()
-                return server.Reply(204, content_type="application/json")
-        raise server.ApiError(404, f"Cannot {method} /v1{path}")
+                return Reply(204, content_type="application/json")
+        raise ApiError(404, f"Cannot {method} /v1{path}")
 
     def _own(self, generation_id: str, status: int) -> Generation:
         """A luma generation by id, or ApiError(status) (lock held)."""
         generation = self.sim.generations.get(generation_id)
         if generation is None or generation.model is None:
-            raise server.ApiError(status, f"Generation {generation_id} not found")
+            raise ApiError(status, f"Generation {generation_id} not found")
         return generation
 
     # -- credits ----------------------------------------------------------------------------
@@ -151,7 +153,7 @@ class LumaApi:
             generation.host = host
             if generation.callback_url:
                 self._start_ticker()
-            reply = server.json_reply(201, self.render(generation, host))
+            reply = json_reply(201, self.render(generation, host))
             self.sim._maybe_fail_after_create()
             return reply
 
@@ -164,11 +166,9 @@ class LumaApi:
                 continue
             generation = self.sim.generations.get(frame["id"])
             if generation is None or generation.model is None:
-                raise server.ApiError(400, f"keyframes.{name}: generation {frame['id']} not found")
+                raise ApiError(400, f"keyframes.{name}: generation {frame['id']} not found")
             if not generation.has_url(time.monotonic()):
-                raise server.ApiError(
-                    400, f"keyframes.{name}: generation {frame['id']} is not completed"
-                )
+                raise ApiError(400, f"keyframes.{name}: generation {frame['id']} is not completed")
             found[name] = generation
         return found
 
@@ -206,7 +206,7 @@ class LumaApi:
             mine = [g for g in self.sim.generations.values() if g.model is not None]
             mine.sort(key=lambda g: g.created, reverse=True)
             page = mine[offset : offset + limit]
-            return server.json_reply(
+            return json_reply(
                 200,
                 {
                     "generations": [self.render(g, host) for g in page],
@@ -323,8 +323,7 @@ def deliver(url: str, body: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
 def events(generation: Generation, now: float) -> list[tuple[str, float]]:
     """The callback events a generation has reached by ``now``, each with a moment at which the
     generation object shows that state."""
-    start = server.QUEUE_FRACTION + (server.UNKNOWN_FRACTION if generation.unknown_state else 0.0)
-    dreaming_at = generation.created + start * generation.duration + 1e-3
+    dreaming_at = generation.dreaming_at + 1e-3
     found: list[tuple[str, float]] = []
     if now >= dreaming_at and generation.state(dreaming_at) == "dreaming":
         found.append(("dreaming", dreaming_at))
@@ -366,10 +365,10 @@ def _int_param(params: dict[str, str], name: str, default: int, low: int, high: 
     try:
         value = int(params[name])
     except ValueError:
-        raise server.ApiError(400, f"{name} must be an integer") from None
+        raise ApiError(400, f"{name} must be an integer") from None
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise server.ApiError(400, f"{name} must be {bound}")
+        raise ApiError(400, f"{name} must be {bound}")
     return value
 
 
@@ -379,45 +378,45 @@ def parse_body(body: bytes) -> dict[str, Any]:
     try:
         request = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError):
-        raise server.ApiError(400, "Request body is not valid JSON") from None
+        raise ApiError(400, "Request body is not valid JSON") from None
     if not isinstance(request, dict):
-        raise server.ApiError(400, "Request body must be a JSON object")
+        raise ApiError(400, "Request body must be a JSON object")
     model = request.get("model")
     if model is None:
-        raise server.ApiError(400, "model is required")
+        raise ApiError(400, "model is required")
     if model not in MODELS:
-        raise server.ApiError(400, f"model must be one of {', '.join(MODELS)}")
+        raise ApiError(400, f"model must be one of {', '.join(MODELS)}")
     prompt = request.get("prompt")
     if prompt is not None and not isinstance(prompt, str):
-        raise server.ApiError(400, "prompt must be a string")
+        raise ApiError(400, "prompt must be a string")
     if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
-        raise server.ApiError(400, f"prompt must be at most {MAX_PROMPT_CHARS} characters")
+        raise ApiError(400, f"prompt must be at most {MAX_PROMPT_CHARS} characters")
     if not (prompt or "").strip() and not request.get("keyframes"):
-        raise server.ApiError(400, "prompt is required unless keyframes are given")
+        raise ApiError(400, "prompt is required unless keyframes are given")
     choices = (
-        ("aspect_ratio", server.ASPECT_RATIOS),
+        ("aspect_ratio", ASPECT_RATIOS),
         ("resolution", RESOLUTIONS),
         ("duration", tuple(DURATIONS)),
     )
     for key, allowed in choices:
         if request.get(key) is not None and request[key] not in allowed:
-            raise server.ApiError(400, f"{key} must be one of {', '.join(allowed)}")
+            raise ApiError(400, f"{key} must be one of {', '.join(allowed)}")
     if request.get("loop") is not None and not isinstance(request["loop"], bool):
-        raise server.ApiError(400, "loop must be a boolean")
+        raise ApiError(400, "loop must be a boolean")
     concepts = request.get("concepts")
     if concepts is not None:
         if not isinstance(concepts, list):
-            raise server.ApiError(400, "concepts must be a list of {key} objects")
+            raise ApiError(400, "concepts must be a list of {key} objects")
         for concept in concepts:
             if not isinstance(concept, dict) or concept.get("key") not in CONCEPTS:
-                raise server.ApiError(400, f"concepts: unknown concept {concept!r}")
+                raise ApiError(400, f"concepts: unknown concept {concept!r}")
     callback = request.get("callback_url")
-    if callback is not None and not server._is_http_url(callback):
-        raise server.ApiError(400, "callback_url must be an http(s) URL")
+    if callback is not None and not is_http_url(callback):
+        raise ApiError(400, "callback_url must be an http(s) URL")
     frames = request.get("keyframes")
     if frames is not None:
         if not isinstance(frames, dict) or not set(frames) <= {"frame0", "frame1"}:
-            raise server.ApiError(400, "keyframes must be an object with frame0 and/or frame1")
+            raise ApiError(400, "keyframes must be an object with frame0 and/or frame1")
         for name, frame in frames.items():
             _check_frame(name, frame)
     return request
@@ -425,16 +424,16 @@ def parse_body(body: bytes) -> dict[str, Any]:
 
 def _check_frame(name: str, frame: Any) -> None:
     if not isinstance(frame, dict):
-        raise server.ApiError(400, f"keyframes.{name} must be an object")
+        raise ApiError(400, f"keyframes.{name} must be an object")
     kind = frame.get("type")
     if kind == "image":
-        if not server._is_http_url(frame.get("url")):
-            raise server.ApiError(400, f"keyframes.{name}.url must be an http(s) URL")
+        if not is_http_url(frame.get("url")):
+            raise ApiError(400, f"keyframes.{name}.url must be an http(s) URL")
     elif kind == "generation":
         if not isinstance(frame.get("id"), str) or not frame["id"]:
-            raise server.ApiError(400, f"keyframes.{name}.id must be a generation id")
+            raise ApiError(400, f"keyframes.{name}.id must be a generation id")
     else:
-        raise server.ApiError(400, f"keyframes.{name}.type must be image or generation")
+        raise ApiError(400, f"keyframes.{name}.type must be image or generation")
 
 
 def new_fields(request: dict[str, Any], sources: dict[str, Generation | None]) -> dict[str, Any]:

@@ -57,13 +57,15 @@ def serve_file(
     stat = os.stat(full)
     modified = None if etag else int(stat.st_mtime)
     etag = etag or file_etag(stat.st_mtime, stat.st_size)
-    response = get_conditional_response(request, etag=etag, last_modified=modified)
-    if response is None:
-        if settings.MEDIA_SERVE == "accel":
-            response = _accel_response(full)
-        else:
-            ranges = _range_applies(request, etag, modified)
-            response = _file_response(request, full, stat.st_size, ranges)
+    validated = get_conditional_response(request, etag=etag, last_modified=modified)
+    response: HttpResponseBase
+    if validated is not None:  # 304 (or 412 for a failed If-Match)
+        response = validated
+    elif settings.MEDIA_SERVE == "accel":
+        response = _accel_response(full)
+    else:
+        ranges = _range_applies(request, etag, modified)
+        response = _file_response(request, full, stat.st_size, ranges)
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Accept-Ranges"] = "bytes"
@@ -71,8 +73,9 @@ def serve_file(
     response["ETag"] = etag
     if modified is not None:
         response["Last-Modified"] = http_date(modified)
-    if download_name is not None and response.status_code != 304:
-        response["Content-Disposition"] = content_disposition_header(True, download_name)
+    disposition = content_disposition_header(True, download_name) if download_name else None
+    if disposition and validated is None:
+        response["Content-Disposition"] = disposition
     return response
 
 

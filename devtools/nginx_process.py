@@ -80,8 +80,10 @@ class NginxProcess:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.run_dir = Path(tempfile.mkdtemp(prefix="lumaweb-nginx-"))
-        # As root, nginx's workers would drop to `nobody`, who cannot read a 0700 temp folder.
-        user = "user root;\n" if os.geteuid() == 0 else ""
+        # Started as root, the workers run as `nobody`, as the official image's run as `nginx`:
+        # a user other than the files' owner, so a file only its owner may read (0600) is a
+        # 403 here as it would be in compose. The media folder must be readable by others.
+        user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
         self.config = self.run_dir / "nginx.conf"
         self.config.write_text(
             MAIN.format(

@@ -16,10 +16,13 @@ browser that has it already is a 304.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -101,8 +104,19 @@ def chain_mp4(request: HttpRequest, pk: uuid.UUID) -> HttpResponseBase:
             full.unlink(missing_ok=True)
             return _back(request, gen, CHANGED)
         chain_files.remove_others(name)  # a clip copied again: the old join of this path
+    _readable(full)
     etag = f'"{full.stem}"'  # the join's name: the mtime moves whenever it is sent (touch)
     return _send(request, str(full), filename, etag) or _back(request, gen, GONE)
+
+
+def _readable(full: Path) -> None:
+    """A join is written to a ``mkstemp`` file (0600): given the mode of every other stored file
+    (``FILE_UPLOAD_PERMISSIONS``, 0644), so that nginx, another user, can send it
+    (``MEDIA_SERVE=accel``). Joins kept from before are fixed when next sent."""
+    mode = settings.FILE_UPLOAD_PERMISSIONS
+    with contextlib.suppress(OSError):  # removed meanwhile: the send says it is gone
+        if mode is not None and full.stat().st_mode & 0o777 != mode:
+            full.chmod(mode)
 
 
 def _send(

@@ -130,6 +130,7 @@ def main() -> None:
         raise SystemExit("nginx is not installed: apt-get install -y nginx-light")
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-media-"))
+    tmp.chmod(0o755)  # nginx's workers are another user (devtools.nginx_process)
     media = tmp / "media"
     env = {
         **os.environ,

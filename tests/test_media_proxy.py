@@ -45,6 +45,9 @@ def proxy(transactional_db, settings, media_root: Path) -> Iterator[Proxy]:
     if nginx_binary() is None:
         pytest.fail("nginx is not installed: apt-get install -y nginx-light (scripts/test does)")
     settings.MEDIA_SERVE = "accel"
+    # nginx's workers are another user than lumaweb, as in compose (the official image's
+    # `nginx`): the folder must be theirs to enter, every file theirs to read.
+    media_root.chmod(0o755)
     settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
     django_port = port_in(*PORTS)
     server = LiveServer(f"127.0.0.1:{django_port}", start=False)

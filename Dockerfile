@@ -35,4 +35,7 @@ RUN pip install --no-deps --no-build-isolation . \
 
 USER lumaweb
 EXPOSE 8000
-CMD ["gunicorn", "lumaweb.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--worker-class", "gthread", "--threads", "8", "--timeout", "120"]
+# --keep-alive 75: connections from a proxy (compose's nginx keeps its upstream connections
+# idle for 60 s) or a browser polling every 2-5 s are reused rather than closed after 2 s
+# (gunicorn's default), a new TCP handshake per poll.
+CMD ["gunicorn", "lumaweb.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--worker-class", "gthread", "--threads", "8", "--timeout", "120", "--keep-alive", "75"]

@@ -8,23 +8,31 @@ milliseconds (docs/ARCHITECTURE.md, "Chains", has the figures), and the result i
 ``MEDIA_ROOT/chains/``, named by its leaf and a digest of the path's ids and files
 (``chain_files``, which also removes them: on a delete, when unread for days, when replaced), so
 the next download of the same path is a plain file send. ``chains/`` is not served by
-``/media/``: only this view, behind the login, sends it.
+``/media/``: only this view, behind the login, sends it (``fileserve.serve_file``: ranges, so a
+broken download resumes; nginx sends the bytes with ``MEDIA_SERVE=accel``). The address stays
+while the path's files change, so a browser asks again each time (``no-cache``); a join's ETag
+is its name (the path's digest: the mtime moves whenever the join is sent), and the answer to a
+browser that has it already is a 304.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
 from generations import chain_files, chains, joining, naming
+from generations.fileserve import serve_file
 from generations.models import Generation, Status
 
 log = logging.getLogger(__name__)
@@ -65,7 +73,7 @@ def chain_mp4(request: HttpRequest, pk: uuid.UUID) -> HttpResponseBase:
         )
     filename = naming.download_name(gen, "-chain")
     if len(clips) == 1:  # the leaf holds the whole chain (or the chain is one video)
-        return _send(clips[0].video_file.path, filename) or _back(request, gen, GONE)
+        return _send(request, clips[0].video_file.path, filename) or _back(request, gen, GONE)
     name = chain_files.cache_name(clips, gen)  # named by this video, whatever plays last
     full = chain_files.path(name)
     if full.is_file():
@@ -97,14 +105,25 @@ def chain_mp4(request: HttpRequest, pk: uuid.UUID) -> HttpResponseBase:
             full.unlink(missing_ok=True)
             return _back(request, gen, CHANGED)
         chain_files.remove_others(name)  # a clip copied again: the old join of this path
-    return _send(str(full), filename) or _back(request, gen, GONE)
+    _readable(full)
+    etag = f'"{full.stem}"'  # the join's name: the mtime moves whenever it is sent (touch)
+    return _send(request, str(full), filename, etag) or _back(request, gen, GONE)
 
 
-def _send(path: str, filename: str) -> HttpResponseBase | None:
+def _readable(full: Path) -> None:
+    """A join is written to a ``mkstemp`` file (0600): given the mode of every other stored file
+    (``FILE_UPLOAD_PERMISSIONS``, 0644), so that nginx, another user, can send it
+    (``MEDIA_SERVE=accel``). Joins kept from before are fixed when next sent."""
+    mode = settings.FILE_UPLOAD_PERMISSIONS
+    with contextlib.suppress(OSError):  # removed meanwhile: the send says it is gone
+        if mode is not None and full.stat().st_mode & 0o777 != mode:
+            full.chmod(mode)
+
+
+def _send(
+    request: HttpRequest, path: str, filename: str, etag: str | None = None
+) -> HttpResponseBase | None:
     try:
-        handle = open(path, "rb")  # noqa: SIM115 (FileResponse closes it)
-    except OSError:
+        return serve_file(request, path, "private, no-cache", etag=etag, download_name=filename)
+    except FileNotFoundError:
         return None
-    response = FileResponse(handle, as_attachment=True, filename=filename, content_type="video/mp4")
-    response["X-Content-Type-Options"] = "nosniff"
-    return response

@@ -3,7 +3,9 @@ thumbnails to logged-in people (or API tokens) only.
 
 Videos are answered with byte ranges (206) when the browser asks for them: Safari plays nothing
 without, and every browser needs them to seek (``generations.fileserve``, which a share link's
-videos use too).
+videos use too). A video or thumbnail is a finished generation's copy, named by its id and never
+rewritten, so a browser keeps it a year without asking (``fileserve.IMMUTABLE``); keyframes keep
+the hour they had. With ``MEDIA_SERVE=accel`` nginx sends the bytes once this view said yes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from django.http.response import HttpResponseBase
 from django.utils._os import safe_join
 from django.views.decorators.http import require_safe
 
-from generations.fileserve import serve_file
+from generations.fileserve import IMMUTABLE, serve_file
 
 PUBLIC_PREFIXES = ("keyframes/",)
 PRIVATE_PREFIXES = ("videos/", "thumbnails/")
@@ -43,4 +45,5 @@ def media(request: HttpRequest, path: str) -> HttpResponseBase:
         raise Http404 from None
     if not os.path.isfile(full):
         raise Http404
-    return serve_file(request, full, "private, max-age=3600")
+    private = path.startswith(PRIVATE_PREFIXES)
+    return serve_file(request, full, IMMUTABLE if private else "private, max-age=3600")

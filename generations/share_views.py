@@ -110,7 +110,8 @@ def public_media(
     if not full or not os.path.isfile(full):
         return _public(HttpResponse("Not found.\n", status=404, content_type="text/plain"))
     # no-cache: a browser may keep the bytes but asks again before using them, so a revoked
-    # link's video stops at the next play.
+    # link's video stops at the next play; while the link lives, the answer to that asking is a
+    # 304 (fileserve's ETag), no bytes sent again.
     return _public(serve_file(request, full, "private, no-cache"), "private, no-cache")
 
 

@@ -167,6 +167,12 @@ if DEBUG:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
+# Who sends a stored file's bytes once lumaweb said yes (generations/fileserve.py): `django`
+# (the web process reads and sends them) or `accel` (an empty answer with X-Accel-Redirect:
+# /protected-media/<path>, which nginx serves from MEDIA_ROOT: deploy/nginx.conf).
+MEDIA_SERVE = env_str("MEDIA_SERVE", "django").strip().lower() or "django"
+if MEDIA_SERVE not in ("django", "accel"):
+    raise ImproperlyConfigured(f"MEDIA_SERVE must be django or accel, not {MEDIA_SERVE!r}")
 
 # --- the upstream -----------------------------------------------------------------------------
 LUMA_API_KEY = env_str("LUMA_API_KEY")

@@ -200,8 +200,14 @@ def test_the_idempotency_key_tells_kinds_and_end_videos_apart(db, luma):
 # --- the JSON API ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("model", "ray-2"), ("resolution", "4k"), ("duration", "9s"), ("loop", True)]
-    + [("concepts", ["dolly_zoom"]), ("concepts", "dolly_zoom")],
+    [
+        ("model", "ray-2"),
+        ("resolution", "4k"),
+        ("duration", "9s"),
+        ("loop", True),
+        ("concepts", ["dolly_zoom"]),
+        ("concepts", "dolly_zoom"),
+    ],
 )
 def test_api_with_umamiai_refuses_an_option_naming_field_and_provider(api, field, value):
     response = post(api, {"user_prompt": "x", field: value})

@@ -20,10 +20,10 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods
 
 from generations import actions, provider_fields, queries
-from generations.api.sources import sources_of
 from generations.api.errors import json_error, json_object
 from generations.api.openapi import SCHEMA, request_body_schema
 from generations.api.serializers import generation_json
+from generations.api.sources import sources_of
 from generations.forms import (
     MAX_BATCH,
     ExtendForm,

@@ -433,7 +433,7 @@ def _lock_sources(sources: Sources) -> tuple[str, str]:
     videos = sources.videos()
     if not videos:
         return "", ""
-    found = dict(
+    found: dict[Any, str | None] = dict(
         Generation.objects.select_for_update()
         .filter(pk__in=[gen.pk for gen in videos], status=Status.COMPLETED, remote_id__isnull=False)
         .exclude(remote_id="")
@@ -444,7 +444,7 @@ def _lock_sources(sources: Sources) -> tuple[str, str]:
         raise ServiceError(sources.refusal)
     parent = found[sources.parent.pk] if sources.parent else ""
     end = found[sources.end_parent.pk] if sources.end_parent else ""
-    return parent, end
+    return parent or "", end or ""
 
 
 def request_fingerprint(

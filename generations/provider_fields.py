@@ -71,7 +71,7 @@ class ConceptsField(forms.MultipleChoiceField):
         return super().to_python(value)
 
     def validate(self, value: Any) -> None:
-        keys = [str(key) for key, _ in self.choices]  # type: ignore[misc]
+        keys = [key for key, _ in concept_choices()]
         unknown = [part for part in value if part not in keys]
         if unknown:
             raise ValidationError(
@@ -79,7 +79,7 @@ class ConceptsField(forms.MultipleChoiceField):
                 code="invalid_choice",
             )
 
-    def clean(self, value: Any) -> str:  # type: ignore[override]
+    def clean(self, value: Any) -> str:
         return ",".join(super().clean(value))
 
 

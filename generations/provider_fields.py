@@ -16,6 +16,7 @@ from typing import Any
 from django import forms
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.utils.functional import lazy
 
 from generations import providers
 from generations.inputs import GenerationRequest
@@ -83,6 +84,12 @@ class ConceptsField(forms.MultipleChoiceField):
         return ",".join(super().clean(value))
 
 
+def _concepts_help() -> str:
+    if concepts():
+        return "Camera moves to use (optional)."
+    return "None to pick: the service's list of concepts could not be fetched just now."
+
+
 def concept_choices() -> list[tuple[str, str]]:
     return [(key, key.replace("_", " ")) for key in concepts()]
 
@@ -128,7 +135,7 @@ def option_fields(caps: providers.Capabilities) -> dict[str, forms.Field]:
             label="Camera concepts",
             required=False,
             choices=concept_choices,
-            help_text="Camera moves to use (optional).",
+            help_text=lazy(_concepts_help, str)(),
         )
     return fields
 

@@ -291,3 +291,12 @@ def test_api_sources_that_are_wrong_answer_400_or_409(api, luma):
     assert post(api, {"user_prompt": "x", "end_generation_id": str(running.pk)}).status_code == 409
     batch = post(api, {"user_prompts": ["a", "b"], "end_generation_id": str(finished().pk)})
     assert batch.status_code == 400 and "user_prompts" in batch.json()["error"]
+
+
+def test_api_extend_with_umamiai_refuses_an_option_by_name(api):
+    parent = finished()
+    response = post(
+        api, {"user_prompt": "x", "duration": "9s"}, f"/api/v1/generations/{parent.pk}/extend"
+    )
+    assert response.status_code == 400
+    assert response.json()["fields"]["duration"][0].startswith("duration: UmamiAI")

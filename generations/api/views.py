@@ -406,6 +406,8 @@ def generation_extend(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     if isinstance(asked, JsonResponse):
         return asked
     key, data = asked
+    if refused := provider_fields.refusals(data):  # an option the provider cannot do
+        return _error(400, "Some fields are not valid.", {k: [v] for k, v in refused.items()})
     form = ExtendForm(data, parent=parent)
     if not form.is_valid():
         return _form_errors(form)

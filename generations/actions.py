@@ -21,7 +21,17 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from generations import audit, chain_files, chains, money, pipeline, tasks, webhooks
+from generations import (
+    audit,
+    chain_files,
+    chains,
+    money,
+    pipeline,
+    provider_fields,
+    providers,
+    tasks,
+    webhooks,
+)
 from generations.inputs import GenerationRequest
 from generations.models import (
     DEFAULT_ROLE,
@@ -351,14 +361,103 @@ def _revoke_share_links_of(actor: User, person: Account) -> None:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Sources:
+    """The videos a new generation is made from, and so its kind: none (a new video); ``parent``
+    to continue (an extension); ``parent`` to lead into (``Kind.REVERSE``, what came before
+    it); ``parent`` to ``end_parent`` (``Kind.INTERPOLATE``)."""
+
+    kind: str = Kind.CREATE
+    parent: Generation | None = None
+    end_parent: Generation | None = None
+
+    @classmethod
+    def of(cls, parent: Generation | None) -> Sources:
+        return cls(Kind.EXTEND, parent) if parent is not None else cls()
+
+    def videos(self) -> list[Generation]:
+        return [gen for gen in (self.parent, self.end_parent) if gen is not None]
+
+    @property
+    def what(self) -> str:
+        """The new row, in the audit's words."""
+        return {
+            Kind.CREATE: "a video",
+            Kind.EXTEND: "an extension",
+            Kind.REVERSE: "what came before a video",
+            Kind.INTERPOLATE: "an interpolation",
+        }[Kind(self.kind)]
+
+    @property
+    def note(self) -> str:
+        """The new row's first status note ("" for a new video: the batch says)."""
+        parent = self.parent.pk if self.parent else None
+        end = self.end_parent.pk if self.end_parent else None
+        return {
+            Kind.CREATE: "",
+            Kind.EXTEND: f"extension of {parent}",
+            Kind.REVERSE: f"what came before {parent}",
+            Kind.INTERPOLATE: f"interpolation from {parent} to {end}",
+        }[Kind(self.kind)]
+
+    @property
+    def refusal(self) -> str:
+        """Why it cannot be made when a source is not a finished video the service knows."""
+        return {
+            Kind.EXTEND: "Only a finished video can be extended.",
+            Kind.REVERSE: "Only a finished video can have what came before it made.",
+            Kind.INTERPOLATE: "Only between two finished videos can an interpolation be made.",
+        }.get(Kind(self.kind), "")
+
+    def check_provider(self) -> None:
+        """Refused (``ServiceError``) when the provider cannot make this kind."""
+        provider = providers.current()
+        can = {
+            Kind.CREATE: True,
+            Kind.EXTEND: provider.capabilities.extend,
+            Kind.REVERSE: provider.capabilities.reverse_extend,
+            Kind.INTERPOLATE: provider.capabilities.interpolate,
+        }[Kind(self.kind)]
+        if not can:
+            raise ServiceError(f"{provider.label} cannot make {self.what}.")
+        if self.kind == Kind.INTERPOLATE and (
+            self.parent is None or self.end_parent is None or self.parent.pk == self.end_parent.pk
+        ):
+            raise ServiceError("An interpolation runs between two different videos.")
+
+
+def _lock_sources(sources: Sources) -> tuple[str, str]:
+    """The sources' upstream ids (parent's, end parent's), read with their rows locked, in one
+    order (a delete of a source at the same moment waits for the new row); ``ServiceError``
+    when one is not a finished video the service knows."""
+    videos = sources.videos()
+    if not videos:
+        return "", ""
+    found: dict[Any, str | None] = dict(
+        Generation.objects.select_for_update()
+        .filter(pk__in=[gen.pk for gen in videos], status=Status.COMPLETED, remote_id__isnull=False)
+        .exclude(remote_id="")
+        .order_by("pk")
+        .values_list("pk", "remote_id")
+    )
+    if any(gen.pk not in found for gen in videos):
+        raise ServiceError(sources.refusal)
+    parent = found[sources.parent.pk] if sources.parent else ""
+    end = found[sources.end_parent.pk] if sources.end_parent else ""
+    return parent or "", end or ""
+
+
 def request_fingerprint(
     request: GenerationRequest,
     parent: Generation | None = None,
     uploads: dict[int, str] | None = None,
+    sources: Sources | None = None,
 ) -> str:
-    """A digest of what is asked: the parent (for an extension) and every request field, an
-    upload by its bytes (two posts of one form re-encode the same image to the same bytes).
+    """A digest of what is asked: the sources (the parent of an extension; the kind and the
+    end video of what came before or of an interpolation) and every request field, an upload
+    by its bytes (two posts of one form re-encode the same image to the same bytes).
     ``uploads`` keeps the digests of uploads already read (a batch's jobs share them)."""
+    sources = sources or Sources.of(parent)
     known = {} if uploads is None else uploads
     values: dict[str, Any] = {}
     for name in request.field_names():
@@ -371,21 +470,30 @@ def request_fingerprint(
                 known[id(value)] = "sha256:" + digest.hexdigest()
             value = known[id(value)]
         values[name] = value
-    raw = json.dumps(
-        {"parent": str(parent.pk) if parent else None, "request": values},
-        sort_keys=True,
-        default=str,
-    )
+    asked: dict[str, Any] = {
+        "parent": str(sources.parent.pk) if sources.parent else None,
+        "request": values,
+    }
+    if sources.kind not in (Kind.CREATE, Kind.EXTEND):  # (the digests of before stay the same)
+        asked["kind"] = str(sources.kind)
+        asked["end_parent"] = str(sources.end_parent.pk) if sources.end_parent else None
+    raw = json.dumps(asked, sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def batch_fingerprint(requests: list[GenerationRequest], parent: Generation | None = None) -> str:
+def batch_fingerprint(
+    requests: list[GenerationRequest],
+    parent: Generation | None = None,
+    sources: Sources | None = None,
+) -> str:
     """The digest of a batch: a batch of one is that one request (the same key for the same
     single request, whichever way it was asked); else every request's digest, in order."""
     if len(requests) == 1:
-        return request_fingerprint(requests[0], parent)
+        return request_fingerprint(requests[0], parent, sources=sources)
     uploads: dict[int, str] = {}  # each shared upload read once
-    digests = [request_fingerprint(request, parent, uploads) for request in requests]
+    digests = [
+        request_fingerprint(request, parent, uploads, sources=sources) for request in requests
+    ]
     return hashlib.sha256(("batch:" + ",".join(digests)).encode()).hexdigest()
 
 
@@ -413,10 +521,13 @@ def create_generation(
     *,
     parent: Generation | None = None,
     idempotency_key: str | None = None,
+    sources: Sources | None = None,
 ) -> Generation:
-    """Queue a new generation (or, with ``parent``, an extension): ``create_generations`` of
-    one request."""
-    return create_generations(user, [request], parent=parent, idempotency_key=idempotency_key)[0]
+    """Queue a new generation (or, with ``parent``, an extension; with ``sources``, any kind):
+    ``create_generations`` of one request."""
+    return create_generations(
+        user, [request], parent=parent, idempotency_key=idempotency_key, sources=sources
+    )[0]
 
 
 def create_generations(
@@ -425,6 +536,7 @@ def create_generations(
     *,
     parent: Generation | None = None,
     idempotency_key: str | None = None,
+    sources: Sources | None = None,
 ) -> list[Generation]:
     """Queue new generations (or, with ``parent``, extensions): one, or a batch of up to
     ``MAX_BATCH``, all or nothing. Nothing is sent yet: a worker is woken for each after the
@@ -443,10 +555,20 @@ def create_generations(
 
     The rows of a batch share its keyframe uploads: stored once with the first row, then named
     by the others (a delete keeps a keyframe another row still uses).
+
+    ``sources`` (or ``parent`` alone: an extension) names the videos it is made from: each must
+    be a finished video the service knows, and its upstream id is copied onto the new row. A
+    kind or a request option the provider cannot do is refused (``ServiceError``).
     """
     check_can_spend(user)
+    sources = sources or Sources.of(parent)
+    parent = sources.parent
     if not requests:
         raise ServiceError("Nothing to queue.")
+    sources.check_provider()
+    for request in requests:
+        if refused := provider_fields.unsupported(request):
+            raise ServiceError(" ".join(provider_fields.refusal(name) for name in refused))
     if len(requests) > MAX_BATCH:
         raise ServiceError(
             f"That is {len(requests)} videos; one batch makes at most {MAX_BATCH}. "
@@ -460,19 +582,12 @@ def create_generations(
         if idempotency_key and person is not None:
             # A replay answers with the first generations even if, since then, their parent can
             # no longer be extended or the budget is spent: nothing new is queued by it.
-            key_row = _claim_key(person, idempotency_key, batch_fingerprint(requests, parent))
+            key_row = _claim_key(
+                person, idempotency_key, batch_fingerprint(requests, sources=sources)
+            )
         _check_budget(user, generations=len(requests))
-        parent_remote_id = ""
-        if parent is not None:
-            # Locked: a delete of the parent at the same moment waits for this extension.
-            parent_remote_id = (
-                Generation.objects.select_for_update()
-                .filter(pk=parent.pk, status=Status.COMPLETED, remote_id__isnull=False)
-                .values_list("remote_id", flat=True)
-                .first()
-            ) or ""
-            if not parent_remote_id:
-                raise ServiceError("Only a finished video can be extended.")
+        # Locked: a delete of a source at the same moment waits for this row.
+        parent_remote_id, end_parent_remote_id = _lock_sources(sources)
         stored: dict[str, Any] = {}
         for request in requests:
             if stored:
@@ -481,9 +596,11 @@ def create_generations(
                 created_by=person,
                 submit_key=key_row,
                 parent=parent,
-                # Copied, so the extension can be sent even if its parent is deleted meanwhile.
+                # Copied, so the row can be sent even if its sources are deleted meanwhile.
                 parent_remote_id=parent_remote_id,
-                kind=Kind.EXTEND if parent else Kind.CREATE,
+                end_parent=sources.end_parent,
+                end_parent_remote_id=end_parent_remote_id,
+                kind=sources.kind,
                 status=Status.QUEUED,
                 enqueued_at=timezone.now(),
                 **request.row_fields(),
@@ -498,18 +615,14 @@ def create_generations(
                 generation=gen,
                 at=gen.created_at,
                 status=Status.QUEUED,
-                note=f"extension of {parent.pk}"
-                if parent
-                else (
-                    "created" if len(requests) == 1 else f"created in a batch of {len(requests)}"
-                ),
+                note=sources.note
+                or ("created" if len(requests) == 1 else f"created in a batch of {len(requests)}"),
             )
             cost = money.cost_per_generation()
-            what = "an extension" if parent else "a video"
             audit.record(
                 user,
                 AuditAction.SPENT,
-                f"Queued {what}: {cost:,} tokens",
+                f"Queued {sources.what}: {cost:,} tokens",
                 subject=person,
                 generation=gen.pk,
                 details={"kind": gen.kind, "cost": cost, "prompt": gen.user_prompt[:100]},
@@ -529,6 +642,41 @@ def extend_generation(
     idempotency_key: str | None = None,
 ) -> Generation:
     return create_generation(user, request, parent=parent, idempotency_key=idempotency_key)
+
+
+def reverse_extend_generation(
+    source: Generation,
+    user: User,
+    request: GenerationRequest,
+    *,
+    idempotency_key: str | None = None,
+) -> Generation:
+    """Queue what came before ``source``: a new clip that ends where it begins (its parent is
+    ``source``). Extend's rules: who may spend, the budget, the key, a finished source."""
+    return create_generation(
+        user,
+        request,
+        sources=Sources(Kind.REVERSE, source),
+        idempotency_key=idempotency_key,
+    )
+
+
+def interpolate_generations(
+    start: Generation,
+    end: Generation,
+    user: User,
+    request: GenerationRequest,
+    *,
+    idempotency_key: str | None = None,
+) -> Generation:
+    """Queue a clip that gets from ``start`` to ``end`` (parent ``start``, end parent ``end``).
+    Extend's rules: who may spend, the budget, the key, two finished sources."""
+    return create_generation(
+        user,
+        request,
+        sources=Sources(Kind.INTERPOLATE, start, end),
+        idempotency_key=idempotency_key,
+    )
 
 
 SECOND_CHARGE_WORDS = (

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.http import QueryDict
 
-from generations import fetch, frames, images
+from generations import fetch, frames, images, provider_fields
 from generations.actions import MAX_BATCH
 from generations.inputs import GenerationRequest
 from generations.models import ASPECT_RATIOS, DEFAULT_ROLE, AspectRatio, Generation, Role
@@ -162,6 +162,8 @@ class GenerationForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The options the provider can do, as its fields; none of the others (issue 11 #2).
+        provider_fields.fit_form(self)
         self.frames: dict[str, frames.Resolved] = {}  # frame field -> the frame it names
         if not self.takes_frames:
             for name in FRAME_FOR:
@@ -280,6 +282,9 @@ class GenerationForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        # An option the provider cannot do is refused, not dropped: the person asked for it.
+        for reason in provider_fields.refusals(self.data).values():
+            self.add_error(None, reason)
         source = self.keyframe_source()
         for frame_field, upload in FRAME_FOR.items():
             resolved = self.frames.get(frame_field)

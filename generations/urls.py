@@ -8,6 +8,7 @@ from generations import (
     converters,  # noqa: F401  (registers <token:...>)
     frame_views,
     share_views,
+    source_views,
     team_views,
     usage_views,
     views,
@@ -20,6 +21,12 @@ urlpatterns = [
     path("generations/<uuid:pk>/", views.detail, name="generation-detail"),
     path("generations/<uuid:pk>/chain.mp4", chain_views.chain_mp4, name="generation-chain-mp4"),
     path("generations/<uuid:pk>/extend/", views.extend, name="generation-extend"),
+    path("generations/<uuid:pk>/before/", source_views.before, name="generation-before"),
+    path(
+        "generations/<uuid:pk>/interpolate/",
+        source_views.interpolate,
+        name="generation-interpolate",
+    ),
     path("generations/<uuid:pk>/frame.jpg", frame_views.frame_image, name="generation-frame"),
     path("generations/<uuid:pk>/like/", views.like, name="generation-like"),
     path("generations/<uuid:pk>/retry/", views.retry, name="generation-retry"),

@@ -29,11 +29,12 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
-from generations import actions, boards, chains, money, queries, webhooks
+from generations import actions, boards, chains, money, providers, queries, webhooks
 from generations.forms import ASPECT_HINTS, MAX_BATCH, CreateForm, ExtendForm, frame_prefill
 from generations.htmx import HtmxHttpRequest, answer_poll, htmx_target, next_url, render_for_target
 from generations.inputs import GenerationRequest
 from generations.models import ASPECT_RATIOS, Board, Generation, WebhookEvent
+from generations.source_forms import BeforeForm
 from generations.templatetags.studio import short_prompt, thousands
 
 # The most cards one grid watch asks about: ~55 characters each in the query string, and
@@ -411,6 +412,10 @@ def _detail_context(
         # read only by the whole page, not by its polls; one query however deep the tree
         "chain_tree": SimpleLazyObject(lambda: chains.tree(gen)),
         "extend_form": extend_form or ExtendForm(parent=gen),
+        # issue 11 #2: only where the provider can make what came before a video
+        "before_form": BeforeForm(parent=gen)
+        if providers.current().capabilities.reverse_extend
+        else None,
         "version": gen.live_version,
     }
 

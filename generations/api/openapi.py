@@ -49,12 +49,55 @@ def request_body_schema() -> dict[str, Any]:
     """A create or extend body: the request fields of the create form (uploads are pages-only)."""
     form = GenerationForm()
     defaults = GenerationRequest.defaults()
-    names = [n for n in GenerationRequest.field_names() if n not in GenerationRequest.uploads()]
+    skipped = set(GenerationRequest.uploads()) | set(GenerationRequest.options())
+    names = [n for n in GenerationRequest.field_names() if n not in skipped]
     return {
         "type": "object",
         "required": [n for n in names if form.fields[n].required and n not in defaults],
-        "properties": {n: _field_schema(form.fields[n]) for n in names},
+        "properties": {
+            **{n: _field_schema(form.fields[n]) for n in names},
+            **OPTION_SCHEMAS,
+            **SOURCE_SCHEMAS,
+        },
     }
+
+
+# The options only some providers can do: their allowed values are the provider's, read at
+# GET /provider (capabilities); one the provider cannot do answers 400 naming it.
+_OPTION_NOTE = " Only where the provider can (GET /provider: capabilities); else 400."
+OPTION_SCHEMAS: dict[str, Any] = {
+    "model": {"type": "string", "description": "One of capabilities.models." + _OPTION_NOTE},
+    "resolution": {
+        "type": "string",
+        "description": "One of capabilities.resolutions." + _OPTION_NOTE,
+    },
+    "duration": {
+        "type": "string",
+        "description": "One of capabilities.durations." + _OPTION_NOTE,
+    },
+    "loop": {"type": "boolean", "description": "A looping video." + _OPTION_NOTE},
+    "concepts": {
+        "description": "Concept keys (GET /provider: concepts), a list or a comma-separated "
+        "string." + _OPTION_NOTE,
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    },
+}
+# Creates only: the videos a new one starts from or leads into (start only: an extension; end
+# only: what came before the end video; both: an interpolation from start to end).
+SOURCE_SCHEMAS: dict[str, Any] = {
+    "start_generation_id": {
+        "type": "string",
+        "format": "uuid",
+        "description": "A finished video to continue from (its last frame starts this one).",
+    },
+    "end_generation_id": {
+        "type": "string",
+        "format": "uuid",
+        "description": "A finished video to lead into (this one ends where it begins); "
+        "only where capabilities.reverse_extend (alone) or capabilities.interpolate (with "
+        "start_generation_id).",
+    },
+}
 
 
 _ERROR = {

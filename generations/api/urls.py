@@ -3,7 +3,7 @@
 from django.urls import path
 
 from generations import converters  # noqa: F401  (registers <token:...>)
-from generations.api import boards, shares, usage, views
+from generations.api import boards, provider, shares, usage, views
 
 urlpatterns = [
     path("openapi.json", views.openapi_schema, name="api-openapi"),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("generations/<uuid:pk>", views.generation_detail, name="api-generation"),
     path("generations/<uuid:pk>/extend", views.generation_extend, name="api-generation-extend"),
     path("usage", usage.usage, name="api-usage"),
+    path("provider", provider.provider, name="api-provider"),
     path("boards", boards.board_collection, name="api-boards"),
     path("boards/<int:pk>", boards.board_detail, name="api-board"),
     path("boards/<int:pk>/items", boards.board_items, name="api-board-items"),

@@ -19,10 +19,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_http_methods
 
-from generations import actions, queries
+from generations import actions, provider_fields, queries
 from generations.api.errors import json_error, json_object
 from generations.api.openapi import SCHEMA, request_body_schema
 from generations.api.serializers import generation_json
+from generations.api.sources import sources_of
 from generations.forms import (
     MAX_BATCH,
     ExtendForm,
@@ -80,8 +81,8 @@ def _json_body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
     problems: dict[str, list[str]] = {}
     for name, schema in SCHEMA_BODY["properties"].items():
         value = data.get(name)
-        wanted = schema["type"]
-        if value is None:
+        wanted = schema.get("type")
+        if value is None or wanted is None:  # (concepts: a list or a string, the form checks)
             continue
         if not isinstance(value, JSON_TYPES[wanted]) or (
             wanted == "integer" and isinstance(value, bool)
@@ -174,13 +175,14 @@ def _create(
     form: GenerationForm,
     key: str | None,
     parent: Generation | None = None,
+    sources: actions.Sources | None = None,
 ) -> HttpResponse:
     """Queue what ``form`` asks for under ``key``: 201 with the new generation; the same 201
     with the first one (and ``Idempotent-Replayed: true``) when the key was used for this very
     request; 422 when it was used for another; 409 when the service refuses."""
     try:
         gen = actions.create_generation(
-            request.user, form.to_request(), parent=parent, idempotency_key=key
+            request.user, form.to_request(), parent=parent, idempotency_key=key, sources=sources
         )
     except actions.AlreadySubmitted as replay:
         if replay.generation is None:
@@ -316,6 +318,24 @@ def _frame_fields(data: dict[str, Any]) -> dict[str, Any] | JsonResponse:
     return out
 
 
+def _create_from(
+    request: HttpRequest, data: dict[str, Any], key: str | None, sources: actions.Sources
+) -> HttpResponse:
+    """A create made from finished videos (``start_generation_id`` / ``end_generation_id``):
+    an extension's form (the shape follows the first source), one video, no frame keyframes."""
+    mixed = (BATCH_FIELDS.keys() | FRAME_FIELDS.values()) & data.keys()
+    if mixed:
+        return _error(
+            400,
+            "start_generation_id and end_generation_id make one video from other videos: "
+            f"leave out {', '.join(sorted(mixed))}.",
+        )
+    form = ExtendForm({**GenerationRequest.defaults(), **data}, parent=sources.parent)
+    if not form.is_valid():
+        return _form_errors(form)
+    return _create(request, form, key, sources=sources)
+
+
 def _uuid_or_none(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
@@ -338,6 +358,13 @@ def generations_collection(request: HttpRequest) -> HttpResponse:
         data = _frame_fields(body)
         if isinstance(data, JsonResponse):
             return data
+        if refused := provider_fields.refusals(data):  # an option the provider cannot do
+            return _error(400, "Some fields are not valid.", {k: [v] for k, v in refused.items()})
+        sources = sources_of(data)
+        if isinstance(sources, JsonResponse):
+            return sources
+        if sources is not None:
+            return _create_from(request, data, key, sources)
         if BATCH_FIELDS.keys() & data.keys():
             return _create_batch(request, data, key)
         form = GenerationForm({**GenerationRequest.defaults(), **data})
@@ -379,6 +406,8 @@ def generation_extend(request: HttpRequest, pk: uuid.UUID) -> HttpResponse:
     if isinstance(asked, JsonResponse):
         return asked
     key, data = asked
+    if refused := provider_fields.refusals(data):  # an option the provider cannot do
+        return _error(400, "Some fields are not valid.", {k: [v] for k, v in refused.items()})
     form = ExtendForm(data, parent=parent)
     if not form.is_valid():
         return _form_errors(form)

@@ -13,7 +13,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from lumaweb.env import env_bool, env_float, env_int, env_list, env_str
+from lumaweb.env import env_bool, env_float, env_int, env_list, env_price_table, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -196,6 +196,9 @@ if (
         f"LUMA_API_BASE_URL must be an http(s) URL, not {LUMA_API_BASE_URL!r}"
     )
 LUMA_TOKENS_PER_GENERATION = env_int("LUMA_TOKENS_PER_GENERATION", 500_000, minimum=0)
+# Luma's official API (LUMA_PROVIDER=luma): prices in US cents by model:resolution:duration,
+# over the estimated defaults in generations/providers/luma.py (PRICES); see docs/ARCHITECTURE.md.
+LUMA_PRICE_TABLE = env_price_table("LUMA_PRICE_TABLE")
 LUMA_POLL_INTERVAL = env_float("LUMA_POLL_INTERVAL", 5.0, minimum=0.1)
 LUMA_POLL_BATCH_SIZE = env_int("LUMA_POLL_BATCH_SIZE", 50, minimum=1)
 # A provider without batched polling (Luma: one GET per id) is asked at most this many times a

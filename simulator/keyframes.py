@@ -165,3 +165,25 @@ def fetch(url: str, allowed_origins: Iterable[str], timeout: float, max_bytes: i
             raise Refused(f"{url} is larger than {max_bytes} bytes")
         return data
     raise Refused(f"more than {MAX_REDIRECTS} redirects")
+
+
+def post_json(url: str, body: bytes, allowed_origins: Iterable[str], timeout: float) -> int:
+    """POST ``body`` (JSON) to ``url`` under the same rule as ``fetch`` (an allowed origin, or
+    a public address, pinned) and return the answer's status. Redirects are not followed (a
+    callback is delivered once, where it was asked to go). Raises Refused, ``OSError`` or
+    ``http.client.HTTPException``."""
+    allowed = {origin_of(value) for value in allowed_origins}
+    try:
+        connection = _connection(url, allowed, timeout)
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = {"Content-Type": "application/json", "User-Agent": "LumaSimulator/1.0"}
+    try:
+        connection.request("POST", target, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read(64 * 1024)
+        return response.status
+    finally:
+        connection.close()

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
@@ -35,6 +35,12 @@ SIZES: dict[str, tuple[int, int]] = {
     "21:9": (672, 288),
     "9:21": (288, 672),
 }
+# The luma dialect's resolutions: 540p is SIZES, the others scale it. 4k is capped at 1080p's
+# size (1280 x 720 for 16:9): a real 4k frame would make every render slow, and no test or demo
+# needs the pixels, only a bigger file than 720p's.
+RESOLUTION_SCALES: dict[str, float] = {"540p": 1.0, "720p": 4 / 3, "1080p": 2.0, "4k": 2.0}
+PROGRESS_SCALE = 0.5  # the progress video: half the size,
+PROGRESS_FRACTION = 0.4  # and the first 40 % of the frames
 KEYFRAME_MAX_BYTES = 10 * 1024 * 1024
 KEYFRAME_TIMEOUT = 3.0
 FADE_SECONDS = 1.0
@@ -56,20 +62,39 @@ class Scene:
     fps: int = 24
     start_image: Image.Image | None = None
     end_image: Image.Image | None = None
+    resolution: str = "540p"
+    size_factor: float = 1.0  # on top of the resolution's (the progress video's half size)
+    loop: bool = False  # the last frame is the first one again
+    # True: a keyframe covers the caption too, so a frame that is all keyframe is exactly it
+    # (the luma dialect's reverse extensions and interpolations end on the source's frame).
+    keyframes_over_caption: bool = False
 
     @property
     def size(self) -> tuple[int, int]:
-        return SIZES.get(self.aspect_ratio, SIZES["16:9"])
+        width, height = SIZES.get(self.aspect_ratio, SIZES["16:9"])
+        scale = RESOLUTION_SCALES.get(self.resolution, 1.0) * self.size_factor
+        if scale == 1.0:
+            return width, height
+        return _even(width * scale), _even(height * scale)
 
     @property
     def caption(self) -> str:
         return self.prompt if self.part <= 1 else f"Part {self.part} · {self.prompt}"
 
 
-def render(scene: Scene, mp4_path: Path, jpg_path: Path) -> None:
-    """Write the clip and its first-frame thumbnail; each file appears atomically."""
+def _even(value: float) -> int:
+    return max(2, 2 * round(value / 2))
+
+
+def render(
+    scene: Scene, mp4_path: Path, jpg_path: Path | None, fraction: float = 1.0, crf: int = 23
+) -> None:
+    """Write the clip and its first-frame thumbnail; each file appears atomically.
+    ``fraction``: only the first part of the clip's frames (the progress video's)."""
     painter = _Painter(scene)
     frame_count = max(1, round(scene.seconds * scene.fps))
+    if fraction < 1.0:
+        frame_count = max(1, round(frame_count * fraction))
     width, height = scene.size
     mp4_tmp = _temp_beside(mp4_path, ".mp4")
     try:
@@ -77,10 +102,10 @@ def render(scene: Scene, mp4_path: Path, jpg_path: Path) -> None:
             stream = out.add_stream("libx264", rate=scene.fps)
             stream.width, stream.height = width, height
             stream.pix_fmt = "yuv420p"
-            stream.options = {"preset": "veryfast", "crf": "23"}
+            stream.options = {"preset": "veryfast", "crf": str(crf)}
             for index in range(frame_count):
                 image = painter.frame(index / scene.fps)
-                if index == 0:
+                if index == 0 and jpg_path is not None:
                     _save_jpeg(image, jpg_path)
                 for packet in stream.encode(av.VideoFrame.from_image(image)):
                     out.mux(packet)
@@ -89,6 +114,28 @@ def render(scene: Scene, mp4_path: Path, jpg_path: Path) -> None:
         os.replace(mp4_tmp, mp4_path)
     finally:
         mp4_tmp.unlink(missing_ok=True)
+
+
+def render_progress(scene: Scene, mp4_path: Path) -> None:
+    """The luma dialect's ``progress_video``: a different, smaller file than the video (half
+    the size, the first 40 % of the frames, coarser), so a client that copies it instead of
+    ``assets.video`` is caught."""
+    small = replace(scene, size_factor=scene.size_factor * PROGRESS_SCALE)
+    render(small, mp4_path, None, fraction=PROGRESS_FRACTION, crf=32)
+
+
+def edge_frames(mp4_path: Path) -> tuple[Image.Image, Image.Image]:
+    """The first and the last frame of a rendered clip, as decoded (what a client sees)."""
+    first = last = None
+    with av.open(str(mp4_path)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            image = frame.to_image()
+            if first is None:
+                first = image
+            last = image
+    if first is None or last is None:
+        raise ValueError(f"{mp4_path} has no frames")
+    return first, last
 
 
 def fetch_keyframe(url: str | None, allowed_origins: Iterable[str] = ()) -> Image.Image | None:
@@ -187,6 +234,9 @@ class _Painter:
         ]
         self.start = self._fit(scene.start_image)
         self.end = self._fit(scene.end_image)
+        if scene.loop:  # the last frame fades into the first
+            self.end = None
+            self.end = self.frame(0.0)
 
     def frame(self, local_t: float) -> Image.Image:
         """The frame at `local_t` seconds into this clip."""
@@ -205,6 +255,9 @@ class _Painter:
             sy = (y0 - speed * t) % 1.0 * self.height
             draw.ellipse((sx - 1.5, sy - 1.5, sx + 1.5, sy + 1.5), fill=(255, 255, 235))
         image.paste(self.hills, (0, 0), self.hills)
+        if self.scene.keyframes_over_caption:
+            image.paste(self.caption, (0, self.height - self.caption.height), self.caption)
+            return self._keyframe_fade(image, local_t)
         image = self._keyframe_fade(image, local_t)
         image.paste(self.caption, (0, self.height - self.caption.height), self.caption)
         return image

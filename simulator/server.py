@@ -1,4 +1,5 @@
-"""An in-memory stand-in for the UmamiAI Luma API, with fault injection and a ledger.
+"""An in-memory stand-in for the UmamiAI Luma API (or, with ``--dialect luma``, Luma's own
+Dream Machine API: ``luma.py``), with fault injection and a ledger.
 
 Pure Python (no Django): state lives in one `Simulator` object guarded by a lock, a generation's
 state is computed from elapsed time on every read, and faults are drawn from one seeded
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import keyframes, media
+from . import keyframes, luma, media
 
 COST_PER_GENERATION = 500_000
 MAX_PROMPT_CHARS = 5000
@@ -59,7 +60,10 @@ UNKNOWN_FRACTION = 0.25  # then, for some generations, an undocumented state
 FAIL_FRACTION = 0.6  # failing generations fail at this point
 JITTER = 0.15
 GENERATION_PATH = re.compile(r"^/luma-ai/generations/(?P<id>[^/]+)/extend$")
-CDN_PATH = re.compile(r"^/cdn/(?P<id>[0-9a-fA-F-]{1,64})\.(?P<ext>mp4|jpg)$")
+CDN_PATH = re.compile(
+    r"^/cdn/(?P<id>[0-9a-fA-F-]{1,64})(?P<progress>\.progress)?\.(?P<ext>mp4|jpg)$"
+)
+DIALECTS = ("umamiai", "luma")
 FORCE_PATH = re.compile(r"^/_sim/generations/(?P<id>[^/]+)/complete$")
 CONTROL_TOKEN_ENV = "SIMULATOR_CONTROL_TOKEN"  # noqa: S105 (a name, not a secret)
 CONTROL_TOKEN_HEADER = "X-Simulator-Token"  # noqa: S105 (a name, not a secret)
@@ -75,6 +79,9 @@ class Config:
 
     host: str = "127.0.0.1"
     port: int = 8001
+    # Which API it speaks under /v1: "umamiai" (the aggregator's /luma-ai/... routes) or "luma"
+    # (Luma's own /generations, /credits, ...: luma.py). One per process.
+    dialect: str = "umamiai"
     api_key: str | None = None
     duration: float = 20.0
     vocabulary: str = "mixed"
@@ -113,7 +120,16 @@ class Config:
     state: str | None = None
 
     # not changeable at runtime (the token and the origins are the operator's, not the caller's)
-    FIXED = ("host", "port", "media_dir", "control_token", "allow_fetch_from", "quiet", "state")
+    FIXED = (
+        "host",
+        "port",
+        "dialect",
+        "media_dir",
+        "control_token",
+        "allow_fetch_from",
+        "quiet",
+        "state",
+    )
     SECRET = ("api_key", "control_token")  # shown masked by /_sim/config
 
     @classmethod
@@ -128,6 +144,9 @@ class Config:
         )
         if not values.get("control_token"):
             values["control_token"] = None
+        # checked by validate(), not by argparse: compose passes ${LUMA_PROVIDER:-umamiai},
+        # spelled as the settings spell it (any case, spaces around)
+        values["dialect"] = str(values.get("dialect", cls.dialect)).strip().lower()
         config = cls(**values)
         config.validate()
         return config
@@ -167,6 +186,8 @@ class Config:
             raise ValueError("video_seconds must be in (0, 30]")
         if not 1 <= self.fps <= 60:
             raise ValueError("fps must be between 1 and 60")
+        if self.dialect not in DIALECTS:
+            raise ValueError(f"dialect must be one of {', '.join(DIALECTS)}")
         if self.vocabulary not in ("classic", "luma", "mixed"):
             raise ValueError("vocabulary must be classic, luma or mixed")
         if self.credits is not None and self.credits < 0:
@@ -219,6 +240,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--host", default=d.host, help="address to bind (default %(default)s)")
     add("--port", type=int, default=d.port, help="port to bind (default %(default)s)")
+    add(
+        "--dialect",
+        default=d.dialect,
+        metavar="{" + ",".join(DIALECTS) + "}",
+        help="the API it speaks under /v1: umamiai (the aggregator's /luma-ai/... routes) or "
+        "luma (Luma's own Dream Machine API: /generations, /credits, ...; errors as "
+        '{"detail": ...}; --credits is then a balance in US cents) (default %(default)s)',
+    )
     add("--api-key", default=None, help="require exactly this bearer token")
     add(
         "--duration",
@@ -275,7 +304,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fraction of videos whose first CDN link has expired when fetched (404); the "
         "generation's next GET hands out a fresh one",
     )
-    add("--credits", type=int, default=None, help="token balance; each POST costs 500000")
+    add(
+        "--credits",
+        type=int,
+        default=None,
+        help="balance: tokens, each POST costs 500000 (umamiai); US cents, each create costs "
+        "its price by model, resolution and duration, failed ones refunded (luma)",
+    )
     add("--seed", type=int, default=None, help="seed for reproducible faults")
     add("--media-dir", default=None, help="where rendered videos are cached (default: temp)")
     add(
@@ -347,6 +382,19 @@ class Generation:
     # its next GET hands out link 1, which works (``link`` is in the URL's query).
     expiring: bool = False
     link: int = 0
+    # The luma dialect's (model None: an UmamiAI generation). end_parent_id: frame1 named a
+    # generation (a reverse extension, or with parent_id an interpolation).
+    model: str | None = None
+    resolution: str = "540p"
+    clip_duration: str = "5s"
+    loop: bool = False
+    request: dict[str, Any] | None = None
+    end_parent_id: str | None = None
+    price: int = 0  # US cents charged
+    refunded: bool = False
+    callback_url: str | None = None
+    callbacks_sent: list[str] = field(default_factory=list)
+    host: str = ""  # the Host the create came to: the callbacks' asset URLs use it
 
     @property
     def done_at(self) -> float:
@@ -414,6 +462,12 @@ def json_reply(status: int, payload: Any, **kwargs: Any) -> Reply:
     return Reply(status, json.dumps(payload).encode(), **kwargs)
 
 
+def detail_reply(status: int, message: str, path: str = "", **kwargs: Any) -> Reply:
+    """An error in the luma dialect's shape (``path`` unused: the same signature as
+    ``error_reply``)."""
+    return json_reply(status, {"detail": message}, **kwargs)
+
+
 def error_reply(status: int, message: str, path: str, **kwargs: Any) -> Reply:
     payload = {
         "message": message,
@@ -447,6 +501,8 @@ class Simulator:
         self.media_dir.mkdir(parents=True, exist_ok=True)
         self.render_locks: dict[str, threading.Lock] = {}
         self.state_path = Path(config.state) if config.state else None
+        self.luma = luma.LumaApi(self)
+        self.error = detail_reply if config.dialect == "luma" else error_reply
         self._clear()
         if self.state_path is not None and self.state_path.exists():
             self._load(self.state_path)
@@ -457,6 +513,7 @@ class Simulator:
         self.posts: list[dict[str, Any]] = []
         self.post_times: list[float] = []  # every POST that arrived, refused or not
         self.counters = {"get_requests": 0, "get_ids": 0, "requests": 0}
+        self.callbacks: list[dict[str, Any]] = []  # the luma dialect's callback deliveries
         self.faults = {
             "error": 0,
             "rate_limited": 0,
@@ -488,11 +545,13 @@ class Simulator:
             generations.append(data)
         state = {
             "version": 1,
+            "dialect": self.config.dialect,
             "epoch": wall(self.epoch),
             "generations": generations,
             "posts": self.posts,
             "counters": self.counters,
             "faults": self.faults,
+            "callbacks": self.callbacks,
             "credits": self.config.credits,  # the balance left, not the flag it started from
         }
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -514,6 +573,9 @@ class Simulator:
         try:
             state = json.loads(path.read_text())
             now_mono, now_wall = time.monotonic(), time.time()
+            dialect = state.get("dialect", "umamiai")
+            if dialect != self.config.dialect:
+                raise ValueError(f"written by the {dialect} dialect, not {self.config.dialect}")
 
             def mono(moment: float) -> float:
                 return now_mono - (now_wall - moment)
@@ -530,6 +592,7 @@ class Simulator:
             posts = list(state["posts"])
             counters = {**self.counters, **state.get("counters", {})}
             faults = {**self.faults, **state.get("faults", {})}
+            callbacks = list(state.get("callbacks", []))
             credits = state.get("credits", self.config.credits)
             if credits is not None and (not isinstance(credits, int) or credits < 0):
                 raise ValueError(f"credits {credits!r}")
@@ -540,7 +603,9 @@ class Simulator:
             print(f"simulator: state file {path} unreadable ({exc}); moved to {aside}", flush=True)
             return
         self.generations, self.epoch, self.posts = generations, epoch, posts
-        self.counters, self.faults = counters, faults
+        self.counters, self.faults, self.callbacks = counters, faults, callbacks
+        if any(g.callback_url for g in generations.values()):
+            self.luma._start_ticker()  # callbacks still due go out after the restart
         # The account's balance is the file's: credits spent before the restart stay spent
         # (``--credits`` is where a fresh state file starts). A file without a balance (an
         # older one, or no limit then) leaves the flag's.
@@ -566,7 +631,7 @@ class Simulator:
             self._authenticate(headers.get("Authorization", ""))
             reply = self._route(method, path, query, body, host)
         except ApiError as exc:
-            reply = error_reply(exc.status, exc.message, full_path, headers=exc.headers)
+            reply = self.error(exc.status, exc.message, full_path, headers=exc.headers)
         reply.delay = fault
         return reply
 
@@ -578,11 +643,11 @@ class Simulator:
             status, message = self.rng.choice(SERVER_ERRORS)
             if config.error_status is not None:
                 status, message = config.error_status, dict(SERVER_ERRORS)[config.error_status]
-            return error_reply(status, message, path)
+            return self.error(status, message, path)
         if self.rng.random() < config.rate_limit_rate:
             self.faults["rate_limited"] += 1
             retry = str(math.ceil(config.retry_after))
-            return error_reply(
+            return self.error(
                 429, "Too many requests, please slow down", path, headers={"Retry-After": retry}
             )
         if self.rng.random() < config.slow_rate:
@@ -600,6 +665,8 @@ class Simulator:
             raise ApiError(401, "Invalid API key")
 
     def _route(self, method: str, path: str, query: str, body: bytes, host: str) -> Reply:
+        if self.config.dialect == "luma":
+            return self.luma.route(method, path, query, body, host)
         path = path.rstrip("/") or "/"
         if method == "POST" and path == "/luma-ai/generations":
             return self.create(self._parse_body(body), host)
@@ -674,23 +741,41 @@ class Simulator:
         return request
 
     def _new_generation(
-        self, request: dict[str, Any], kind: str, parent: Generation | None = None
+        self,
+        request: dict[str, Any],
+        kind: str,
+        parent: Generation | None = None,
+        sources: dict[str, Generation | None] | None = None,
     ) -> Generation:
-        """Charge, draw the generation's fate, store it and write the ledger (lock held)."""
+        """Charge, draw the generation's fate, store it and write the ledger (lock held).
+        ``sources``: a luma-dialect create, with the generations its keyframes name."""
         config = self.config
+        extra = {} if sources is None else luma.new_fields(request, sources)
+        cost = extra.get("price", COST_PER_GENERATION)
         if config.credits is not None:
-            if config.credits < COST_PER_GENERATION:
+            if config.credits < cost:
+                if sources is not None:
+                    raise ApiError(400, "Insufficient credits")
                 raise ApiError(403, "You've run out of credits")
-            self.config = replace(config, credits=config.credits - COST_PER_GENERATION)
+            self.config = replace(config, credits=config.credits - cost)
         rng = self.rng
-        vocabulary = config.vocabulary
+        vocabulary = "luma" if sources is not None else config.vocabulary
         if vocabulary == "mixed":
             vocabulary = rng.choice(("classic", "luma"))
         fails = rng.random() < config.fail_rate
         late = rng.random() < config.late_url_rate
         unknown = rng.random() < config.unknown_state_rate
         expiring = rng.random() < config.expire_link_rate
-        user_prompt = request["user_prompt"]
+        if sources is not None:
+            source = sources["frame0"] or sources["frame1"]
+            parent = None
+            user_prompt = request.get("prompt") or ""
+            aspect_ratio = source.aspect_ratio if source else request.get("aspect_ratio", "16:9")
+            request = {**request, "aspect_ratio": aspect_ratio or "16:9"}
+            video_seconds = config.video_seconds * luma.DURATIONS[extra["clip_duration"]]
+        else:
+            user_prompt = request["user_prompt"]
+            video_seconds = config.video_seconds
         generation = Generation(
             id=str(uuid.uuid4()),
             kind=kind,
@@ -706,23 +791,33 @@ class Simulator:
             failure_reason=rng.choice(FAILURE_REASONS) if fails else None,
             late_url=config.late_url_seconds if late else 0.0,
             unknown_state=rng.choice(UNKNOWN_STATES) if unknown else None,
-            video_seconds=config.video_seconds,
+            video_seconds=video_seconds,
             fps=config.fps,
-            parent_id=parent.id if parent else None,
-            image_url=request.get("image_url"),
-            image_end_url=request.get("image_end_url"),
             expiring=expiring,
+            **{
+                "parent_id": parent.id if parent else None,
+                "image_url": request.get("image_url"),
+                "image_end_url": request.get("image_end_url"),
+                **extra,  # the luma dialect's: its own parent_id and keyframe URLs
+            },
         )
         self.generations[generation.id] = generation
-        self.posts.append(
-            {
-                "id": generation.id,
-                "kind": kind,
-                "parent_id": generation.parent_id,
-                "user_prompt": user_prompt,
-                "at": generation.created_at,
-            }
-        )
+        post = {
+            "id": generation.id,
+            "kind": kind,
+            "parent_id": generation.parent_id,
+            "user_prompt": user_prompt,
+            "at": generation.created_at,
+        }
+        if sources is not None:
+            post.update(
+                end_parent_id=generation.end_parent_id,
+                model=generation.model,
+                resolution=generation.resolution,
+                duration=generation.clip_duration,
+                price=generation.price,
+            )
+        self.posts.append(post)
         self._changed()
         return generation
 
@@ -768,15 +863,28 @@ class Simulator:
     def cdn(self, path: str, query: str = "") -> Reply:
         """Serve a rendered file, rendering it first if need be (no auth: it is a CDN)."""
         match = CDN_PATH.match(path)
+        progress = bool(match and match["progress"])
         with self.lock:
             generation = self.generations.get(match["id"]) if match else None
-            ready = generation is not None and generation.has_url(time.monotonic())
-            if match and ready and generation is not None and match["ext"] == "mp4":
+            if progress:  # the luma dialect's partial preview: from dreaming on, mp4 only
+                now = time.monotonic()
+                ready = (
+                    generation is not None
+                    and match is not None
+                    and match["ext"] == "mp4"
+                    and generation.model is not None
+                    and generation.state(now) in ("dreaming", "completed")
+                )
+            else:
+                ready = generation is not None and generation.has_url(time.monotonic())
+            if match and ready and generation and match["ext"] == "mp4" and not progress:
                 expired = self._expired_link(generation, query)
                 if expired is not None:
                     return expired
         if not match or not ready:
             return error_reply(404, "Not found", path)
+        if progress:
+            return Reply(200, content_type="video/mp4", file=self.ensure_progress(match["id"]))
         mp4, jpg = self.ensure_media(match["id"])
         if match["ext"] == "mp4":
             return Reply(200, content_type="video/mp4", file=mp4)
@@ -807,16 +915,33 @@ class Simulator:
                 media.render(self._scene(generation_id), mp4, jpg)
         return mp4, jpg
 
-    def _prerender(self, generation_id: str) -> None:
-        """Start rendering in the background the first time a URL is handed out (lock held)."""
-        if generation_id in self.render_locks:
-            return
-        self.render_locks[generation_id] = threading.Lock()
-        threading.Thread(target=self._quiet_render, args=(generation_id,), daemon=True).start()
+    def ensure_progress(self, generation_id: str) -> Path:
+        """Render the luma dialect's progress video once: a smaller, partial clip."""
+        mp4 = self.media_dir / f"{generation_id}.progress.mp4"
+        key = f"{generation_id}.progress"
+        with self.lock:
+            render_lock = self.render_locks.setdefault(key, threading.Lock())
+        with render_lock:
+            if not mp4.exists():
+                media.render_progress(self._scene(generation_id), mp4)
+        return mp4
 
-    def _quiet_render(self, generation_id: str) -> None:
+    def _prerender(self, generation_id: str, progress: bool = False) -> None:
+        """Start rendering in the background the first time a URL is handed out (lock held)."""
+        key = f"{generation_id}.progress" if progress else generation_id
+        if key in self.render_locks:
+            return
+        self.render_locks[key] = threading.Lock()
+        threading.Thread(
+            target=self._quiet_render, args=(generation_id, progress), daemon=True
+        ).start()
+
+    def _quiet_render(self, generation_id: str, progress: bool = False) -> None:
         try:
-            self.ensure_media(generation_id)
+            if progress:
+                self.ensure_progress(generation_id)
+            else:
+                self.ensure_media(generation_id)
         except Exception as exc:  # the CDN request will retry and report it
             print(f"simulator: background render of {generation_id} failed: {exc}", file=sys.stderr)
 
@@ -824,6 +949,9 @@ class Simulator:
         """Describe the clip: extensions continue the chain's time and keep the root's palette."""
         with self.lock:
             generation = self.generations[generation_id]
+        if generation.model is not None:
+            return self.luma.scene(generation)
+        with self.lock:
             chain = [generation]
             while chain[-1].parent_id and chain[-1].parent_id in self.generations:
                 chain.append(self.generations[chain[-1].parent_id])
@@ -900,6 +1028,11 @@ class Simulator:
             "post_times": list(self.post_times),
             **self.counters,
             "faults": dict(self.faults),
+            **(
+                {"credit_balance": self.luma.balance(), "callbacks": list(self.callbacks)}
+                if self.config.dialect == "luma"
+                else {}
+            ),
         }
 
     def _check_control_token(self, token: str | None, path: str) -> Reply | None:

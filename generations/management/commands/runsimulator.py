@@ -1,4 +1,5 @@
-"""`manage.py runsimulator [--port 8001] [flags]`: run the upstream API simulator (demo mode)."""
+"""`manage.py runsimulator [--port 8001] [--dialect umamiai|luma] [flags]`: run the upstream API
+simulator (demo mode); ``--dialect luma`` speaks Luma's own API instead of UmamiAI's."""
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -6,7 +7,10 @@ from simulator.server import Config, add_arguments, serve
 
 
 class Command(BaseCommand):
-    help = "Run a local stand-in for the UmamiAI Luma API, with optional fault injection."
+    help = (
+        "Run a local stand-in for the upstream API (UmamiAI's, or Luma's own with --dialect luma), "
+        "with optional fault injection."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_arguments(parser)

@@ -18,8 +18,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 
-def simulator_command(py: str, port: int, run_dir: Path, env: dict[str, str]) -> list[str]:
-    """The demo mode's simulator. It listens on 127.0.0.1 and refuses private keyframe URLs,
+def simulator_command(
+    py: str, port: int, run_dir: Path, env: dict[str, str], dialect: str = "umamiai"
+) -> list[str]:
+    """The demo mode's simulator, speaking ``dialect`` (settings.LUMA_PROVIDER: the API the
+    provider layer talks). It listens on 127.0.0.1 and refuses private keyframe URLs,
     except from lumaweb's own address: uploaded keyframes are served there, on this machine.
     Its control endpoints stay off unless SIMULATOR_CONTROL_TOKEN is set (it inherits env).
     Its generations and rendered videos live in ``.run/``, so a restart of the stack does not
@@ -32,6 +35,8 @@ def simulator_command(py: str, port: int, run_dir: Path, env: dict[str, str]) ->
         "127.0.0.1",
         "--port",
         str(port),
+        "--dialect",
+        dialect,
         "--duration",
         os.environ.get("SIMULATOR_DURATION", "20"),
         "--media-dir",
@@ -61,7 +66,10 @@ class Command(BaseCommand):
         if settings.LUMA_DEMO_MODE:
             env.setdefault("LUMA_API_BASE_URL", f"http://127.0.0.1:{simulator_port}/v1")
             env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
-            procs["simulator"] = [*simulator_command(py, simulator_port, run_dir, env), *quiet]
+            procs["simulator"] = [
+                *simulator_command(py, simulator_port, run_dir, env, settings.LUMA_PROVIDER),
+                *quiet,
+            ]
         procs["worker"] = [
             py,
             "-m",

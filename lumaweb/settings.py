@@ -206,7 +206,8 @@ LUMA_POLL_BATCH_SIZE = env_int("LUMA_POLL_BATCH_SIZE", 50, minimum=1)
 LUMA_POLL_MAX_REQUESTS = env_int("LUMA_POLL_MAX_REQUESTS", 20, minimum=1)
 # A POST of unknown outcome the provider's list could not tell at once is looked at once more
 # this many seconds later (a list may lag), then left to a person (generations/pipeline/lookup.py).
-LUMA_LIST_LOOKUP_AGAIN_AFTER = env_float("LUMA_LIST_LOOKUP_AGAIN_AFTER", 30.0, minimum=0)
+# 45 s: Luma's list counts as current 30 s after a POST (generations/providers/luma.py).
+LUMA_LIST_LOOKUP_AGAIN_AFTER = env_float("LUMA_LIST_LOOKUP_AGAIN_AFTER", 45.0, minimum=0)
 # A generation that shows no progress for this long is marked failed ("timed out").
 LUMA_POLL_DEADLINE = env_float("LUMA_POLL_DEADLINE", 600.0, minimum=1)
 LUMA_CONNECT_TIMEOUT = env_float("LUMA_CONNECT_TIMEOUT", 5.0, minimum=0.1)

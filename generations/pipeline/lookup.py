@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -74,14 +74,18 @@ def submission_of(gen: Generation) -> providers.Submission | None:
 
 
 def look(
-    provider: providers.Provider, submission: providers.Submission, since: datetime
+    provider: providers.Provider,
+    submission: providers.Submission,
+    since: datetime,
+    until: datetime | None = None,
 ) -> providers.Lookup:
-    """What the provider's list says of a POST sent at ``since``; undecided when the provider
-    has no list or the list did not answer (nothing is decided on an error)."""
+    """What the provider's list says of a POST sent in [``since``, ``until``] (until now by
+    default: the POST just ended); undecided when the provider has no list or the list did
+    not answer (nothing is decided on an error)."""
     if not provider.capabilities.list_lookup:
         return providers.Lookup.undecided()
     try:
-        return provider.find_created(submission, since=since, until=timezone.now())
+        return provider.find_created(submission, since=since, until=until or timezone.now())
     except UpstreamError as exc:
         t.log.warning("list lookup failed (%s): %s", exc.status_code, exc.message)
         return providers.Lookup.undecided()
@@ -216,7 +220,10 @@ def look_again(now: datetime) -> LookAgainStats:
         if not taken or gen.post_started_at is None:
             continue
         submission = submission_of(gen)
-        lookup = look(providers.current(), submission, gen.post_started_at) if submission else None
+        lookup = None
+        if submission is not None:
+            sent_at = gen.post_started_at
+            lookup = look(providers.current(), submission, sent_at, _ended_by(gen, sent_at))
         if lookup is not None and lookup.found is not None:
             accept(gen, gen.claim, lookup.found, note=FOUND_NOTE)
             stats.found += 1
@@ -234,6 +241,14 @@ def look_again(now: datetime) -> LookAgainStats:
             )
             stats.left += 1
     return stats
+
+
+def _ended_by(gen: Generation, sent_at: datetime) -> datetime:
+    """When the POST had ended at the latest: when the row was flagged (just after the POST's
+    error, or the sweeper's find of a dead worker), and never later than the POST's time-outs
+    allow. A provider's list is current some time after this moment (``find_created``)."""
+    longest = settings.LUMA_CONNECT_TIMEOUT + settings.LUMA_READ_TIMEOUT + 5
+    return min(gen.status_changed_at or timezone.now(), sent_at + timedelta(seconds=longest))
 
 
 def resolved_by_list() -> dict[str, int]:

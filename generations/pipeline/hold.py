@@ -8,6 +8,10 @@ no worker sends anything while the hold lasts, and every ``LUMA_HOLD_RETRY`` sec
 chooses ONE queued job as a probe. The first POST that goes through (started after the latest
 refusal) lifts the hold, and the sweeper then wakes every job that waited.
 
+Where the provider tells the account's balance (Luma), the hold need not wait for a refusal:
+``credits_short`` compares the balance with the job's cost before anything is sent, and
+``submit`` holds the account ("out of credits") when it is short.
+
 The hold is one row (``AccountHold``, there only while held), changed only here, through the
 named functions below. Whether a refusal is about the account is decided in one place:
 ``account_refusal``.

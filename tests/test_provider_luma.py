@@ -247,6 +247,21 @@ def test_a_wrong_key_is_permanent_and_never_shown(lsim, caplog):
         assert wrong not in text and KEY not in text
 
 
+def test_a_key_the_service_echoes_back_is_redacted(lsim, caplog):
+    """A service may quote what it was sent; here a prompt that (by mistake) holds the key. The
+    key is shaped like no credential and is not the configured one: only the provider's own
+    ``redact.remember`` can hide it."""
+    odd_key = "Quokka7Moonbeam7Lantern"
+    lsim.configure(api_key=odd_key)
+    caplog.set_level(logging.DEBUG)
+    provider = Luma(lsim.api_url, odd_key, connect_timeout=2, read_timeout=5)
+    gen = provider.submit(Submission(GenerationRequest(user_prompt=f"a cat named {odd_key}")))
+    (polled,) = provider.poll([gen.id])
+    assert odd_key not in gen.prompt and odd_key not in polled.prompt
+    assert polled.prompt.startswith("a cat named ")
+    assert odd_key not in caplog.text
+
+
 # --- find_created ---------------------------------------------------------------------------------
 def window() -> tuple:
     return timezone.now() - timedelta(seconds=1), timezone.now()
@@ -461,3 +476,16 @@ def test_a_malformed_price_table_names_the_variable(monkeypatch, raw):
     monkeypatch.setenv("LUMA_PRICE_TABLE", raw)
     with pytest.raises(ImproperlyConfigured, match="LUMA_PRICE_TABLE"):
         env_price_table("LUMA_PRICE_TABLE")
+
+
+def test_find_created_stops_reading_at_the_start_of_the_window(luma, lsim, monkeypatch):
+    monkeypatch.setattr(luma_module, "LIST_SETTLE", timedelta(0))  # the list is current
+    monkeypatch.setattr(luma_module, "CLOCK_SKEW", timedelta(0))
+    monkeypatch.setattr(luma_module, "PAGE_SIZE", 1)
+    monkeypatch.setattr(luma_module, "MAX_PAGES", 2)
+    for n in range(4):
+        submit(luma, f"long before {n}")
+    since = until = timezone.now()  # after all four (one clock: the same machine's)
+    # one page: its item is older than the window, so nothing in the window was made
+    lookup = luma.find_created(Submission(GenerationRequest(user_prompt="x")), since, until)
+    assert lookup.decided and lookup.found is None

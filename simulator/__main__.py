@@ -8,7 +8,8 @@ from .server import Config, add_arguments, serve
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m simulator",
-        description="A local stand-in for the UmamiAI Luma API, with fault injection. "
+        description="A local stand-in for the UmamiAI Luma API (or Luma's own, --dialect luma), "
+        "with fault injection. "
         "Listens on 127.0.0.1 unless --host says otherwise.",
     )
     add_arguments(parser)

@@ -14,8 +14,9 @@ the renderer); only the routes, the bodies and the error shape (``{"detail": ...
 
 Each create is charged a price in US cents (``PRICES``) from ``--credits`` (the balance, in
 cents, in this dialect); a failed generation is refunded once it has failed. ``callback_url``:
-the generation object is POSTed there when it starts dreaming, completes or fails, best effort,
-and only to the origins keyframes may be fetched from (``keyframes``: allowed or public).
+the generation object is POSTed there when it starts dreaming, completes or fails (up to 3
+tries until a 200), best effort, and only to the origins keyframes may be fetched from
+(``keyframes``: allowed or public).
 """
 
 from __future__ import annotations
@@ -25,15 +26,18 @@ import re
 import sys
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from . import keyframes, media
+from .replies import ApiError, Reply, is_http_url, json_reply
 
 if TYPE_CHECKING:
-    from .server import Generation, Reply, Simulator
+    from .server import Generation, Simulator
 
 MODELS = ("ray-1-6", "ray-2", "ray-flash-2")
+ASPECT_RATIOS = tuple(media.SIZES)
 RESOLUTIONS = tuple(media.RESOLUTION_SCALES)
 DURATIONS = {"5s": 1.0, "9s": 1.8}  # times --video-seconds: the clips stay short
 DEFAULT_RESOLUTION = "720p"
@@ -64,7 +68,10 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 MAX_PROMPT_CHARS = 5000
 GENERATION_ID = re.compile(r"^/generations/(?P<id>[^/]+)$")
-CALLBACK_TIMEOUT = 3.0
+# Luma's documented delivery: up to 3 tries, 100 ms apart, 5 s each, until a 200
+CALLBACK_TRIES = 3
+CALLBACK_RETRY_DELAY = 0.1
+CALLBACK_TIMEOUT = 5.0
 CALLBACK_TICK = 0.1
 
 
@@ -84,8 +91,6 @@ class LumaApi:
     # -- routing ----------------------------------------------------------------------------
 
     def route(self, method: str, path: str, query: str, body: bytes, host: str) -> Reply:
-        from .server import ApiError, Reply, json_reply
-
         path = path.rstrip("/") or "/"
         with self.sim.lock:
             self.refund_failed()
@@ -113,8 +118,6 @@ class LumaApi:
 
     def _own(self, generation_id: str, status: int) -> Generation:
         """A luma generation by id, or ApiError(status) (lock held)."""
-        from .server import ApiError
-
         generation = self.sim.generations.get(generation_id)
         if generation is None or generation.model is None:
             raise ApiError(status, f"Generation {generation_id} not found")
@@ -128,7 +131,6 @@ class LumaApi:
 
     def refund_failed(self) -> None:
         """Give back the price of every generation that has failed since (lock held)."""
-        from dataclasses import replace
 
         now, refund = time.monotonic(), 0
         for generation in self.sim.generations.values():
@@ -144,8 +146,6 @@ class LumaApi:
     # -- create -----------------------------------------------------------------------------
 
     def create(self, body: bytes, host: str) -> Reply:
-        from .server import json_reply
-
         request = parse_body(body)
         with self.sim.lock:
             sources = self._sources(request)
@@ -160,8 +160,6 @@ class LumaApi:
     def _sources(self, request: dict[str, Any]) -> dict[str, Generation | None]:
         """The generations frame0 and frame1 name (None for images or nothing); ApiError(400)
         for an unknown or unfinished one (lock held)."""
-        from .server import ApiError
-
         found: dict[str, Generation | None] = {"frame0": None, "frame1": None}
         for name, frame in (request.get("keyframes") or {}).items():
             if frame.get("type") != "generation":
@@ -201,8 +199,6 @@ class LumaApi:
         }
 
     def list(self, query: str, host: str) -> Reply:
-        from .server import json_reply
-
         params = dict(parse_qsl(query))
         limit = _int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         offset = _int_param(params, "offset", 0, 0, None)
@@ -299,24 +295,35 @@ class LumaApi:
         for generation, event, body in due:
             url = generation.callback_url or ""
             record: dict[str, Any] = {"id": generation.id, "state": event, "url": _no_query(url)}
-            try:
-                record["status"] = keyframes.post_json(url, body, allowed, CALLBACK_TIMEOUT)
-            except keyframes.Refused as exc:
-                record["error"] = f"refused: {exc}"
-            except Exception as exc:
-                record["error"] = f"{type(exc).__name__}: {exc}"
+            record.update(deliver(url, body, allowed))
             with self.sim.lock:
                 self.sim.callbacks.append(record)
                 self.sim._changed()
 
 
+def deliver(url: str, body: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """POST one callback: up to CALLBACK_TRIES until a 200 (a refused URL is not retried).
+    What happened, for the ledger: the last status or error and the tries made."""
+    outcome: dict[str, Any] = {}
+    for attempt in range(1, CALLBACK_TRIES + 1):
+        outcome = {"tries": attempt}
+        try:
+            outcome["status"] = keyframes.post_json(url, body, allowed, CALLBACK_TIMEOUT)
+        except keyframes.Refused as exc:
+            return {**outcome, "error": f"refused: {exc}"}
+        except Exception as exc:
+            outcome["error"] = f"{type(exc).__name__}: {exc}"
+        if outcome.get("status") == 200:
+            break
+        if attempt < CALLBACK_TRIES:
+            time.sleep(CALLBACK_RETRY_DELAY)
+    return outcome
+
+
 def events(generation: Generation, now: float) -> list[tuple[str, float]]:
     """The callback events a generation has reached by ``now``, each with a moment at which the
     generation object shows that state."""
-    from .server import QUEUE_FRACTION, UNKNOWN_FRACTION
-
-    start = QUEUE_FRACTION + (UNKNOWN_FRACTION if generation.unknown_state else 0.0)
-    dreaming_at = generation.created + start * generation.duration + 1e-3
+    dreaming_at = generation.dreaming_at + 1e-3
     found: list[tuple[str, float]] = []
     if now >= dreaming_at and generation.state(dreaming_at) == "dreaming":
         found.append(("dreaming", dreaming_at))
@@ -353,8 +360,6 @@ def _no_query(url: str) -> str:
 
 
 def _int_param(params: dict[str, str], name: str, default: int, low: int, high: int | None) -> int:
-    from .server import ApiError
-
     if name not in params:
         return default
     try:
@@ -370,8 +375,6 @@ def _int_param(params: dict[str, str], name: str, default: int, low: int, high: 
 def parse_body(body: bytes) -> dict[str, Any]:
     """Validate a create body as Luma would; ApiError(400) when it is wrong. Returns the body
     as sent (it is echoed as the generation's ``request``)."""
-    from .server import ASPECT_RATIOS, ApiError, _is_http_url
-
     try:
         request = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError):
@@ -408,7 +411,7 @@ def parse_body(body: bytes) -> dict[str, Any]:
             if not isinstance(concept, dict) or concept.get("key") not in CONCEPTS:
                 raise ApiError(400, f"concepts: unknown concept {concept!r}")
     callback = request.get("callback_url")
-    if callback is not None and not _is_http_url(callback):
+    if callback is not None and not is_http_url(callback):
         raise ApiError(400, "callback_url must be an http(s) URL")
     frames = request.get("keyframes")
     if frames is not None:
@@ -420,13 +423,11 @@ def parse_body(body: bytes) -> dict[str, Any]:
 
 
 def _check_frame(name: str, frame: Any) -> None:
-    from .server import ApiError, _is_http_url
-
     if not isinstance(frame, dict):
         raise ApiError(400, f"keyframes.{name} must be an object")
     kind = frame.get("type")
     if kind == "image":
-        if not _is_http_url(frame.get("url")):
+        if not is_http_url(frame.get("url")):
             raise ApiError(400, f"keyframes.{name}.url must be an http(s) URL")
     elif kind == "generation":
         if not isinstance(frame.get("id"), str) or not frame["id"]:

@@ -38,6 +38,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from . import keyframes, luma, media
+from .replies import ApiError, Reply, detail_reply, json_reply
+from .replies import is_http_url as _is_http_url
 
 COST_PER_GENERATION = 500_000
 MAX_PROMPT_CHARS = 5000
@@ -402,6 +404,12 @@ class Generation:
         return natural if self.forced_at is None else min(natural, self.forced_at)
 
     @property
+    def dreaming_at(self) -> float:
+        """When it leaves the queue (and any undocumented state) for its working state."""
+        start = QUEUE_FRACTION + (UNKNOWN_FRACTION if self.unknown_state else 0.0)
+        return self.created + start * self.duration
+
+    @property
     def fail_at(self) -> float:
         return self.created + FAIL_FRACTION * self.duration
 
@@ -433,39 +441,9 @@ class Generation:
         return self.state(now) == "completed" and now >= self.done_at + self.late_url
 
 
-@dataclass
-class Reply:
-    """What the handler sends back."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    file: Path | None = None
-
-
-class ApiError(Exception):
-    """An error answered in the aggregator's JSON shape."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
-
-
 def _iso(moment: datetime | None = None) -> str:
     moment = moment or datetime.now(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def json_reply(status: int, payload: Any, **kwargs: Any) -> Reply:
-    return Reply(status, json.dumps(payload).encode(), **kwargs)
-
-
-def detail_reply(status: int, message: str, path: str = "", **kwargs: Any) -> Reply:
-    """An error in the luma dialect's shape (``path`` unused: the same signature as
-    ``error_reply``)."""
-    return json_reply(status, {"detail": message}, **kwargs)
 
 
 def error_reply(status: int, message: str, path: str, **kwargs: Any) -> Reply:
@@ -1010,6 +988,8 @@ class Simulator:
         running, in seconds since the simulator started; ``max_unfinished`` is the most that
         were running at once; ``post_times`` is when every POST arrived, refused ones
         included (what a rate limit counts) (lock held)."""
+        if self.config.dialect == "luma":
+            self.luma.refund_failed()  # the balance shown is the one /credits would show
         posts = []
         for post in self.posts:
             generation = self.generations.get(post["id"])
@@ -1093,13 +1073,6 @@ def parse_ids(query: str) -> list[str]:
             parts = (part.strip() for part in value.split(","))
             ordered.extend((order, position, i, part) for i, part in enumerate(parts))
     return [part for *_, part in sorted(ordered) if part]
-
-
-def _is_http_url(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -230,6 +230,35 @@ def test_a_read_time_out_on_create_is_an_unknown_outcome_after_exactly_one_post(
     assert len(ledger["posts"]) == 1  # and it did start one
 
 
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(500, OutcomeUnknownError), (502, OutcomeUnknownError), (503, RetryableError)],
+)
+def test_a_server_error_on_create_may_have_started_a_job_unless_it_says_not_now(
+    luma, lsim, status, kind
+):
+    lsim.configure(error_rate=1.0, error_status=status)
+    with pytest.raises(kind) as caught:
+        submit(luma)
+    assert caught.value.status_code == status
+    assert type(caught.value) is kind
+
+
+def test_a_server_error_on_a_poll_is_retryable(luma, lsim):
+    remote_id = submit(luma)
+    lsim.configure(error_rate=1.0, error_status=500)
+    with pytest.raises(RetryableError):
+        luma.poll([remote_id])
+
+
+def test_nobody_listening_is_retryable(lsim):
+    from devtools.simulator_process import free_port
+
+    nowhere = Luma(f"http://127.0.0.1:{free_port()}/v1", KEY, connect_timeout=1, read_timeout=1)
+    with pytest.raises(RetryableError):
+        submit(nowhere)
+
+
 def test_a_wrong_key_is_permanent_and_never_shown(lsim, caplog):
     wrong = "lk-wrong-0a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d"
     caplog.set_level(logging.DEBUG)
@@ -245,6 +274,21 @@ def test_a_wrong_key_is_permanent_and_never_shown(lsim, caplog):
     assert not lookup.decided
     for text in (str(caught.value), caught.value.message, caplog.text, repr(provider)):
         assert wrong not in text and KEY not in text
+
+
+def test_a_key_the_service_echoes_back_is_redacted(lsim, caplog):
+    """A service may quote what it was sent; here a prompt that (by mistake) holds the key. The
+    key is shaped like no credential and is not the configured one: only the provider's own
+    ``redact.remember`` can hide it."""
+    odd_key = "Quokka7Moonbeam7Lantern"
+    lsim.configure(api_key=odd_key)
+    caplog.set_level(logging.DEBUG)
+    provider = Luma(lsim.api_url, odd_key, connect_timeout=2, read_timeout=5)
+    gen = provider.submit(Submission(GenerationRequest(user_prompt=f"a cat named {odd_key}")))
+    (polled,) = provider.poll([gen.id])
+    assert odd_key not in gen.prompt and odd_key not in polled.prompt
+    assert polled.prompt.startswith("a cat named ")
+    assert odd_key not in caplog.text
 
 
 # --- find_created ---------------------------------------------------------------------------------
@@ -393,6 +437,15 @@ def test_find_created_gives_up_after_too_many_pages(luma, lsim, monkeypatch):
 def test_credit_balance_is_the_services_us_cents(luma, lsim):
     lsim.configure(credits=12_345)
     assert luma.credit_balance() == 12_345.0
+    submit(luma, model="ray-flash-2", resolution="540p")  # the simulator charges its own price
+    assert luma.credit_balance() < 12_345.0
+
+
+def test_credit_balance_is_none_when_it_cannot_be_read(luma, lsim, caplog):
+    lsim.configure(error_rate=1.0, error_status=502)
+    with caplog.at_level(logging.WARNING, logger="generations.providers.luma"):
+        assert luma.credit_balance() is None
+    assert "could not be read" in caplog.text and KEY not in caplog.text
 
 
 def test_concepts_are_listed_and_cached(luma, lsim):
@@ -461,3 +514,16 @@ def test_a_malformed_price_table_names_the_variable(monkeypatch, raw):
     monkeypatch.setenv("LUMA_PRICE_TABLE", raw)
     with pytest.raises(ImproperlyConfigured, match="LUMA_PRICE_TABLE"):
         env_price_table("LUMA_PRICE_TABLE")
+
+
+def test_find_created_stops_reading_at_the_start_of_the_window(luma, lsim, monkeypatch):
+    monkeypatch.setattr(luma_module, "LIST_SETTLE", timedelta(0))  # the list is current
+    monkeypatch.setattr(luma_module, "CLOCK_SKEW", timedelta(0))
+    monkeypatch.setattr(luma_module, "PAGE_SIZE", 1)
+    monkeypatch.setattr(luma_module, "MAX_PAGES", 2)
+    for n in range(4):
+        submit(luma, f"long before {n}")
+    since = until = timezone.now()  # after all four (one clock: the same machine's)
+    # one page: its item is older than the window, so nothing in the window was made
+    lookup = luma.find_created(Submission(GenerationRequest(user_prompt="x")), since, until)
+    assert lookup.decided and lookup.found is None

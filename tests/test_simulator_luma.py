@@ -40,14 +40,18 @@ class Origin:
 
     def __init__(self) -> None:
         self.callbacks: list[dict[str, Any]] = []
+        self.answers: list[int] = []  # statuses to answer callbacks with, in turn; then 200
         origin = self
-        png = io.BytesIO()
-        Image.new("RGB", (64, 36), (250, 20, 20)).save(png, "PNG")
-        image = png.getvalue()
+        images = {}
+        for name, color in (("red", (250, 20, 20)), ("blue", (20, 20, 250))):
+            png = io.BytesIO()
+            Image.new("RGB", (64, 36), color).save(png, "PNG")
+            images[f"/{name}.png"] = png.getvalue()
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if self.path != "/red.png":
+                image = images.get(self.path)
+                if image is None:
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
@@ -60,8 +64,11 @@ class Origin:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                origin.callbacks.append({"path": self.path, "body": json.loads(body)})
-                self.send_response(200)
+                status = origin.answers.pop(0) if origin.answers else 200
+                origin.callbacks.append(
+                    {"path": self.path, "body": json.loads(body), "answered": status}
+                )
+                self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -107,6 +114,7 @@ def own_simulator(
 def sim(own_simulator: SimulatorProcess, origin: Origin) -> SimulatorProcess:
     own_simulator.reset(restore_config=True)
     origin.callbacks.clear()
+    origin.answers.clear()
     return own_simulator
 
 
@@ -408,6 +416,29 @@ def test_a_slow_reply_is_slow(sim: SimulatorProcess) -> None:
     assert sim.ledger()["faults"]["slow"] == 1
 
 
+def test_a_late_url_is_completed_without_assets_for_a_while(sim: SimulatorProcess) -> None:
+    sim.configure(late_url_rate=1.0, late_url_seconds=60)
+    generation_id = create(sim).json()["id"]
+    sim.force_complete(generation_id)
+
+    generation = get(sim, generation_id).json()
+    assert generation["state"] == "completed"
+    assert generation["assets"]["video"] is None and generation["assets"]["image"] is None
+
+
+def test_an_expired_video_link_answers_404_and_the_next_get_has_a_fresh_one(
+    sim: SimulatorProcess,
+) -> None:
+    sim.configure(expire_link_rate=1.0)
+    generation = completed(sim)
+    first = generation["assets"]["video"]
+
+    assert requests.get(first, timeout=30).status_code == 404
+    fresh = get(sim, generation["id"]).json()["assets"]["video"]
+    assert fresh != first and len(frames(fresh)) == VIDEO_SECONDS * FPS
+    assert sim.ledger()["faults"]["expired_link"] == 1
+
+
 def test_the_ledger_records_each_create(sim: SimulatorProcess) -> None:
     source = completed(sim)
     create(
@@ -442,6 +473,20 @@ def test_callbacks_post_the_generation_when_it_dreams_and_completes(
     recorded = sim.ledger()["callbacks"]
     assert [(r["state"], r["status"]) for r in recorded] == [("dreaming", 200), ("completed", 200)]
     assert all(r["url"] == f"{origin.url}/hook" for r in recorded)  # no query in the ledger
+
+
+def test_a_callback_not_answered_200_is_tried_three_times(
+    sim: SimulatorProcess, origin: Origin
+) -> None:
+    """As Luma documents: up to 3 tries, 100 ms apart, until a 200."""
+    sim.configure(duration=60)  # dreaming only: one event
+    origin.answers[:] = [500, 503, 500, 404]
+    create(sim, callback_url=f"{origin.url}/hook")
+
+    (record,) = wait_for(lambda: sim.ledger()["callbacks"])
+    assert (record["state"], record["tries"], record["status"]) == ("dreaming", 3, 500)
+    assert [c["answered"] for c in origin.callbacks] == [500, 503, 500]
+    assert origin.answers == [404]  # a fourth try was never made
 
 
 def test_a_failed_generation_calls_back_failed(sim: SimulatorProcess, origin: Origin) -> None:
@@ -488,33 +533,56 @@ def test_a_loop_ends_on_its_first_frame(sim: SimulatorProcess) -> None:
     assert difference(plain[0], plain[-1]) > 3 * difference(looped[0], looped[-1])
 
 
-def test_an_extension_starts_on_the_sources_last_frame(sim: SimulatorProcess) -> None:
-    source = completed(sim, prompt="A red kite")
+def image(origin: Origin, name: str) -> dict[str, str]:
+    return {"type": "image", "url": f"{origin.url}/{name}.png"}
+
+
+def is_red(frame: Image.Image) -> bool:
+    red, green, blue = ImageStat.Stat(frame.convert("RGB")).mean
+    return red > 200 and green < 60 and blue < 60
+
+
+# Sources whose ends are plain colours (image keyframes): the clip's world continues the
+# source's anyway (time and palette), so only a colour shows that the keyframe is its frame.
+
+
+def test_an_extension_starts_on_the_sources_last_frame(
+    sim: SimulatorProcess, origin: Origin
+) -> None:
+    source = completed(sim, prompt="A red kite", keyframes={"frame1": image(origin, "red")})
     extension = completed(
         sim, prompt="It climbs", keyframes={"frame0": {"type": "generation", "id": source["id"]}}
     )
 
     before, after = frames(source["assets"]["video"]), frames(extension["assets"]["video"])
+    assert is_red(before[-1])
     assert difference(after[0], before[-1]) < 3
-    assert difference(after[-1], before[-1]) > 3
+    assert not is_red(after[-1])
 
 
-def test_a_reverse_extension_ends_on_the_sources_first_frame(sim: SimulatorProcess) -> None:
-    source = completed(sim, prompt="A red kite", aspect_ratio="1:1")
+def test_a_reverse_extension_ends_on_the_sources_first_frame(
+    sim: SimulatorProcess, origin: Origin
+) -> None:
+    source = completed(
+        sim, prompt="A red kite", aspect_ratio="1:1", keyframes={"frame0": image(origin, "red")}
+    )
     reverse = completed(
         sim, prompt="Before", keyframes={"frame1": {"type": "generation", "id": source["id"]}}
     )
 
     before, clip = frames(source["assets"]["video"]), frames(reverse["assets"]["video"])
     assert clip[0].size == (480, 480)  # the source's aspect ratio
+    assert is_red(before[0])
     assert difference(clip[-1], before[0]) < 3
     assert difference(clip[0], before[0]) > 3 * difference(clip[-1], before[0])
     assert sim.ledger()["posts"][-1]["kind"] == "reverse"
 
 
-def test_an_interpolation_runs_from_a_last_to_b_first(sim: SimulatorProcess) -> None:
-    a = completed(sim, prompt="Dawn over dunes")
-    b = completed(sim, prompt="Night in a city")
+def test_an_interpolation_runs_from_a_last_to_b_first(
+    sim: SimulatorProcess, origin: Origin
+) -> None:
+    a = completed(sim, prompt="Dawn over dunes", keyframes={"frame1": image(origin, "red")})
+    b = completed(sim, prompt="Night in a city", keyframes={"frame0": image(origin, "blue")})
     between = completed(
         sim,
         prompt="Travel",
@@ -535,13 +603,10 @@ def test_an_interpolation_runs_from_a_last_to_b_first(sim: SimulatorProcess) -> 
 def test_an_image_keyframe_is_fetched_from_an_allowed_origin(
     sim: SimulatorProcess, origin: Origin
 ) -> None:
-    generation = completed(
-        sim, keyframes={"frame0": {"type": "image", "url": f"{origin.url}/red.png"}}
-    )
+    generation = completed(sim, keyframes={"frame0": image(origin, "red")})
 
-    first = frames(generation["assets"]["video"])[0].convert("RGB")
-    red, green, blue = (round(v) for v in ImageStat.Stat(first).mean)
-    assert red > 200 and green < 60 and blue < 60
+    clip = frames(generation["assets"]["video"])
+    assert is_red(clip[0]) and not is_red(clip[-1])
 
 
 # -- state -------------------------------------------------------------------------------
@@ -552,12 +617,19 @@ def test_a_restarted_simulator_keeps_generations_and_balance(tmp_path) -> None:
     flags = {"dialect": "luma", "duration": 3, "seed": 3, "video_seconds": 1, "state": state}
     with SimulatorProcess(media_dir=tmp_path / "m1", credits=100, **flags) as first:
         generation_id = create(first).json()["id"]
-        assert balance(first) == 60.0
+        first.configure(fail_rate=1.0)
+        failing_id = create(first).json()["id"]  # fails after the restart, 1.8 s on
+        assert balance(first) == 20.0
 
     with SimulatorProcess(media_dir=tmp_path / "m2", credits=100, **flags) as second:
         assert get(second, generation_id).json()["model"] == "ray-2"
+        assert [p["id"] for p in second.ledger()["posts"]] == [generation_id, failing_id]
+        assert balance(second) in (20.0, 60.0)  # 60 once the second has failed
+        wait_for(lambda: get(second, failing_id).json()["state"] == "failed")
         assert balance(second) == 60.0
-        assert [p["id"] for p in second.ledger()["posts"]] == [generation_id]
+
+    with SimulatorProcess(media_dir=tmp_path / "m3", credits=100, **flags) as third:
+        assert balance(third) == 60.0  # refunded once, and the refund was kept
 
 
 def test_a_state_file_of_the_other_dialect_is_set_aside(tmp_path) -> None:
@@ -584,3 +656,31 @@ def test_the_dialect_flag(tmp_path) -> None:
         Config(dialect="klingon").validate()
     with pytest.raises(ValueError, match="runtime"):
         Config().updated({"dialect": "luma"})
+
+
+def test_runstack_and_compose_start_the_simulator_in_the_providers_dialect(tmp_path) -> None:
+    import shlex
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from generations.management.commands.runstack import simulator_command
+    from simulator.__main__ import build_parser
+    from simulator.server import Config
+
+    def dialect(words: list[str]) -> str:
+        assert words[1:3] == ["-m", "simulator"]
+        return Config.from_options(vars(build_parser().parse_args(words[3:]))).dialect
+
+    env = {"PUBLIC_BASE_URL": "http://127.0.0.1:8000"}
+    assert dialect(simulator_command(sys.executable, 8001, tmp_path, env, "luma")) == "luma"
+    assert dialect(simulator_command(sys.executable, 8001, tmp_path, env)) == "umamiai"
+    compose = yaml.safe_load((Path(__file__).parents[1] / "docker-compose.yml").read_text())
+    command = compose["services"]["simulator"]["command"]
+    assert "--dialect ${LUMA_PROVIDER:-umamiai}" in command
+    for provider, expected in (("luma", "luma"), (" Luma ", "luma"), ("", "umamiai")):
+        # what compose does with ${LUMA_PROVIDER:-umamiai}: the variable, or the default if empty
+        filled = command.replace("${LUMA_PROVIDER:-umamiai}", provider.strip() or "umamiai")
+        filled = filled.replace("${PUBLIC_BASE_URL:-}", "")
+        assert dialect(shlex.split(filled)) == expected

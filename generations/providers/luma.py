@@ -315,11 +315,21 @@ class Luma(Provider):
         return Lookup(decided=True, found=None)
 
     def credit_balance(self) -> float | None:
-        """The account's balance in US cents (``GET /credits``)."""
-        data = self._call("GET", "/credits")
+        """The account's balance in US cents (``GET /credits``); None, with a warning in the
+        log (the error's kind and status, never the key), when it cannot be read."""
+        try:
+            data = self._call("GET", "/credits")
+        except UpstreamError as exc:
+            log.warning(
+                "luma credits: the balance could not be read (%s, status %s)",
+                type(exc).__name__,
+                exc.status_code,
+            )
+            return None
         value = data.get("credit_balance") if isinstance(data, dict) else None
         if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-            raise RetryableError("The service answered the balance with something not a number")
+            log.warning("luma credits: the answer holds no balance")
+            return None
         return float(value)
 
     def concepts(self) -> list[str]:

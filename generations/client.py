@@ -231,16 +231,8 @@ class LumaClient:
         read_timeout: float = 30.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        redact.remember(api_key)  # whatever the service echoes of it is hidden from now on
         self.timeout = (connect_timeout, read_timeout)
-        self.session = requests.Session()
-        self.session.headers.update(
-            {
-                "Authorization": f"Bearer {api_key}",
-                "Accept": "application/json",
-                "User-Agent": USER_AGENT,
-            }
-        )
+        self.session = make_session(api_key)
 
     def __repr__(self) -> str:  # never shows the key
         return f"<LumaClient {self.base_url}>"
@@ -276,35 +268,73 @@ class LumaClient:
         return self._request("POST", path, json=body, sent_is_unknown=True)
 
     def _request(self, method: str, path: str, *, sent_is_unknown: bool, **kwargs: Any) -> Any:
-        url = self.base_url + path
-        try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.ConnectTimeout as exc:
-            raise RetryableError("Could not connect to the service (time-out)") from exc
-        except requests.ReadTimeout as exc:
-            raise OutcomeUnknownError(
-                "The service did not answer in time; the request may have been received"
-            ) from exc
-        except requests.ConnectionError as exc:
-            if _never_connected(exc):
-                raise RetryableError("Could not connect to the service") from exc
-            cls = OutcomeUnknownError if sent_is_unknown else RetryableError
-            raise cls("The connection to the service broke during the request") from exc
-        except (
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema,
-        ) as exc:
-            raise RetryableError(f"The service's address is not usable: {exc}") from exc
-        except requests.RequestException as exc:  # e.g. a body cut short after the status line
-            cls = OutcomeUnknownError if sent_is_unknown else RetryableError
-            raise cls(f"The answer from the service broke off ({type(exc).__name__})") from exc
-        _raise_for_status(response, sent_is_unknown=sent_is_unknown)
-        try:
-            return response.json()
-        except ValueError as exc:
-            cls = OutcomeUnknownError if sent_is_unknown else RetryableError
-            raise cls("The service answered with something that is not JSON") from exc
+        return request_json(
+            self.session,
+            method,
+            self.base_url + path,
+            timeout=self.timeout,
+            sent_is_unknown=sent_is_unknown,
+            **kwargs,
+        )
+
+
+def make_session(api_key: str) -> requests.Session:
+    """A session that sends the key as a bearer token. The key is remembered by
+    ``generations.redact`` first: whatever the service echoes of it is hidden from then on.
+    requests' default adapter retries nothing (urllib3 ``Retry(0, read=False)``): a POST is
+    sent once, whatever happens, and the caller decides what a failure means."""
+    redact.remember(api_key)
+    session = requests.Session()
+    session.headers.update(
+        {
+            "Authorization": f"Bearer {api_key}",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+    )
+    return session
+
+
+def request_json(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    timeout: tuple[float, float],
+    sent_is_unknown: bool,
+    **kwargs: Any,
+) -> Any:
+    """One request, its JSON answer, every failure turned into one of the three kinds.
+    ``sent_is_unknown``: a failure after the request may have been received leaves its outcome
+    unknown (a POST that starts a paid job), rather than merely retryable (a GET)."""
+    try:
+        response = session.request(method, url, timeout=timeout, **kwargs)
+    except requests.ConnectTimeout as exc:
+        raise RetryableError("Could not connect to the service (time-out)") from exc
+    except requests.ReadTimeout as exc:
+        raise OutcomeUnknownError(
+            "The service did not answer in time; the request may have been received"
+        ) from exc
+    except requests.ConnectionError as exc:
+        if _never_connected(exc):
+            raise RetryableError("Could not connect to the service") from exc
+        cls = OutcomeUnknownError if sent_is_unknown else RetryableError
+        raise cls("The connection to the service broke during the request") from exc
+    except (
+        requests.exceptions.InvalidURL,
+        requests.exceptions.MissingSchema,
+        requests.exceptions.InvalidSchema,
+    ) as exc:
+        raise RetryableError(f"The service's address is not usable: {exc}") from exc
+    except requests.RequestException as exc:  # e.g. a body cut short after the status line
+        cls = OutcomeUnknownError if sent_is_unknown else RetryableError
+        raise cls(f"The answer from the service broke off ({type(exc).__name__})") from exc
+    _raise_for_status(response, sent_is_unknown=sent_is_unknown)
+    try:
+        return response.json()
+    except ValueError as exc:
+        cls = OutcomeUnknownError if sent_is_unknown else RetryableError
+        raise cls("The service answered with something that is not JSON") from exc
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:

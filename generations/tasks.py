@@ -99,6 +99,15 @@ def _wake_deliveries(ids: list[int]) -> None:
 webhooks.set_waker(_wake_deliveries)
 
 
+def wake_poller() -> None:
+    """Run a poll round now (a provider's callback made a row due): a broker error is
+    logged, not raised (beat runs one every ``LUMA_POLL_INTERVAL`` anyway)."""
+    try:
+        poll_in_flight.delay()
+    except Exception:
+        log.warning("could not send a poll round; beat will run one", exc_info=True)
+
+
 def _send_sweep() -> None:
     try:
         sweep.delay()

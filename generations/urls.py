@@ -4,6 +4,7 @@ from django.urls import path, re_path
 
 from generations import (
     board_views,
+    callback_views,
     chain_views,
     converters,  # noqa: F401  (registers <token:...>)
     frame_views,
@@ -84,6 +85,12 @@ urlpatterns = [
         name="share-poster",
     ),
     re_path(r"^s/", share_views.public_gone, name="share-gone"),
+    # A provider's call-back (Luma's callback_url): makes one row's poll due, nothing more.
+    path(
+        "hooks/upstream/<token:token>/",
+        callback_views.upstream_callback,
+        name="upstream-callback",
+    ),
     path("generations/<uuid:pk>/share/", share_views.share_generation, name="generation-share"),
     path("boards/<int:pk>/share/", share_views.share_board, name="board-share"),
     path("shares/", share_views.shares_page, name="shares"),

@@ -7,6 +7,7 @@ of running with a guess.
 
 from __future__ import annotations
 
+import json
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -70,3 +71,52 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_price_table(name: str) -> dict[str, int]:
+    """Prices in whole US cents by ``model:resolution:duration`` (e.g. ``ray-2:720p:5s``), as
+    a JSON object (``{"ray-2:720p:5s": 71}``) or as ``key=cents`` pairs separated by commas
+    (``ray-2:720p:5s=71,ray-flash-2:540p:5s=14``). Unset or empty: no entries."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    example = "e.g. ray-2:720p:5s=71,ray-flash-2:540p:5s=14"
+    pairs: list[tuple[str, object]]
+    if raw.startswith("{"):
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} is not valid JSON ({example})") from None
+        if not isinstance(data, dict):
+            raise ImproperlyConfigured(f"{name} must be a JSON object ({example})")
+        pairs = list(data.items())
+    else:
+        pairs = []
+        for item in raw.split(","):
+            if not item.strip():
+                continue
+            pair_key, sep, pair_value = item.partition("=")
+            if not sep:
+                raise ImproperlyConfigured(f"{name}: {item.strip()!r} has no '=cents' ({example})")
+            pairs.append((pair_key, pair_value.strip()))
+    table: dict[str, int] = {}
+    for raw_key, value in pairs:
+        key = str(raw_key).strip().lower()
+        parts = key.split(":")
+        if len(parts) != 3 or not all(parts) or not parts[2].endswith("s"):
+            raise ImproperlyConfigured(
+                f"{name}: {key!r} is not model:resolution:duration ({example})"
+            )
+        cents: object = value
+        if isinstance(value, str):
+            try:
+                cents = int(value)
+            except ValueError:
+                cents = None
+        if isinstance(cents, bool) or not isinstance(cents, int) or cents < 0:
+            raise ImproperlyConfigured(
+                f"{name}: the price of {key} must be a whole number of US cents, "
+                f"0 or more, not {value!r}"
+            )
+        table[key] = cents
+    return table

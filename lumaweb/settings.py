@@ -13,7 +13,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from lumaweb.env import env_bool, env_float, env_int, env_list, env_str
+from lumaweb.env import env_bool, env_float, env_int, env_list, env_price_table, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -202,8 +202,18 @@ if (
         f"LUMA_API_BASE_URL must be an http(s) URL, not {LUMA_API_BASE_URL!r}"
     )
 LUMA_TOKENS_PER_GENERATION = env_int("LUMA_TOKENS_PER_GENERATION", 500_000, minimum=0)
+# Luma's official API (LUMA_PROVIDER=luma): prices in US cents by model:resolution:duration,
+# over the estimated defaults in generations/providers/luma.py (PRICES); see docs/ARCHITECTURE.md.
+LUMA_PRICE_TABLE = env_price_table("LUMA_PRICE_TABLE")
 LUMA_POLL_INTERVAL = env_float("LUMA_POLL_INTERVAL", 5.0, minimum=0.1)
 LUMA_POLL_BATCH_SIZE = env_int("LUMA_POLL_BATCH_SIZE", 50, minimum=1)
+# A provider without batched polling (Luma: one GET per id) is asked at most this many times a
+# poll interval, by every poller together; the longest-due jobs first, the rest next round.
+LUMA_POLL_MAX_REQUESTS = env_int("LUMA_POLL_MAX_REQUESTS", 20, minimum=1)
+# A POST of unknown outcome the provider's list could not tell at once is looked at once more
+# this many seconds later (a list may lag), then left to a person (generations/pipeline/lookup.py).
+# 45 s: Luma's list counts as current 30 s after a POST (generations/providers/luma.py).
+LUMA_LIST_LOOKUP_AGAIN_AFTER = env_float("LUMA_LIST_LOOKUP_AGAIN_AFTER", 45.0, minimum=0)
 # A generation that shows no progress for this long is marked failed ("timed out").
 LUMA_POLL_DEADLINE = env_float("LUMA_POLL_DEADLINE", 600.0, minimum=1)
 LUMA_CONNECT_TIMEOUT = env_float("LUMA_CONNECT_TIMEOUT", 5.0, minimum=0.1)

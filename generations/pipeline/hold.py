@@ -8,6 +8,10 @@ no worker sends anything while the hold lasts, and every ``LUMA_HOLD_RETRY`` sec
 chooses ONE queued job as a probe. The first POST that goes through (started after the latest
 refusal) lifts the hold, and the sweeper then wakes every job that waited.
 
+Where the provider tells the account's balance (Luma), the hold need not wait for a refusal:
+``credits_short`` compares the balance with the job's cost before anything is sent, and
+``submit`` holds the account ("out of credits") when it is short.
+
 The hold is one row (``AccountHold``, there only while held), changed only here, through the
 named functions below. Whether a refusal is about the account is decided in one place:
 ``account_refusal``.
@@ -23,12 +27,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from generations import audit, redact
+from generations import audit, providers, redact
 from generations.client import UpstreamError
+from generations.inputs import GenerationRequest
 from generations.models import AccountHold, AuditAction, Generation, HoldCause, Status
 from generations.pipeline import transitions as t
 
@@ -44,6 +50,9 @@ CREDITS_WORDS = re.compile(
     r"credit|balance|quota|insufficient|funds|billing|payment|top.?up|out of tokens", re.I
 )
 HELD = AccountHold.objects
+# The account's credit balance (``credits_short``) is read from the provider at most this often.
+CREDITS_CACHE_KEY = "lumaweb:provider-credit-balance"
+CREDITS_CACHE_SECONDS = 60
 
 
 def account_refusal(exc: UpstreamError) -> HoldCause | None:
@@ -119,10 +128,63 @@ def put_on_hold(cause: HoldCause, message: str, status_code: int | None) -> bool
     return began
 
 
-def probe_taken(gen_id: Any) -> None:
+def probe_taken(gen_id: Any) -> bool:
     """A worker claimed the probe: it may send once, not again in this interval (a 429 to it
-    queues it with a backoff, and its wake-up must not make a second POST)."""
-    HELD.filter(pk=AccountHold.SINGLETON, probe_id=gen_id).update(probe=None)
+    queues it with a backoff, and its wake-up must not make a second POST). Returns whether
+    this row was the probe."""
+    return bool(HELD.filter(pk=AccountHold.SINGLETON, probe_id=gen_id).update(probe=None))
+
+
+def credits_short(
+    provider: providers.Provider, request: GenerationRequest, *, fresh: bool = False
+) -> str | None:
+    """Why this request must not be sent: the account's balance, where the provider tells it
+    (``capabilities.credits``), is below the request's cost; None when it may be sent (enough
+    credits, no balance to read, or the balance could not be read: the service decides).
+
+    The balance is read at most once a ``CREDITS_CACHE_SECONDS`` (Django's cache, shared by
+    every worker); ``fresh`` (the hold's probe) reads it now, so that a top-up lifts the hold
+    at the next probe rather than a cache lifetime later."""
+    if not provider.capabilities.credits:
+        return None
+    balance = None if fresh else _cached_balance()
+    if balance is None:
+        try:
+            balance = provider.credit_balance()
+        except UpstreamError as exc:
+            log.warning("credit balance not read (%s): %s", exc.status_code, exc.message)
+            return None
+        if balance is None:
+            return None
+        _cache_balance(balance)
+    cost = provider.unit_cost(request)
+    if balance >= cost:
+        return None
+    unit = provider.capabilities.cost_unit
+    return f"Out of credits: the balance is {balance:g} {unit}, a job costs {cost:g} {unit}."
+
+
+def forget_balance() -> None:
+    """Read the balance afresh next time (tests; a top-up seen by a person)."""
+    try:
+        cache.delete(CREDITS_CACHE_KEY)
+    except Exception:
+        log.warning("cache unavailable: the credit balance is read afresh", exc_info=True)
+
+
+def _cached_balance() -> float | None:
+    try:
+        value = cache.get(CREDITS_CACHE_KEY)
+    except Exception:  # the cache is a shortcut: without it, ask the provider
+        return None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _cache_balance(balance: float) -> None:
+    try:
+        cache.set(CREDITS_CACHE_KEY, balance, CREDITS_CACHE_SECONDS)
+    except Exception:
+        log.warning("cache unavailable: the credit balance is not kept", exc_info=True)
 
 
 def lift_after_success(post_started_at: datetime) -> bool:

@@ -1,5 +1,6 @@
 """Poll: one batch poller asks the upstream about every due in-flight row in as few GETs as
-possible and applies each answer to its row.
+possible and applies each answer to its row. A provider that cannot batch (one GET per id) is
+asked within a request budget an interval (``LUMA_POLL_MAX_REQUESTS``), longest-due rows first.
 
 Rows are leased with one UPDATE (``poll_lease`` set, ``next_poll_at`` pushed forward by
 ``LUMA_POLL_LEASE``), so a second poller running at the same time finds them not due; a poller
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -24,6 +27,7 @@ from generations.client import PermanentError, RemoteGeneration, UpstreamError
 from generations.models import Generation, Status
 from generations.pipeline import transitions as t
 
+log = logging.getLogger("generations.pipeline")
 RUNNING_STATES = {"pending", "processing", "queued", "dreaming"}
 FINISHING = ("completed", "failed", "timed-out")  # outcomes that end a row's run
 
@@ -56,17 +60,53 @@ class PollStats:
 
 
 def poll_in_flight(limit_batches: int = 20) -> PollStats:
-    """Lease the due rows and ask the upstream about them, ``LUMA_POLL_BATCH_SIZE`` ids a GET."""
+    """Lease the due rows and ask the upstream about them: ``LUMA_POLL_BATCH_SIZE`` ids a GET
+    where the provider batches (``capabilities.poll_batch`` > 1); otherwise one GET per id,
+    at most ``LUMA_POLL_MAX_REQUESTS`` in each poll interval (``_lease_within_budget``), the
+    longest-due rows first, the rest due at the next round."""
     stats = PollStats()
-    lease, rows = lease_due_rows(settings.LUMA_POLL_BATCH_SIZE * limit_batches)
+    provider = providers.current()
+    if provider.capabilities.poll_batch > 1:
+        # The operator's setting, as before providers (a batch the service refuses as too
+        # large is split by halves, ``_poll_chunk``); ``poll_batch`` says only that it batches.
+        batch = settings.LUMA_POLL_BATCH_SIZE
+        lease, rows = lease_due_rows(settings.LUMA_POLL_BATCH_SIZE * limit_batches)
+    else:
+        batch = 1
+        lease, rows = _lease_within_budget()
     stats.due = len(rows)
-    if rows:
-        provider = providers.current()
-        batched = provider.capabilities.poll_batch > 1
-        batch = settings.LUMA_POLL_BATCH_SIZE if batched else 1
-        for start in range(0, len(rows), batch):
-            _poll_chunk(provider, rows[start : start + batch], lease, stats)
+    for start in range(0, len(rows), batch):
+        _poll_chunk(provider, rows[start : start + batch], lease, stats)
     return stats
+
+
+def budget_key(at: float | None = None) -> str:
+    """The cache key counting this poll interval's GETs (one window per interval)."""
+    window = int((time.time() if at is None else at) // settings.LUMA_POLL_INTERVAL)
+    return f"lumaweb:poll-budget:{window}"
+
+
+def _lease_within_budget() -> tuple[str, list[Generation]]:
+    """One GET per id, for a provider without batched polling: lease no more rows than this
+    interval's budget has left. The budget is counted in Django's cache (shared by every
+    poller: beat's rounds and the ones a provider's callback wakes), so 200 jobs in flight are
+    ``LUMA_POLL_MAX_REQUESTS`` GETs an interval, not 200. The whole budget is reserved first
+    and what was not leased is given back at once; without a cache, each round has the budget."""
+    budget = settings.LUMA_POLL_MAX_REQUESTS
+    key = budget_key()
+    try:
+        cache.add(key, 0, timeout=int(settings.LUMA_POLL_INTERVAL * 2) + 1)
+        before = cache.incr(key, budget) - budget
+    except Exception:
+        log.warning("cache unavailable: the poll budget is counted per round", exc_info=True)
+        return lease_due_rows(budget)
+    granted = max(0, min(budget, budget - before))
+    lease, rows = lease_due_rows(granted) if granted else (secrets.token_hex(8), [])
+    try:
+        cache.decr(key, budget - len(rows))
+    except Exception:
+        log.warning("cache unavailable: the poll budget keeps a reservation", exc_info=True)
+    return lease, rows
 
 
 def lease_due_rows(limit: int) -> tuple[str, list[Generation]]:

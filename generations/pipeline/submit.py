@@ -12,10 +12,10 @@ import enum
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -27,13 +27,15 @@ from generations.client import (
     RetryableError,
     UpstreamError,
 )
-from generations.inputs import GenerationRequest
-from generations.models import Generation, HoldCause, Kind, Status, StatusEvent
-from generations.pipeline import hold
+from generations.models import Generation, HoldCause, Status
+from generations.pipeline import hold, lookup
 from generations.pipeline import transitions as t
-from generations.pipeline.poll import next_poll_delay
 
 UNKNOWN_OUTCOME_TAIL = ". It was not sent again automatically, to avoid paying twice."
+LOOKING_AGAIN_TAIL = (
+    ". The service's list could not tell yet whether it started; it is looked at once more"
+    " shortly, then left to a person. It was not sent again, to avoid paying twice."
+)
 
 
 class Submitted(enum.StrEnum):
@@ -67,10 +69,10 @@ def submit(gen_id: Any) -> SubmitOutcome:
     if claim is not t.Claim.CLAIMED:
         held = hold.current() is not None
         return SubmitOutcome(Submitted.HELD if held else Submitted.NOT_CLAIMED)
-    hold.probe_taken(gen_id)
+    probe = hold.probe_taken(gen_id)
     gen = Generation.objects.get(pk=gen_id)
     mine = Q(claim=token)
-    submission = submission_of(gen)
+    submission = lookup.submission_of(gen)
     if submission is None:
         t.fail(
             gen.pk,
@@ -80,6 +82,10 @@ def submit(gen_id: Any) -> SubmitOutcome:
             error="The video this starts from has no upstream id.",
         )
         return SubmitOutcome(Submitted.FAILED)
+    provider = providers.current()
+    short = hold.credits_short(provider, submission.request, fresh=probe)
+    if short is not None:
+        return _short_of_credits(gen, token, short)
     # From here on the POST may reach the service: count it before sending, if still ours.
     sent_at = timezone.now()
     counted = Generation.objects.filter(
@@ -93,19 +99,11 @@ def submit(gen_id: Any) -> SubmitOutcome:
         t.plog(gen.pk, "claim lost before sending; nothing sent", level=logging.WARNING)
         return SubmitOutcome(Submitted.NOT_CLAIMED)
     try:
-        remote = providers.current().submit(submission)
+        remote = provider.submit(submission)
     except RetryableError as exc:
         return _refused_for_now(gen, token, exc)
     except OutcomeUnknownError as exc:
-        t.flag_for_a_person(
-            gen.pk,
-            only_if=mine,
-            note="outcome unknown: " + exc.message,
-            error=exc.message.rstrip(".") + UNKNOWN_OUTCOME_TAIL,
-            error_code=exc.status_code,
-            error_request_id=exc.request_id,
-        )
-        return SubmitOutcome(Submitted.NEEDS_ATTENTION)
+        return _outcome_unknown(provider, gen, token, submission, sent_at, exc)
     except PermanentError as exc:
         cause = hold.account_refusal(exc)
         if cause is not None:
@@ -122,35 +120,75 @@ def submit(gen_id: Any) -> SubmitOutcome:
             post_started_at=None,
         )
         return SubmitOutcome(Submitted.FAILED)
-    outcome = _accepted(gen, token, remote)
+    return _accepted(gen, token, remote, sent_at)
+
+
+def _accepted(
+    gen: Generation, token: str, remote: RemoteGeneration, sent_at: datetime, note: str = ""
+) -> SubmitOutcome:
+    started = lookup.accept(gen, token, remote, note=note)
+    result = Submitted.ACCEPTED if started else Submitted.ADOPTED
     if hold.lift_after_success(sent_at):
-        return SubmitOutcome(outcome.result, wake_waiting=True)
-    return outcome
+        return SubmitOutcome(result, wake_waiting=True)
+    return SubmitOutcome(result)
 
 
-def submission_of(gen: Generation) -> providers.Submission | None:
-    """The POST ``gen`` stands for; None when a video it starts from has no upstream id. The
-    sources' upstream ids were copied when the row was made, so it is sent even if a source's
-    owner deleted that video meanwhile."""
-    start = end = ""
-    if gen.kind in (Kind.EXTEND, Kind.INTERPOLATE):
-        start = gen.parent_remote_id
-        if not start:
-            return None
-    if gen.kind == Kind.REVERSE:
-        end = gen.parent_remote_id
-        if not end:
-            return None
-    if gen.kind == Kind.INTERPOLATE:
-        end = gen.end_parent_remote_id
-        if not end:
-            return None
-    return providers.Submission(
-        request=GenerationRequest.from_row(gen),
-        start_generation=start,
-        end_generation=end,
-        public_base_url=settings.PUBLIC_BASE_URL,
+def _outcome_unknown(
+    provider: providers.Provider,
+    gen: Generation,
+    token: str,
+    submission: providers.Submission,
+    sent_at: datetime,
+    exc: UpstreamError,
+) -> SubmitOutcome:
+    """The POST may or may not have started a paid job. Where the provider has a list, look
+    (``lookup``): found, the row goes on with it; nothing made, it is sent again; otherwise, or
+    without a list, it waits for a person (and, with a list, for the sweeper's second look)."""
+    looked_at = None
+    if provider.capabilities.list_lookup:
+        looked_at = lookup.look(provider, submission, sent_at)
+        if looked_at.found is not None:
+            return _accepted(gen, token, looked_at.found, sent_at, note=lookup.FOUND_NOTE)
+        if looked_at.decided:
+            if lookup.send_again(gen.pk, Status.SUBMITTING, token, gen.attempts):
+                return SubmitOutcome(Submitted.RETRY, retry_in=0)
+            return SubmitOutcome(Submitted.FAILED)
+    common: dict[str, Any] = {
+        "only_if": Q(claim=token),
+        "error_code": exc.status_code,
+        "error_request_id": exc.request_id,
+    }
+    if looked_at is not None:  # the list could not tell yet: the sweeper looks once more
+        t.flag_for_a_person(
+            gen.pk,
+            note=f"{lookup.LOOKING_AGAIN_NOTE}: {exc.message}",
+            error=exc.message.rstrip(".") + LOOKING_AGAIN_TAIL,
+            next_attempt_at=t.in_seconds(settings.LUMA_LIST_LOOKUP_AGAIN_AFTER),
+            **common,
+        )
+    else:
+        t.flag_for_a_person(
+            gen.pk,
+            note="outcome unknown: " + exc.message,
+            error=exc.message.rstrip(".") + UNKNOWN_OUTCOME_TAIL,
+            **common,
+        )
+    return SubmitOutcome(Submitted.NEEDS_ATTENTION)
+
+
+def _short_of_credits(gen: Generation, token: str, reason: str) -> SubmitOutcome:
+    """The account's balance is below this job's cost: hold the account without sending (the
+    refusal is certain), and queue the job again, its attempt un-counted (nothing was sent)."""
+    hold.put_on_hold(HoldCause.CREDITS, reason, None)
+    t.requeue(
+        gen.pk,
+        [Status.SUBMITTING],
+        only_if=Q(claim=token),
+        note=f"account on hold: {reason} Not sent; waiting in the queue",
+        error=reason,
+        attempts=F("attempts") - 1,
     )
+    return SubmitOutcome(Submitted.HELD)
 
 
 def _held(gen: Generation, token: str, exc: UpstreamError, cause: HoldCause) -> SubmitOutcome:
@@ -198,67 +236,3 @@ def _refused_for_now(gen: Generation, token: str, exc: UpstreamError) -> SubmitO
         **common,
     )
     return SubmitOutcome(Submitted.RETRY, retry_in=delay if moved else None)
-
-
-def _accepted(gen: Generation, token: str, remote: RemoteGeneration) -> SubmitOutcome:
-    now = timezone.now()
-    fields = {
-        "remote_id": remote.id,
-        "state": remote.state,
-        "prompt": remote.prompt,
-        "estimate_wait_seconds": remote.estimate_wait_seconds,
-        "remote_created_at": remote.created_at,
-        "submitted_at": now,
-        "last_progress_at": now,
-        "next_poll_at": t.in_seconds(next_poll_delay(remote.estimate_wait_seconds), now),
-    }
-    if t.start(gen.pk, token=token, note=f"accepted as {remote.id}", **fields):
-        return SubmitOutcome(Submitted.ACCEPTED)
-    # The row moved on while the POST was out (a person retried it or marked it failed): the
-    # generation is paid for all the same, so it gets a row of its own and is kept.
-    with transaction.atomic():
-        adopted = Generation.objects.create(
-            created_by=gen.created_by,
-            kind=gen.kind,
-            **_lineage(gen),
-            **GenerationRequest.from_row(gen).row_fields(),
-            status=Status.IN_PROGRESS,
-            posts_sent=1,
-            posts_authorized=1,
-            attempts=1,
-            **fields,
-        )
-        StatusEvent.objects.create(
-            generation=adopted,
-            status=Status.IN_PROGRESS,
-            state=remote.state,
-            note=f"late answer for {gen.pk}: accepted as {remote.id}",
-        )
-        # That POST is the new row's now: the money counts it there, not on this row as well.
-        Generation.objects.filter(pk=gen.pk).update(posts_adopted=F("posts_adopted") + 1)
-    t.plog(
-        gen.pk, "late answer %s kept as generation %s", remote.id, adopted.pk, level=logging.WARNING
-    )
-    return SubmitOutcome(Submitted.ADOPTED)
-
-
-def _lineage(gen: Generation) -> dict[str, Any]:
-    """An extension's parent columns for its late answer's row, as they stand now: the parent
-    may have been deleted by its owner while the POST was out. Called inside the transaction
-    that creates the row; the ancestors still there are locked, so a delete of one waits and
-    then treats the new row like any other extension."""
-    if gen.kind != Kind.EXTEND:
-        return {}
-    names = ("parent_id", "parent_removed_at", "kept_ancestor_id")
-    cols = Generation.objects.filter(pk=gen.pk).values(*names).first() or {
-        name: getattr(gen, name) for name in names
-    }
-    wanted = [pk for pk in (cols["parent_id"], cols["kept_ancestor_id"]) if pk]
-    there = set(
-        Generation.objects.select_for_update().filter(pk__in=wanted).values_list("pk", flat=True)
-    )
-    if cols["parent_id"] and cols["parent_id"] not in there:
-        cols.update(parent_id=None, parent_removed_at=cols["parent_removed_at"] or timezone.now())
-    if cols["kept_ancestor_id"] not in there:
-        cols["kept_ancestor_id"] = None
-    return {**cols, "parent_remote_id": gen.parent_remote_id}

@@ -10,7 +10,9 @@
 4. webhook deliveries due with no wake-up on its way (a retry too far off for a countdown, a
    lost message, a sender that died: its lease ran out), each stamped ``enqueued_at`` so it is
    woken once, not at every sweep; the delivery's own claim decides who sends it;
-5. joined chain files not read for ``LUMA_CHAIN_CACHE_DAYS`` (``chain_files.sweep``).
+5. joined chain files not read for ``LUMA_CHAIN_CACHE_DAYS`` (``chain_files.sweep``);
+6. POSTs of unknown outcome the provider's list could not tell at first: looked at once more
+   (``lookup.look_again``), then left to a person.
 
 Each row is claimed by stamping its wake-up column in a conditional UPDATE; the ids claimed are
 returned for ``generations.tasks`` to wake.
@@ -26,7 +28,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from generations import chain_files
+from generations import chain_files, providers
 from generations.models import (
     GRANT_MEMORY,
     DeliveryStatus,
@@ -38,7 +40,7 @@ from generations.models import (
     slots,
     turns,
 )
-from generations.pipeline import hold
+from generations.pipeline import hold, lookup
 from generations.pipeline import transitions as t
 
 MAX_REQUEUE = 1000
@@ -53,6 +55,8 @@ class SweepStats:
     needs_attention: int = 0
     copies: int = 0
     joins_removed: int = 0  # joined chain files not read for LUMA_CHAIN_CACHE_DAYS
+    found_by_list: int = 0  # POSTs of unknown outcome the list's second look found
+    sent_again: int = 0  # ... or showed made nothing: queued again
     on_hold: bool = False
     probe: uuid.UUID | None = None  # the job tried this interval while the account is on hold
     to_submit: list[uuid.UUID] = field(default_factory=list)
@@ -66,6 +70,8 @@ class SweepStats:
             "needs_attention": self.needs_attention,
             "copies": self.copies,
             **({"joins_removed": self.joins_removed} if self.joins_removed else {}),
+            **({"found_by_list": self.found_by_list} if self.found_by_list else {}),
+            **({"sent_again": self.sent_again} if self.sent_again else {}),
             **({"deliveries": len(self.to_deliver)} if self.to_deliver else {}),
             **({"on_hold": 1, "probes": int(self.probe is not None)} if self.on_hold else {}),
         }
@@ -89,6 +95,7 @@ def sweep() -> SweepStats:
             if rows.waiting_for_a_worker(now).filter(pk=pk).update(enqueued_at=now):
                 stats.to_submit.append(pk)
                 stats.requeued += 1
+    lists = providers.current().capabilities.list_lookup
     for gen in rows.stale_submitting(now):
         still_stale = Q(status_changed_at=gen.status_changed_at)  # not moved since we looked
         if gen.post_started_at is None:
@@ -104,6 +111,8 @@ def sweep() -> SweepStats:
             gen.pk,
             only_if=still_stale,
             note="worker stopped while sending",
+            # with a list to look at, the second look (``lookup.look_again``) is due at once
+            next_attempt_at=now if lists else None,
             error="A worker stopped while sending this request, so it may or may not have "
             "reached the service. Retry (may pay twice) or mark it failed.",
         ):
@@ -112,10 +121,13 @@ def sweep() -> SweepStats:
         if rows.copy_due(now).filter(pk=pk).update(assets_enqueued_at=now):
             stats.to_copy.append(pk)
             stats.copies += 1
+    looked = lookup.look_again(now)
+    stats.found_by_list, stats.sent_again = looked.found, len(looked.to_submit)
+    stats.to_submit.extend(looked.to_submit)
     stats.to_deliver = wake_deliveries(now)
     SubmitGrant.objects.filter(at__lt=now - GRANT_MEMORY).delete()
     stats.joins_removed = chain_files.sweep()  # one directory scan every few minutes at most
-    if stats.requeued or stats.unstuck or stats.needs_attention or stats.probe:
+    if stats.requeued or stats.unstuck or stats.needs_attention or stats.probe or looked.any:
         t.log.info("sweep %s", stats.counts())
     return stats
 

@@ -226,6 +226,7 @@ def _accepted(gen: Generation, token: str, remote: RemoteGeneration) -> SubmitOu
             posts_sent=1,
             posts_authorized=1,
             attempts=1,
+            unit_cost=gen.unit_cost,  # the POST it counts was priced when its row was made
             **fields,
         )
         StatusEvent.objects.create(

@@ -222,6 +222,10 @@ class Usage:
     reserved: int = 0
     refunded: int = 0
     generations: int = 0
+    # Of ``generations``, those counted at no price: older than per-row prices (UmamiAI's
+    # tokens) where the installation counts in another unit. Shown, so nothing is left out
+    # silently.
+    unpriced: int = 0
 
     @property
     def counted(self) -> int:
@@ -235,6 +239,7 @@ class Usage:
             self.reserved + other.reserved,
             self.refunded + other.refunded,
             self.generations + other.generations,
+            self.unpriced + other.unpriced,
         )
 
 
@@ -284,6 +289,8 @@ def _grouped(
     without), in two queries: live rows, then deleted rows' kept costs. The one place the sums
     are made: the month's figures and the days' are the same expressions, grouped differently."""
     cost = _priced()
+    # Rows without a price of their own count nothing where the unit is not tokens: say how many.
+    unpriced: Any = Count("pk", filter=Q(unit_cost=0)) if not legacy_unit_cost() else Value(0)
     grouped: dict[tuple[date | None, int | None], Usage] = {}
     live = Generation.objects.filter(billed_at__gte=start, billed_at__lt=end).order_by()
     gone = DeletedSpending.objects.filter(billed_at__gte=start, billed_at__lt=end).order_by()
@@ -297,6 +304,7 @@ def _grouped(
         reserved=_amount(RESERVED * cost),
         refunded=_amount(REFUNDED * cost),
         generations=Count("pk"),
+        unpriced=unpriced,
     ):
         grouped[(row.get("day"), row["created_by"])] = Usage(
             int(row["spent"]),
@@ -304,6 +312,7 @@ def _grouped(
             int(row["reserved"]),
             int(row["refunded"]),
             row["generations"],
+            row["unpriced"],
         )
     kept = _priced()  # a deleted row's POSTs, at the price that row had
     for row in gone.values(*day_key, "user").annotate(
@@ -311,6 +320,7 @@ def _grouped(
         possibly=_amount(F("possibly") * kept),
         refunded=_amount(F("refunded") * kept),
         generations=Count("pk"),
+        unpriced=unpriced,
     ):
         key = (row.get("day"), row["user"])
         grouped[key] = grouped.get(key, Usage()) + Usage(
@@ -318,6 +328,7 @@ def _grouped(
             possibly=int(row["possibly"]),
             refunded=int(row["refunded"]),
             generations=row["generations"],
+            unpriced=row["unpriced"],
         )
     return grouped
 

@@ -109,7 +109,14 @@ def test_with_credits_a_row_older_than_per_row_prices_counts_no_tokens_as_credit
     carol = make_user("carol")
     make_gen(Status.COMPLETED, user=carol)  # an UmamiAI job: 500,000 tokens are no credits
     make_gen(Status.COMPLETED, user=carol, unit_cost=320)
-    assert money.month_usage().of(carol.pk) == money.Usage(spent=320, generations=2)
+    # Counted as a generation, at no price, and said so (``unpriced``): never mixed in silently.
+    assert money.month_usage().of(carol.pk) == money.Usage(spent=320, generations=2, unpriced=1)
+
+
+def test_with_tokens_a_row_older_than_per_row_prices_is_priced_not_unpriced(db):
+    carol = make_user("carol")
+    make_gen(Status.COMPLETED, user=carol)
+    assert money.month_usage().of(carol.pk) == money.Usage(spent=COST, generations=1)
 
 
 # --- rows record their price ----------------------------------------------------------------------

@@ -181,6 +181,11 @@ _USAGE = {
             **_TOKENS,
             "description": "One generation with the provider's default options, in unit",
         },
+        "unpriced": {
+            **_TOKENS,
+            "description": "The team's jobs made before per-row prices, in another unit: "
+            "counted at no price",
+        },
         "team": {
             "type": "object",
             "required": [*_FIGURES, *_LINE],

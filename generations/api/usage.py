@@ -38,6 +38,8 @@ def report_json(report: money.UsageReport, months: list[str]) -> dict[str, Any]:
         "month": report.month,
         "unit": report.unit,
         "cost_per_generation": report.cost,
+        # The team's jobs counted at no price (older than per-row prices, in another unit).
+        "unpriced": report.team.usage.unpriced,
         "team": line_fields(report.team),
         # ``user`` null: jobs of no one (an operator's, a removed account's); admins only.
         "people": [

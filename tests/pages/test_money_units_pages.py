@@ -60,6 +60,23 @@ def test_the_usage_page_and_api_count_in_credits_with_luma(boss, priced_luma):
     assert usage["unit"] == "credits"
     assert usage["team"]["spent"] == 430
     assert usage["cost_per_generation"] == 320
+    assert usage["unpriced"] == 0
+    assert 'id="usage-unpriced"' not in client.get("/usage/").content.decode()
+
+
+def test_jobs_older_than_per_row_prices_are_named_not_counted_in_credits(boss, priced_luma):
+    make_gen(Status.COMPLETED, user=boss)  # an UmamiAI job, priced in tokens
+    make_gen(Status.COMPLETED, user=boss)
+    make_gen(Status.COMPLETED, user=boss, unit_cost=320)
+    client = login(boss)
+    page = text(client.get("/usage/"))
+    assert (
+        "2 of these generations were made before lumaweb priced each job (UmamiAI's tokens): "
+        "not counted in credits." in page
+    )
+    assert "320 credits spent by the team" in page
+    usage = client.get("/api/v1/usage").json()
+    assert (usage["unpriced"], usage["team"]["spent"], usage["team"]["generations"]) == (2, 320, 3)
 
 
 def test_the_usage_page_and_api_count_in_tokens_with_umamiai(boss):

@@ -139,9 +139,10 @@ def check_can_spend(user: User) -> None:
         )
 
 
-def _check_budget(owner: User, generations: int = 1) -> None:
+def _check_budget(owner: User, cost: int, generations: int = 1) -> None:
     """Refuse, before anything is queued, what would take ``owner`` (whose month the jobs
-    count in) or the team over this month's budget.
+    count in) or the team over this month's budget: ``cost`` is what the ``generations`` asked
+    for cost together, in the provider's unit (each row's price).
 
     Call it inside the transaction that then inserts or re-queues: it locks the team row, so
     every other create, extend and retry waits here until this one commits, and then counts
@@ -151,11 +152,10 @@ def _check_budget(owner: User, generations: int = 1) -> None:
     person = owner if owner is not None and owner.is_authenticated else None
     if not money.limited(person, team):
         return  # no budget to break: the month need not be summed (scripts/bench_money.py)
-    allowance = money.allowance(person, team)
-    whose = allowance.short_of(generations)
+    allowance = money.allowance(person, team, cost=cost)
+    whose = allowance.short_of()
     if not whose:
         return
-    cost = allowance.cost * generations
     left = allowance.person_left if whose == "person" else allowance.team_left
     subject = "your monthly budget" if whose == "person" else "the team's monthly budget"
     what = (
@@ -164,10 +164,15 @@ def _check_budget(owner: User, generations: int = 1) -> None:
         else "Not queued: this would take"
     )
     raise OverBudget(
-        f"{what} {subject} over its limit. It costs {cost:,} tokens and "
+        f"{what} {subject} over its limit. It costs {money.amount(cost)} and "
         f"{left or 0:,} are left this month (UTC). An admin can raise the budget.",
-        {"exceeded": whose, **allowance.as_json(generations)},
+        {"exceeded": whose, **allowance.as_json()},
     )
+
+
+def _budget_words(value: int | None) -> str:
+    """A budget in words: "2,000,000 tokens", "5,000 credits" or "no limit"."""
+    return "no limit" if value is None else money.amount(value)
 
 
 class _Unchanged:
@@ -197,7 +202,7 @@ def set_member(
     if not isinstance(role, _Unchanged) and role not in Role.values:
         raise ServiceError(f"No role {role!r}: choose one of {', '.join(Role.values)}.")
     if isinstance(budget, int) and budget < 0:
-        raise ServiceError("A budget is a number of tokens from 0, or none for no limit.")
+        raise ServiceError(f"A budget is a number of {money.unit()} from 0, or none for no limit.")
     with transaction.atomic():
         Team.lock()
         member, _ = Member.objects.get_or_create(user=person)
@@ -224,8 +229,8 @@ def set_member(
             audit.record(
                 actor,
                 AuditAction.BUDGET,
-                f"{name}: budget {audit.tokens(old_budget)} -> "
-                f"{audit.tokens(member.monthly_budget)}",
+                f"{name}: budget {_budget_words(old_budget)} -> "
+                f"{_budget_words(member.monthly_budget)}",
                 subject=person,
                 details={"old": old_budget, "new": member.monthly_budget},
             )
@@ -236,7 +241,7 @@ def set_team_budget(actor: User, budget: int | None) -> Team:
     """An admin sets the whole team's monthly budget (tokens; None for no limit)."""
     check_is_admin(actor)
     if budget is not None and budget < 0:
-        raise ServiceError("A budget is a number of tokens from 0, or none for no limit.")
+        raise ServiceError(f"A budget is a number of {money.unit()} from 0, or none for no limit.")
     with transaction.atomic():
         team = Team.lock()
         old = team.monthly_budget
@@ -246,7 +251,7 @@ def set_team_budget(actor: User, budget: int | None) -> Team:
             audit.record(
                 actor,
                 AuditAction.TEAM_BUDGET,
-                f"Team budget {audit.tokens(old)} -> {audit.tokens(budget)}",
+                f"Team budget {_budget_words(old)} -> {_budget_words(budget)}",
                 details={"old": old, "new": budget},
             )
     return team
@@ -285,7 +290,7 @@ def add_member(
     if role not in Role.values:
         raise ServiceError(f"No role {role!r}: choose one of {', '.join(Role.values)}.")
     if budget is not None and budget < 0:
-        raise ServiceError("A budget is a number of tokens from 0, or none for no limit.")
+        raise ServiceError(f"A budget is a number of {money.unit()} from 0, or none for no limit.")
     model = get_user_model()
     candidate = model(username=username)
     try:
@@ -302,7 +307,7 @@ def add_member(
             audit.record(
                 actor,
                 AuditAction.MEMBER_ADDED,
-                f"Added {username} as {role}, budget {audit.tokens(budget)}",
+                f"Added {username} as {role}, budget {_budget_words(budget)}",
                 subject=person,
                 details={"role": role, "budget": budget},
             )
@@ -585,11 +590,12 @@ def create_generations(
             key_row = _claim_key(
                 person, idempotency_key, batch_fingerprint(requests, sources=sources)
             )
-        _check_budget(user, generations=len(requests))
+        prices = [money.price(request) for request in requests]
+        _check_budget(user, cost=sum(prices), generations=len(requests))
         # Locked: a delete of a source at the same moment waits for this row.
         parent_remote_id, end_parent_remote_id = _lock_sources(sources)
         stored: dict[str, Any] = {}
-        for request in requests:
+        for request, cost in zip(requests, prices, strict=True):
             if stored:
                 request = dataclasses.replace(request, **stored)
             gen = Generation.objects.create(
@@ -603,6 +609,7 @@ def create_generations(
                 kind=sources.kind,
                 status=Status.QUEUED,
                 enqueued_at=timezone.now(),
+                unit_cost=cost,  # what one POST of it costs, in the provider's unit
                 **request.row_fields(),
             )
             if not made:  # the uploads, now stored: the other rows name the same files
@@ -618,11 +625,10 @@ def create_generations(
                 note=sources.note
                 or ("created" if len(requests) == 1 else f"created in a batch of {len(requests)}"),
             )
-            cost = money.cost_per_generation()
             audit.record(
                 user,
                 AuditAction.SPENT,
-                f"Queued {sources.what}: {cost:,} tokens",
+                f"Queued {sources.what}: {money.amount(cost)}",
                 subject=person,
                 generation=gen.pk,
                 details={"kind": gen.kind, "cost": cost, "prompt": gen.user_prompt[:100]},
@@ -716,12 +722,15 @@ def retry_generation(
         brought = 0
         if gen.billed_at < money.month_window()[0]:
             brought = money.row_units(Generation.objects.filter(pk=gen.pk))["spent"]
-        _check_budget(gen.created_by, generations=1 + brought)
+        # Priced again now (the row's earlier POSTs, still counted, at that price too).
+        cost = money.price(GenerationRequest.from_row(gen))
+        _check_budget(gen.created_by, cost=cost * (1 + brought), generations=1 + brought)
         # Bookkeeping for the money, before the row is cleared for the next POST: a POST the
         # service failed after starting was refunded, and the row now counts in this month.
         Generation.objects.filter(pk=gen.pk, status=gen.status).update(
             billed_at=timezone.now(),
             posts_refunded=money.REFUNDED,
+            unit_cost=cost,
         )
         if not t.authorise_another_post(
             gen.pk,
@@ -731,12 +740,11 @@ def retry_generation(
             only_if=None if confirm_second_charge else ~MAY_PAY_TWICE,
         ):
             raise ServiceError("This job changed in the meantime; reload and try again.")
-        cost = money.cost_per_generation()
         owner = gen.created_by
         audit.record(
             user,
             AuditAction.SPENT,
-            f"Retried a job: {cost:,} tokens",
+            f"Retried a job: {money.amount(cost)}",
             subject=owner,
             generation=gen.pk,
             details={"kind": "retry", "cost": cost, "from_status": gen.status},
@@ -842,12 +850,12 @@ def delete_generation(gen: Generation, user: User = None) -> None:
         files = [f for f in (row.video_file, row.thumbnail_file) if f]
         files += [f for f in _keyframes(row) if not _keyframe_shared(row, f.name)]
         units = _keep_cost(row)
-        cost = money.cost_per_generation()
+        cost = money.row_price(row)
         owner = row.created_by
         audit.record(
             user,
             AuditAction.DELETED,
-            f"Deleted {_quote(row.user_prompt)} ({units['spent'] * cost:,} tokens spent)",
+            f"Deleted {_quote(row.user_prompt)} ({money.amount(units['spent'] * cost)} spent)",
             subject=owner,
             generation=row.pk,
             details={
@@ -868,10 +876,12 @@ def delete_generation(gen: Generation, user: User = None) -> None:
 
 def _keep_cost(row: Generation) -> dict[str, int]:
     """A deleted job's cost stays in its month: deleting videos gives no budget back. Returns
-    its spent, possibly and refunded POSTs."""
+    its spent, possibly and refunded POSTs (kept with the row's price: the amounts stay)."""
     units = money.row_units(Generation.objects.filter(pk=row.pk))
     if any(units.values()):
-        DeletedSpending.objects.create(user_id=row.created_by_id, billed_at=row.billed_at, **units)
+        DeletedSpending.objects.create(
+            user_id=row.created_by_id, billed_at=row.billed_at, unit_cost=row.unit_cost, **units
+        )
     return units
 
 

@@ -60,8 +60,3 @@ def record(
         details=details or {},
         summary=summary[:300],
     )
-
-
-def tokens(value: int | None) -> str:
-    """A budget or a cost in words: "2,000,000 tokens" or "no limit"."""
-    return "no limit" if value is None else f"{value:,} tokens"

@@ -1,4 +1,5 @@
-"""Values every page shows: the running-jobs count, demo mode, the cost of one generation,
+"""Values every page shows: the running-jobs count, demo mode, the cost of one generation and
+the unit it counts in,
 whether this person may spend (viewers are not offered New, Extend or Retry), and the account
 hold's banner (why, how many jobs wait), and the banner when no worker or no beat is running."""
 
@@ -8,13 +9,17 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from generations import actions, queries
+from generations import actions, money, queries
 
 
 def studio(request: HttpRequest) -> dict[str, Any]:
     context: dict[str, Any] = {
         "demo_mode": settings.LUMA_DEMO_MODE,
-        "tokens_per_generation": settings.LUMA_TOKENS_PER_GENERATION,
+        # One generation with the provider's default options, in ``cost_unit`` (the name is
+        # older than per-row prices: LUMA_TOKENS_PER_GENERATION for UmamiAI).
+        "tokens_per_generation": money.default_cost(),
+        "cost_unit": money.unit(),  # "tokens" (UmamiAI) or "credits" (Luma's API: US cents)
+        "cost_unit_note": money.unit_note(),
         # "v-" in the gallery's viewer: its ids are not the cards' behind it (generations/htmx.py)
         "id_prefix": getattr(request, "id_prefix", ""),
     }

@@ -14,8 +14,9 @@ from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.http import QueryDict
+from django.utils.functional import lazy
 
-from generations import fetch, frames, images, provider_fields
+from generations import fetch, frames, images, money, provider_fields
 from generations.actions import MAX_BATCH
 from generations.inputs import GenerationRequest
 from generations.models import ASPECT_RATIOS, DEFAULT_ROLE, AspectRatio, Generation, Role
@@ -515,15 +516,21 @@ class ExtendForm(GenerationForm):
 
 
 # --- the Team page -------------------------------------------------------------------------------
+def _in_unit(words: str) -> Any:
+    """A label naming the provider's unit ("tokens", "credits"), read when it is shown (the
+    forms are defined before the provider is known)."""
+    return lazy(lambda: words.format(unit=money.unit()), str)()
+
+
 class BudgetField(forms.Field):
-    """Tokens per calendar month: empty (or "none") for no limit; 2000000, 2,000,000 and
-    2_000_000 all read the same."""
+    """An amount per calendar month in the provider's unit (tokens, credits): empty (or
+    "none") for no limit; 2000000, 2,000,000 and 2_000_000 all read the same."""
 
     widget = forms.TextInput
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
-        kwargs.setdefault("label", "Monthly budget (tokens)")
+        kwargs.setdefault("label", _in_unit("Monthly budget ({unit})"))
         kwargs.setdefault("help_text", "Empty for no limit.")
         super().__init__(**kwargs)
         self.widget.attrs.update({"inputmode": "numeric", "placeholder": "no limit"})
@@ -534,9 +541,9 @@ class BudgetField(forms.Field):
             return None
         digits = re.sub(r"[,_\s]", "", text)
         if not re.fullmatch(r"[0-9]+", digits):  # ASCII only: "²".isdigit(), int("²") fails
-            raise ValidationError("A whole number of tokens (or empty for no limit).")
+            raise ValidationError(f"A whole number of {money.unit()} (or empty for no limit).")
         if len(digits) > 18:
-            raise ValidationError("That is more tokens than lumaweb can count.")
+            raise ValidationError(f"That is more {money.unit()} than lumaweb can count.")
         return int(digits)
 
 
@@ -589,4 +596,6 @@ class MemberForm(forms.Form):
 
 
 class TeamBudgetForm(forms.Form):
-    budget = BudgetField(label="Team budget (tokens a month; empty for no limit)", help_text="")
+    budget = BudgetField(
+        label=_in_unit("Team budget ({unit} a month; empty for no limit)"), help_text=""
+    )

@@ -692,9 +692,10 @@ class Team(models.Model):
 
 
 class DeletedSpending(models.Model):
-    """What a deleted generation cost, kept when its row goes: deleting a video must not give
-    its tokens back to this month's budget. Written by ``actions.delete_generation`` from the
-    same definitions (``generations.money``) the usage of live rows is read with."""
+    """What a deleted generation cost (its POSTs, at its ``unit_cost``), kept when its row goes:
+    deleting a video must not give its cost back to this month's budget. Written by
+    ``actions.delete_generation`` from the same definitions (``generations.money``) the usage of
+    live rows is read with."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -703,6 +704,10 @@ class DeletedSpending(models.Model):
     spent = models.PositiveIntegerField(default=0, help_text="POSTs that were or may be charged")
     possibly = models.PositiveIntegerField(default=0, help_text="Of those, never confirmed")
     refunded = models.PositiveIntegerField(default=0)
+    unit_cost = models.PositiveBigIntegerField(
+        default=0,
+        help_text="What one of its POSTs cost, in the provider's unit (0: before per-row prices)",
+    )
     deleted_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

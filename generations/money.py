@@ -4,8 +4,12 @@ refunded in a calendar month (UTC), and what is left of their budgets.
 This is the one definition of what counts. The budget check (``generations.actions``), the
 create page's "left this month" line, ``manage.py team list``, the Usage page (its chart and
 CSV) and ``/api/v1/usage`` all read it, so they can never disagree. Everything is counted in
-POSTs (each may be charged ``LUMA_TOKENS_PER_GENERATION`` tokens) and turned into tokens at
-the end:
+POSTs, and each row's POSTs are priced in SQL at the row's ``unit_cost`` (what one POST of it
+costs in the provider's unit, ``unit()``: UmamiAI's tokens or Luma's credits, recorded when the
+row was made). A row older than per-row pricing (``unit_cost`` 0) was an UmamiAI job: it counts
+at ``LUMA_TOKENS_PER_GENERATION`` where the installation counts in tokens, and at nothing where
+it counts in credits (tokens are no credits: an installation keeps one provider, see
+docs/ARCHITECTURE.md, "Money in the provider's unit").
 
 * *spent*: POSTs that went out (``posts_sent``: counted before the POST, taken back only when
   the answer proves nothing started), less refunded ones. A needs-attention job's POST counts:
@@ -21,7 +25,7 @@ the end:
   it still warns that its request reached the service).
 
 A row counts in the month of ``billed_at`` (its creation, or its latest retry); a deleted row's
-cost is kept in ``DeletedSpending``.
+cost is kept in ``DeletedSpending`` (its POSTs and the row's ``unit_cost``).
 """
 
 from __future__ import annotations
@@ -34,10 +38,23 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Sum, Value, When
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    F,
+    IntegerField,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce, Greatest, TruncDate, TruncMonth
 from django.utils import timezone
 
+from generations import providers
+from generations.inputs import GenerationRequest
 from generations.models import DeletedSpending, Generation, Member, Status, Team
 
 if TYPE_CHECKING:
@@ -70,23 +87,145 @@ RESERVED = Case(
 )
 
 
+_BIG: BigIntegerField[int, int] = BigIntegerField()
+
+
 def _total(expression: Any) -> Coalesce:
     return Coalesce(Sum(expression, output_field=_INT), Value(0), output_field=_INT)
 
 
+def _amount(expression: Any) -> Coalesce:
+    """A sum of amounts (POSTs times a row's price). Postgres sums bigints as numeric: read it with
+    ``int()``."""
+    return Coalesce(Sum(expression, output_field=_BIG), Value(0), output_field=_BIG)
+
+
+# --- prices: the provider's unit ------------------------------------------------------------------
+UNIT_NOTES = {"credits": "1 credit = 1 US cent"}
+
+
+def unit() -> str:
+    """What the installation's money counts in: the provider's ``cost_unit`` ("tokens" for
+    UmamiAI, "credits" for Luma's API: Luma's own credits, US cents)."""
+    return providers.current().capabilities.cost_unit
+
+
+def unit_note() -> str:
+    """A few words saying what the unit is worth, where that is not obvious ("" for tokens)."""
+    return UNIT_NOTES.get(unit(), "")
+
+
+def amount(value: int) -> str:
+    """An amount in words: "500,000 tokens", "150 credits"."""
+    return f"{value:,} {unit()}"
+
+
+def legacy_unit_cost() -> int:
+    """What a row without a price of its own (``unit_cost`` 0: made before per-row pricing,
+    always an UmamiAI job) costs a POST: ``LUMA_TOKENS_PER_GENERATION`` tokens where the
+    installation counts in tokens; nothing where it counts in another unit (never mixed in)."""
+    return int(settings.LUMA_TOKENS_PER_GENERATION) if unit() == "tokens" else 0
+
+
+def price(request: GenerationRequest) -> int:
+    """What one POST of ``request`` costs now, in ``unit()``: recorded on the row made for it."""
+    return int(providers.current().unit_cost(request))
+
+
+def row_price(gen: Generation) -> int:
+    """What one POST of this row costs, in ``unit()`` (its own price, or the legacy one)."""
+    return gen.unit_cost or legacy_unit_cost()
+
+
+def _priced(name: str = "unit_cost") -> Case:
+    """A row's price per POST, in SQL (``row_price``)."""
+    return Case(
+        When(**{name: 0}, then=Value(legacy_unit_cost())),
+        default=F(name),
+        output_field=_BIG,
+    )
+
+
+PRICED_OPTIONS = ("model", "resolution", "duration")
+
+
+def _request(options: dict[str, str]) -> GenerationRequest:
+    """A request with these options (and nothing else that could change its price)."""
+    return GenerationRequest(
+        user_prompt="",
+        model=options.get("model", ""),
+        resolution=options.get("resolution", ""),
+        duration=options.get("duration", ""),
+    )
+
+
+def default_options() -> dict[str, str]:
+    """The provider's default model, resolution and duration (only those it lets one choose)."""
+    caps = providers.current().capabilities
+    chosen = {
+        "model": caps.default_model if caps.models else "",
+        "resolution": caps.default_resolution if caps.resolutions else "",
+        "duration": caps.default_duration if caps.durations else "",
+    }
+    return {name: value for name, value in chosen.items() if value}
+
+
+def default_cost() -> int:
+    """What one POST of a request with the provider's default options costs (the Extend
+    button's note, the jobs page): ``LUMA_TOKENS_PER_GENERATION`` for UmamiAI."""
+    return price(_request(default_options()))
+
+
+def cost_of_options(data: Any) -> int:
+    """The price of a request with the model, resolution and duration chosen in ``data`` (a
+    form's data or initial values); a value the provider does not offer counts as its default."""
+    caps = providers.current().capabilities
+    offered = {"model": caps.models, "resolution": caps.resolutions, "duration": caps.durations}
+    options = default_options()
+    for name in options:
+        value = str(data.get(name) or "") if data is not None else ""
+        if value in offered[name]:
+            options[name] = value
+    return price(_request(options))
+
+
+def price_table() -> dict[str, Any] | None:
+    """Every price the provider's choices lead to, for the create page's cost line (its script
+    picks the chosen model, resolution and duration): ``{"options": [names], "default":
+    {name: value}, "prices": {"v1|v2|v3": price}}``; None when nothing chosen changes the price
+    (UmamiAI: one price)."""
+    caps = providers.current().capabilities
+    offered = {"model": caps.models, "resolution": caps.resolutions, "duration": caps.durations}
+    names = [name for name in PRICED_OPTIONS if offered[name]]
+    if not names:
+        return None
+    combos: list[dict[str, str]] = [{}]
+    for name in names:
+        combos = [{**combo, name: value} for combo in combos for value in offered[name]]
+    prices = {"|".join(combo[name] for name in names): price(_request(combo)) for combo in combos}
+    if len(set(prices.values())) <= 1:
+        return None
+    return {"options": names, "default": default_options(), "prices": prices}
+
+
 def cost_per_generation() -> int:
-    return int(settings.LUMA_TOKENS_PER_GENERATION)
+    """The price of one generation with the provider's default options (see ``default_cost``)."""
+    return default_cost()
 
 
 @dataclass(frozen=True)
 class Usage:
-    """One person's (or the team's) month, in tokens."""
+    """One person's (or the team's) month, in the provider's unit (``unit()``)."""
 
     spent: int = 0
     possibly: int = 0  # the part of ``spent`` the service never confirmed (needs attention…)
     reserved: int = 0
     refunded: int = 0
     generations: int = 0
+    # Of ``generations``, those counted at no price: older than per-row prices (UmamiAI's
+    # tokens) where the installation counts in another unit. Shown, so nothing is left out
+    # silently.
+    unpriced: int = 0
 
     @property
     def counted(self) -> int:
@@ -100,6 +239,7 @@ class Usage:
             self.reserved + other.reserved,
             self.refunded + other.refunded,
             self.generations + other.generations,
+            self.unpriced + other.unpriced,
         )
 
 
@@ -148,7 +288,9 @@ def _grouped(
     """Usage in [start, end), per person (and per UTC day with ``by_day``; the day is None
     without), in two queries: live rows, then deleted rows' kept costs. The one place the sums
     are made: the month's figures and the days' are the same expressions, grouped differently."""
-    cost = cost_per_generation()
+    cost = _priced()
+    # Rows without a price of their own count nothing where the unit is not tokens: say how many.
+    unpriced: Any = Count("pk", filter=Q(unit_cost=0)) if not legacy_unit_cost() else Value(0)
     grouped: dict[tuple[date | None, int | None], Usage] = {}
     live = Generation.objects.filter(billed_at__gte=start, billed_at__lt=end).order_by()
     gone = DeletedSpending.objects.filter(billed_at__gte=start, billed_at__lt=end).order_by()
@@ -157,31 +299,36 @@ def _grouped(
         gone = gone.annotate(day=TruncDate("billed_at", tzinfo=UTC))
     day_key = ["day"] if by_day else []
     for row in live.values(*day_key, "created_by").annotate(
-        spent=_total(SPENT),
-        possibly=_total(POSSIBLY),
-        reserved=_total(RESERVED),
-        refunded=_total(REFUNDED),
+        spent=_amount(SPENT * cost),
+        possibly=_amount(POSSIBLY * cost),
+        reserved=_amount(RESERVED * cost),
+        refunded=_amount(REFUNDED * cost),
         generations=Count("pk"),
+        unpriced=unpriced,
     ):
         grouped[(row.get("day"), row["created_by"])] = Usage(
-            row["spent"] * cost,
-            row["possibly"] * cost,
-            row["reserved"] * cost,
-            row["refunded"] * cost,
+            int(row["spent"]),
+            int(row["possibly"]),
+            int(row["reserved"]),
+            int(row["refunded"]),
             row["generations"],
+            row["unpriced"],
         )
+    kept = _priced()  # a deleted row's POSTs, at the price that row had
     for row in gone.values(*day_key, "user").annotate(
-        spent=_total("spent"),
-        possibly=_total("possibly"),
-        refunded=_total("refunded"),
+        spent=_amount(F("spent") * kept),
+        possibly=_amount(F("possibly") * kept),
+        refunded=_amount(F("refunded") * kept),
         generations=Count("pk"),
+        unpriced=unpriced,
     ):
         key = (row.get("day"), row["user"])
         grouped[key] = grouped.get(key, Usage()) + Usage(
-            spent=row["spent"] * cost,
-            possibly=row["possibly"] * cost,
-            refunded=row["refunded"] * cost,
+            spent=int(row["spent"]),
+            possibly=int(row["possibly"]),
+            refunded=int(row["refunded"]),
             generations=row["generations"],
+            unpriced=row["unpriced"],
         )
     return grouped
 
@@ -351,15 +498,18 @@ def allowance(
     user: AbstractBaseUser | AnonymousUser | None,
     team: Team | None = None,
     moment: datetime | None = None,
+    cost: int | None = None,
 ) -> Allowance:
     """What ``user`` (None: the operator, bound by the team's budget only) may still spend in
-    the month of ``moment``. Pass the locked ``team`` row when deciding (``actions``)."""
+    the month of ``moment``. Pass the locked ``team`` row when deciding (``actions``), and
+    ``cost``: what one of what is asked costs (default: a generation with the provider's
+    default options)."""
     team = team or Team.current()
     usage = month_usage(moment)
     user_id = _user_id(user)
     budget = _person_budget(user_id)
     return Allowance(
-        cost=cost_per_generation(),
+        cost=default_cost() if cost is None else cost,
         person_budget=budget,
         person_used=usage.of(user_id).counted if user_id is not None else 0,
         team_budget=team.monthly_budget,
@@ -407,6 +557,9 @@ class UsageReport:
     people: list[Line]
     days: list[ReportDay]
     everyone: bool
+    unit: str = "tokens"  # what every figure counts in (``unit()``)
+    unit_note: str = ""  # what the unit is worth ("1 credit = 1 US cent"), where not obvious
+    priced_by_options: bool = False  # a job's price follows its model, resolution, duration
 
     @property
     def month(self) -> str:
@@ -469,4 +622,7 @@ def usage_report(
         people=lines,
         days=days,
         everyone=everyone,
+        unit=unit(),
+        unit_note=unit_note(),
+        priced_by_options=price_table() is not None,
     )

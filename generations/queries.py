@@ -670,7 +670,7 @@ def recent_deliveries(
 # --- the Team page -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MemberRow:
-    """One person on the Team page: their role, budget and this month's figures (tokens)."""
+    """One person on the Team page: their role, budget and this month's figures (the unit's)."""
 
     person: Any
     role: str

@@ -90,7 +90,7 @@ def before(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
             reswap(response, "innerHTML")
         return response
     messages.success(
-        request, f"Making what came before {views._prompt_label(source)} · {views._cost()}."
+        request, f"Making what came before {views._prompt_label(source)} · {views._cost([made])}."
     )
     if inline:
         gen = queries.card(made.pk, request.user)
@@ -143,7 +143,7 @@ def interpolate(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
     if made is None:
         return _interpolate_page(request, source, form, status=400)
     messages.success(
-        request, f"Interpolating from {views._prompt_label(source)} · {views._cost()}."
+        request, f"Interpolating from {views._prompt_label(source)} · {views._cost([made])}."
     )
     return redirect("generation-detail", pk=made.pk)
 

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
-from generations import actions, queries
+from generations import actions, money, queries
 from generations.forms import AddMemberForm, MemberForm, TeamBudgetForm
 from generations.htmx import HtmxHttpRequest, render_for_target
 from generations.models import AuditAction, Role
@@ -193,7 +193,7 @@ def team_budget(request: HtmxHttpRequest) -> HttpResponse:
         except actions.ServiceError as exc:
             form.add_error(None, str(exc))
         else:
-            words = "no limit" if budget is None else f"{budget:,} tokens a month"
+            words = "no limit" if budget is None else f"{money.amount(budget)} a month"
             messages.success(request, f"Team budget: {words}.")
             return _answer(request, True)
     messages.error(request, "The team budget was not changed: see the form.")

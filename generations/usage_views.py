@@ -232,7 +232,8 @@ def _csv_row(month: str, line: money.Line, name: str) -> list[object]:
 
 @require_GET
 def usage_csv(request: HttpRequest) -> HttpResponse:
-    """The page's table as CSV: the same lines the reader may see, then the team's. Tokens;
+    """The page's table as CSV: the same lines the reader may see, then the team's. In the
+    provider's unit (tokens, credits: the page and /api/v1/usage name it);
     ``possibly_charged`` is part of ``spent``; ``refunded`` is not counted."""
     moment, problem = requested_month(request)
     if problem:

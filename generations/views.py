@@ -49,8 +49,9 @@ def _prompt_label(gen: Generation) -> str:
     return f"“{short_prompt(gen.user_prompt, 50)}”"
 
 
-def _cost(generations: int = 1) -> str:
-    return f"{thousands(settings.LUMA_TOKENS_PER_GENERATION * generations)} tokens"
+def _cost(made: list[Generation]) -> str:
+    """What these queued rows cost together, in words ("1,000,000 tokens")."""
+    return f"{thousands(sum(money.row_price(gen) for gen in made))} {money.unit()}"
 
 
 # --- gallery ------------------------------------------------------------------------------------
@@ -370,9 +371,9 @@ def create(request: HtmxHttpRequest) -> HttpResponse:
             else:
                 if len(made) > 1:
                     # A batch: its jobs, side by side, on the jobs page.
-                    messages.success(request, f"Queued {len(made)} videos · {_cost(len(made))}.")
+                    messages.success(request, f"Queued {len(made)} videos · {_cost(made)}.")
                     return redirect("jobs")
-                messages.success(request, f"Queued {_prompt_label(made[0])} · {_cost()}.")
+                messages.success(request, f"Queued {_prompt_label(made[0])} · {_cost(made[:1])}.")
                 return redirect("generation-detail", pk=made[0].pk)
         else:
             status = 400
@@ -386,7 +387,8 @@ def create(request: HtmxHttpRequest) -> HttpResponse:
             )
     else:
         form = CreateForm(initial={**_prefill(request), **_frame_prefill(request)})
-    allowance = money.allowance(request.user)  # the cost line: what is left this month
+    # The cost line: what is left this month, and what one video of the chosen options costs.
+    allowance = money.allowance(request.user, cost=money.cost_of_options(form.data or form.initial))
     jobs = form.planned_jobs()  # app.js counts the same way as the person types
     context = {
         "form": form,
@@ -398,6 +400,7 @@ def create(request: HtmxHttpRequest) -> HttpResponse:
         "aspect_hints": ASPECT_HINTS,
         "uploads_allowed": bool(settings.PUBLIC_BASE_URL or settings.LUMA_DEMO_MODE),
         "allowance": allowance,
+        "price_table": money.price_table(),  # None when the options do not change the price
     }
     return render(request, "generations/new.html", context, status=status)
 
@@ -483,7 +486,7 @@ def extend(request: HtmxHttpRequest, pk: uuid.UUID) -> HttpResponse:
         context = _detail_context(request, parent, extend_form=form)
         return render(request, "generations/detail.html", context, status=400)
 
-    messages.success(request, f"Extending {_prompt_label(parent)} · {_cost()}.")
+    messages.success(request, f"Extending {_prompt_label(parent)} · {_cost([child])}.")
     if request.htmx:
         # The new card goes next to its parent, the inline form closes, the grid watches it.
         gen = queries.card(child.pk, request.user)
@@ -519,7 +522,8 @@ def _jobs_context(request: HttpRequest, version: str, flying: int) -> dict[str, 
         "page_query": paging.query_string(),
         "version": version,
         "flying": flying,
-        "cost": settings.LUMA_TOKENS_PER_GENERATION,
+        "cost": money.default_cost(),
+        "price_varies": money.price_table() is not None,
     }
 
 

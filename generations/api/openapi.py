@@ -215,8 +215,20 @@ _USAGE = {
     "required": ["month", "unit", "cost_per_generation", "team", "people", "days", "months"],
     "properties": {
         "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
-        "unit": {"type": "string", "enum": ["tokens"]},
-        "cost_per_generation": _TOKENS,
+        "unit": {
+            "type": "string",
+            "enum": ["tokens", "credits"],
+            "description": "What every amount counts in: the provider's unit (credits: US cents)",
+        },
+        "cost_per_generation": {
+            **_TOKENS,
+            "description": "One generation with the provider's default options, in unit",
+        },
+        "unpriced": {
+            **_TOKENS,
+            "description": "The team's jobs made before per-row prices, in another unit: "
+            "counted at no price",
+        },
         "team": {
             "type": "object",
             "required": [*_FIGURES, *_LINE],

@@ -2,8 +2,10 @@
 
 The caller's own line and the team's totals; every person's for an admin. The figures are
 ``generations.money.usage_report``'s, the same the page, its CSV, the budget check and
-``manage.py team list`` read. Tokens throughout; ``possibly`` is part of ``spent``; ``refunded``
-is shown, not counted; ``budget`` and ``remaining`` are null for "no limit".
+``manage.py team list`` read. Every amount is in ``unit``: the provider's ("tokens" for
+UmamiAI, "credits" for Luma's API: US cents), each job priced by its own request;
+``possibly`` is part of ``spent``; ``refunded`` is shown, not counted; ``budget`` and
+``remaining`` are null for "no limit".
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ def line_fields(line: money.Line) -> dict[str, Any]:
 def report_json(report: money.UsageReport, months: list[str]) -> dict[str, Any]:
     return {
         "month": report.month,
-        "unit": "tokens",
+        "unit": report.unit,
         "cost_per_generation": report.cost,
+        # The team's jobs counted at no price (older than per-row prices, in another unit).
+        "unpriced": report.team.usage.unpriced,
         "team": line_fields(report.team),
         # ``user`` null: jobs of no one (an operator's, a removed account's); admins only.
         "people": [

@@ -122,6 +122,7 @@ def accept(gen: Generation, token: str, remote: RemoteGeneration, *, note: str =
             posts_sent=1,
             posts_authorized=1,
             attempts=1,
+            unit_cost=gen.unit_cost,  # the POST it counts was priced when its row was made
             **fields,
         )
         StatusEvent.objects.create(

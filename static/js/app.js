@@ -245,6 +245,20 @@
     });
     return more;
   }
+  // One video's price: the panel's data-cost, or, where the provider prices by model,
+  // resolution and duration, the price table (#price-table) entry for the chosen ones.
+  function priceOf(form, panel) {
+    var script = document.getElementById("price-table");
+    if (!script) return Number(panel.dataset.cost);
+    var table = JSON.parse(script.textContent);
+    var key = table.options.map(function (name) {
+      var field = form.querySelector("[name=" + name + "]:checked") ||
+        form.querySelector("select[name=" + name + "], input[name=" + name + "]:not([type=radio])");
+      return field && field.value ? field.value : table["default"][name];
+    }).join("|");
+    var price = table.prices[key];
+    return price === undefined ? Number(panel.dataset.cost) : price;
+  }
   function updateBatch(form) {
     var panel = form.querySelector("[data-batch-cost]");
     var prompt = form.querySelector("textarea[name=user_prompt]");
@@ -263,13 +277,14 @@
       var lines = prompt.value.split(LINE_BREAK).filter(function (line) { return line.trim() !== ""; }).length;
       jobs = lines * (1 + extra);
     }
-    var cost = Number(panel.dataset.cost), most = Number(panel.dataset.max), total = cost * jobs;
+    var cost = priceOf(form, panel), most = Number(panel.dataset.max), total = cost * jobs;
+    var unit = " " + (panel.dataset.unit || "tokens");
     var count = panel.querySelector("#cost-count");
-    panel.querySelector("#cost-total").textContent = fmt(total) + " tokens";
+    panel.querySelector("#cost-total").textContent = fmt(total) + unit;
     if (!on) count.textContent = "One generation, charged when the service accepts it.";
     else if (jobs === 0) count.textContent = "No videos yet: write one prompt per line.";
     else if (jobs > most) count.textContent = jobs + " videos: one batch makes at most " + most + ".";
-    else count.textContent = jobs + " video" + (jobs === 1 ? "" : "s") + " · " + fmt(total) + " tokens, each charged when the service accepts it.";
+    else count.textContent = jobs + " video" + (jobs === 1 ? "" : "s") + " · " + fmt(total) + unit + ", each charged when the service accepts it.";
     count.classList.toggle("is-over", on && (jobs === 0 || jobs > most));
     var line = panel.querySelector("#budget-line"), short = panel.querySelector("#budget-short");
     if (!line || !short) return;

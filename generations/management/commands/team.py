@@ -1,10 +1,11 @@
-"""``manage.py team``: roles and monthly token budgets, without the Django admin.
+"""``manage.py team``: roles and monthly budgets, without the Django admin.
 
 manage.py team list                                        members, roles, budgets, this month
 manage.py team set USER [--role ROLE] [--budget TOKENS|none]   a person's role and/or budget
 manage.py team budget TOKENS|none                          the whole team's monthly budget
 
-Budgets are tokens per calendar month (UTC); "none" is no limit. Changes go through
+Budgets are amounts per calendar month (UTC) in the provider's unit (tokens for UmamiAI,
+credits, i.e. US cents, for Luma's API); "none" is no limit. Changes go through
 ``generations.actions`` like the later Team page's will; the figures are ``generations.money``'s,
 the same the budget check and the create page read.
 """
@@ -26,7 +27,7 @@ def parse_budget(value: str) -> int | None:
         return None
     digits = value.replace("_", "").replace(",", "").strip()
     if not digits.isdigit():
-        raise CommandError(f"{value!r} is not a number of tokens (or 'none' for no limit)")
+        raise CommandError(f"{value!r} is not a number of {money.unit()} (or 'none' for no limit)")
     return int(digits)
 
 
@@ -43,9 +44,10 @@ class Command(BaseCommand):
         one = sub.add_parser("set", help="a person's role and/or monthly budget")
         one.add_argument("username")
         one.add_argument("--role", choices=Role.values)
-        one.add_argument("--budget", help="tokens per month, or 'none' for no limit")
+        unit = money.unit()
+        one.add_argument("--budget", help=f"{unit} per month, or 'none' for no limit")
         team = sub.add_parser("budget", help="the whole team's monthly budget")
-        team.add_argument("tokens", help="tokens per month, or 'none' for no limit")
+        team.add_argument("tokens", metavar=unit, help=f"{unit} per month, or 'none' for no limit")
 
     def handle(self, *args: Any, what: str, **options: Any) -> None:
         try:
@@ -53,7 +55,8 @@ class Command(BaseCommand):
                 self._set(options["username"], options.get("role"), options.get("budget"))
             elif what == "budget":
                 team = actions.set_team_budget(None, parse_budget(options["tokens"]))
-                self.stdout.write(f"Team budget: {_tokens(team.monthly_budget)} tokens a month.")
+                budget = _tokens(team.monthly_budget)
+                self.stdout.write(f"Team budget: {budget} {money.unit()} a month.")
             else:
                 self._list()
         except actions.ServiceError as exc:
@@ -61,7 +64,9 @@ class Command(BaseCommand):
 
     def _set(self, username: str, role: str | None, budget: str | None) -> None:
         if role is None and budget is None:
-            raise CommandError("Say what to set: --role ROLE and/or --budget TOKENS|none")
+            raise CommandError(
+                f"Say what to set: --role ROLE and/or --budget {money.unit().upper()}|none"
+            )
         person = get_user_model().objects.filter(username=username).first()
         if person is None:
             raise CommandError(f"No user {username!r}")
@@ -74,7 +79,9 @@ class Command(BaseCommand):
         effective = Member.role_of(person)
         note = " (a superuser: an admin whatever the role says)" if effective != member.role else ""
         budget_text = _tokens(member.monthly_budget)
-        self.stdout.write(f"{username}: {effective}{note}, budget {budget_text} tokens a month.")
+        self.stdout.write(
+            f"{username}: {effective}{note}, budget {budget_text} {money.unit()} a month."
+        )
 
     def _list(self) -> None:
         usage = money.month_usage()
@@ -84,7 +91,11 @@ class Command(BaseCommand):
             .select_related("member")
             .order_by("username")
         )
-        self.stdout.write(f"Month {usage.start:%Y-%m} (UTC). Tokens; 'possibly' is part of spent.")
+        worth = f" ({money.unit_note()})" if money.unit_note() else ""
+        self.stdout.write(
+            f"Month {usage.start:%Y-%m} (UTC). {money.unit().capitalize()}{worth}; "
+            "'possibly' is part of spent."
+        )
         header = (
             f"{'user':<16} {'role':<8} {'budget':>14} {'spent':>13} {'possibly':>13} "
             f"{'reserved':>13} {'refunded':>13} {'remaining':>14}"

@@ -30,7 +30,10 @@ CANNOT = {
     "duration": "choose the duration",
     "loop": "make a looping video",
     "concepts": "take camera-motion concepts",
+    "expand_prompt": "rewrite the prompt (expand_prompt)",
 }
+# Fields every provider so far has, that one may lack (``Capabilities``): checked like options.
+OPTIONAL_FIELDS = ("expand_prompt",)
 CONCEPTS_TTL = 3600  # the provider's concept list changes rarely; one GET an hour at most
 CONCEPTS_RETRY = 60  # after a failed GET, when to ask again
 
@@ -148,12 +151,15 @@ def fit_form(form: forms.BaseForm) -> None:
         form.fields.pop(name, None)
         if name in wanted:
             form.fields[name] = wanted[name]
+    for name in OPTIONAL_FIELDS:
+        if not caps.accepts(name):
+            form.fields.pop(name, None)
 
 
 def _sets(name: str, value: Any) -> bool:
     """Whether a raw value (a form's or the JSON body's) asks for something other than the
     default: a loop that is on, a list of concepts that is not empty, any other text."""
-    if name == "loop":
+    if name in ("loop", "expand_prompt"):
         return bool(forms.BooleanField(required=False).to_python(value))
     if isinstance(value, list | tuple):
         return any(str(v).strip() for v in value)
@@ -171,7 +177,7 @@ def refusals(data: Any) -> dict[str, str]:
     caps = provider.capabilities
     found: dict[str, str] = {}
     getlist = getattr(data, "getlist", None)
-    for name in GenerationRequest.options():
+    for name in GenerationRequest.options() + OPTIONAL_FIELDS:
         if name not in data or caps.accepts(name):
             continue
         value = getlist(name) if getlist and name == "concepts" else data.get(name)
@@ -183,4 +189,5 @@ def refusals(data: Any) -> dict[str, str]:
 def unsupported(request: GenerationRequest) -> list[str]:
     """The options a stored request sets that the current provider cannot do (``actions``)."""
     caps = providers.current().capabilities
-    return [name for name in request.chosen_options() if not caps.accepts(name)]
+    chosen = [*request.chosen_options(), *(n for n in OPTIONAL_FIELDS if getattr(request, n))]
+    return [name for name in chosen if not caps.accepts(name)]

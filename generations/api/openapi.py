@@ -47,15 +47,16 @@ def _field_schema(field: forms.Field) -> dict[str, Any]:
 
 def request_body_schema() -> dict[str, Any]:
     """A create or extend body: the request fields of the create form (uploads are pages-only)."""
-    form = GenerationForm()
+    # The class's fields under the instance's: a provider may take one away (expand_prompt).
+    fields = {**GenerationForm.base_fields, **GenerationForm().fields}
     defaults = GenerationRequest.defaults()
     skipped = set(GenerationRequest.uploads()) | set(GenerationRequest.options())
     names = [n for n in GenerationRequest.field_names() if n not in skipped]
     return {
         "type": "object",
-        "required": [n for n in names if form.fields[n].required and n not in defaults],
+        "required": [n for n in names if fields[n].required and n not in defaults],
         "properties": {
-            **{n: _field_schema(form.fields[n]) for n in names},
+            **{n: _field_schema(fields[n]) for n in names},
             **OPTION_SCHEMAS,
             **SOURCE_SCHEMAS,
         },

@@ -38,6 +38,7 @@ class Capabilities:
     durations: tuple[str, ...] = ()
     default_duration: str = ""
     loop: bool = False
+    expand_prompt: bool = True  # the service may rewrite the prompt (UmamiAI's enhancer)
     concepts: bool = False  # camera-motion concepts, from ``Provider.concepts()``
     image_keyframes: bool = True  # start and end images (image_url, image_end_url)
     extend: bool = True
@@ -60,6 +61,7 @@ class Capabilities:
             "durations": list(self.durations),
             "default_duration": self.default_duration or None,
             "loop": self.loop,
+            "expand_prompt": self.expand_prompt,
             "concepts": self.concepts,
             "image_keyframes": self.image_keyframes,
             "extend": self.extend,
@@ -80,6 +82,7 @@ class Capabilities:
             "duration": bool(self.durations),
             "loop": self.loop,
             "concepts": self.concepts,
+            "expand_prompt": self.expand_prompt,
         }.get(option, False)
 
 

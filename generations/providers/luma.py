@@ -149,6 +149,7 @@ class Luma(Provider):
         durations=DURATIONS,
         default_duration="5s",
         loop=True,
+        expand_prompt=False,
         concepts=True,
         image_keyframes=True,
         extend=True,

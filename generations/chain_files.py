@@ -1,11 +1,13 @@
 """Joined chain files, kept under ``MEDIA_ROOT/chains/``, and their removal.
 
-A join is named ``chains/<leaf id>-<digest>.mp4``: the video whose path it is (the last clip),
-then a digest of the path's ids and file names in order (a video copied again gets a new file
-name, so a stale join is never sent). The leaf's id in the name is what makes a join findable
-without reading any file: the joins that contain a video's clip are exactly the joins of that
-video and of its descendants (a path holds a video only if it ends at it or below it), so a
-delete removes those in one directory scan (``remove_joins``). Three more rules bound the rest:
+A join is named ``chains/<leaf id>-<digest>.mp4``: the video whose sequence it is (not always
+the last clip: a reverse extension's sequence ends with its parent, an interpolation's with the
+video it runs into), then a digest of the clips' ids, kinds and file names in playback order (a
+video copied again gets a new file name, so a stale join is never sent; another order is
+another file). The leaf's id in the name is what makes a join findable without reading any
+file: the joins that contain a video's clip are the joins of that video, of its descendants
+and of the interpolations that end at it and theirs (``chains.below``), so a delete removes
+those in one directory scan (``remove_joins``). Three more rules bound the rest:
 
 - one join per video: writing a new join of a video removes its others (``remove_others``), so
   a "Copy again" that changed a clip's file leaves no old join behind once the path is read;
@@ -41,11 +43,14 @@ SWEEP_EVERY = 300.0  # seconds between two scans, however often the sweep itself
 _NAMED = re.compile(r"^(?P<leaf>[0-9a-f]{32})-[0-9a-f]{32}\.mp4$")
 
 
-def cache_name(clips: Sequence[Generation]) -> str:
-    """Where the join of ``clips`` (a path, in order; the last is its leaf) is kept."""
-    key = "|".join(f"{clip.pk}:{clip.video_file.name}" for clip in clips)
+def cache_name(clips: Sequence[Generation], leaf: Generation | None = None) -> str:
+    """Where the join of ``clips`` (a sequence, in playback order) for ``leaf`` (the video whose
+    sequence it is; by default the last clip, as for a chain of extensions) is kept. The digest
+    covers each clip's id, kind and file in order: another order or kind is another file."""
+    key = "|".join(f"{clip.pk}:{clip.kind}:{clip.video_file.name}" for clip in clips)
     digest = hashlib.blake2s(key.encode(), digest_size=16).hexdigest()
-    return f"{DIR}/{uuid.UUID(str(clips[-1].pk)).hex}-{digest}.mp4"
+    owner = clips[-1] if leaf is None else leaf
+    return f"{DIR}/{uuid.UUID(str(owner.pk)).hex}-{digest}.mp4"
 
 
 def path(name: str) -> Path:

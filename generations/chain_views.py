@@ -1,6 +1,7 @@
 """A chain's path, from its root to one video, downloaded as one MP4 (``chain.mp4``).
 
-The clips are the local copies (``chains.path_clips``: every video of the path, or the last one
+The clips are the local copies (``chains.path_clips``: the video's sequence in playback order, a
+reverse extension before its parent, an interpolation between its two sources; the last one
 alone when the service's extensions already contain their parent). They are joined by
 ``generations.joining`` in the request: copying the packets of a few short clips takes
 milliseconds (docs/ARCHITECTURE.md, "Chains", has the figures), and the result is kept under
@@ -65,7 +66,7 @@ def chain_mp4(request: HttpRequest, pk: uuid.UUID) -> HttpResponseBase:
     filename = naming.download_name(gen, "-chain")
     if len(clips) == 1:  # the leaf holds the whole chain (or the chain is one video)
         return _send(clips[0].video_file.path, filename) or _back(request, gen, GONE)
-    name = chain_files.cache_name(clips)
+    name = chain_files.cache_name(clips, gen)  # named by this video, whatever plays last
     full = chain_files.path(name)
     if full.is_file():
         chain_files.touch(full)  # read: kept another LUMA_CHAIN_CACHE_DAYS

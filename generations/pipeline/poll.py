@@ -77,13 +77,19 @@ def poll_in_flight(limit_batches: int = 20) -> PollStats:
         window, (lease, rows) = budget_key(), _lease_within_budget()
     stats.due = len(rows)
     for start in range(0, len(rows), batch):
-        if window is not None and budget_key() != window:
-            # The interval whose budget these GETs had is over (a slow service, a busy
-            # machine): sent now, they would add to the next interval's. Due again at once.
+        if window is not None and budget_key(time.time() + _send_margin()) != window:
+            # The interval whose budget these GETs had is over, or about to be (a slow
+            # service, a busy machine): sent now, they would arrive in the next interval, on
+            # top of its own budget. Due again at once, for the next round.
             _give_back(rows[start:], lease)
             break
         _poll_chunk(provider, rows[start : start + batch], lease, stats)
     return stats
+
+
+def _send_margin() -> float:
+    """A GET is not started this close to its interval's end (it would arrive in the next)."""
+    return min(0.1, settings.LUMA_POLL_INTERVAL / 10)
 
 
 def _give_back(rows: list[Generation], lease: str) -> None:

@@ -234,6 +234,9 @@ class Report:
     polls: int = 0  # GET /generations/{id} the simulator received
     max_polls_in_interval: int = 0  # the most of them in one poll interval (as the budget counts)
     over_budget: list = field(default_factory=list)  # (wall-clock window start, GETs) over it
+    # the most in two intervals running: a GET sent at the end of one interval that reaches a
+    # busy simulator in the next counts there, but no pair can hold more than two budgets
+    max_polls_in_two_intervals: int = 0
 
     @property
     def cap_ok(self) -> bool:
@@ -344,6 +347,11 @@ class Report:
                 "GETs of one id in one poll interval, most (budget)",
                 f"{self.max_polls_in_interval} ({self.poll_budget}; {self.polls} GETs in all, "
                 f"interval {self.poll_interval:g} s)",
+            ),
+            ("  intervals over the budget", len(self.over_budget)),
+            (
+                "  most in two intervals running (twice the budget)",
+                f"{self.max_polls_in_two_intervals} ({2 * self.poll_budget})",
             ),
         ]
 
@@ -756,6 +764,9 @@ class ChaosRun:
         rep.polls = len(times)
         rep.max_polls_in_interval = most_in_interval(times, rep.poll_interval)
         windows = Counter(int(moment // rep.poll_interval) for moment in times)
+        rep.max_polls_in_two_intervals = max(
+            (windows[w] + windows.get(w + 1, 0) for w in windows), default=0
+        )
         rep.over_budget = sorted(
             (window * rep.poll_interval, n) for window, n in windows.items() if n > rep.poll_budget
         )

@@ -638,14 +638,20 @@ class ChaosRun:
         mine = Generation.objects.filter(pk__in=self.ids)
         if mine.unsettled().exists():  # the same definition the pages poll by
             return False
-        if lookup.due_again(timezone.now() + timedelta(days=1)).filter(pk__in=self.ids).exists():
-            return False  # a POST of unknown outcome the list is to look at once more
+        if self.provider == "luma" and self._second_looks_due(mine):
+            return False  # a POST of unknown outcome Luma's list is to look at once more
         can_extend = (
             mine.filter(status=Status.COMPLETED, parent__isnull=True)
             .exclude(pk__in=extended)
             .exists()
         )
         return len(extended) >= extensions or not can_extend
+
+    @staticmethod
+    def _second_looks_due(mine) -> bool:
+        """Rows waiting for the list's second look (``lookup.due_again``; only a provider with
+        a list makes them: elsewhere a needs-attention row may keep an old retry time)."""
+        return lookup.due_again(timezone.now() + timedelta(days=1)).filter(pk__in=mine).exists()
 
     def _prompt(self) -> str:
         return self.rng.choice(

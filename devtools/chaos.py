@@ -16,12 +16,23 @@ any 60 s than the rate. With a credits window the simulator's credits run out pa
 and come back ``credits_window`` seconds after the account went on hold: no job may fail for
 it, and the hold must lift by itself once the credits are back.
 
-Used by ``manage.py chaos`` (full size) and ``tests/test_chaos.py`` (short, in CI).
+With ``provider="luma"`` the same run goes to Luma's official API (the simulator's luma
+dialect, ``LUMA_PROVIDER=luma`` for the workers): new videos ask for a random model, resolution,
+duration and loop, the extensions are extensions, reverse extensions and interpolations, and the
+check adds, from the simulator's ledger: every POST's body carried the options and keyframes its
+row asked for; the GETs of one poll interval never exceeded ``LUMA_POLL_MAX_REQUESTS``; and how
+the POSTs of unknown outcome (a read time-out, a 5xx after the job may have started) were
+decided by Luma's list of generations: found (adopted), nothing made (sent again), or left to
+a person.
+
+Used by ``manage.py chaos`` (full size) and ``tests/test_chaos.py`` /
+``tests/test_chaos_luma.py`` (short, in CI).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -32,17 +43,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import redis
 import requests
+from django.db import transaction
+from django.test import override_settings
+from django.utils import timezone
 
 from devtools.processes import CeleryProcesses, database_url, free_port
 from devtools.simulator_process import SimulatorProcess
-from generations import actions
+from generations import actions, tasks
 from generations.inputs import GenerationRequest
-from generations.models import Generation, Status, StatusEvent
-from generations.pipeline import hold
+from generations.models import Generation, Kind, Status, StatusEvent
+from generations.pipeline import hold, lookup
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULTS = {
@@ -74,6 +89,26 @@ PIPELINE_ENV = {
     # The capacity limits come from ChaosRun (0: none).
 }
 CREDITS_REFUSED = "credits"  # in the simulator's out-of-credits message
+PROVIDERS = ("umamiai", "luma")
+# Luma's official API: the same faults, and more POSTs that start a job and then answer 502
+# (the list has something to find); 5xx before starting and read time-outs on slow replies are
+# there already (FAULTS).
+LUMA_FAULTS = {**FAULTS, "error_after_create_rate": 0.05}
+LUMA_ENV = {
+    "LUMA_PROVIDER": "luma",
+    # Luma's list is taken to be current 30 s after a POST ended (providers/luma.py
+    # LIST_SETTLE): the sweeper's second look comes after that, so it can decide "nothing made".
+    "LUMA_LIST_LOOKUP_AGAIN_AFTER": "32",
+    # the second looks come half a minute after the POST: the slots of needs-attention rows
+    # are kept as long (they may run on the account)
+    "LUMA_POLL_DEADLINE": "40",
+}
+LUMA_MODELS = ("ray-2", "ray-flash-2", "ray-1-6")
+LUMA_RESOLUTIONS = ("540p", "720p", "1080p", "4k")
+LUMA_DURATIONS = ("5s", "9s")
+LUMA_DEFAULTS = {"model": "ray-2", "resolution": "720p", "duration": "5s"}
+# What the extensions of a luma run are, in turn.
+LUMA_EXTENSION_KINDS = (Kind.EXTEND, Kind.REVERSE, Kind.INTERPOLATE)
 
 
 @contextlib.contextmanager
@@ -183,6 +218,25 @@ class Report:
     most_waiting_in_hold: int = 0  # queued jobs seen waiting while the account was on hold
     failed_for_credits: int = 0  # must be 0: a job failed for the account's sake
     still_on_hold: bool = False  # the hold was still there at the end
+    # Luma's official API (provider "luma")
+    provider: str = "umamiai"
+    by_kind: Counter = field(default_factory=Counter)  # rows by kind
+    completed_by_kind: Counter = field(default_factory=Counter)
+    ambiguous_posts: int = 0  # POSTs of unknown outcome (each decided or left below)
+    list_found: int = 0  # the list showed the job it started: adopted, nothing sent again
+    list_nothing: int = 0  # the list showed nothing was made: sent again
+    list_left: int = 0  # the list could not tell (twice): left to a person
+    list_pending: int = 0  # still waiting for the second look when the run ended
+    bodies_checked: int = 0  # ledger POSTs compared with their rows (options, keyframes)
+    bodies_bad: list = field(default_factory=list)  # what did not match
+    poll_budget: int = 0  # LUMA_POLL_MAX_REQUESTS (0: not checked)
+    poll_interval: float = 1.0
+    polls: int = 0  # GET /generations/{id} the simulator received
+    max_polls_in_interval: int = 0  # the most of them in one poll interval (as the budget counts)
+    over_budget: list = field(default_factory=list)  # (wall-clock window start, GETs) over it
+    # the most in two intervals running: a GET sent at the end of one interval that reaches a
+    # busy simulator in the next counts there, but no pair can hold more than two budgets
+    max_polls_in_two_intervals: int = 0
 
     @property
     def cap_ok(self) -> bool:
@@ -205,6 +259,15 @@ class Report:
         )
 
     @property
+    def budget_ok(self) -> bool:
+        return not self.poll_budget or self.max_polls_in_interval <= self.poll_budget
+
+    @property
+    def list_resolved(self) -> int:
+        """POSTs of unknown outcome the list decided by itself (found or nothing made)."""
+        return self.list_found + self.list_nothing
+
+    @property
     def ok(self) -> bool:
         return (
             self.lost == 0
@@ -214,6 +277,8 @@ class Report:
             and self.cap_ok
             and self.rate_ok
             and self.hold_ok
+            and not self.bodies_bad
+            and self.budget_ok
         )
 
     def table(self) -> str:
@@ -221,7 +286,9 @@ class Report:
             f"{n} POST{'s' if n != 1 else ''}: {c} rows" for n, c in sorted(self.paid_posts.items())
         )
         rows = [
+            ("provider", self.provider),
             ("submitted (rows)", f"{self.submitted} ({self.extensions} extensions)"),
+            *self._kind_rows(),
             ("completed", self.completed),
             ("failed", self.failed),
             *[(f"  - {reason[:60]}", count) for reason, count in self.failed_reasons.most_common()],
@@ -245,11 +312,48 @@ class Report:
             ),
             *self._capacity_rows(),
             *self._hold_rows(),
+            *self._luma_rows(),
             ("time", f"{self.seconds:.0f} s"),
         ]
         width = max(len(label) for label, _ in rows)
         head = [f"| {'measure':<{width}} | value |", f"|{'-' * (width + 2)}|-------|"]
         return "\n".join(head + [f"| {label:<{width}} | {value} |" for label, value in rows])
+
+    def _kind_rows(self) -> list[tuple[str, object]]:
+        if self.provider != "luma":
+            return []
+        return [
+            (
+                f"  {kind}: rows / completed",
+                f"{self.by_kind.get(kind, 0)} / {self.completed_by_kind.get(kind, 0)}",
+            )
+            for kind in (Kind.CREATE, Kind.EXTEND, Kind.REVERSE, Kind.INTERPOLATE)
+        ]
+
+    def _luma_rows(self) -> list[tuple[str, object]]:
+        if self.provider != "luma":
+            return []
+        return [
+            ("POSTs of unknown outcome (read time-out, 5xx)", self.ambiguous_posts),
+            ("  found by the list: adopted, not sent again", self.list_found),
+            ("  nothing made, says the list: sent again", self.list_nothing),
+            ("  the list could not tell: left to a person", self.list_left),
+            ("  still waiting for the list's second look", self.list_pending),
+            (
+                "POST bodies with the row's options and keyframes",
+                f"{self.bodies_checked - len(self.bodies_bad)}/{self.bodies_checked}",
+            ),
+            (
+                "GETs of one id in one poll interval, most (budget)",
+                f"{self.max_polls_in_interval} ({self.poll_budget}; {self.polls} GETs in all, "
+                f"interval {self.poll_interval:g} s)",
+            ),
+            ("  intervals over the budget", len(self.over_budget)),
+            (
+                "  most in two intervals running (twice the budget)",
+                f"{self.max_polls_in_two_intervals} ({2 * self.poll_budget})",
+            ),
+        ]
 
     def _capacity_rows(self) -> list[tuple[str, object]]:
         cap = self.max_in_flight or "no limit"
@@ -285,6 +389,13 @@ class Report:
         ]
 
 
+def most_in_interval(times: list[float], interval: float) -> int:
+    """The most of ``times`` (wall clock) in one ``interval`` of the clock, the windows the poll
+    budget is counted in (``generations.pipeline.poll.budget_key``)."""
+    counts = Counter(int(moment // interval) for moment in times)
+    return max(counts.values(), default=0)
+
+
 def most_in_window(times: list[float], window: float = 60.0) -> int:
     """The most of ``times`` inside any ``[t, t + window)``."""
     ordered = sorted(times)
@@ -309,8 +420,13 @@ class ChaosRun:
         max_in_flight: int = 0,
         submits_per_minute: int = 0,
         credits_window: float = 0.0,
+        provider: str = "umamiai",
+        poll_budget: int = 4,
         say: Callable[[str], None] = print,
     ) -> None:
+        if provider not in PROVIDERS:
+            raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}")
+        self.provider = provider
         self.n = n
         self.kills, self.redis_restarts, self.beat_restarts = kills, redis_restarts, beat_restarts
         self.timeout = timeout
@@ -322,6 +438,9 @@ class ChaosRun:
             max_in_flight=max_in_flight,
             submits_per_minute=submits_per_minute,
             credits_window=credits_window,
+            provider=provider,
+            poll_budget=poll_budget if provider == "luma" else 0,
+            poll_interval=float(PIPELINE_ENV["LUMA_POLL_INTERVAL"]),
         )
 
     # --- the run --------------------------------------------------------------------------------
@@ -330,13 +449,18 @@ class ChaosRun:
         media = workdir / "media"
         media.mkdir()
         started = time.monotonic()
-        sim = SimulatorProcess(duration=4, video_seconds=1, seed=self.seed, **FAULTS)
+        luma = self.provider == "luma"
+        faults = LUMA_FAULTS if luma else FAULTS
+        dialect = {"dialect": "luma"} if luma else {}
+        sim = SimulatorProcess(duration=4, video_seconds=1, seed=self.seed, **dialect, **faults)
         broker = RedisServer(workdir)
         sim.start()
         broker.start()
+        luma_env = {**LUMA_ENV, "LUMA_POLL_MAX_REQUESTS": str(self.report.poll_budget)}
         env = {
             **os.environ,
             **PIPELINE_ENV,
+            **(luma_env if luma else {"LUMA_PROVIDER": "umamiai"}),
             "LUMA_MAX_IN_FLIGHT": str(self.report.max_in_flight),
             "LUMA_MAX_SUBMITS_PER_MINUTE": str(self.report.submits_per_minute),
             "DATABASE_URL": database_url(),
@@ -350,10 +474,17 @@ class ChaosRun:
             procs.start_worker()
             procs.start_worker()
             procs.start("beat")
-            with publishing_to(broker.url):
+            # This process reads the provider's list (the report) and queues rows as the
+            # workers' provider would have them.
+            with (
+                publishing_to(broker.url),
+                override_settings(LUMA_PROVIDER=self.provider, LUMA_API_BASE_URL=sim.api_url),
+            ):
                 self._drive(sim, broker, procs, started)
-            self.report.seconds = time.monotonic() - started
-            self._check(sim, media)
+                self.report.seconds = time.monotonic() - started
+                self._check(sim, media)
+                with contextlib.suppress(Exception):  # for whoever reads the kept logs
+                    (workdir / "ledger.json").write_text(json.dumps(sim.ledger()))
         finally:
             procs.stop_all()
             broker.stop()
@@ -395,6 +526,7 @@ class ChaosRun:
                     GenerationRequest(
                         user_prompt=f"chaos #{created}: {self._prompt()}",
                         aspect_ratio=self.rng.choice(["16:9", "9:16", "1:1"]),
+                        **self._options(),
                     ),
                 )
                 self.ids.append(str(gen.pk))
@@ -402,14 +534,7 @@ class ChaosRun:
                 for parent in Generation.objects.filter(
                     pk__in=self.ids, status=Status.COMPLETED, parent__isnull=True
                 ).exclude(pk__in=extended)[: extensions - len(extended)]:
-                    child = actions.extend_generation(
-                        parent,
-                        user,
-                        GenerationRequest(
-                            user_prompt=f"chaos ext of {parent.pk}: and then it rains",
-                            aspect_ratio=parent.aspect_ratio,
-                        ),
-                    )
+                    child = self._extend(parent, user, len(extended))
                     extended.add(str(parent.pk))
                     self.ids.append(str(child.pk))
             while fault_times and elapsed >= fault_times[0]:
@@ -426,6 +551,48 @@ class ChaosRun:
                 self.say("timed out: checking what is there")
                 return
             time.sleep(0.5)
+
+    def _options(self) -> dict[str, object]:
+        """A luma run's new videos ask for a random model, resolution, duration and loop."""
+        if self.provider != "luma":
+            return {}
+        return {
+            "model": self.rng.choice(LUMA_MODELS),
+            "resolution": self.rng.choice(LUMA_RESOLUTIONS),
+            "duration": self.rng.choice(LUMA_DURATIONS),
+            "loop": self.rng.random() < 0.3,
+        }
+
+    def _extend(self, parent: Generation, user, nth: int) -> Generation:
+        """The ``nth`` extension: an extension (UmamiAI); in a luma run in turn an extension,
+        a reverse extension (what came before ``parent``) or an interpolation from ``parent``
+        into another finished video."""
+        kind = LUMA_EXTENSION_KINDS[nth % 3] if self.provider == "luma" else Kind.EXTEND
+        end = None
+        if kind == Kind.INTERPOLATE:
+            end = (
+                Generation.objects.filter(
+                    pk__in=self.ids, status=Status.COMPLETED, remote_id__isnull=False
+                )
+                .exclude(pk=parent.pk)
+                .order_by("?")
+                .first()
+            )
+            if end is None:
+                kind = Kind.EXTEND
+        words = {
+            Kind.EXTEND: "and then it rains",
+            Kind.REVERSE: "what came before",
+            Kind.INTERPOLATE: f"on the way to {end.pk if end else ''}",
+        }[kind]
+        request = GenerationRequest(
+            user_prompt=f"chaos {kind} of {parent.pk}: {words}",
+            aspect_ratio=parent.aspect_ratio,
+            **self._options(),
+        )
+        if kind == Kind.EXTEND:
+            return actions.extend_generation(parent, user, request)
+        return queue_from_sources(user, request, kind, parent, end)
 
     def _credits(self, sim, elapsed: float, out_at: float) -> None:
         """Out of credits at ``out_at``; back ``credits_window`` seconds after the account went
@@ -471,12 +638,20 @@ class ChaosRun:
         mine = Generation.objects.filter(pk__in=self.ids)
         if mine.unsettled().exists():  # the same definition the pages poll by
             return False
+        if self.provider == "luma" and self._second_looks_due(mine):
+            return False  # a POST of unknown outcome Luma's list is to look at once more
         can_extend = (
             mine.filter(status=Status.COMPLETED, parent__isnull=True)
             .exclude(pk__in=extended)
             .exists()
         )
         return len(extended) >= extensions or not can_extend
+
+    @staticmethod
+    def _second_looks_due(mine) -> bool:
+        """Rows waiting for the list's second look (``lookup.due_again``; only a provider with
+        a list makes them: elsewhere a needs-attention row may keep an old retry time)."""
+        return lookup.due_again(timezone.now() + timedelta(days=1)).filter(pk__in=mine).exists()
 
     def _prompt(self) -> str:
         return self.rng.choice(
@@ -546,6 +721,8 @@ class ChaosRun:
         mine = {p["id"] for p in ledger if p["user_prompt"] in {r.user_prompt for r in rows}}
         rep.orphan_posts = max(0, len(mine - known_remote) - flagged)
         rep.lost = rep.unfinished + rep.orphan_posts
+        if self.provider == "luma":
+            self._check_luma(rows, full)
         for row in rows:
             if row.status != Status.COMPLETED:
                 continue
@@ -558,6 +735,107 @@ class ChaosRun:
                 rep.copies_verified += 1
             else:
                 rep.copies_bad += 1
+
+    def _check_luma(self, rows: list[Generation], full: dict) -> None:
+        """Kinds, the list's decisions (from the rows' status notes), the bodies the simulator
+        received (each against its row) and the GETs per poll interval."""
+        rep = self.report
+        for row in rows:
+            rep.by_kind[row.kind] += 1
+            if row.status == Status.COMPLETED:
+                rep.completed_by_kind[row.kind] += 1
+        events = StatusEvent.objects.filter(generation_id__in=[row.pk for row in rows])
+        rep.list_found = events.filter(note__startswith=lookup.FOUND_NOTE).count()
+        rep.list_nothing = events.filter(note__startswith=lookup.NOTHING_PREFIX).count()
+        rep.list_left = events.filter(note__startswith=lookup.LEFT_NOTE).count()
+        rep.list_pending = (
+            lookup.due_again(timezone.now() + timedelta(days=1))
+            .filter(pk__in=[row.pk for row in rows])
+            .count()
+        )
+        # Each POST of unknown outcome (a read time-out or 5xx on it, or a worker killed while
+        # sending) ends in one of these: decided by the first look (found, nothing) or the
+        # second (found, nothing, left), or still waiting for the second.
+        rep.ambiguous_posts = rep.list_found + rep.list_nothing + rep.list_left + rep.list_pending
+        by_prompt: dict[str, list[dict]] = {}
+        for post in full["posts"]:
+            by_prompt.setdefault(post["user_prompt"], []).append(post)
+        for row in rows:
+            for post in by_prompt.get(row.user_prompt, []):
+                rep.bodies_checked += 1
+                wrong = body_mismatch(row, post)
+                if wrong:
+                    rep.bodies_bad.append(f"{row.pk} ({row.kind}): {wrong}")
+        times = full.get("poll_times", [])
+        rep.polls = len(times)
+        rep.max_polls_in_interval = most_in_interval(times, rep.poll_interval)
+        windows = Counter(int(moment // rep.poll_interval) for moment in times)
+        rep.max_polls_in_two_intervals = max(
+            (windows[w] + windows.get(w + 1, 0) for w in windows), default=0
+        )
+        rep.over_budget = sorted(
+            (window * rep.poll_interval, n) for window, n in windows.items() if n > rep.poll_budget
+        )
+
+
+def queue_from_sources(
+    user, request: GenerationRequest, kind: str, parent: Generation, end: Generation | None
+) -> Generation:
+    """Queue a reverse extension of ``parent`` or an interpolation from ``parent`` into ``end``
+    as ``actions.create_generations`` queues an extension: the sources' upstream ids copied onto
+    the row, the wake-up sent after the commit. (The pages' own action for these kinds is on
+    another branch; this sets the columns directly.)"""
+    with transaction.atomic():
+        gen = Generation.objects.create(
+            created_by=user,
+            kind=kind,
+            parent=parent,
+            parent_remote_id=parent.remote_id or "",
+            end_parent=end,
+            end_parent_remote_id=(end.remote_id or "") if end else "",
+            status=Status.QUEUED,
+            enqueued_at=timezone.now(),
+            **request.row_fields(),
+        )
+        StatusEvent.objects.create(
+            generation=gen, at=gen.created_at, status=Status.QUEUED, note=f"chaos: {kind}"
+        )
+        tasks.wake_submit_on_commit(gen.pk)
+    return gen
+
+
+def expected_keyframes(row: Generation) -> dict | None:
+    """The keyframes a row's POST must carry (the chaos run sends no images)."""
+
+    def generation(remote_id: str) -> dict:
+        return {"type": "generation", "id": remote_id}
+
+    if row.kind == Kind.EXTEND:
+        return {"frame0": generation(row.parent_remote_id)}
+    if row.kind == Kind.REVERSE:
+        return {"frame1": generation(row.parent_remote_id)}
+    if row.kind == Kind.INTERPOLATE:
+        return {
+            "frame0": generation(row.parent_remote_id),
+            "frame1": generation(row.end_parent_remote_id),
+        }
+    return None
+
+
+def body_mismatch(row: Generation, post: dict) -> str:
+    """What in the POST the simulator recorded differs from what the row asked ("" if
+    nothing): model, resolution, duration, loop and keyframes."""
+    wrong = []
+    for name in ("model", "resolution", "duration"):
+        asked = getattr(row, name) or LUMA_DEFAULTS[name]
+        if post.get(name) != asked:
+            wrong.append(f"{name} {post.get(name)!r} for {asked!r}")
+    if bool(post.get("loop")) != row.loop:
+        wrong.append(f"loop {post.get('loop')!r} for {row.loop!r}")
+    keyframes = post.get("keyframes") or None
+    if keyframes != expected_keyframes(row):
+        wrong.append(f"keyframes {keyframes!r} for {expected_keyframes(row)!r}")
+    return "; ".join(wrong)
 
 
 def _reason(error: str) -> str:

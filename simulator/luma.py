@@ -75,6 +75,11 @@ CALLBACK_TIMEOUT = 5.0
 CALLBACK_TICK = 0.1
 
 
+def is_poll(method: str, path: str) -> bool:
+    """A GET of one generation by id (what a poller sends)."""
+    return method == "GET" and bool(GENERATION_ID.match(path.rstrip("/")))
+
+
 def price(model: str, resolution: str, duration: str) -> int:
     """The price of one create, in US cents."""
     five = PRICES[model][resolution]

@@ -492,6 +492,9 @@ class Simulator:
         self.post_times: list[float] = []  # every POST that arrived, refused or not
         self.counters = {"get_requests": 0, "get_ids": 0, "requests": 0}
         self.callbacks: list[dict[str, Any]] = []  # the luma dialect's callback deliveries
+        # the luma dialect's GET /generations/{id} (one per id polled): wall-clock times, so a
+        # poll budget counted per interval of the clock can be checked against them
+        self.poll_times: list[float] = []
         self.faults = {
             "error": 0,
             "rate_limited": 0,
@@ -602,6 +605,8 @@ class Simulator:
             self.counters["requests"] += 1
             if method == "POST":
                 self.post_times.append(round(time.monotonic() - self.epoch, 4))
+            elif self.config.dialect == "luma" and luma.is_poll(method, path):
+                self.poll_times.append(round(time.time(), 4))  # faulted ones too: all were sent
             fault = self._draw_fault(full_path)
             if isinstance(fault, Reply):
                 return fault
@@ -794,6 +799,8 @@ class Simulator:
                 resolution=generation.resolution,
                 duration=generation.clip_duration,
                 price=generation.price,
+                loop=generation.loop,
+                keyframes=request.get("keyframes"),
             )
         self.posts.append(post)
         self._changed()
@@ -1009,7 +1016,11 @@ class Simulator:
             **self.counters,
             "faults": dict(self.faults),
             **(
-                {"credit_balance": self.luma.balance(), "callbacks": list(self.callbacks)}
+                {
+                    "credit_balance": self.luma.balance(),
+                    "callbacks": list(self.callbacks),
+                    "poll_times": list(self.poll_times),
+                }
                 if self.config.dialect == "luma"
                 else {}
             ),

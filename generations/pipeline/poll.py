@@ -66,6 +66,7 @@ def poll_in_flight(limit_batches: int = 20) -> PollStats:
     longest-due rows first, the rest due at the next round."""
     stats = PollStats()
     provider = providers.current()
+    window = None
     if provider.capabilities.poll_batch > 1:
         # The operator's setting, as before providers (a batch the service refuses as too
         # large is split by halves, ``_poll_chunk``); ``poll_batch`` says only that it batches.
@@ -73,11 +74,29 @@ def poll_in_flight(limit_batches: int = 20) -> PollStats:
         lease, rows = lease_due_rows(settings.LUMA_POLL_BATCH_SIZE * limit_batches)
     else:
         batch = 1
-        lease, rows = _lease_within_budget()
+        window, (lease, rows) = budget_key(), _lease_within_budget()
     stats.due = len(rows)
     for start in range(0, len(rows), batch):
+        if window is not None and budget_key(time.time() + _send_margin()) != window:
+            # The interval whose budget these GETs had is over, or about to be (a slow
+            # service, a busy machine): sent now, they would arrive in the next interval, on
+            # top of its own budget. Due again at once, for the next round.
+            _give_back(rows[start:], lease)
+            break
         _poll_chunk(provider, rows[start : start + batch], lease, stats)
     return stats
+
+
+def _send_margin() -> float:
+    """A GET is not started this close to its interval's end (it would arrive in the next)."""
+    return min(0.1, settings.LUMA_POLL_INTERVAL / 10)
+
+
+def _give_back(rows: list[Generation], lease: str) -> None:
+    """Leased rows this round did not ask about: due again now, for the next round."""
+    Generation.objects.filter(
+        pk__in=[row.pk for row in rows], poll_lease=lease, status=Status.IN_PROGRESS
+    ).update(next_poll_at=timezone.now())
 
 
 def budget_key(at: float | None = None) -> str:

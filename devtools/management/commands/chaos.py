@@ -39,6 +39,20 @@ class Command(BaseCommand):
             help="seconds without credits part-way through (default 20; 0: none)",
         )
         parser.add_argument(
+            "--provider",
+            choices=("umamiai", "luma"),
+            default="umamiai",
+            help="the API the workers talk to: umamiai (default) or luma (Luma's official API, "
+            "the simulator's luma dialect: options, reverse extensions and interpolations, "
+            "POSTs of unknown outcome decided by Luma's list, polling within a budget)",
+        )
+        parser.add_argument(
+            "--poll-budget",
+            type=int,
+            default=4,
+            help="LUMA_POLL_MAX_REQUESTS for a luma run: GETs per poll interval (default 4)",
+        )
+        parser.add_argument(
             "--allow-existing",
             action="store_true",
             help="run even though the database already holds generations",
@@ -60,6 +74,8 @@ class Command(BaseCommand):
             max_in_flight=opts["max_in_flight"],
             submits_per_minute=opts["submits_per_minute"],
             credits_window=opts["credits_window"],
+            provider=opts["provider"],
+            poll_budget=opts["poll_budget"],
             say=self.stdout.write,
         )
         report = run.run()
@@ -67,5 +83,6 @@ class Command(BaseCommand):
         if not report.ok:
             raise CommandError(
                 "the chaos run found lost jobs, second POSTs, bad copies, the capacity "
-                "exceeded or a hold that did not hold"
+                "exceeded, a hold that did not hold, a wrong request body or polling over "
+                "its budget"
             )

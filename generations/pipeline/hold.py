@@ -49,6 +49,9 @@ log = logging.getLogger("generations.pipeline")
 CREDITS_WORDS = re.compile(
     r"credit|balance|quota|insufficient|funds|billing|payment|top.?up|out of tokens", re.I
 )
+NO_CREDITS_400 = re.compile(
+    r"insufficient (credit|balance|funds)|not enough credit|out of credit|credit balance", re.I
+)
 HELD = AccountHold.objects
 # The account's credit balance (``credits_short``) is read from the provider at most this often.
 CREDITS_CACHE_KEY = "lumaweb:provider-credit-balance"
@@ -59,12 +62,17 @@ def account_refusal(exc: UpstreamError) -> HoldCause | None:
     """The one decision: is this refusal of a POST about the account rather than the job?
 
     401 (the key was refused) and 402 (payment required) always are; a 403 is when its message
-    speaks of credits, balance or quota. Anything else is the job's own business."""
+    speaks of credits, balance or quota, a 400 when it says the credits are short (Luma).
+    Anything else is the job's own business."""
     if exc.status_code == 401:
         return HoldCause.KEY
     if exc.status_code == 402:
         return HoldCause.CREDITS
     if exc.status_code == 403 and CREDITS_WORDS.search(exc.message or ""):
+        return HoldCause.CREDITS
+    # Luma's official API answers a create it cannot charge with a 400 ("Insufficient
+    # credits"): only words that cannot be about the request itself count there.
+    if exc.status_code == 400 and NO_CREDITS_400.search(exc.message or ""):
         return HoldCause.CREDITS
     return None
 

@@ -239,7 +239,8 @@ class Luma(Provider):
         unknown outcome, sent in [since, until], made: the one whose echoed request is the body
         we sent, created in that window widened by ``CLOCK_SKEW``.
 
-        Decided: found (exactly one match), or nothing (no match, the window read to its end,
+        Decided: found (exactly one match), or nothing (no match and no request with our prompt
+        in the window: a near match may be ours, echoed normalised; the window read to its end,
         and the list shown to be current: an item newer than the window, or ``LIST_SETTLE``
         passed since ``until``, so a generation still missing from it was not made). Undecided
         (a person must choose, or the caller asks again later): two or more matches (two
@@ -249,6 +250,7 @@ class Luma(Provider):
         sent = self.body(submission)
         low, high = _aware(since) - CLOCK_SKEW, _aware(until) + CLOCK_SKEW
         matches: list[dict[str, Any]] = []
+        near = 0
         newest: datetime | None = None
         previous: datetime | None = None
         offset = 0
@@ -292,6 +294,8 @@ class Luma(Provider):
                     return Lookup.undecided()
                 if same:
                     matches.append(item)
+                elif _norm(item["request"].get("prompt")) == _norm(sent.get("prompt")):
+                    near += 1  # our prompt, another option or keyframe: perhaps ours, rewritten
             if reached_window_start or not items or not _has_more(data, len(items)):
                 break
             offset += len(items)
@@ -300,6 +304,13 @@ class Luma(Provider):
             return Lookup.undecided()
         if len(matches) > 1:
             log.warning("luma lookup: %d identical requests in the window; undecided", len(matches))
+            return Lookup.undecided()
+        if not matches and near:
+            # The service may normalise what it echoes (an extension's aspect ratio becomes its
+            # source's, a default filled in): "nothing made" would send a paid POST again.
+            log.warning(
+                "luma lookup: %d request(s) with our prompt differ in options; undecided", near
+            )
             return Lookup.undecided()
         if matches:
             try:

@@ -3,10 +3,10 @@ and cost unit for everyone signed in; the account's credit balance for admins on
 everyone else, and where the provider has none); a balance the service cannot give is null with
 a reason, never a 500 and never the key."""
 
-import pytest
 from django.core.cache import cache
 from django.test import Client
 
+from devtools.simulator_process import SimulatorProcess
 from generations import actions
 from generations.models import Role
 from generations.providers.luma import Luma
@@ -58,12 +58,13 @@ def test_an_admin_is_told_when_the_balance_cannot_be_fetched(db, settings):
     assert "luma-secret-key" not in response.content.decode()
 
 
-@pytest.mark.skipif(
-    Luma.credit_balance is Luma.__mro__[1].credit_balance,
-    reason="Luma's credit_balance() is on branch luma-provider; with the simulator's Luma API "
-    "(branch sim-luma) this test reads a real balance",
-)
-def test_an_admin_reads_the_balance_from_the_service(db, settings, sim):
-    settings.LUMA_PROVIDER = "luma"
-    body = _client("boss", Role.ADMIN).get("/api/v1/provider").json()
-    assert isinstance(body["credit_balance"], float)
+def test_an_admin_reads_the_balance_from_the_service(db, settings):
+    sim = SimulatorProcess(dialect="luma", duration=2, video_seconds=1, credits=12_345)
+    sim.start()
+    try:
+        settings.LUMA_API_BASE_URL = sim.api_url
+        settings.LUMA_PROVIDER = "luma"
+        body = _client("boss", Role.ADMIN).get("/api/v1/provider").json()
+    finally:
+        sim.stop()
+    assert body["credit_balance"] == 12_345

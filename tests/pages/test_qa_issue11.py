@@ -17,7 +17,7 @@ def luma(settings):
 
 
 def _button_notes(html: str) -> list[str]:
-    return re.findall(r'<span class="btn-note">([^<]*)</span>', html)
+    return re.findall(r'<span class="btn-note"[^>]*>([^<]*)</span>', html)
 
 
 def test_with_luma_the_before_and_interpolate_buttons_price_in_credits(client, luma):

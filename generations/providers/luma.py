@@ -102,7 +102,9 @@ LIST_SETTLE = timedelta(seconds=30)
 
 CONCEPTS_CACHE_SECONDS = 600
 # Request fields compared, as strings, between what we would send and what the list echoes.
-COMPARED = ("prompt", "model", "aspect_ratio", "resolution", "duration")
+# ``callback_url`` names the row (and the install) the POST was for: a generation another row
+# or another lumaweb on the same account asked for with the same prompt is not ours.
+COMPARED = ("prompt", "model", "aspect_ratio", "resolution", "duration", "callback_url")
 
 
 def from_luma_json(data: Any) -> RemoteGeneration:
@@ -437,9 +439,20 @@ def _same_request(sent: dict[str, Any], echoed: Any) -> bool | None:
             return False
     if echoed.get("loop") is not None and bool(echoed["loop"]) != bool(sent.get("loop")):
         return False
+    if echoed.get("concepts") is not None and _concepts(echoed["concepts"]) != _concepts(
+        sent.get("concepts")
+    ):
+        return False
     return "keyframes" not in echoed or _frames(echoed["keyframes"]) == _frames(
         sent.get("keyframes")
     )
+
+
+def _concepts(value: Any) -> list[str]:
+    """Concept keys, sorted, from ``[{"key": ...}]``; empty for none."""
+    if not isinstance(value, list):
+        return []
+    return sorted(_norm(item.get("key") if isinstance(item, dict) else item) for item in value)
 
 
 def _norm(value: Any) -> str:

@@ -1,0 +1,64 @@
+"""Review of issue 11 (the provider layer, Luma's official API) for its money promises: a POST
+of unknown outcome is never resolved to a generation that belongs to another lumaweb row (or
+another install on the same account), against the luma-dialect simulator over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from devtools.simulator_process import SimulatorProcess
+from generations.inputs import GenerationRequest
+from generations.providers import Submission
+from generations.providers import luma as luma_module
+from generations.providers.luma import Luma
+
+KEY = "lk-review-9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f"
+
+
+@pytest.fixture(scope="module")
+def luma_simulator() -> Iterator[SimulatorProcess]:
+    sim = SimulatorProcess(dialect="luma", duration=2, video_seconds=1, seed=111)
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def luma(luma_simulator: SimulatorProcess, settings, monkeypatch) -> Luma:
+    luma_simulator.reset(restore_config=True)
+    luma_simulator.configure(api_key=KEY)
+    settings.LUMA_PROVIDER = "luma"
+    settings.LUMA_API_BASE_URL = luma_simulator.api_url
+    settings.LUMA_API_KEY = KEY
+    monkeypatch.setattr(luma_module, "LIST_SETTLE", timedelta(0))  # the list is current
+    return Luma(luma_simulator.api_url, KEY, connect_timeout=2, read_timeout=5)
+
+
+def test_find_created_never_takes_another_rows_generation_by_its_callback_address(luma):
+    """Two rows with the same prompt and options, each with its own callback address: row B's
+    POST made a generation, row A's POST (same window) made nothing. The list must not hand B's
+    generation to A (its echoed callback address is B's, not A's)."""
+    request = GenerationRequest(user_prompt="the same prompt twice")
+    since = timezone.now()
+    made_for_b = luma.submit(
+        Submission(request, callback_url="https://lumaweb.example.com/hooks/upstream/row-b/")
+    )
+    until = timezone.now()
+    ours = Submission(request, callback_url="https://lumaweb.example.com/hooks/upstream/row-a/")
+    answer = luma.find_created(ours, since, until)
+    assert answer.found is None or answer.found.id != made_for_b.id
+    assert answer.decided and answer.found is None
+
+
+def test_find_created_tells_different_concepts_apart(luma):
+    since = timezone.now()
+    other = luma.submit(Submission(GenerationRequest(user_prompt="orbit", concepts="dolly_zoom")))
+    until = timezone.now()
+    ours = Submission(GenerationRequest(user_prompt="orbit", concepts="orbit_left"))
+    answer = luma.find_created(ours, since, until)
+    assert answer.found is None or answer.found.id != other.id
+    assert answer.decided and answer.found is None

@@ -12,9 +12,12 @@ from django.utils import timezone
 
 from devtools.simulator_process import SimulatorProcess
 from generations.inputs import GenerationRequest
+from generations.models import Generation, Status
+from generations.pipeline import lookup
 from generations.providers import Submission
 from generations.providers import luma as luma_module
 from generations.providers.luma import Luma
+from tests.factories import make_user
 
 KEY = "lk-review-9c8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f"
 
@@ -62,3 +65,28 @@ def test_find_created_tells_different_concepts_apart(luma):
     answer = luma.find_created(ours, since, until)
     assert answer.found is None or answer.found.id != other.id
     assert answer.decided and answer.found is None
+
+
+@pytest.mark.django_db
+def test_a_found_generation_another_row_holds_is_never_adopted(luma):
+    """No callback address (no PUBLIC_BASE_URL): two rows with the same request cannot be told
+    apart by the list. Row B already holds the only match; row A's look must not take it (the
+    remote id is unique: that would be an IntegrityError, or one video on two rows), and must
+    not decide "nothing made" from it either: a person decides."""
+    user = make_user()
+    request = GenerationRequest(user_prompt="a heron, twice", aspect_ratio="16:9")
+    since = timezone.now()
+    made = luma.submit(Submission(request))
+    until = timezone.now()
+    Generation.objects.create(
+        created_by=user,
+        **request.row_fields(),
+        status=Status.IN_PROGRESS,
+        remote_id=made.id,
+        posts_sent=1,
+        posts_authorized=1,
+        attempts=1,
+    )
+    answer = lookup.look(luma, Submission(request), since, until)
+    assert answer.found is None
+    assert not answer.decided

@@ -90,3 +90,34 @@ def test_a_found_generation_another_row_holds_is_never_adopted(luma):
     answer = lookup.look(luma, Submission(request), since, until)
     assert answer.found is None
     assert not answer.decided
+
+
+@pytest.mark.django_db
+def test_a_late_answer_for_a_generation_already_kept_on_another_row_is_not_an_error(luma):
+    """The worker's slow answer comes after a person retried the row and the sweeper's look had
+    already kept the same generation on a row of its own: nothing more to keep, no crash on the
+    unique remote id, no third row."""
+    user = make_user()
+    request = GenerationRequest(user_prompt="a slow answer", aspect_ratio="16:9")
+    made = luma.submit(Submission(request))
+    row = Generation.objects.create(
+        created_by=user,
+        **request.row_fields(),
+        status=Status.QUEUED,
+        claim="",
+        posts_sent=1,
+        posts_authorized=2,
+        attempts=1,
+    )
+    Generation.objects.create(
+        created_by=user,
+        **request.row_fields(),
+        status=Status.IN_PROGRESS,
+        remote_id=made.id,
+        posts_sent=1,
+        posts_authorized=1,
+        attempts=1,
+    )
+    assert lookup.accept(row, "the-old-attempts-claim", made) is False
+    assert Generation.objects.filter(remote_id=made.id).count() == 1
+    assert Generation.objects.count() == 2

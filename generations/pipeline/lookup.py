@@ -117,8 +117,11 @@ def accept(gen: Generation, token: str, remote: RemoteGeneration, *, note: str =
     said = f"{note}: accepted as {remote.id}" if note else f"accepted as {remote.id}"
     if t.start(gen.pk, token=token, note=said, next_attempt_at=None, **fields):
         return True
-    if Generation.objects.filter(pk=gen.pk, remote_id=remote.id).exists():
-        return True  # started with it already (the slow answer and the list's look both came)
+    holder = Generation.objects.filter(remote_id=remote.id).values_list("pk", flat=True).first()
+    if holder is not None:
+        # Kept already: on this row (the slow answer and the list's look both came), or on a
+        # row of its own (the sweeper's look kept it after a person retried this one).
+        return holder == gen.pk
     with transaction.atomic():
         adopted = Generation.objects.create(
             created_by=gen.created_by,

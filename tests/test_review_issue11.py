@@ -121,3 +121,40 @@ def test_a_late_answer_for_a_generation_already_kept_on_another_row_is_not_an_er
     assert lookup.accept(row, "the-old-attempts-claim", made) is False
     assert Generation.objects.filter(remote_id=made.id).count() == 1
     assert Generation.objects.count() == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("kind", ["reverse", "interpolate_start", "interpolate_end"])
+def test_a_retry_never_sends_a_post_from_a_video_its_owner_deleted(kind):
+    """Like an extension's: once a source's owner deleted it, no new POST is made from it on
+    anyone's behalf (the row's copied upstream id would still be sent)."""
+    from generations import actions
+    from generations.models import Kind
+
+    owner, other = make_user("owner"), make_user("other")
+    start, end = (
+        Generation.objects.create(
+            created_by=owner,
+            user_prompt=name,
+            status=Status.COMPLETED,
+            remote_id=f"remote-{name}",
+        )
+        for name in ("start", "end")
+    )
+    interpolate = kind.startswith("interpolate")
+    row = Generation.objects.create(
+        created_by=other,
+        user_prompt="from the owner's videos",
+        kind=Kind.INTERPOLATE if interpolate else Kind.REVERSE,
+        parent=start,
+        parent_remote_id=start.remote_id,
+        end_parent=end if interpolate else None,
+        end_parent_remote_id=end.remote_id if interpolate else "",
+        status=Status.FAILED,
+    )
+    actions.delete_generation(end if kind == "interpolate_end" else start, owner)
+    row.refresh_from_db()
+    with pytest.raises(actions.ServiceError):
+        actions.retry_generation(row, other)
+    row.refresh_from_db()
+    assert row.status == Status.FAILED

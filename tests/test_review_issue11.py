@@ -4,6 +4,7 @@ another install on the same account), against the luma-dialect simulator over re
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ import pytest
 from django.utils import timezone
 
 from devtools.simulator_process import SimulatorProcess
+from generations.callback_tokens import callback_url
 from generations.inputs import GenerationRequest
 from generations.models import Generation, Status
 from generations.pipeline import lookup
@@ -41,20 +43,34 @@ def luma(luma_simulator: SimulatorProcess, settings, monkeypatch) -> Luma:
     return Luma(luma_simulator.api_url, KEY, connect_timeout=2, read_timeout=5)
 
 
-def test_find_created_never_takes_another_rows_generation_by_its_callback_address(luma):
+def test_find_created_never_takes_another_rows_generation_by_its_callback_address(luma, settings):
     """Two rows with the same prompt and options, each with its own callback address: row B's
     POST made a generation, row A's POST (same window) made nothing. The list must not hand B's
     generation to A (its echoed callback address is B's, not A's)."""
+    settings.PUBLIC_BASE_URL = "https://lumaweb.example.com"
     request = GenerationRequest(user_prompt="the same prompt twice")
     since = timezone.now()
-    made_for_b = luma.submit(
-        Submission(request, callback_url="https://lumaweb.example.com/hooks/upstream/row-b/")
-    )
+    made_for_b = luma.submit(Submission(request, callback_url=callback_url(uuid.uuid4())))
     until = timezone.now()
-    ours = Submission(request, callback_url="https://lumaweb.example.com/hooks/upstream/row-a/")
+    ours = Submission(request, callback_url=callback_url(uuid.uuid4()))
     answer = luma.find_created(ours, since, until)
     assert answer.found is None or answer.found.id != made_for_b.id
     assert answer.decided and answer.found is None
+
+
+def test_find_created_finds_its_own_row_after_the_public_address_and_secret_changed(luma, settings):
+    """The same row, its callback address made again under another PUBLIC_BASE_URL and
+    SECRET_KEY (a restart between the POST and the look): still ours, never "nothing made"."""
+    row = uuid.uuid4()
+    settings.PUBLIC_BASE_URL = "https://lumaweb.example.com"
+    request = GenerationRequest(user_prompt="sent before a restart")
+    since = timezone.now()
+    made = luma.submit(Submission(request, callback_url=callback_url(row)))
+    until = timezone.now()
+    settings.PUBLIC_BASE_URL = "https://videos.example.org/lw"
+    settings.SECRET_KEY = "another-secret-key-after-a-restart-0123456789abcdef"
+    answer = luma.find_created(Submission(request, callback_url=callback_url(row)), since, until)
+    assert answer.found is not None and answer.found.id == made.id
 
 
 def test_find_created_tells_different_concepts_apart(luma):

@@ -29,7 +29,7 @@ import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
@@ -102,9 +102,7 @@ LIST_SETTLE = timedelta(seconds=30)
 
 CONCEPTS_CACHE_SECONDS = 600
 # Request fields compared, as strings, between what we would send and what the list echoes.
-# ``callback_url`` names the row (and the install) the POST was for: a generation another row
-# or another lumaweb on the same account asked for with the same prompt is not ours.
-COMPARED = ("prompt", "model", "aspect_ratio", "resolution", "duration", "callback_url")
+COMPARED = ("prompt", "model", "aspect_ratio", "resolution", "duration")
 
 
 def from_luma_json(data: Any) -> RemoteGeneration:
@@ -439,6 +437,16 @@ def _same_request(sent: dict[str, Any], echoed: Any) -> bool | None:
             return False
     if echoed.get("loop") is not None and bool(echoed["loop"]) != bool(sent.get("loop")):
         return False
+    # The callback address names the row the POST was for (``callback_tokens``: its id is the
+    # token's first part): another row's, or another lumaweb's on the same account, with the
+    # same prompt is not ours. Only the row's id is compared (a changed PUBLIC_BASE_URL or
+    # SECRET_KEY since the POST must not make ours look like nothing was made).
+    sent_row, echoed_row = (
+        _callback_row(sent.get("callback_url")),
+        _callback_row(echoed.get("callback_url")),
+    )
+    if sent_row and echoed_row and sent_row != echoed_row:
+        return False
     if echoed.get("concepts") is not None and _concepts(echoed["concepts"]) != _concepts(
         sent.get("concepts")
     ):
@@ -446,6 +454,14 @@ def _same_request(sent: dict[str, Any], echoed: Any) -> bool | None:
     return "keyframes" not in echoed or _frames(echoed["keyframes"]) == _frames(
         sent.get("keyframes")
     )
+
+
+def _callback_row(url: Any) -> str:
+    """The row id a callback address names (its last path segment, up to the dash); "" for
+    none."""
+    if not isinstance(url, str) or not url.strip():
+        return ""
+    return urlsplit(url.strip()).path.rstrip("/").rsplit("/", 1)[-1].partition("-")[0]
 
 
 def _concepts(value: Any) -> list[str]:

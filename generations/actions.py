@@ -716,6 +716,12 @@ def retry_generation(
     if gen.kind == Kind.EXTEND and (gen.parent is None or not gen.parent.can_extend):
         # A removed parent: its owner deleted it, so no new POST extends it on their behalf.
         raise ServiceError("The video this extends is no longer available to extend.")
+    if gen.kind in (Kind.REVERSE, Kind.INTERPOLATE) and any(
+        source is None or not source.can_extend
+        for source in (gen.parent, *([gen.end_parent] if gen.kind == Kind.INTERPOLATE else []))
+    ):
+        # The same for a video made from others: a removed source is sent on nobody's behalf.
+        raise ServiceError("A video this is made from is no longer available.")
     with transaction.atomic():
         # The row moves into this month with whatever of its earlier POSTs still counts (a
         # possibly charged one, say): the check counts those too, not only the one more POST.

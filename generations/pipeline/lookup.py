@@ -85,10 +85,17 @@ def look(
     if not provider.capabilities.list_lookup:
         return providers.Lookup.undecided()
     try:
-        return provider.find_created(submission, since=since, until=until or timezone.now())
+        found = provider.find_created(submission, since=since, until=until or timezone.now())
     except UpstreamError as exc:
         t.log.warning("list lookup failed (%s): %s", exc.status_code, exc.message)
         return providers.Lookup.undecided()
+    if found.found is not None and Generation.objects.filter(remote_id=found.found.id).exists():
+        # A row holds it already (the same request made by another row, the list unable to
+        # tell them apart): never adopted (one generation, two rows), nor taken as proof that
+        # nothing was made; a person decides.
+        t.log.warning("list lookup: %s is another row's already; undecided", found.found.id)
+        return providers.Lookup.undecided()
+    return found
 
 
 def accept(gen: Generation, token: str, remote: RemoteGeneration, *, note: str = "") -> bool:
@@ -110,8 +117,11 @@ def accept(gen: Generation, token: str, remote: RemoteGeneration, *, note: str =
     said = f"{note}: accepted as {remote.id}" if note else f"accepted as {remote.id}"
     if t.start(gen.pk, token=token, note=said, next_attempt_at=None, **fields):
         return True
-    if Generation.objects.filter(pk=gen.pk, remote_id=remote.id).exists():
-        return True  # started with it already (the slow answer and the list's look both came)
+    holder = Generation.objects.filter(remote_id=remote.id).values_list("pk", flat=True).first()
+    if holder is not None:
+        # Kept already: on this row (the slow answer and the list's look both came), or on a
+        # row of its own (the sweeper's look kept it after a person retried this one).
+        return holder == gen.pk
     with transaction.atomic():
         adopted = Generation.objects.create(
             created_by=gen.created_by,

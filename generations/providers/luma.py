@@ -29,7 +29,7 @@ import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
@@ -449,9 +449,38 @@ def _same_request(sent: dict[str, Any], echoed: Any) -> bool | None:
             return False
     if echoed.get("loop") is not None and bool(echoed["loop"]) != bool(sent.get("loop")):
         return False
+    # The callback address names the row the POST was for (``callback_tokens``: its id is the
+    # token's first part): another row's, or another lumaweb's on the same account, with the
+    # same prompt is not ours. Only the row's id is compared (a changed PUBLIC_BASE_URL or
+    # SECRET_KEY since the POST must not make ours look like nothing was made).
+    sent_row, echoed_row = (
+        _callback_row(sent.get("callback_url")),
+        _callback_row(echoed.get("callback_url")),
+    )
+    if sent_row and echoed_row and sent_row != echoed_row:
+        return False
+    if echoed.get("concepts") is not None and _concepts(echoed["concepts"]) != _concepts(
+        sent.get("concepts")
+    ):
+        return False
     return "keyframes" not in echoed or _frames(echoed["keyframes"]) == _frames(
         sent.get("keyframes")
     )
+
+
+def _callback_row(url: Any) -> str:
+    """The row id a callback address names (its last path segment, up to the dash); "" for
+    none."""
+    if not isinstance(url, str) or not url.strip():
+        return ""
+    return urlsplit(url.strip()).path.rstrip("/").rsplit("/", 1)[-1].partition("-")[0]
+
+
+def _concepts(value: Any) -> list[str]:
+    """Concept keys, sorted, from ``[{"key": ...}]``; empty for none."""
+    if not isinstance(value, list):
+        return []
+    return sorted(_norm(item.get("key") if isinstance(item, dict) else item) for item in value)
 
 
 def _norm(value: Any) -> str:

@@ -80,7 +80,8 @@ def test_find_created_tells_different_concepts_apart(luma):
     ours = Submission(GenerationRequest(user_prompt="orbit", concepts="orbit_left"))
     answer = luma.find_created(ours, since, until)
     assert answer.found is None or answer.found.id != other.id
-    assert answer.decided and answer.found is None
+    # our prompt with other concepts may be ours echoed normalised: a person decides
+    assert not answer.decided
 
 
 @pytest.mark.django_db

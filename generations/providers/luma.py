@@ -294,7 +294,7 @@ class Luma(Provider):
                     return Lookup.undecided()
                 if same:
                     matches.append(item)
-                elif _norm(item["request"].get("prompt")) == _norm(sent.get("prompt")):
+                elif _maybe_ours(sent, item["request"]):
                     near += 1  # our prompt, another option or keyframe: perhaps ours, rewritten
             if reached_window_start or not items or not _has_more(data, len(items)):
                 break
@@ -466,6 +466,18 @@ def _same_request(sent: dict[str, Any], echoed: Any) -> bool | None:
     return "keyframes" not in echoed or _frames(echoed["keyframes"]) == _frames(
         sent.get("keyframes")
     )
+
+
+def _maybe_ours(sent: dict[str, Any], echoed: dict[str, Any]) -> bool:
+    """Not the same request, but perhaps ours echoed normalised: our prompt, and no callback
+    address naming another row (that one is certainly not ours)."""
+    if _norm(echoed.get("prompt")) != _norm(sent.get("prompt")):
+        return False
+    sent_row, echoed_row = (
+        _callback_row(sent.get("callback_url")),
+        _callback_row(echoed.get("callback_url")),
+    )
+    return not (sent_row and echoed_row and sent_row != echoed_row)
 
 
 def _callback_row(url: Any) -> str:

@@ -19,8 +19,8 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from generations import fetch
-from generations.client import PermanentError, UpstreamError, get_client
+from generations import fetch, providers
+from generations.client import PermanentError, UpstreamError
 from generations.models import Generation, Status
 from generations.pipeline import transitions as t
 from generations.redact import redact
@@ -107,7 +107,7 @@ def _from_fresh_links(gen: Generation, now: datetime, updates: dict[str, Any]) -
     this attempt did copy (``updates``) is kept."""
     assert gen.remote_id is not None  # (checked by the caller)
     try:
-        answers = get_client().get_many([gen.remote_id])
+        answers = providers.current().poll([gen.remote_id])
     except PermanentError as exc:
         answers = []
         t.plog(gen.pk, "fresh link refused (%s): %s", exc.status_code, exc.message)

@@ -14,7 +14,6 @@ import logging
 from typing import Any
 
 from django import forms
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.utils.functional import lazy
 
@@ -34,28 +33,20 @@ CANNOT = {
 }
 # Fields every provider so far has, that one may lack (``Capabilities``): checked like options.
 OPTIONAL_FIELDS = ("expand_prompt",)
-CONCEPTS_TTL = 3600  # the provider's concept list changes rarely; one GET an hour at most
-CONCEPTS_RETRY = 60  # after a failed GET, when to ask again
 
 
 def concepts() -> list[str]:
-    """The current provider's concept keys, cached; empty when it has none, or when asking
-    failed (the picker is then empty, and says so: never a stack trace)."""
+    """The current provider's concept keys (the provider keeps its list cached); empty when it
+    has none, or when asking failed (the picker is then empty, and says so: never a stack
+    trace)."""
     provider = providers.current()
     if not provider.capabilities.concepts:
         return []
-    key = f"provider-concepts:{provider.name}"
-    known = cache.get(key)
-    if known is not None:
-        return list(known)
     try:
-        keys = [str(k) for k in provider.concepts()]
-    except Exception:  # the service is down, refuses the key, answers nonsense: no picker
+        return [str(k) for k in provider.concepts()]
+    except Exception:  # the service answers nonsense the provider did not expect: no picker
         log.warning("The provider's concept list could not be fetched", exc_info=True)
-        cache.set(key, [], CONCEPTS_RETRY)
         return []
-    cache.set(key, keys, CONCEPTS_TTL)
-    return keys
 
 
 class ConceptsField(forms.MultipleChoiceField):

@@ -52,3 +52,16 @@ def heartbeat(kind: str, seconds_ago: float = 0, pid: int = 1, hostname: str = "
     from generations.models import Heartbeat
 
     Heartbeat.record(kind, hostname, pid, now=timezone.now() - timedelta(seconds=seconds_ago))
+
+
+def offer_concepts(keys: list[str], seconds: int = 60) -> str:
+    """The current provider's concept list (Luma: its GET /generations/concepts/list), put where
+    the provider keeps it, so a page or the API offers ``keys`` without asking a service.
+    Returns the cache key, for the test to delete."""
+    from django.core.cache import cache
+
+    from generations import providers
+
+    key = providers.current().concepts_cache_key()  # type: ignore[attr-defined]
+    cache.set(key, keys, seconds)
+    return key

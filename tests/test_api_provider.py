@@ -11,7 +11,7 @@ from generations import actions
 from generations.models import Role
 from generations.providers.luma import Luma
 from generations.providers.umamiai import UmamiAI
-from tests.factories import make_user
+from tests.factories import make_user, offer_concepts
 
 
 def _client(name, role=None):
@@ -37,9 +37,9 @@ def test_umamiai_answers_its_capabilities_and_no_balance(db):
 
 def test_luma_answers_its_capabilities_and_concepts(db, settings):
     settings.LUMA_PROVIDER = "luma"
-    cache.set("provider-concepts:luma", ["dolly_zoom"], 60)
+    key = offer_concepts(["dolly_zoom"])
     body = _client("alice").get("/api/v1/provider").json()
-    cache.delete("provider-concepts:luma")
+    cache.delete(key)
     assert body["name"] == "luma" and body["capabilities"] == Luma.capabilities.as_json()
     assert body["capabilities"]["interpolate"] is True
     assert body["concepts"] == ["dolly_zoom"] and body["cost_unit"] == "credits"

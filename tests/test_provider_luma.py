@@ -466,6 +466,11 @@ def test_concepts_fall_back_to_none_with_a_log_line(luma, lsim, caplog):
         assert luma.concepts() == []
     assert "offering none" in caplog.text
     assert KEY not in caplog.text
+    # kept a while: each page drawing the picker does not wait for a service that is down
+    asked = lsim.ledger()["requests"]
+    lsim.configure(error_rate=0.0)
+    assert luma.concepts() == []
+    assert lsim.ledger()["requests"] == asked
 
 
 # --- prices ---------------------------------------------------------------------------------------

@@ -14,20 +14,20 @@ from generations.forms import CreateForm, ExtendForm
 from generations.inputs import GenerationRequest
 from generations.models import Generation, Kind, Role, Status
 from generations.providers.luma import Luma
-from tests.factories import make_user
+from tests.factories import make_user, offer_concepts
 
 OPTIONS = ("model", "resolution", "duration", "loop", "concepts")
 # Luma's concept list, as its GET /generations/concepts/list answers it, put where lumaweb
-# keeps it (the provider's HTTP client is another branch's; the cache is lumaweb's own).
+# keeps it (tests.factories.offer_concepts): no service is asked.
 CONCEPTS = ["dolly_zoom", "orbit_left", "crane_up"]
 
 
 @pytest.fixture
 def luma(settings):
     settings.LUMA_PROVIDER = "luma"
-    cache.set("provider-concepts:luma", CONCEPTS, 60)
+    key = offer_concepts(CONCEPTS)
     yield settings
-    cache.delete("provider-concepts:luma")
+    cache.delete(key)
 
 
 @pytest.fixture

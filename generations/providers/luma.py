@@ -101,6 +101,7 @@ MAX_PAGES = 10
 LIST_SETTLE = timedelta(seconds=30)
 
 CONCEPTS_CACHE_SECONDS = 600
+CONCEPTS_RETRY_SECONDS = 60  # after the list could not be read, when to ask again
 # Request fields compared, as strings, between what we would send and what the list echoes.
 COMPARED = ("prompt", "model", "aspect_ratio", "resolution", "duration")
 
@@ -346,7 +347,8 @@ class Luma(Provider):
 
     def concepts(self) -> list[str]:
         """The concept keys Luma offers, kept in Django's cache for
-        ``CONCEPTS_CACHE_SECONDS``; none (logged) when the list cannot be had."""
+        ``CONCEPTS_CACHE_SECONDS``; none (logged, and kept for ``CONCEPTS_RETRY_SECONDS``) when
+        the list cannot be had."""
         key = self.concepts_cache_key()
         try:
             cached = cache.get(key)
@@ -363,18 +365,24 @@ class Luma(Provider):
                 type(exc).__name__,
                 exc.status_code,
             )
-            return []
+            return self._keep_concepts(key, [], CONCEPTS_RETRY_SECONDS)
         if not isinstance(data, list):
             log.warning("luma concepts: the answer is not a list; offering none")
-            return []
+            return self._keep_concepts(key, [], CONCEPTS_RETRY_SECONDS)
         keys = []
         for item in data:
             raw = item.get("key") if isinstance(item, dict) else item
             text = _said(raw).strip()[:100]
             if text:
                 keys.append(text)
+        return self._keep_concepts(key, keys, CONCEPTS_CACHE_SECONDS)
+
+    @staticmethod
+    def _keep_concepts(key: str, keys: list[str], seconds: int) -> list[str]:
+        """Cache the list (an empty one after a failure, for less long: every page that draws
+        the picker would otherwise ask a service that is down, and wait for it)."""
         try:
-            cache.set(key, keys, CONCEPTS_CACHE_SECONDS)
+            cache.set(key, keys, seconds)
         except Exception as exc:
             log.warning("luma concepts: the cache is unavailable (%s)", type(exc).__name__)
         return keys

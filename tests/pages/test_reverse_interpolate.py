@@ -9,14 +9,13 @@ import os
 from pathlib import Path
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from generations import actions
 from generations.models import Generation, Kind, Role, Status
-from tests.factories import make_user
+from tests.factories import make_user, offer_concepts
 from tests.pages.conftest import htmx, make_gen
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -207,7 +206,7 @@ def test_before_inline_and_the_interpolate_page_in_a_browser_pass_axe(
 
     settings.LUMA_PROVIDER = "luma"
     # Luma's concept list where lumaweb keeps it (the provider's HTTP is another branch's)
-    cache.set("provider-concepts:luma", ["dolly_zoom", "orbit_left", "crane_up"], 300)
+    # Luma's concept list where the provider keeps it: no service is asked
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
     settings.MEDIA_ROOT = str(tmp_path / "media")
     make_user("dana", password="dana-pass-123")

@@ -205,8 +205,8 @@ def test_before_inline_and_the_interpolate_page_in_a_browser_pass_axe(
     from tests.pages.test_accessibility import PHONE, TIMEOUT_MS, Audit, jpeg
 
     settings.LUMA_PROVIDER = "luma"
-    # Luma's concept list where lumaweb keeps it (the provider's HTTP is another branch's)
     # Luma's concept list where the provider keeps it: no service is asked
+    offer_concepts(["dolly_zoom", "orbit_left", "crane_up"], 300)
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
     settings.MEDIA_ROOT = str(tmp_path / "media")
     make_user("dana", password="dana-pass-123")

@@ -457,15 +457,7 @@ def _same_request(sent: dict[str, Any], echoed: Any) -> bool | None:
             return False
     if echoed.get("loop") is not None and bool(echoed["loop"]) != bool(sent.get("loop")):
         return False
-    # The callback address names the row the POST was for (``callback_tokens``: its id is the
-    # token's first part): another row's, or another lumaweb's on the same account, with the
-    # same prompt is not ours. Only the row's id is compared (a changed PUBLIC_BASE_URL or
-    # SECRET_KEY since the POST must not make ours look like nothing was made).
-    sent_row, echoed_row = (
-        _callback_row(sent.get("callback_url")),
-        _callback_row(echoed.get("callback_url")),
-    )
-    if sent_row and echoed_row and sent_row != echoed_row:
+    if _another_rows(sent, echoed):
         return False
     if echoed.get("concepts") is not None and _concepts(echoed["concepts"]) != _concepts(
         sent.get("concepts")
@@ -479,13 +471,20 @@ def _same_request(sent: dict[str, Any], echoed: Any) -> bool | None:
 def _maybe_ours(sent: dict[str, Any], echoed: dict[str, Any]) -> bool:
     """Not the same request, but perhaps ours echoed normalised: our prompt, and no callback
     address naming another row (that one is certainly not ours)."""
-    if _norm(echoed.get("prompt")) != _norm(sent.get("prompt")):
-        return False
-    sent_row, echoed_row = (
-        _callback_row(sent.get("callback_url")),
-        _callback_row(echoed.get("callback_url")),
+    return _norm(echoed.get("prompt")) == _norm(sent.get("prompt")) and not _another_rows(
+        sent, echoed
     )
-    return not (sent_row and echoed_row and sent_row != echoed_row)
+
+
+def _another_rows(sent: dict[str, Any], echoed: dict[str, Any]) -> bool:
+    """Whether the echoed callback address names another row than ours. It names the row the
+    POST was for (``callback_tokens``: its id is the token's first part): another row's, or
+    another lumaweb's on the same account, with the same prompt is not ours. Only the row's id
+    is compared (a changed PUBLIC_BASE_URL or SECRET_KEY since the POST must not make ours
+    look like nothing was made)."""
+    sent_row = _callback_row(sent.get("callback_url"))
+    echoed_row = _callback_row(echoed.get("callback_url"))
+    return bool(sent_row and echoed_row and sent_row != echoed_row)
 
 
 def _callback_row(url: Any) -> str:

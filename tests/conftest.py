@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -35,6 +37,33 @@ ROOT = Path(__file__).resolve().parent.parent
 POLL_INTERVAL = "0.5"
 _SHARED_PIPELINE = pytest.StashKey[CeleryProcesses]()
 _ASYNC_UNSAFE_AT_START = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+
+
+PIPELINE_GROUPS = 2  # parallel runs: the shared-worker tests in this many runs of their own
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Parallel runs (``-n N --dist loadgroup``, ``tests/parallel.py``): which tests run
+    together on one xdist worker, in one go.
+
+    * the chaos runs, one after the other (each starts a Redis, workers and a beat of its own
+      and wants the machine's cores; two at once would be two loaded machines);
+    * the tests on the shared worker and beat, a file at a time, in ``PIPELINE_GROUPS``
+      groups: each group starts them once, not once per test that follows another kind;
+    * every other test with the rest of its file (its module's fixtures are set up once).
+
+    xdist hands out the biggest groups first. Without xdist the marks change nothing.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    file = item.nodeid.split("::", 1)[0]
+    if item.get_closest_marker("chaos"):
+        group = "chaos"
+    elif "pipeline" in getattr(item, "fixturenames", ()):
+        group = f"pipeline-{zlib.crc32(file.encode()) % PIPELINE_GROUPS}"
+    else:
+        group = file
+    item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.hookimpl(trylast=True)
@@ -71,10 +100,11 @@ def purge_broker(url: str) -> None:
 
 def spare_redis_db(url: str) -> str:
     """The same Redis, another database number: never the suite's own, never db 0 (the default
-    database others use), never past 15 (a stock Redis has 16)."""
+    database others use), never past 15 (a stock Redis has 16). The one below, as
+    ``tests/parallel.py`` leaves it free for each parallel worker."""
     parts = urlsplit(url)
     db = int(parts.path.strip("/") or 0)
-    spare = db + 1 if db < 15 else db - 1
+    spare = db - 1 if db > 1 else db + 1
     return urlunsplit(parts._replace(path=f"/{spare}"))
 
 
@@ -93,6 +123,9 @@ def wait_for(check: Callable[[], object], timeout: float = 30.0, what: str = "co
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     url = settings.CELERY_BROKER_URL
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and "tests.parallel" not in sys.modules:
+        pytest.exit("parallel runs need `-p tests.parallel` (./scripts/test passes it)", 2)
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:

@@ -85,13 +85,17 @@ def test_password_change_page_renders(client):
 
 
 # --- hostile input -------------------------------------------------------------------------------
+UNKNOWN_ID = uuid.UUID("6a3fa678-83f9-4524-8987-2ec019b1cf2b")  # no row has it
+
+
 @pytest.mark.parametrize(
     "url",
     [
         "/generations/not-a-uuid/",
         "/generations/12345/extend/",
-        f"/generations/{uuid.uuid4()}/",
-        f"/generations/{uuid.uuid4()}/extend/",
+        # fixed, not uuid4(): parallel workers must collect the same test ids
+        f"/generations/{UNKNOWN_ID}/",
+        f"/generations/{UNKNOWN_ID}/extend/",
         "/generations/%00/",
         "/generations/" + "a" * 5000 + "/",
     ],
@@ -122,7 +126,7 @@ def test_actions_on_unknown_ids_answer_404(client, name):
         "?q=%00%01%02&ar=%00",
         "?q=" + "x" * 50_000,
         "?after=99999999999999999999999.not-a-uuid",
-        "?after=-1." + str(uuid.uuid4()),
+        f"?after=-1.{UNKNOWN_ID}",
         "?q=%ff%fe&who[]=1&ar=16%3A9&ar=1%3A1",
         "?q=%27%3B+DROP+TABLE+generations_generation%3B--",
     ],

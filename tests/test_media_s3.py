@@ -236,10 +236,10 @@ def browser():
         chromium.close()
 
 
-def stored_video(name: str) -> dict:
+def stored_video(name: str, offset: float = 0.0) -> dict:
     """A real H.264 MP4 and its poster (the simulator's renderer), stored in the bucket."""
     folder = Path(tempfile.mkdtemp(prefix="lumaweb-s3-"))
-    scene = Scene(prompt="A paper boat drifting at dusk", seconds=2.0, fps=12)
+    scene = Scene(prompt="A paper boat drifting at dusk", seconds=2.0, fps=12, time_offset=offset)
     render(scene, folder / "video.mp4", folder / "poster.jpg")
     fields = {}
     for field, local, key in (
@@ -283,3 +283,40 @@ def test_the_video_plays_in_chromium_from_the_presigned_url(browser, s3, live_ur
     plain = outside.request.get(f"{live_url}/media/{gen.video_file.name}", max_redirects=0)
     assert plain.status == 404 and "location" not in plain.headers
     outside.close()
+
+
+def test_frames_and_chain_joins_read_a_copy_streamed_from_the_bucket(s3, transactional_db):
+    """What needs a file on this machine (a frame, a chain joined into one MP4) streams one
+    from the bucket into MEDIA_ROOT/.s3-cache/; a one-clip chain's download is a presigned URL
+    with the download's file name."""
+    alice = make_user("alice")
+    root = make_gen(user=alice, user_prompt="Part one", **stored_video("part-1"))
+    leaf = make_gen(
+        user=alice, parent=root, user_prompt="Part two", **stored_video("part-2", offset=2.0)
+    )
+    cache = Path(django_settings.MEDIA_ROOT) / ".s3-cache"
+    studio = Client()
+    studio.force_login(alice)
+
+    frame = studio.get(f"/generations/{leaf.pk}/frame.jpg?t=1")
+    assert frame.status_code == 200, frame.content[:200]
+    assert frame.content[:3] == b"\xff\xd8\xff"
+    assert (cache / leaf.video_file.name).read_bytes() == s3.read(leaf.video_file.name)
+
+    joined = studio.get(f"/generations/{leaf.pk}/chain.mp4")
+    assert joined.status_code == 200, joined
+    assert joined["Content-Type"] == "video/mp4"
+    data = b"".join(joined.streaming_content)
+    assert data[4:8] == b"ftyp" and len(data) > len(s3.read(leaf.video_file.name))
+
+    single = studio.get(f"/generations/{root.pk}/chain.mp4")
+    location = bucket_location(single, s3)
+    sent = requests.get(location, timeout=30)
+    assert sent.status_code == 200 and sent.content == s3.read(root.video_file.name)
+    assert sent.headers["Content-Disposition"].startswith("attachment; filename=")
+
+    # A stranger: no frame, no join, no address.
+    stranger = Client()
+    for url in (f"/generations/{leaf.pk}/frame.jpg", f"/generations/{root.pk}/chain.mp4"):
+        answer = stranger.get(url)
+        assert answer.status_code in (302, 404) and s3.endpoint not in answer.get("Location", "")

@@ -11,6 +11,7 @@ Marked ``pipeline`` (the slow tier, with the other tests that start processes)."
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from devtools.processes import CeleryProcesses
 from generations import actions, shares
 from generations.inputs import GenerationRequest
 from generations.models import Generation, Status
+from lumaweb.logs import RedactSecretsFilter
 from simulator.media import Scene, render
 from tests.chromium import launch
 from tests.conftest import wait_for
@@ -320,3 +322,13 @@ def test_frames_and_chain_joins_read_a_copy_streamed_from_the_bucket(s3, transac
     for url in (f"/generations/{leaf.pk}/frame.jpg", f"/generations/{root.pk}/chain.mp4"):
         answer = stranger.get(url)
         assert answer.status_code in (302, 404) and s3.endpoint not in answer.get("Location", "")
+
+
+def test_the_storage_secret_is_redacted_from_what_is_logged(settings):
+    """Never logged: whatever a library or a traceback says, the log filter takes it out."""
+    settings.AWS_SECRET_ACCESS_KEY = SECRET
+    record = logging.LogRecord(
+        "botocore", logging.WARNING, __file__, 1, "signing with %s failed", (SECRET,), None
+    )
+    assert RedactSecretsFilter().filter(record)
+    assert SECRET not in record.getMessage() and "[redacted]" in record.getMessage()

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
+import redis
 import requests
 from django.conf import settings as django_settings
 from django.core.files.storage import default_storage
@@ -124,6 +125,19 @@ def s3(s3_server: S3, settings) -> S3:
     return s3_server
 
 
+@pytest.fixture(autouse=True)
+def _forget_throttle_counts() -> Iterator[None]:
+    """The share links' rate counts this module's requests leave in Django's cache, which lives
+    in the broker's Redis: a later test that checks the broker is empty must not find them (as
+    tests/test_media_proxy.py)."""
+    yield
+    if not django_settings.CACHES["default"]["BACKEND"].endswith("RedisCache"):
+        return
+    broker = redis.Redis.from_url(django_settings.REDIS_URL)
+    for key in broker.scan_iter(match=b"lumaweb-cache:*throttle:*"):
+        broker.delete(key)
+
+
 def bucket_location(response, s3: S3) -> str:
     assert response.status_code == 302, response
     location = response["Location"]
@@ -224,9 +238,10 @@ def live_url(transactional_db, settings) -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def browser():
-    """Debian's chromium under Playwright (as tests/pages/conftest.py's, for this module)."""
+    """Debian's chromium under Playwright (as tests/pages/conftest.py's), for the one test that
+    drives it: DJANGO_ALLOW_ASYNC_UNSAFE must not outlive it (conftest checks)."""
     if not shutil.which("chromium"):
         pytest.fail("chromium is not installed: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright

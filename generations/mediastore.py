@@ -12,14 +12,17 @@ all. A stranger gets the view's 404 and never an address of the bucket.
 
 What must read a file's bytes on this machine (a frame of a video, a chain's join, a board's
 ZIP) asks ``local_path``: the file itself with local storage; with S3 a copy streamed once into
-``MEDIA_ROOT/.s3-cache/`` (a copy's name is never reused for other bytes).
+``MEDIA_ROOT/.s3-cache/`` (a copy's name is never reused for other bytes), removed once not
+read for ``LUMA_CHAIN_CACHE_DAYS`` (``prune_cache``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,10 @@ from django.utils.http import content_disposition_header
 from storages.backends.s3 import S3Storage
 
 CACHE_DIR = ".s3-cache"
+MARKER = ".pruned"  # its mtime: when prune_cache last scanned
+PRUNE_EVERY = 300.0  # seconds between two scans
+
+log = logging.getLogger(__name__)
 
 
 class S3MediaStorage(S3Storage):
@@ -92,9 +99,12 @@ def local_path(name: str) -> str | None:
         return path if os.path.isfile(path) else None
     cached = Path(settings.MEDIA_ROOT) / CACHE_DIR / name
     if cached.is_file():
+        with contextlib.suppress(OSError):  # read: kept another LUMA_CHAIN_CACHE_DAYS
+            os.utime(cached)
         return str(cached)
     if not default_storage.exists(name):
         return None
+    prune_cache()
     cached.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".part")
     try:
@@ -109,6 +119,36 @@ def local_path(name: str) -> str | None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
     return str(cached)
+
+
+def prune_cache(now: float | None = None) -> int:
+    """Remove this machine's copies not read for ``LUMA_CHAIN_CACHE_DAYS`` (the joins' rule),
+    and scratch files a killed download left; one scan every ``PRUNE_EVERY`` seconds at most
+    (a marker's mtime). Runs where the copies are made (the web process, on a miss), since the
+    worker's sweep may be on another machine. Returns how many files went."""
+    now = time.time() if now is None else now
+    root = Path(settings.MEDIA_ROOT) / CACHE_DIR
+    marker = root / MARKER
+    try:
+        if marker.stat().st_mtime > now - PRUNE_EVERY:
+            return 0
+    except FileNotFoundError:
+        if not root.is_dir():
+            return 0
+    oldest = now - settings.LUMA_CHAIN_CACHE_DAYS * 86400
+    removed = 0
+    try:
+        marker.touch()
+        for folder, _dirs, files in os.walk(root):
+            for file in files:
+                path = Path(folder) / file
+                with contextlib.suppress(FileNotFoundError):
+                    if path != marker and path.stat().st_mtime < oldest:
+                        path.unlink()
+                        removed += 1
+    except OSError:  # a cache's cleanup never fails the request; the next scan retries
+        log.warning("media cache not pruned", exc_info=True)
+    return removed
 
 
 def forget_local(name: str) -> None:

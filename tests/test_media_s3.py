@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -31,7 +33,7 @@ from pytest_django.live_server_helper import LiveServer
 from devtools.chaos import publishing_to
 from devtools.nginx_process import port_in
 from devtools.processes import CeleryProcesses
-from generations import actions, shares
+from generations import actions, mediastore, shares
 from generations.inputs import GenerationRequest
 from generations.models import Generation, Status
 from lumaweb.logs import RedactSecretsFilter
@@ -347,3 +349,20 @@ def test_the_storage_secret_is_redacted_from_what_is_logged(settings):
     )
     assert RedactSecretsFilter().filter(record)
     assert SECRET not in record.getMessage() and "[redacted]" in record.getMessage()
+
+
+def test_local_copies_not_read_for_the_cache_days_are_pruned(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    settings.LUMA_CHAIN_CACHE_DAYS = 7
+    cache = tmp_path / mediastore.CACHE_DIR / "videos"
+    cache.mkdir(parents=True)
+    old, fresh = cache / "old.mp4", cache / "fresh.mp4"
+    old.write_bytes(b"old")
+    fresh.write_bytes(b"fresh")
+    now = time.time()
+    os.utime(old, (now - 8 * 86400, now - 8 * 86400))
+    assert mediastore.prune_cache(now) == 1
+    assert not old.exists() and fresh.exists()
+    assert mediastore.prune_cache(now + 10) == 0  # one scan per PRUNE_EVERY at most
+    os.utime(fresh, (now - 8 * 86400, now - 8 * 86400))
+    assert mediastore.prune_cache(now + mediastore.PRUNE_EVERY + 1) == 1

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -273,8 +274,9 @@ def stored_video(name: str, offset: float = 0.0) -> dict:
 @pytest.mark.browser
 def test_the_video_plays_in_chromium_from_the_presigned_url(browser, s3, live_url):
     dana = make_user("dana", password="dana-pass-123")
-    gen = make_gen(user=dana, user_prompt="A paper boat drifting at dusk", **stored_video("boat"))
-    assert not (Path(django_settings.MEDIA_ROOT) / "videos" / "boat.mp4").exists()
+    name = f"boat-{uuid.uuid4().hex[:8]}"
+    gen = make_gen(user=dana, user_prompt="A paper boat drifting at dusk", **stored_video(name))
+    assert not (Path(django_settings.MEDIA_ROOT) / "videos" / f"{name}.mp4").exists()
 
     studio = browser.new_context(viewport={"width": 1280, "height": 900})
     studio.set_default_timeout(TIMEOUT_MS)

@@ -25,6 +25,7 @@ from generations import (
     audit,
     chain_files,
     chains,
+    mediastore,
     money,
     pipeline,
     provider_fields,
@@ -876,6 +877,7 @@ def delete_generation(gen: Generation, user: User = None) -> None:
         row.delete()
     for stored in files:
         stored.storage.delete(stored.name)
+        mediastore.forget_local(stored.name)  # MEDIA_STORAGE=s3: this machine's copy too
     chain_files.remove_joins(joined)  # no copy of its frames stays behind in a joined chain
     t.plog(gen.pk, "deleted by %s", getattr(user, "username", "") or "an operator")
 

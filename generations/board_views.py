@@ -21,7 +21,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from zipstream import ZIP_STORED, ZipStream
 
-from generations import actions, boards
+from generations import actions, boards, mediastore
 from generations.htmx import HtmxHttpRequest, htmx_target, next_url
 from generations.models import Board, Generation
 from generations.templatetags.studio import download_name, short_prompt
@@ -168,6 +168,8 @@ def _local_path(gen: Generation) -> str | None:
     """The stored video's path on this machine, or None without a local copy."""
     if not gen.video_file:
         return None
+    if mediastore.remote():  # MEDIA_STORAGE=s3: a copy on this machine, streamed once
+        return mediastore.local_path(gen.video_file.name)
     try:
         path = gen.video_file.path
     except (NotImplementedError, ValueError):  # a storage without local paths

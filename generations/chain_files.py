@@ -33,6 +33,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 
+from generations import mediastore
 from generations.models import Generation
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ def cache_name(clips: Sequence[Generation], leaf: Generation | None = None) -> s
 
 
 def path(name: str) -> Path:
+    # MEDIA_STORAGE=s3: joins stay on this machine's disk (MEDIA_ROOT/chains/), a cache made
+    # again from the bucket's clips whenever it is missing.
+    if mediastore.remote():
+        return Path(settings.MEDIA_ROOT) / name
     return Path(default_storage.path(name))
 
 

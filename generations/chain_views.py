@@ -31,7 +31,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 
-from generations import chain_files, chains, joining, naming
+from generations import chain_files, chains, joining, mediastore, naming
 from generations.fileserve import serve_file
 from generations.models import Generation, Status
 
@@ -73,6 +73,8 @@ def chain_mp4(request: HttpRequest, pk: uuid.UUID) -> HttpResponseBase:
         )
     filename = naming.download_name(gen, "-chain")
     if len(clips) == 1:  # the leaf holds the whole chain (or the chain is one video)
+        if mediastore.remote():  # MEDIA_STORAGE=s3: the bucket sends it, as an attachment
+            return mediastore.presigned_redirect(clips[0].video_file.name, download_name=filename)
         return _send(request, clips[0].video_file.path, filename) or _back(request, gen, GONE)
     name = chain_files.cache_name(clips, gen)  # named by this video, whatever plays last
     full = chain_files.path(name)
@@ -82,7 +84,7 @@ def chain_mp4(request: HttpRequest, pk: uuid.UUID) -> HttpResponseBase:
         full.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         try:
-            joined = joining.join([clip.video_file.path for clip in clips], full)
+            joined = joining.join([_clip_path(clip) for clip in clips], full)
         except (joining.JoinError, OSError) as exc:
             log.warning("chain %s not joined: %s", gen.pk, exc)
             return _back(
@@ -108,6 +110,16 @@ def chain_mp4(request: HttpRequest, pk: uuid.UUID) -> HttpResponseBase:
     _readable(full)
     etag = f'"{full.stem}"'  # the join's name: the mtime moves whenever it is sent (touch)
     return _send(request, str(full), filename, etag) or _back(request, gen, GONE)
+
+
+def _clip_path(clip: Generation) -> str:
+    """A clip's file on this machine (``MEDIA_STORAGE=s3``: streamed once from the bucket)."""
+    if not mediastore.remote():
+        return str(clip.video_file.path)
+    path = mediastore.local_path(clip.video_file.name)
+    if path is None:
+        raise FileNotFoundError(clip.video_file.name)
+    return path
 
 
 def _readable(full: Path) -> None:

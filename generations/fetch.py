@@ -8,7 +8,7 @@ and connects only to those it checked (``_connect_pinned``), on every redirect h
 answers differently the second time (DNS rebinding) never gets a byte sent to the new address.
 The body is streamed and counted (``Content-Length`` may lie), its type checked, and the file
 lands in storage only when complete: it is written to a temporary file first and moved into
-place.
+place (``MEDIA_STORAGE=s3``: streamed from that file into the bucket, whose size is checked).
 
 ``LUMA_DOWNLOAD_TIMEOUT`` caps the whole download, from the first connect to the last byte,
 whatever the sender does: see ``_Deadline``.
@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -512,7 +513,17 @@ def _download(
         if default_storage.exists(name):
             default_storage.delete(name)  # a copy from an earlier, interrupted run
         with open(tmp_path, "rb") as fh:
-            stored = default_storage.save(name, _TempFile(fh, name=tmp_path))
+            # Local storage moves the file into place; S3 (MEDIA_STORAGE=s3) streams it into
+            # the bucket in parts (a multipart upload), never the whole file in memory.
+            if settings.MEDIA_STORAGE != "s3":
+                return default_storage.save(name, _TempFile(fh, name=tmp_path)), size
+            try:
+                stored = default_storage.save(name, _TempFile(fh, name=tmp_path))
+                kept = default_storage.size(stored)
+            except (BotoCoreError, ClientError) as exc:  # the bucket did not take it: later
+                raise FetchError(f"Storing the file failed: {type(exc).__name__}") from exc
+        if kept != size:
+            raise FetchError("The stored file's size differs from the download's")
         return stored, size
     finally:
         if os.path.exists(tmp_path):

@@ -37,6 +37,7 @@ import av
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from generations import mediastore
 from generations.models import Generation, Status
 
 JPEG_QUALITY = 92
@@ -110,6 +111,11 @@ def video_path(gen: Generation) -> str:
             "This video has no local copy yet, so its frames cannot be read: try again in a "
             "moment, or use “Copy again” on its page."
         )
+    if mediastore.remote():  # MEDIA_STORAGE=s3: a copy on this machine, streamed once
+        cached = mediastore.local_path(gen.video_file.name)
+        if cached is None:
+            raise FrameError("This video's local copy is missing: use “Copy again” on its page.")
+        return cached
     try:
         path = gen.video_file.path
     except (NotImplementedError, ValueError):  # a storage without files on this machine

@@ -5,7 +5,8 @@ Videos are answered with byte ranges (206) when the browser asks for them: Safar
 without, and every browser needs them to seek (``generations.fileserve``, which a share link's
 videos use too). A video or thumbnail is a finished generation's copy, named by its id and never
 rewritten, so a browser keeps it a year without asking (``fileserve.IMMUTABLE``); keyframes keep
-the hour they had. With ``MEDIA_SERVE=accel`` nginx sends the bytes once this view said yes.
+the hour they had. With ``MEDIA_SERVE=accel`` nginx sends the bytes once this view said yes;
+with ``MEDIA_STORAGE=s3`` the bucket does, through a short-lived presigned URL (a 302).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from django.http.response import HttpResponseBase
 from django.utils._os import safe_join
 from django.views.decorators.http import require_safe
 
+from generations import mediastore
 from generations.fileserve import IMMUTABLE, serve_file
 
 PUBLIC_PREFIXES = ("keyframes/",)
@@ -39,6 +41,8 @@ def media(request: HttpRequest, path: str) -> HttpResponseBase:
             raise Http404
     elif not path.startswith(PUBLIC_PREFIXES):
         raise Http404
+    if mediastore.remote():  # MEDIA_STORAGE=s3: the bucket sends the bytes, to this viewer only
+        return mediastore.presigned_redirect(path)
     try:
         full = safe_join(settings.MEDIA_ROOT, path)
     except ValueError:  # outside MEDIA_ROOT

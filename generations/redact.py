@@ -10,8 +10,9 @@ traceback through it too.
 Two kinds of secret are removed:
 
 * the exact key this process sends (``settings.LUMA_API_KEY`` and every key a ``LumaClient``
-  was built with, via ``remember``), whatever its shape, also percent-encoded, in any letter
-  case (a URL's host name or a content type arrives lowercased);
+  was built with, via ``remember``), and the object storage's secret key
+  (``AWS_SECRET_ACCESS_KEY``, ``MEDIA_STORAGE=s3``), whatever their shape, also
+  percent-encoded, in any letter case (a URL's host name or a content type arrives lowercased);
 * anything *shaped* like a credential, whoever's it is: ``Bearer <token>``, ``sk-...`` /
   ``sk_live_...`` keys, lumaweb's own ``lw_...`` personal tokens, and a long opaque token
   (letters and digits, 16 characters or more) right after a word such as key, token, secret,
@@ -68,10 +69,13 @@ def _secrets() -> list[str]:
     found = set()
     try:
         configured = getattr(settings, "LUMA_API_KEY", "") or ""
+        # MEDIA_STORAGE=s3's secret key (docs/MEDIA.md): a boto3 error or a traceback may carry it
+        storage_secret = getattr(settings, "AWS_SECRET_ACCESS_KEY", "") or ""
     except ImproperlyConfigured:  # logging before Django's settings: only what was remembered
-        configured = ""
-    if len(configured) >= MIN_SECRET:
-        found.add(configured)
+        configured = storage_secret = ""
+    for secret in (configured, storage_secret):
+        if len(secret) >= MIN_SECRET:
+            found.add(secret)
     with _lock:
         found |= _remembered
     variants = found | {quote(secret, safe="") for secret in found}

@@ -27,7 +27,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
-from generations import shares, throttle
+from generations import mediastore, shares, throttle
 from generations.fileserve import serve_file
 from generations.models import Generation, ShareLink
 
@@ -103,6 +103,10 @@ def public_media(
     link = shares.live_link(token)
     gen = shares.shown_video(link, generation_id) if link is not None else None
     field = getattr(gen, MEDIA_FILES[name], None) if gen is not None else None
+    if mediastore.remote():  # MEDIA_STORAGE=s3: a presigned URL, for this live link only
+        if not field:
+            return _public(HttpResponse("Not found.\n", status=404, content_type="text/plain"))
+        return _public(mediastore.presigned_redirect(field.name), "private, no-store")
     try:
         full = field.path if field else ""
     except (ValueError, NotImplementedError):  # no file, or a storage without paths

@@ -173,6 +173,43 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_SERVE = env_str("MEDIA_SERVE", "django").strip().lower() or "django"
 if MEDIA_SERVE not in ("django", "accel"):
     raise ImproperlyConfigured(f"MEDIA_SERVE must be django or accel, not {MEDIA_SERVE!r}")
+# Where the copies, thumbnails and uploaded keyframes live (docs/MEDIA.md): `local` (MEDIA_ROOT,
+# as always) or `s3` (a bucket of any S3-compatible service, through django-storages: the worker
+# streams each copy into it, and the web process answers a viewer it said yes to with a 302 to a
+# presigned URL that lives MEDIA_URL_TTL seconds, so no byte of media passes through it).
+MEDIA_STORAGE = env_str("MEDIA_STORAGE", "local").strip().lower() or "local"
+if MEDIA_STORAGE not in ("local", "s3"):
+    raise ImproperlyConfigured(f"MEDIA_STORAGE must be local or s3, not {MEDIA_STORAGE!r}")
+MEDIA_URL_TTL = env_int("MEDIA_URL_TTL", 300, minimum=1)
+# django-storages' own names. Credentials left empty: boto3's usual chain (an instance role,
+# ~/.aws, AWS_* in the environment) finds them. The secret is never logged nor shown.
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL") or None  # empty: AWS itself
+AWS_S3_REGION_NAME = env_str("AWS_S3_REGION_NAME") or None
+AWS_ACCESS_KEY_ID = env_str("AWS_ACCESS_KEY_ID") or None
+AWS_SECRET_ACCESS_KEY = env_str("AWS_SECRET_ACCESS_KEY") or None
+# `path` (bucket in the path: MinIO, moto, most self-hosted services) or `virtual` (AWS's own)
+AWS_S3_ADDRESSING_STYLE = (
+    env_str("AWS_S3_ADDRESSING_STYLE", "path" if AWS_S3_ENDPOINT_URL else "") or None
+)
+AWS_S3_SIGNATURE_VERSION = "s3v4"
+AWS_QUERYSTRING_AUTH = True  # every URL presigned: the bucket stays private
+AWS_QUERYSTRING_EXPIRE = MEDIA_URL_TTL
+AWS_DEFAULT_ACL = None  # the bucket's own (private) policy
+AWS_S3_FILE_OVERWRITE = True  # a copy's name is its row's: a second copy replaces the first
+if MEDIA_STORAGE == "s3":
+    if not AWS_STORAGE_BUCKET_NAME:
+        raise ImproperlyConfigured("MEDIA_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME")
+    STORAGES["default"] = {"BACKEND": "generations.mediastore.S3MediaStorage"}
+# Where a viewer's browser is sent for media (the Content-Security-Policy's img-src and
+# media-src, below): the endpoint's origin, or AWS's S3 hosts.
+_s3 = urlsplit(AWS_S3_ENDPOINT_URL or "")
+MEDIA_S3_ORIGINS = env_list(
+    "MEDIA_S3_ORIGINS",
+    ([f"{_s3.scheme}://{_s3.netloc}"] if _s3.netloc else ["https://*.amazonaws.com"])
+    if MEDIA_STORAGE == "s3"
+    else [],
+)
 
 # --- the upstream -----------------------------------------------------------------------------
 LUMA_API_KEY = env_str("LUMA_API_KEY")
@@ -352,8 +389,8 @@ CONTENT_SECURITY_POLICY = {
         "style-src": [SELF],
         # data: the favicon, the search icon. blob: the create page's preview of a keyframe file
         # chosen, dropped or pasted (an object URL: only our own script, keyframes.js, makes one)
-        "img-src": [SELF, "data:", "blob:", *LUMA_MEDIA_ORIGINS],
-        "media-src": [SELF, *LUMA_MEDIA_ORIGINS],
+        "img-src": [SELF, "data:", "blob:", *LUMA_MEDIA_ORIGINS, *MEDIA_S3_ORIGINS],
+        "media-src": [SELF, *LUMA_MEDIA_ORIGINS, *MEDIA_S3_ORIGINS],
         "font-src": [SELF],
         "connect-src": [SELF],  # htmx's requests
         "manifest-src": [SELF],

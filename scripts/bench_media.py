@@ -1,9 +1,11 @@
 #!/usr/bin/env python
 """Stored files sent by Django (``MEDIA_SERVE=django``) against the same files sent by nginx
 after Django's check (``MEDIA_SERVE=accel``, ``deploy/nginx.conf``), in one run (results in
-docs/PERFORMANCE.md, "Media: Django vs the proxy").
+docs/PERFORMANCE.md, "Media: Django vs the proxy"), and, unless ``--no-s3``, against the same
+files in a bucket (``MEDIA_STORAGE=s3``: Django's check, then a 302 to a presigned URL that the
+S3 server answers; results in docs/PERFORMANCE.md, "Media: the S3 way").
 
-    .venv/bin/python scripts/bench_media.py [--seconds 2.5] [--rounds 2] [--port 8620]
+    .venv/bin/python scripts/bench_media.py [--seconds 2.5] [--rounds 2] [--port 8620] [--no-s3]
 
 Two app servers on the same scratch SQLite database and MEDIA_ROOT: gunicorn from the venv
 (gthread, as compose runs it, fewer workers) or, if it is missing, ``manage.py runserver``; the
@@ -13,6 +15,11 @@ output says which. One sends files itself; the other answers X-Accel-Redirect an
 * **thumbnails**: 40 KB JPEG-sized files, one request each, from 8 threads with keep-alive;
 * **videos**: a 20 MB file asked as a browser's player does (``Range: bytes=0-``: a 206 of the
   rest of the file), read to the end by 4 threads at once.
+
+The S3 server is moto's (``python -m moto.server``, its own process): a Python stand-in for S3
+on this machine, not a real one. Its figures say what the redirect costs lumaweb (one short
+answer per file, no byte of media) and how a mock in Python sends bytes; a real service (AWS,
+MinIO, R2) sends them from other machines, at its own speed.
 
 Each figure is the median of ``--rounds`` rounds; the two sides alternate in each round, so a
 busy machine slows both alike. The client is Python (requests), on the same cores: it caps
@@ -88,6 +95,73 @@ def app_server(port: int, env: dict[str, str], log: Path) -> tuple[subprocess.Po
     return proc, kind
 
 
+def fill_bucket(env: dict[str, str], media: Path, names: list[str]) -> None:
+    """The same files as MEDIA_ROOT's, in the bucket moto serves."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_S3_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_S3_REGION_NAME"],
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.create_bucket(Bucket=env["AWS_STORAGE_BUCKET_NAME"])
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)  # moto still starting
+    for name in names:
+        client.upload_file(str(media / name), env["AWS_STORAGE_BUCKET_NAME"], name)
+
+
+def sequential_ms(base: str, name: str, count: int = 200) -> str:
+    """lumaweb's own answer for ``name``, not followed (with S3 the check and the presigning, no
+    byte of media; else the check and the file): the median and p95 of ``count`` sequential
+    requests, one client."""
+    times = []
+    with requests.Session() as session:
+        session.cookies.update(COOKIES)
+        for _ in range(count):
+            started = time.perf_counter()
+            response = session.get(f"{base}/media/{name}", allow_redirects=False, timeout=30)
+            times.append((time.perf_counter() - started) * 1000)
+            assert response.status_code in (200, 302), response.status_code
+    times.sort()
+    return f"p50 {statistics.median(times):.1f} ms, p95 {times[int(len(times) * 0.95)]:.1f} ms"
+
+
+def presign_cpu(env: dict[str, str], count: int = 2000) -> str:
+    """CPU time of ``mediastore.presigned_redirect`` alone (boto3's signing), per call: the
+    median of 5 runs of ``count``. Nothing is sent: a presigned URL is made locally."""
+    from django.test import override_settings
+
+    from generations import mediastore
+
+    with override_settings(
+        MEDIA_STORAGE="s3",
+        AWS_STORAGE_BUCKET_NAME=env["AWS_STORAGE_BUCKET_NAME"],
+        AWS_S3_ENDPOINT_URL=env["AWS_S3_ENDPOINT_URL"],
+        AWS_S3_REGION_NAME=env["AWS_S3_REGION_NAME"],
+        AWS_ACCESS_KEY_ID=env["AWS_ACCESS_KEY_ID"],
+        AWS_SECRET_ACCESS_KEY=env["AWS_SECRET_ACCESS_KEY"],
+        AWS_S3_ADDRESSING_STYLE="path",
+        STORAGES={"default": {"BACKEND": "generations.mediastore.S3MediaStorage"}},
+    ):
+        mediastore.presigned_redirect("thumbnails/warm.jpg")  # the client is made once
+        runs = []
+        for _ in range(5):
+            started = time.process_time()
+            for n in range(count):
+                mediastore.presigned_redirect(f"thumbnails/t{n}.jpg")
+            runs.append((time.process_time() - started) / count * 1000)
+    return f"{statistics.median(runs):.2f} ms of CPU each (median of 5 runs of {count})"
+
+
 def load(
     threads: int, seconds: float, work: Callable[[requests.Session], int]
 ) -> tuple[float, float]:
@@ -121,7 +195,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2.5, help="per measurement")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--port", type=int, default=8620, help="first of three ports")
+    parser.add_argument("--port", type=int, default=8620, help="first of five ports")
+    parser.add_argument("--no-s3", action="store_true", help="skip MEDIA_STORAGE=s3 (moto)")
     args = parser.parse_args()
 
     from devtools.nginx_process import NginxProcess, nginx_binary
@@ -164,6 +239,25 @@ def main() -> None:
         procs.append(plain)
         accel, _ = app_server(args.port + 1, {**env, "MEDIA_SERVE": "accel"}, tmp / "accel.log")
         procs.append(accel)
+        s3_env = {
+            **env,
+            "MEDIA_STORAGE": "s3",
+            "AWS_STORAGE_BUCKET_NAME": "bench-media",
+            "AWS_S3_ENDPOINT_URL": f"http://127.0.0.1:{args.port + 4}",
+            "AWS_S3_REGION_NAME": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench-secret",
+        }
+        if not args.no_s3:
+            moto = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(args.port + 4)],
+                cwd=tmp,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            procs.append(moto)
+            bucketed, _ = app_server(args.port + 3, s3_env, tmp / "s3.log")
+            procs.append(bucketed)
         call_command("migrate", verbosity=0)
         user = make_user("bench")
         session = SessionStore()
@@ -187,11 +281,16 @@ def main() -> None:
             upstream=f"127.0.0.1:{args.port + 1}", port=args.port + 2, media_root=media
         ).start()
         sides = {"Django": django_url, "nginx": nginx.url}
+        if not args.no_s3:
+            fill_bucket(s3_env, media, [*thumbs, video])
+            sides["S3"] = f"http://127.0.0.1:{args.port + 3}"
+            wait_until_up(sides["S3"], bucketed, kind)
 
         def thumb(base: str) -> Callable[[requests.Session], int]:
             def get(session: requests.Session) -> int:
                 response = session.get(f"{base}/media/{random.choice(thumbs)}", timeout=30)
                 assert response.status_code == 200, response.status_code
+                assert len(response.history) == (base == sides.get("S3")), response.history
                 return len(response.content)
 
             return get
@@ -229,14 +328,25 @@ def main() -> None:
         }
         print(f"app server: {kind}; client: Python requests on the same machine")
         print(f"median of {args.rounds} rounds of {args.seconds:g} s each")
-        print("| measure | Django sends (MEDIA_SERVE=django) | nginx sends (accel) | ratio |")
-        print("|---|---|---|---|")
+        s3 = "S3" in median
+        head = "| measure | Django sends (MEDIA_SERVE=django) | nginx sends (accel) | ratio |"
+        print(head + (" 302 + moto sends (MEDIA_STORAGE=s3) | ratio |" if s3 else ""))
+        print("|---|---|---|---|" + ("---|---|" if s3 else ""))
         for what, label, unit in (
             ("thumbs", "thumbnails (40 KB), 8 clients", "/s"),
             ("video", "video (20 MB, `Range: bytes=0-`), 4 clients", " MB/s"),
         ):
             ours, theirs = median["nginx"][what], median["Django"][what]
-            print(f"| {label} | {theirs:.0f}{unit} | {ours:.0f}{unit} | x{ours / theirs:.2f} |")
+            row = f"| {label} | {theirs:.0f}{unit} | {ours:.0f}{unit} | x{ours / theirs:.2f} |"
+            if s3:
+                bucket = median["S3"][what]
+                row += f" {bucket:.0f}{unit} | x{bucket / theirs:.2f} |"
+            print(row)
+        if s3:
+            # One client, one request at a time: what each answer costs the web process.
+            for side, label in (("Django", "a thumbnail sent by Django"), ("S3", "the 302")):
+                print(f"{label}, alone: {sequential_ms(sides[side], thumbs[0])}")
+            print(f"a presigned 302 made in this process: {presign_cpu(s3_env)}")
     finally:
         if nginx is not None:
             nginx.stop()

@@ -387,8 +387,8 @@ class Generation(models.Model):
         ordering = ["-created_at"]
         indexes = [
             # gallery: finished, newest (or oldest) first, keyset on (completed_at, id); the
-            # live gallery's "anything new?" reads its first row. (On PostgreSQL migration 0014
-            # adds a GIN index for the prompt search, queries.prompt_search_vector.)
+            # live gallery's "anything new?" reads its first row. (On PostgreSQL migration 0019
+            # adds trigram GIN indexes for the prompt search, queries.search.)
             models.Index(fields=["status", "-completed_at", "-id"], name="gen_status_completed_id"),
             # dashboard
             models.Index(fields=["status", "-created_at"], name="gen_status_created"),

@@ -2,7 +2,7 @@
 """Live pages under many viewers (issue 12, point 2): 50 people with the Jobs page open and 5
 scrolling the gallery, against 100,000 rows, while a fake poller stamps ``last_polled_at`` on the
 jobs in flight, as the real poller does. Served by gunicorn as docker-compose.yml configures it
-(3 gthread workers × 8 threads), this tree against a baseline tree (main's code, a second
+(3 gthread workers, 8 threads each), this tree against a baseline tree (main's code, a second
 ``git worktree``) in the same run, the phases alternating. Results in docs/PERFORMANCE.md.
 
     createdb lw_bench
@@ -38,7 +38,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
@@ -48,18 +47,72 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 POLL_EVERY = 2.0
 RARE_WORD = "quixotically"
-WORDS = (
-    "fox snow dusk lake paper boat lantern city neon rain forest river mountain sunset ocean "
-    "desert train bridge garden storm cloud night morning street market castle robot dragon "
-    "flower meadow winter summer autumn spring cat dog horse bird whale glowing drifting slow "
-    "cinematic aerial closeup wide golden misty quiet busy ancient modern tiny giant"
-).split()
+WORDS = [
+    "fox",
+    "snow",
+    "dusk",
+    "lake",
+    "paper",
+    "boat",
+    "lantern",
+    "city",
+    "neon",
+    "rain",
+    "forest",
+    "river",
+    "mountain",
+    "sunset",
+    "ocean",
+    "desert",
+    "train",
+    "bridge",
+    "garden",
+    "storm",
+    "cloud",
+    "night",
+    "morning",
+    "street",
+    "market",
+    "castle",
+    "robot",
+    "dragon",
+    "flower",
+    "meadow",
+    "winter",
+    "summer",
+    "autumn",
+    "spring",
+    "cat",
+    "dog",
+    "horse",
+    "bird",
+    "whale",
+    "glowing",
+    "drifting",
+    "slow",
+    "cinematic",
+    "aerial",
+    "closeup",
+    "wide",
+    "golden",
+    "misty",
+    "quiet",
+    "busy",
+    "ancient",
+    "modern",
+    "tiny",
+    "giant",
+]
 HX_GET = re.compile(r'<div id="(jobs-live|jobs)"[^>]*?hx-get="([^"]+)"', re.S)
 MORE = re.compile(r'[?&]after=([^"&]+)')
 
 
+SECRET = "bench-pages-not-secret"  # the servers' and this process's (the sessions it signs)
+
+
 def django_setup() -> None:
     sys.path.insert(0, str(ROOT))
+    os.environ["SECRET_KEY"] = SECRET
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lumaweb.settings")
     os.environ.setdefault("DEBUG", "1")
     import django
@@ -121,20 +174,17 @@ def seed(rows: int) -> None:
     table = Generation._meta.db_table
     with connection.cursor() as cursor:
         # Spread the times over 60 days (bulk_create stamped them all "now").
+        cursor.execute(f"UPDATE {table} SET created_at = now() - random() * interval '60 days'")
         cursor.execute(
-            f"UPDATE {table} SET created_at = now() - random() * interval '60 days'"  # noqa: S608
-        )
-        cursor.execute(
-            f"UPDATE {table} SET status_changed_at = created_at + random() * interval '10 minutes',"  # noqa: S608
+            f"UPDATE {table} SET status_changed_at = created_at + random() * interval '10 minutes',"
             " last_polled_at = CASE WHEN status IN ('queued', 'submitting', 'in_progress')"
             " THEN now() END"
         )
         cursor.execute(
-            f"UPDATE {table} SET completed_at = status_changed_at"  # noqa: S608
-            " WHERE status = 'completed'"
+            f"UPDATE {table} SET completed_at = status_changed_at WHERE status = 'completed'"
         )
         cursor.execute(
-            f"UPDATE {table} SET user_prompt = user_prompt || ' {RARE_WORD}'"  # noqa: S608
+            f"UPDATE {table} SET user_prompt = user_prompt || ' {RARE_WORD}'"
             " WHERE id = (SELECT id FROM {table} WHERE status = 'completed' LIMIT 1)".format(
                 table=table
             )
@@ -185,6 +235,7 @@ class Server:
                 # as docker-compose.yml's web service
                 *("--workers", "3", "--worker-class", "gthread", "--threads", "8"),
                 *("--timeout", "120", "--keep-alive", "75"),
+                "--no-control-socket",  # gunicorn 27's, at a user-wide path by default
             ],
             cwd=self.tree,
             env={**self.env, "PYTHONPATH": str(self.tree)},
@@ -251,14 +302,19 @@ class Tally:
         return (
             f"  {name}: p50 {statistics.median(ordered) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms,"
             f" served {len(ordered)}/{self.offered} offered ({self.errors} errors),"
-            f" mean {statistics.mean(self.sizes) / 1000:.1f} KB, answers {dict(sorted(self.statuses.items()))}"
+            f" mean {statistics.mean(self.sizes) / 1000:.1f} KB,"
+            f" answers {dict(sorted(self.statuses.items()))}"
         )
 
 
 def sessions(n: int) -> list[str]:
     """Session cookies for the bench people (made in the database: no login throttling)."""
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.auth import get_user_model
+    from django.contrib.auth import (
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        SESSION_KEY,
+        get_user_model,
+    )
     from django.contrib.sessions.backends.db import SessionStore
 
     people = list(get_user_model().objects.filter(username__startswith="bench").order_by("pk"))
@@ -282,7 +338,9 @@ def viewer(base: str, cookie: str, stop: threading.Event, tally: Tally) -> None:
     page = http.get(base + "/jobs/", timeout=60).text
     found = HX_GET.search(page)
     if found is None:
-        raise SystemExit("no poll on the Jobs page")
+        print(f"  no poll on the Jobs page: {page[:200]!r}", flush=True)
+        tally.add(0.0, None)
+        return
     target, url = found.group(1), unescape(found.group(2))
     headers = {"HX-Request": "true", "HX-Target": target, "HX-Current-URL": base + "/jobs/"}
     next_tick = time.monotonic() + random.random() * POLL_EVERY
@@ -341,9 +399,7 @@ def fake_poller(stop: threading.Event, per_second: int, moves: int) -> None:
     from generations.models import Generation, Status
     from generations.pipeline import transitions
 
-    flying = list(
-        Generation.objects.filter(status=Status.IN_PROGRESS).values_list("pk", flat=True)
-    )
+    flying = list(Generation.objects.filter(status=Status.IN_PROGRESS).values_list("pk", flat=True))
     while not stop.is_set():
         tick = time.monotonic()
         for pk in random.sample(flying, min(per_second, len(flying))):
@@ -458,7 +514,7 @@ def run(args: argparse.Namespace) -> None:
     env = {
         **os.environ,
         "DEBUG": "0",
-        "SECRET_KEY": "bench-pages-not-secret",
+        "SECRET_KEY": SECRET,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "0",
         "SESSION_COOKIE_SECURE": "0",

@@ -28,6 +28,7 @@ against the baseline measured beside them.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import random
 import re
@@ -335,7 +336,12 @@ def viewer(base: str, cookie: str, stop: threading.Event, tally: Tally) -> None:
     address (with its stamp) from each answer that brings a new one."""
     http = requests.Session()
     http.cookies.set("sessionid", cookie)
-    page = http.get(base + "/jobs/", timeout=60).text
+    try:
+        page = http.get(base + "/jobs/", timeout=60).text
+    except requests.RequestException as exc:
+        print(f"  a viewer could not open the Jobs page: {exc.__class__.__name__}", flush=True)
+        tally.add(0.0, None)
+        return
     found = HX_GET.search(page)
     if found is None:
         print(f"  no poll on the Jobs page: {page[:200]!r}", flush=True)
@@ -389,6 +395,9 @@ def scroller(
         stop.wait(1.0)
 
 
+POLLER_DONE = {"updates": 0, "moves": 0}  # what the fake poller managed (a loaded machine)
+
+
 def fake_poller(stop: threading.Event, per_second: int, moves: int) -> None:
     """The poller's writes: ``last_polled_at`` on ``per_second`` in-flight rows every second (one
     UPDATE per row, as the poll round writes them); ``moves`` jobs a second finish (through the
@@ -399,15 +408,18 @@ def fake_poller(stop: threading.Event, per_second: int, moves: int) -> None:
     from generations.models import Generation, Status
     from generations.pipeline import transitions
 
+    logging.getLogger("generations").setLevel(logging.WARNING)  # a line per move otherwise
     flying = list(Generation.objects.filter(status=Status.IN_PROGRESS).values_list("pk", flat=True))
     while not stop.is_set():
         tick = time.monotonic()
         for pk in random.sample(flying, min(per_second, len(flying))):
             Generation.objects.filter(pk=pk).update(last_polled_at=timezone.now())
+            POLLER_DONE["updates"] += 1
         for pk in random.sample(flying, min(moves, len(flying))):
             # Finished, then back in flight (so the in-flight count stays as seeded).
             transitions.move(pk, [Status.IN_PROGRESS], Status.COMPLETED, note="bench")
             transitions.move(pk, [Status.COMPLETED], Status.IN_PROGRESS, note="bench")
+            POLLER_DONE["moves"] += 1
         stop.wait(max(0.0, 1.0 - (time.monotonic() - tick)))
     connection.close()
 
@@ -490,8 +502,11 @@ def phase(
                 tally.times.clear(), tally.sizes.clear(), tally.statuses.clear()
                 tally.offered = tally.errors = 0
         cpu0, wall0 = server.cpu_seconds(), time.monotonic()
+        done0 = dict(POLLER_DONE)
         time.sleep(args.seconds)
-        cpu = (server.cpu_seconds() - cpu0) / (time.monotonic() - wall0)
+        wall = time.monotonic() - wall0
+        cpu = (server.cpu_seconds() - cpu0) / wall
+        done = {key: (POLLER_DONE[key] - done0[key]) / wall for key in POLLER_DONE}
         stop.set()
         for thread in [*threads, poller]:
             thread.join(timeout=120)
@@ -500,6 +515,11 @@ def phase(
         print(dashboards.line(f"{args.viewers} dashboards, polls"))
         print(galleries.line(f"{args.scrollers} gallery scrollers, pages"))
         print(f"  web CPU: {cpu:.2f} cores", flush=True)
+        print(
+            f"  fake poller: {done['updates']:.0f} last_polled_at UPDATEs/s,"
+            f" {done['moves']:.1f} jobs finished (and back) per second",
+            flush=True,
+        )
     finally:
         server.stop()
 

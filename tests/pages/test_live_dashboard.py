@@ -147,3 +147,20 @@ def test_the_poll_and_the_sections_cost_the_same_queries_with_5_or_50_jobs(clien
         make_gen(Status.IN_PROGRESS)
         make_gen(Status.COMPLETED)
     assert costs() == few
+
+
+def test_without_a_shared_cache_the_tables_stamp_is_added(client):
+    """No Redis (a laptop on the filesystem broker): the worker's bumps stay in its process, so
+    a status moved there (here: a raw UPDATE, which bumps nothing) is seen through the table."""
+    from django.test import override_settings
+
+    locmem = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    gen = make_gen(Status.IN_PROGRESS)
+    with override_settings(CACHES=locmem):
+        assert not livestamp.shared()
+        url = poll_url(client.get("/jobs/").content.decode())
+        assert "~" in url and poll(client, url)[0].status_code == 204
+        Generation.objects.filter(pk=gen.pk).update(
+            status=Status.COMPLETED, status_changed_at=timezone.now()
+        )
+        assert poll(client, url)[0].status_code == 200

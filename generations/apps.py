@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 from django.conf import settings
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 
 
 class GenerationsConfig(AppConfig):
@@ -17,3 +17,11 @@ class GenerationsConfig(AppConfig):
             sender=settings.AUTH_USER_MODEL,
             dispatch_uid="revoke-api-tokens-on-password-change",
         )
+        # The Jobs page's change stamp (generations.livestamp): a row saved or deleted through
+        # the ORM (a new job, a person's edit) may change any section; status moves bump theirs.
+        from generations.livestamp import bump_for_row
+
+        for signal in (post_save, post_delete):
+            signal.connect(
+                bump_for_row, sender="generations.Generation", dispatch_uid=f"live-{id(signal)}"
+            )

@@ -207,17 +207,17 @@ class GenerationQuerySet(models.QuerySet["Generation"]):
         return self.filter(waits_for_a_slot(now))
 
     def dashboard_stamp(self) -> tuple[str, int]:
-        """A stamp of everything the job dashboard shows, and how many jobs are in flight
-        (one query). Any status change moves the newest ``status_changed_at``; any poll of a
-        running job moves ``last_polled_at`` (its estimate may have changed); the counts catch
-        deletions."""
+        """A stamp of what the job dashboard shows, read from the table, and how many jobs are
+        in flight (one query): only where the cache is not shared between processes
+        (``livestamp.shared``); elsewhere the stamp is kept on write. Any status change moves
+        the newest ``status_changed_at``; the counts catch deletions. (Not ``last_polled_at``:
+        a poll that changed nothing shown must not redraw every open dashboard.)"""
         row = self.aggregate(
             changed=Max("status_changed_at"),
-            polled=Max("last_polled_at", filter=Q(status__in=IN_FLIGHT)),
             flying=Count("pk", filter=Q(status__in=IN_FLIGHT)),
             total=Count("pk"),
         )
-        raw = f"{row['changed']}|{row['polled']}|{row['flying']}|{row['total']}"
+        raw = f"{row['changed']}|{row['flying']}|{row['total']}"
         return hashlib.blake2s(raw.encode(), digest_size=8).hexdigest(), row["flying"]
 
 
@@ -387,11 +387,13 @@ class Generation(models.Model):
         ordering = ["-created_at"]
         indexes = [
             # gallery: finished, newest (or oldest) first, keyset on (completed_at, id); the
-            # live gallery's "anything new?" reads its first row. (On PostgreSQL migration 0014
-            # adds a GIN index for the prompt search, queries.prompt_search_vector.)
+            # live gallery's "anything new?" reads its first row. (On PostgreSQL migration 0019
+            # adds trigram GIN indexes for the prompt search, queries.search.)
             models.Index(fields=["status", "-completed_at", "-id"], name="gen_status_completed_id"),
             # dashboard
             models.Index(fields=["status", "-created_at"], name="gen_status_created"),
+            # dashboard: Recently finished and Failed, newest first, and their older pages
+            models.Index(fields=["-status_changed_at", "-id"], name="gen_status_changed"),
             # poller: due in-flight rows
             models.Index(fields=["status", "next_poll_at"], name="gen_status_next_poll"),
             # sweeper: queued rows due, completed rows still to copy

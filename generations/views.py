@@ -27,9 +27,24 @@ from django.utils.cache import patch_cache_control
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
+from django_htmx.http import (
+    HTMX_STOP_POLLING,
+    HttpResponseClientRedirect,
+    reswap,
+    retarget,
+    trigger_client_event,
+)
 
-from generations import actions, boards, chains, money, providers, queries, webhooks
+from generations import (
+    actions,
+    boards,
+    chains,
+    livestamp,
+    money,
+    providers,
+    queries,
+    webhooks,
+)
 from generations.forms import ASPECT_HINTS, MAX_BATCH, CreateForm, ExtendForm, frame_prefill
 from generations.htmx import HtmxHttpRequest, answer_poll, htmx_target, next_url, render_for_target
 from generations.inputs import GenerationRequest
@@ -512,16 +527,38 @@ def _inline_ids(parent: Generation) -> str:
 
 
 # --- jobs ---------------------------------------------------------------------------------------
-def _jobs_context(request: HttpRequest, version: str, flying: int) -> dict[str, Any]:
-    """The dashboard; its Failed and Recently finished lists on the pages the query string
-    names (``?failed=``, ``?finished=``: "Older" links), which its poll keeps."""
+# The dashboard polls through its small ``#jobs-live`` element: 204 while the change stamp
+# (``generations.livestamp``, one cache read) is the one the page has; otherwise only the
+# sections whose stamp moved, out of band, with the counts and the poller carrying the new stamp.
+JOBS_LIVE = "jobs-live"
+
+
+def _jobs_stamp() -> tuple[dict[str, str], str]:
+    """The sections' stamps and the token the page's poll sends back. Without a shared cache
+    (no Redis) a worker's bumps are not seen here: the table's stamp is added."""
+    stamps = livestamp.read()
+    token = livestamp.encode(stamps)
+    if not livestamp.shared():
+        token += "~" + Generation.objects.dashboard_stamp()[0]
+    return stamps, token
+
+
+def _jobs_context(
+    request: HttpRequest, version: str, only: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """The dashboard (or ``only`` these sections of it); its Failed and Recently finished lists
+    on the pages the query string names (``?failed=``, ``?finished=``: "Older" links), which its
+    poll keeps."""
     paging = queries.DashboardPaging.from_query(_dashboard_query(request))
+    counts = queries.dashboard_counts()
     return {
-        "sections": queries.dashboard_sections(paging),
+        "sections": queries.dashboard_sections(paging, only),
+        "counts": counts,
+        "limits": queries.DASHBOARD_LIMITS,
         "paging": paging,
         "page_query": paging.query_string(),
         "version": version,
-        "flying": flying,
+        "flying": counts.flying,
         "cost": money.default_cost(),
         "price_varies": money.price_table() is not None,
     }
@@ -529,15 +566,23 @@ def _jobs_context(request: HttpRequest, version: str, flying: int) -> dict[str, 
 
 @require_GET
 def jobs(request: HtmxHttpRequest) -> HttpResponse:
-    version, flying = Generation.objects.dashboard_stamp()
-
-    def page() -> HttpResponse:
-        context = _jobs_context(request, version, flying)
-        return render_for_target(request, "generations/jobs.html", context, {"jobs": "jobs"})
-
-    if htmx_target(request) == "jobs":
-        return answer_poll(request, version=version, settled=not flying, fragment=page)
-    return page()
+    stamps, version = _jobs_stamp()
+    target = htmx_target(request)
+    client_version = request.GET.get("v", "")
+    if target in ("jobs", JOBS_LIVE) and client_version == version:
+        return HttpResponse(status=204)  # nothing shown changed: one cache read, no query
+    if target == JOBS_LIVE:
+        have, _, have_db = client_version.partition("~")
+        changed = livestamp.changed(livestamp.decode(have), stamps)
+        if have_db != version.partition("~")[2]:
+            changed = list(livestamp.SECTIONS)
+        context = _jobs_context(request, version, only=changed)
+        return render(request, "generations/jobs.html#jobs-update", context)
+    context = _jobs_context(request, version)
+    response = render_for_target(request, "generations/jobs.html", context, {"jobs": "jobs"})
+    if target == "jobs" and not context["flying"]:
+        response.status_code = HTMX_STOP_POLLING  # an old page's poll: nothing more will change
+    return response
 
 
 def _dashboard_query(request: HttpRequest) -> QueryDict:
@@ -602,8 +647,7 @@ def _job_action(
     else:
         messages.success(request, f"{done} {_prompt_label(gen)}.")
     if htmx_target(request) == "jobs":
-        version, flying = Generation.objects.dashboard_stamp()
-        context = _jobs_context(request, version, flying)
+        context = _jobs_context(request, _jobs_stamp()[1])
         response = render(request, "generations/jobs.html#jobs", context)
         return trigger_client_event(response, "jobs-changed")
     return redirect(next_url(request, reverse("jobs")))

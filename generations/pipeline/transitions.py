@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from generations import webhooks
+from generations import livestamp, webhooks
 from generations.models import (
     COPY_GIVEN_UP,
     TIMED_OUT,
@@ -67,13 +67,15 @@ def move(
     ``complete`` (told once the copy settles, ``copy_settled``) and a finished video's copy
     started again: no webhook delivery with the move."""
     now = timezone.now()
-    query = Generation.objects.filter(pk=gen_id, status__in=list(from_statuses))
+    from_statuses = list(from_statuses)
+    query = Generation.objects.filter(pk=gen_id, status__in=from_statuses)
     if only_if is not None:
         query = query.filter(only_if)
     with transaction.atomic():
         changed = query.update(status=to, status_changed_at=now, **fields)
         if changed != 1:
             return False
+        livestamp.bump([*from_statuses, to])  # the Jobs page's sections it left and entered
         StatusEvent.objects.create(
             generation_id=gen_id, at=now, status=to, state=fields.get("state", ""), note=note
         )
@@ -316,6 +318,7 @@ def copy_settled(gen_id: Any, **fields: Any) -> None:
     with transaction.atomic():
         Generation.objects.filter(pk=gen_id).update(assets_next_at=None, asset_error="", **fields)
         _announce_completed(gen_id)
+        livestamp.bump([Status.COMPLETED])  # its thumbnail on the Jobs page
 
 
 def _announce_completed(gen_id: Any) -> None:

@@ -79,10 +79,12 @@ def test_older_with_htmx_swaps_the_dashboard_and_its_poll_keeps_the_page(client)
     assert response.status_code == 200
     fragment = response.content.decode()
     assert "<html" not in fragment and len(prompts(fragment, "broken")) == 2
-    poll = re.search(r'id="jobs"[^>]*hx-get="([^"]+)"', fragment, re.S).group(1)
+    poll = re.search(r'id="jobs-live"[^>]*hx-get="([^"]+)"', fragment, re.S).group(1)
     assert "failed=" in poll and "v=" in poll
     poll = poll.replace("&amp;", "&")
-    assert client.get(poll, **htmx("jobs")).status_code == 204  # unchanged: nothing re-rendered
+    assert (
+        client.get(poll, **htmx("jobs-live")).status_code == 204
+    )  # unchanged: nothing re-rendered
 
 
 def test_a_bad_page_position_shows_the_newest_jobs(client):
@@ -121,7 +123,7 @@ def test_a_job_action_on_an_older_page_answers_with_that_page(client, user):
     headers = htmx("jobs", HTTP_HX_CURRENT_URL=f"http://testserver{older}")
     response = client.post(f"/generations/{oldest.pk}/retry/", **headers)
     fragment = response.content.decode()
-    poll = re.search(r'id="jobs"[^>]*hx-get="([^"]+)"', fragment, re.S).group(1)
+    poll = re.search(r'id="jobs-live"[^>]*hx-get="([^"]+)"', fragment, re.S).group(1)
     assert "failed=" in poll  # still on the older page
     failed = re.search(r'id="failed-jobs".*?</section>', fragment, re.S).group(0)
     assert prompts(failed, "broken") == [f"broken {len(made) - 2:02d}"]  # the other one left

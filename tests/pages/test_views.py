@@ -16,6 +16,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from generations.models import Generation, Status
+from generations.pipeline import transitions
 from tests.pages.conftest import htmx, make_gen
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -431,16 +432,20 @@ def test_dashboard_stops_polling_when_nothing_is_in_flight(client):
 def test_dashboard_answers_204_when_unchanged_and_renders_on_change(client):
     gen = make_gen(Status.QUEUED)
     html = client.get("/jobs/").content.decode()
-    poll = re.search(r'id="jobs"[^>]*hx-get="([^"]+)"', html, re.S).group(1).replace("&amp;", "&")
-    unchanged = client.get(poll, **htmx("jobs"))
+    poll = re.search(r'id="jobs-live"[^>]*hx-get="([^"]+)"', html, re.S).group(1)
+    poll = poll.replace("&amp;", "&")
+    unchanged = client.get(poll, **htmx("jobs-live"))
     assert unchanged.status_code == 204 and unchanged.content == b""
     other = make_gen(Status.IN_PROGRESS)
-    changed = client.get(poll, **htmx("jobs"))
+    changed = client.get(poll, **htmx("jobs-live"))
     assert changed.status_code == 200 and str(other.pk) in changed.content.decode()
     assert "<html" not in changed.content.decode()
-    # The last in-flight job finishes: the answer is final and stops the poll.
-    Generation.objects.filter(pk__in=[gen.pk, other.pk]).update(status=Status.COMPLETED)
-    assert client.get(poll, **htmx("jobs")).status_code == 286
+    # The last in-flight jobs finish (status moves bump the page's stamp): the answer's poller
+    # no longer polls every 2 s, it waits for the next "jobs-changed".
+    for pk, status in ((gen.pk, Status.QUEUED), (other.pk, Status.IN_PROGRESS)):
+        assert transitions.move(pk, [status], Status.COMPLETED, note="test")
+    done = client.get(poll, **htmx("jobs-live")).content.decode()
+    assert "every 2s" not in done and "jobs-changed from:body" in done
 
 
 def test_running_badge_answers_204_while_the_count_is_right(client):

@@ -83,6 +83,24 @@ class Command(BaseCommand):
             "--concurrency",
             os.environ.get("WORKER_CONCURRENCY", "4"),
         ]
+        # Poll rounds on their own worker, so a busy worker (copies) never delays them.
+        procs["poller"] = [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "lumaweb",
+            *quiet,
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--queues",
+            settings.LUMA_POLL_QUEUE,
+            "--concurrency",
+            str(settings.LUMA_POLL_PARALLEL),
+            "--hostname",
+            "poller@%h",
+        ]
         procs["beat"] = [
             py,
             "-m",

@@ -1,0 +1,73 @@
+"""A poll round scales with batches, not rows: a batch's answers are applied in a fixed number
+of statements, whatever the batch's size (real simulator, real database; PostgreSQL when
+DATABASE_URL names one)."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from generations import pipeline
+from generations.models import Generation, Status, StatusEvent
+from tests.factories import in_progress_row, remote_create
+
+
+def _in_flight(sim, count: int) -> list[Generation]:
+    return [in_progress_row(remote_create(sim, f"clip {i}")["id"]) for i in range(count)]
+
+
+def test_a_50_row_batch_is_applied_in_3_queries(db, sim, settings, django_assert_max_num_queries):
+    """Lease (one UPDATE), read the leased rows, write every answer (one UPDATE); and one more
+    lease that finds nothing left due ends the round."""
+    settings.LUMA_POLL_BATCH_SIZE = 50
+    sim.configure(duration=3600)
+    rows = _in_flight(sim, 50)
+    with django_assert_max_num_queries(3 + 1):
+        stats = pipeline.poll_in_flight()
+    assert stats.due == 50 and stats.requests == 1
+    assert stats.outcomes == {"running": 50}
+    polled = Generation.objects.filter(pk__in=[r.pk for r in rows])
+    assert (
+        polled.filter(last_polled_at__isnull=False, state__in=pipeline.poll.RUNNING_STATES).count()
+        == 50
+    )
+    assert polled.filter(next_poll_at__gt=timezone.now()).count() == 50
+
+
+def test_the_queries_grow_with_batches_not_rows(db, sim, settings, django_assert_max_num_queries):
+    settings.LUMA_POLL_BATCH_SIZE = 50
+    sim.configure(duration=3600)
+    _in_flight(sim, 200)
+    with django_assert_max_num_queries(4 * 3 + 1):
+        stats = pipeline.poll_in_flight()
+    assert stats.due == 200 and stats.requests == 4
+
+
+def test_a_round_goes_on_while_rows_are_due(db, sim, settings):
+    """No fixed cap of batches a round (it was 20): 120 rows in 24 batches of 5, one round."""
+    settings.LUMA_POLL_BATCH_SIZE = 5
+    sim.configure(duration=3600)
+    _in_flight(sim, 120)
+    stats = pipeline.poll_in_flight()
+    assert stats.due == 120 and stats.requests == 24
+    assert Generation.objects.filter(last_polled_at__isnull=True).count() == 0
+
+
+def test_finished_rows_of_a_batch_complete_together_with_their_history(
+    db, sim, settings, django_assert_max_num_queries
+):
+    """Completions are batched too: one UPDATE, one read-back, one INSERT of their events."""
+    settings.LUMA_POLL_BATCH_SIZE = 50
+    sim.configure(duration=3600)
+    rows = _in_flight(sim, 50)
+    for row in rows[:20]:
+        sim.force_complete(row.remote_id)
+    with django_assert_max_num_queries(3 + 3 + 2 + 1):  # + a savepoint and its release (tests)
+        stats = pipeline.poll_in_flight()
+    assert stats.outcomes == {"completed": 20, "running": 30}
+    assert sorted(stats.to_copy) == sorted(r.pk for r in rows[:20])
+    done = Generation.objects.filter(pk__in=[r.pk for r in rows[:20]])
+    assert done.filter(status=Status.COMPLETED, next_poll_at__isnull=True).count() == 20
+    assert all(g.video_url.endswith(".mp4") and g.width > 0 for g in done)
+    assert done.filter(assets_next_at__isnull=False, completed_at__isnull=False).count() == 20
+    events = StatusEvent.objects.filter(generation__in=done, status=Status.COMPLETED)
+    assert events.count() == 20 and {e.note for e in events} == {"video ready"}

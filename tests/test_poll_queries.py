@@ -4,6 +4,8 @@ DATABASE_URL names one)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.utils import timezone
 
 from generations import pipeline
@@ -71,3 +73,31 @@ def test_finished_rows_of_a_batch_complete_together_with_their_history(
     assert done.filter(assets_next_at__isnull=False, completed_at__isnull=False).count() == 20
     events = StatusEvent.objects.filter(generation__in=done, status=Status.COMPLETED)
     assert events.count() == 20 and {e.note for e in events} == {"video ready"}
+
+
+def test_near_its_estimate_a_job_is_polled_within_the_interval(settings):
+    settings.LUMA_POLL_INTERVAL = 5.0
+    delay = pipeline.next_poll_delay
+    assert delay(None) == 5.0  # no estimate: the interval
+    assert delay(60) == 30.0  # far from the end: half the estimate
+    assert delay(8) == 5.0  # within two intervals: the interval
+    assert delay(3) == 3.25  # within one: just after the estimated end
+    assert delay(0) == 1.0  # "any moment now": every second, still no later than the interval
+    settings.LUMA_POLL_INTERVAL = 1.0
+    assert delay(0) == 1.0 and delay(1) == 1.0 and delay(20) == 10.0
+
+
+def test_a_row_answered_late_in_its_round_is_due_when_the_next_round_begins(db, settings):
+    """The next poll counts from the round's start (a little early), so a row answered 3 s
+    into a round is due for the round one interval later, not the one after."""
+    from generations.client import RemoteGeneration
+    from generations.pipeline.poll import plan_answer
+
+    settings.LUMA_POLL_INTERVAL = 5.0
+    now = timezone.now()
+    started = now - timedelta(seconds=3)
+    row = Generation(state="dreaming", submitted_at=now, last_progress_at=now)
+    remote = RemoteGeneration.from_json({"id": "a", "state": "dreaming"})
+    due = plan_answer(row, remote, now, started).fields["next_poll_at"]
+    assert due <= started + timedelta(seconds=5)  # due when the next round begins
+    assert due >= now + timedelta(seconds=2.5)  # not asked twice in one round

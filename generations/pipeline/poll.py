@@ -45,13 +45,18 @@ LEASED_FIELDS = (
     "poll_lease",
 )
 Answer = tuple[Generation, RemoteGeneration | None]
+NEAR_MARGIN = 0.25  # a poll due at a job's estimated end is sent this long after it
 
 
 def next_poll_delay(estimate: int | None) -> float:
-    """Poll again after half the upstream's estimate, never sooner than the interval."""
+    """Poll again after half the upstream's estimate while the end is far (never sooner than
+    the interval); once the job is near its estimate (it ends within an interval), just after
+    the estimated end, and never later than the interval. Without an estimate: the interval."""
     interval = settings.LUMA_POLL_INTERVAL
-    if not estimate:
+    if estimate is None:
         return interval
+    if estimate <= interval:
+        return min(interval, max(estimate + NEAR_MARGIN, min(interval, 1.0)))
     return max(interval, min(estimate / 2, 60.0))
 
 

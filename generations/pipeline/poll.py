@@ -505,10 +505,10 @@ def plan_answer(
 def _next_poll(now: datetime, started: datetime, delay: float) -> datetime:
     """When to look again: ``delay`` after the round began, a little early (``_slack``), so
     that the row is due when the round one interval later begins, not the one after (a row
-    answered late in its round would otherwise wait two intervals); never sooner than half
-    ``delay`` from now, so a long round does not ask about a row twice in a row."""
+    answered late in its round would otherwise wait two intervals); never sooner than a
+    quarter of ``delay`` from now, so a long round does not ask about a row over and over."""
     slack = min(settings.LUMA_POLL_INTERVAL * 0.2, 0.5)
-    return max(started + timedelta(seconds=delay - slack), now + timedelta(seconds=delay / 2))
+    return max(started + timedelta(seconds=delay - slack), now + timedelta(seconds=delay / 4))
 
 
 def _leased(lease: str) -> Q:

@@ -45,6 +45,9 @@ LEASED_FIELDS = (
     "poll_lease",
 )
 Answer = tuple[Generation, RemoteGeneration | None]
+# A lease takes this many batches' rows at once (one GET a batch, one UPDATE for all their
+# answers): fewer statements a row, still small enough for several pollers to share a round.
+BATCHES_A_LEASE = 4
 NEAR_MARGIN = 0.25  # a poll due at a job's estimated end is sent this long after it
 
 
@@ -90,11 +93,11 @@ def poll_in_flight(
     at most ``LUMA_POLL_MAX_REQUESTS`` in each poll interval (``_lease_within_budget``), the
     longest-due rows first, the rest due at the next round.
 
-    A batched round keeps leasing one batch after another while rows are due, for at most
-    one poll interval (``limit_batches``: at most that many batches); other pollers running at
-    the same time take other batches (the lease). Each batch's answers are applied in a fixed
-    number of statements (``apply_answers``). ``on_backlog`` is called once, when the first
-    batch came back full (more rows are due: the caller may start more pollers);
+    A batched round keeps leasing rows (``BATCHES_A_LEASE`` batches at a time) while rows are
+    due, for at most one poll interval (``limit_batches``: at most about that many batches);
+    other pollers running at the same time take other rows (the lease). Each lease's answers
+    are applied in a fixed number of statements (``apply_answers``). ``on_backlog`` is called
+    once, when the first lease came back full (more rows are due: more pollers may help);
     ``on_completed`` with each batch's newly completed ids, as soon as they are (their copy is
     due; they are in ``to_copy`` too)."""
     stats = PollStats()
@@ -106,21 +109,24 @@ def poll_in_flight(
     # The operator's setting, as before providers (a batch the service refuses as too large
     # is split by halves, ``_poll_chunk``); ``poll_batch`` says only that it batches.
     batch = settings.LUMA_POLL_BATCH_SIZE
+    unit = batch * BATCHES_A_LEASE
     ends = time.time() + settings.LUMA_POLL_INTERVAL
-    batches = 0
+    batches = leases = 0
     while True:
-        lease, rows = lease_due_rows(batch)
-        batches += 1
+        lease, rows = lease_due_rows(unit)
+        leases += 1
         stats.due += len(rows)
         if rows:
             answers: list[Answer] = []
-            _poll_chunk(provider, rows, lease, stats, answers)
+            for start in range(0, len(rows), batch):
+                _poll_chunk(provider, rows[start : start + batch], lease, stats, answers)
+                batches += 1
             done = apply_answers(answers, lease, stats, started)
             if done and on_completed is not None:
                 on_completed(done)
-        if len(rows) < batch:
-            break  # nothing more is due, or what is due is another poller's batch
-        if batches == 1 and on_backlog is not None:
+        if len(rows) < unit:
+            break  # nothing more is due, or what is due is another poller's
+        if leases == 1 and on_backlog is not None:
             on_backlog()
         if limit_batches is not None and batches >= limit_batches:
             break

@@ -101,3 +101,23 @@ def test_a_row_answered_late_in_its_round_is_due_when_the_next_round_begins(db, 
     due = plan_answer(row, remote, now, started).fields["next_poll_at"]
     assert due <= started + timedelta(seconds=5)  # due when the next round begins
     assert due >= now + timedelta(seconds=1.25)  # not asked over and over in a long round
+
+
+def test_rows_that_progressed_and_rows_that_did_not_share_one_update(
+    db, sim, settings, django_assert_max_num_queries
+):
+    """``last_progress_at`` moves only for the rows whose state changed, in the same UPDATE."""
+    settings.LUMA_POLL_BATCH_SIZE = 50
+    sim.configure(duration=3600)
+    rows = _in_flight(sim, 20)
+    pipeline.poll_in_flight()
+    old = timezone.now() - timedelta(minutes=1)
+    ids = [r.pk for r in rows]
+    Generation.objects.filter(pk__in=ids).update(next_poll_at=old, last_progress_at=old)
+    Generation.objects.filter(pk__in=ids[:5]).update(state="")  # these five progress now
+    with django_assert_max_num_queries(3 + 1):
+        stats = pipeline.poll_in_flight()
+    assert stats.outcomes == {"running": 20}
+    moved = Generation.objects.filter(pk__in=ids, last_progress_at__gt=old)
+    assert sorted(moved.values_list("pk", flat=True)) == sorted(ids[:5])
+    assert Generation.objects.filter(pk__in=ids, last_polled_at__gt=old).count() == 20

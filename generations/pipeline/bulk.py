@@ -86,7 +86,9 @@ def _update_from_values(
     for name in names:
         column = quote(_field(name).column)
         if name in partial:
-            sets.append(f"{column} = CASE WHEN v.set_{name} THEN v.{name} ELSE {column} END")
+            sets.append(
+                f"{column} = CASE WHEN v.set_{name} THEN v.{name} ELSE {table}.{column} END"
+            )
         else:
             sets.append(f"{column} = v.{name}")
     compiler = queryset.query.get_compiler(using=queryset.db)

@@ -14,6 +14,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -118,9 +119,9 @@ def poll_in_flight(
         stats.due += len(rows)
         if rows:
             answers: list[Answer] = []
-            for start in range(0, len(rows), batch):
-                _poll_chunk(provider, rows[start : start + batch], lease, stats, answers)
-                batches += 1
+            chunks = [rows[start : start + batch] for start in range(0, len(rows), batch)]
+            _poll_chunks(provider, chunks, lease, stats, answers)
+            batches += len(chunks)
             done = apply_answers(answers, lease, stats, started)
             if done and on_completed is not None:
                 on_completed(done)
@@ -248,6 +249,16 @@ def _lease_returning(lease: str, now: datetime, until: datetime, limit: int) -> 
     return sorted(rows, key=lambda row: row.pk)
 
 
+@dataclass
+class Asked:
+    """What the GETs for some rows brought back; no database work (they may run in threads)."""
+
+    requests: int = 0
+    errors: int = 0
+    answers: list[Answer] = field(default_factory=list)
+    failed: list[tuple[list[Generation], UpstreamError]] = field(default_factory=list)
+
+
 def _poll_chunk(
     provider: providers.Provider,
     chunk: list[Generation],
@@ -255,15 +266,58 @@ def _poll_chunk(
     stats: PollStats,
     answers: list[Answer],
 ) -> None:
-    """One GET for these rows; their answers are added to ``answers``. A refusal of the whole
-    request (a 4xx, say for one id the service does not know) is narrowed down by halves, so
-    one bad id cannot stall the rest; a single id refused that way counts as unknown to the
-    service (the deadline applies)."""
-    stats.requests += 1
+    """One GET for these rows (``_ask``); their answers are added to ``answers``, the rows the
+    service did not answer for are backed off."""
+    _settle(_ask(provider, chunk), lease, stats, answers)
+
+
+def _poll_chunks(
+    provider: providers.Provider,
+    chunks: list[list[Generation]],
+    lease: str,
+    stats: PollStats,
+    answers: list[Answer],
+) -> None:
+    """A lease's GETs, at the same time (one thread each, up to ``BATCHES_A_LEASE``): the
+    service's answer time is most of a round's; the database work stays in this thread."""
+    if len(chunks) == 1:
+        _poll_chunk(provider, chunks[0], lease, stats, answers)
+        return
+    for asked in _executor().map(lambda chunk: _ask(provider, chunk), chunks):
+        _settle(asked, lease, stats, answers)
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    """Made on first use (after a worker's fork), kept: each thread keeps its connections."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(BATCHES_A_LEASE, thread_name_prefix="poll-get")
+    return _pool
+
+
+def _settle(asked: Asked, lease: str, stats: PollStats, answers: list[Answer]) -> None:
+    stats.requests += asked.requests
+    stats.errors += asked.errors
+    answers.extend(asked.answers)
+    for rows, exc in asked.failed:
+        _poll_failed(rows, lease, exc)
+
+
+def _ask(
+    provider: providers.Provider, chunk: list[Generation], asked: Asked | None = None
+) -> Asked:
+    """One GET for these rows. A refusal of the whole request (a 4xx, say for one id the
+    service does not know) is narrowed down by halves, so one bad id cannot stall the rest; a
+    single id refused that way counts as unknown to the service (the deadline applies)."""
+    asked = asked or Asked()
+    asked.requests += 1
     try:
         remote = provider.poll([row.remote_id for row in chunk if row.remote_id])
     except PermanentError as exc:
-        stats.errors += 1
+        asked.errors += 1
         if len(chunk) == 1:
             t.plog(
                 chunk[0].pk,
@@ -272,18 +326,19 @@ def _poll_chunk(
                 exc.message,
                 level=logging.WARNING,
             )
-            answers.append((chunk[0], None))
-            return
+            asked.answers.append((chunk[0], None))
+            return asked
         half = len(chunk) // 2
-        _poll_chunk(provider, chunk[:half], lease, stats, answers)
-        _poll_chunk(provider, chunk[half:], lease, stats, answers)
-        return
+        _ask(provider, chunk[:half], asked)
+        _ask(provider, chunk[half:], asked)
+        return asked
     except UpstreamError as exc:
-        stats.errors += 1
-        _poll_failed(chunk, lease, exc)
-        return
+        asked.errors += 1
+        asked.failed.append((chunk, exc))
+        return asked
     by_id = {answer.id: answer for answer in remote}
-    answers.extend((row, by_id.get(row.remote_id or "")) for row in chunk)
+    asked.answers.extend((row, by_id.get(row.remote_id or "")) for row in chunk)
+    return asked
 
 
 def apply_answers(

@@ -91,7 +91,7 @@ def poll_in_flight(
 ) -> PollStats:
     """Lease the due rows and ask the upstream about them: ``LUMA_POLL_BATCH_SIZE`` ids a GET
     where the provider batches (``capabilities.poll_batch`` > 1); otherwise one GET per id,
-    at most ``LUMA_POLL_MAX_REQUESTS`` in each poll interval (``_lease_within_budget``), the
+    at most ``LUMA_POLL_MAX_REQUESTS`` in each poll interval (``_take_slot``), the
     longest-due rows first, the rest due at the next round.
 
     A batched round keeps leasing rows (``BATCHES_A_LEASE`` batches at a time) while rows are
@@ -142,16 +142,22 @@ def _poll_within_budget(
     started: datetime,
     on_completed: Callable[[list[uuid.UUID]], None] | None,
 ) -> None:
-    """One GET per id, within this interval's budget; the answers applied together."""
-    window, (lease, rows) = budget_key(), _lease_within_budget()
+    """One GET per id, within the budget of the interval each GET is sent in; the answers
+    applied together."""
+    lease, rows = lease_due_rows(_budget_left())
     stats.due = len(rows)
     answers: list[Answer] = []
-    for start, row in enumerate(rows):
-        if budget_key(time.time() + _send_margin()) != window:
-            # The interval whose budget these GETs had is over, or about to be (a slow
-            # service, a busy machine): sent now, they would arrive in the next interval, on
-            # top of its own budget. Due again at once, for the next round.
-            _give_back(rows[start:], lease)
+    window = None
+    for index, row in enumerate(rows):
+        # The budget belongs to the interval a GET is sent in (the service counts arrivals),
+        # not to the one the round started in: the lease may have taken the rest of that one
+        # on a loaded machine. A round keeps to one interval: once it is over (a slow service),
+        # the rows not asked are due again at once, for the next interval's round.
+        sent_in = budget_key(time.time() + _send_margin())
+        if window is None:
+            window = sent_in
+        if sent_in != window or not _take_slot(sent_in):
+            _give_back(rows[index:], lease)
             break
         _poll_chunk(provider, [row], lease, stats, answers)
     done = apply_answers(answers, lease, stats, started)
@@ -177,27 +183,32 @@ def budget_key(at: float | None = None) -> str:
     return f"lumaweb:poll-budget:{window}"
 
 
-def _lease_within_budget() -> tuple[str, list[Generation]]:
-    """One GET per id, for a provider without batched polling: lease no more rows than this
-    interval's budget has left. The budget is counted in Django's cache (shared by every
-    poller: beat's rounds and the ones a provider's callback wakes), so 200 jobs in flight are
-    ``LUMA_POLL_MAX_REQUESTS`` GETs an interval, not 200. The whole budget is reserved first
-    and what was not leased is given back at once; without a cache, each round has the budget."""
+def _budget_left() -> int:
+    """How many GETs the current interval has left (the count is in Django's cache, shared
+    by every poller: beat's rounds and the ones a provider's callback wakes), so 200 jobs in
+    flight are ``LUMA_POLL_MAX_REQUESTS`` GETs an interval, not 200. Without a cache, each
+    round has the whole budget."""
     budget = settings.LUMA_POLL_MAX_REQUESTS
-    key = budget_key()
     try:
-        cache.add(key, 0, timeout=int(settings.LUMA_POLL_INTERVAL * 2) + 1)
-        before = cache.incr(key, budget) - budget
+        used = cache.get(budget_key(time.time() + _send_margin())) or 0
     except Exception:
         log.warning("cache unavailable: the poll budget is counted per round", exc_info=True)
-        return lease_due_rows(budget)
-    granted = max(0, min(budget, budget - before))
-    lease, rows = lease_due_rows(granted) if granted else (secrets.token_hex(8), [])
+        return budget
+    return max(0, budget - int(used))
+
+
+def _take_slot(key: str) -> bool:
+    """Count one GET in this interval's budget; False when the budget is spent (another
+    poller spent it). Without a cache, the round's lease (at most the budget) is the limit."""
     try:
-        cache.decr(key, budget - len(rows))
+        cache.add(key, 0, timeout=int(settings.LUMA_POLL_INTERVAL * 2) + 1)
+        if cache.incr(key) <= settings.LUMA_POLL_MAX_REQUESTS:
+            return True
+        cache.decr(key)
+        return False
     except Exception:
-        log.warning("cache unavailable: the poll budget keeps a reservation", exc_info=True)
-    return lease, rows
+        log.warning("cache unavailable: the poll budget is counted per round", exc_info=True)
+        return True
 
 
 def lease_due_rows(limit: int) -> tuple[str, list[Generation]]:

@@ -4,15 +4,21 @@ and compose, and the test pipeline's worker (every queue)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
 
+import pytest
+import redis
 import yaml
 from django.conf import settings
 
 from generations import tasks
+from generations.models import Generation
 from lumaweb.celery import app
+from tests.conftest import purge_broker
+from tests.factories import in_progress_row, remote_create
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL = {queue.name for queue in settings.CELERY_TASK_QUEUES}
@@ -70,3 +76,41 @@ def test_the_test_pipelines_worker_consumes_every_queue(tmp_path, monkeypatch):
     monkeypatch.setattr(subprocess, "Popen", lambda argv, **kwargs: started.append(argv))
     CeleryProcesses({}, tmp_path).start("worker1")
     assert consumed(started[0]) == ALL
+
+
+@pytest.fixture
+def broker(redis_url):
+    """The broker's queues, empty before and after (no worker runs in these tests)."""
+    purge_broker(redis_url)
+    yield redis.Redis.from_url(redis_url)
+    purge_broker(redis_url)
+
+
+def _poll_messages(broker) -> list[dict]:
+    return [json.loads(raw) for raw in broker.lrange(settings.LUMA_POLL_QUEUE, 0, -1)]
+
+
+def test_a_round_with_more_due_than_a_lease_asks_another_poller_to_share(db, sim, settings, broker):
+    settings.LUMA_POLL_BATCH_SIZE = 2  # a lease: 4 batches, 8 rows
+    settings.LUMA_POLL_PARALLEL = 2
+    sim.configure(duration=3600)
+    for i in range(12):
+        in_progress_row(remote_create(sim, f"clip {i}")["id"])
+    assert tasks.poll_in_flight()["due"] == 12  # this round polls them all meanwhile
+    [helper] = _poll_messages(broker)
+    assert helper["headers"]["task"] == tasks.poll_in_flight.name
+    assert helper["headers"]["kwargsrepr"] == "{'helper': True}"
+    assert helper["headers"]["expires"]  # a helper not taken in time is dropped
+
+
+def test_a_helper_round_or_a_small_one_asks_for_no_more(db, sim, settings, broker):
+    settings.LUMA_POLL_BATCH_SIZE = 2
+    sim.configure(duration=3600)
+    for i in range(12):
+        in_progress_row(remote_create(sim, f"clip {i}")["id"])
+    tasks.poll_in_flight(helper=True)
+    for row in Generation.objects.all():
+        Generation.objects.filter(pk=row.pk).update(next_poll_at=row.created_at)
+    Generation.objects.filter(pk__in=Generation.objects.values("pk")[:6]).delete()
+    tasks.poll_in_flight()  # 6 due: less than a lease
+    assert _poll_messages(broker) == []

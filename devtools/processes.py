@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection
 
 from devtools.simulator_process import free_port  # one helper for every process we start
@@ -51,6 +52,9 @@ class CeleryProcesses:
                 "INFO",
                 "--concurrency",
                 "2",
+                # Every queue, poll rounds' own included (settings.CELERY_TASK_QUEUES).
+                "--queues",
+                ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES),
                 "--hostname",
                 f"{name}@%h",
                 "--without-gossip",

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 
 from generations import pipeline, webhooks
@@ -37,12 +38,29 @@ def submit_generation(generation_id: str) -> str:
 
 
 @shared_task(ignore_result=True)
-def poll_in_flight() -> dict[str, Any]:
-    stats = pipeline.poll_in_flight()
-    _send_each(copy_assets, stats.to_copy)
+def poll_in_flight(helper: bool = False) -> dict[str, Any]:
+    """A poll round (on its own queue, ``LUMA_POLL_QUEUE``, so copies never delay it). When
+    more rows are due than one batch, beat's round asks ``LUMA_POLL_PARALLEL - 1`` more
+    pollers to share them (``helper``: such a round asks for no more). Each batch's finished
+    rows get their copy sent at once, not at the end of the round."""
+    stats = pipeline.poll_in_flight(
+        on_backlog=None if helper else _send_poll_helpers,
+        on_completed=lambda ids: _send_each(copy_assets, ids),
+    )
     if stats.finished:  # their slots are free: the next jobs in line go now, not at the sweep
         _send_each(submit_generation, pipeline.fill_free_slots())
     return {"due": stats.due, "requests": stats.requests, "errors": stats.errors}
+
+
+def _send_poll_helpers() -> None:
+    for _ in range(settings.LUMA_POLL_PARALLEL - 1):
+        try:
+            poll_in_flight.apply_async(
+                kwargs={"helper": True}, expires=max(settings.LUMA_POLL_INTERVAL, 2.0)
+            )
+        except Exception:
+            log.warning("could not send a poll helper; this round goes on alone", exc_info=True)
+            return
 
 
 @shared_task(ignore_result=True)

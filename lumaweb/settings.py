@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from lumaweb.env import env_bool, env_float, env_int, env_list, env_price_table, env_str
 
@@ -244,6 +245,13 @@ LUMA_TOKENS_PER_GENERATION = env_int("LUMA_TOKENS_PER_GENERATION", 500_000, mini
 LUMA_PRICE_TABLE = env_price_table("LUMA_PRICE_TABLE")
 LUMA_POLL_INTERVAL = env_float("LUMA_POLL_INTERVAL", 5.0, minimum=0.1)
 LUMA_POLL_BATCH_SIZE = env_int("LUMA_POLL_BATCH_SIZE", 50, minimum=1)
+# A poll round takes batch after batch while rows are due (for at most one interval); when more
+# than a batch is due, this many rounds share the batches at once (each on its own worker slot).
+LUMA_POLL_PARALLEL = env_int("LUMA_POLL_PARALLEL", 2, minimum=1)
+# Poll rounds go to their own Celery queue, so copies (downloads) never delay them: a worker
+# started without -Q takes both queues; a dedicated poller (`celery worker -Q poll`) takes
+# polls only (scripts/run and docker-compose.yml start one).
+LUMA_POLL_QUEUE = env_str("LUMA_POLL_QUEUE", "poll")
 # A provider without batched polling (Luma: one GET per id) is asked at most this many times a
 # poll interval, by every poller together; the longest-due jobs first, the rest next round.
 LUMA_POLL_MAX_REQUESTS = env_int("LUMA_POLL_MAX_REQUESTS", 20, minimum=1)
@@ -309,6 +317,12 @@ if REDIS_URL.startswith("filesystem://"):
         "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
     }
+# Every queue a worker started without -Q consumes; poll rounds are routed to their own.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = tuple(
+    Queue(name) for name in dict.fromkeys((CELERY_TASK_DEFAULT_QUEUE, LUMA_POLL_QUEUE))
+)
+CELERY_TASK_ROUTES = {"generations.tasks.poll_in_flight": {"queue": LUMA_POLL_QUEUE}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None

@@ -163,7 +163,11 @@ def test_lumas_callback_reaches_the_hook_and_makes_the_poll_due(
         assert calls[0]["url"].endswith(f"/hooks/upstream/{token}/")
         gen.refresh_from_db()
         assert gen.next_poll_at <= timezone.now()
-        wakeups = [json.loads(raw)["headers"]["task"] for raw in broker.lrange("celery", 0, -1)]
+        wakeups = [
+            json.loads(raw)["headers"]["task"]
+            for queue in ("celery", settings.LUMA_POLL_QUEUE)  # poll rounds have their own
+            for raw in broker.lrange(queue, 0, -1)
+        ]
         assert "generations.tasks.poll_in_flight" in wakeups
     finally:
         sim.stop()

@@ -375,9 +375,10 @@ def test_compose_lets_only_the_worker_reach_the_simulator() -> None:
         for name, service in services.items()
         if name != "simulator" and _networks(service) & sim_networks
     }
-    assert sharing == {"worker"}
+    assert sharing == {"worker", "poller"}  # the poller asks it about jobs in flight
     # the worker finds it under its service name, on the network they share
     assert "http://simulator:8001/" in services["worker"]["environment"]["LUMA_SIMULATOR_URL"]
+    assert "http://simulator:8001/" in services["poller"]["environment"]["LUMA_SIMULATOR_URL"]
     # no control token is configured: the control endpoints are off in production demo mode
     command = simulator["command"]
     assert "control-token" not in str(command)

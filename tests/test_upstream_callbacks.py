@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 import redis
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -46,7 +47,7 @@ def broker(redis_url):
 def poll_wakeups(broker) -> int:
     return sum(
         json.loads(raw)["headers"]["task"] == "generations.tasks.poll_in_flight"
-        for raw in broker.lrange("celery", 0, -1)
+        for raw in broker.lrange(settings.LUMA_POLL_QUEUE, 0, -1)  # poll rounds' own queue
     )
 
 

@@ -33,6 +33,7 @@ from generations.models import (
     slots,
     turns,
 )
+from generations.pipeline.bulk import update_each
 
 log = logging.getLogger("generations.pipeline")
 
@@ -247,6 +248,45 @@ def complete(gen_id: Any, *, lease: str, now: datetime, **fields: Any) -> bool:
         assets_enqueued_at=now,
         **fields,
     )
+
+
+def complete_many(fields: dict[Any, dict[str, Any]], *, lease: str, now: datetime) -> list[Any]:
+    """``complete`` for a poll batch's finished rows at once (each with its own video, sizes
+    and state in ``fields``): one conditional UPDATE, the rows it moved read back by the stamp
+    it wrote (``status_changed_at = now``, still this poller's lease), their events written in
+    one INSERT, in one transaction. Returns the ids this call completed (their copy is due)."""
+    if not fields:
+        return []
+    with transaction.atomic():
+        update_each(
+            Generation.objects.filter(status=Status.IN_PROGRESS, poll_lease=lease),
+            fields,
+            common={
+                "status": Status.COMPLETED,
+                "status_changed_at": now,
+                "completed_at": now,
+                "next_poll_at": None,
+                "assets_next_at": now,
+                "assets_enqueued_at": now,
+            },
+        )
+        moved = list(
+            Generation.objects.filter(
+                pk__in=list(fields),
+                status=Status.COMPLETED,
+                status_changed_at=now,
+                poll_lease=lease,
+            ).values_list("pk", "state")
+        )
+        StatusEvent.objects.bulk_create(
+            StatusEvent(
+                generation_id=pk, at=now, status=Status.COMPLETED, state=state, note="video ready"
+            )
+            for pk, state in moved
+        )
+    for pk, _state in moved:
+        plog(pk, "status=%s %s", Status.COMPLETED, "video ready")
+    return [pk for pk, _state in moved]
 
 
 def cancel(gen_id: Any, *, note: str) -> bool:

@@ -47,6 +47,57 @@ def simulator_command(
     ]
 
 
+def celery_commands(py: str, run_dir: Path, quiet: list[str]) -> dict[str, list[str]]:
+    """The worker (every queue), the poller (poll rounds only, so copies never delay them) and
+    beat, as ./scripts/run starts them."""
+    return {
+        "worker": [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "lumaweb",
+            *quiet,
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            os.environ.get("WORKER_CONCURRENCY", "4"),
+        ],
+        # Poll rounds on their own worker, so a busy worker (copies) never delays them.
+        "poller": [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "lumaweb",
+            *quiet,
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--queues",
+            settings.LUMA_POLL_QUEUE,
+            "--concurrency",
+            str(settings.LUMA_POLL_PARALLEL),
+            "--hostname",
+            "poller@%h",
+        ],
+        "beat": [
+            py,
+            "-m",
+            "celery",
+            "-A",
+            "lumaweb",
+            *quiet,
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(run_dir / "celerybeat-schedule"),
+        ],
+    }
+
+
 class Command(BaseCommand):
     help = "Run the whole app for development: web, worker, beat and the simulator in demo mode."
 
@@ -70,32 +121,7 @@ class Command(BaseCommand):
                 *simulator_command(py, simulator_port, run_dir, env, settings.LUMA_PROVIDER),
                 *quiet,
             ]
-        procs["worker"] = [
-            py,
-            "-m",
-            "celery",
-            "-A",
-            "lumaweb",
-            *quiet,
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            os.environ.get("WORKER_CONCURRENCY", "4"),
-        ]
-        procs["beat"] = [
-            py,
-            "-m",
-            "celery",
-            "-A",
-            "lumaweb",
-            *quiet,
-            "beat",
-            "--loglevel",
-            "INFO",
-            "--schedule",
-            str(run_dir / "celerybeat-schedule"),
-        ]
+        procs.update(celery_commands(py, run_dir, quiet))
         procs["web"] = [py, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
 
         running: dict[str, subprocess.Popen[str]] = {}

@@ -178,20 +178,22 @@ def test_a_429_halves_the_rate_once_a_burst_and_each_success_adds_a_little_back(
 
 
 @pytest.mark.pipeline
-def test_a_burst_of_thirty_against_a_limited_upstream_all_complete_with_few_refusals(
+def test_a_burst_of_forty_against_a_limited_upstream_all_complete_with_few_refusals(
     transactional_db, pipeline_env, spare_redis_url, tmp_path
 ):
-    """Two workers and beat of this test's own, lumaweb's caps off, against a simulator that
-    allows 4 creates in any 3 s (80 a minute) and 4 running: every job completes, none fails,
-    and the refused POSTs (the simulator's ledger: POSTs that arrived minus those accepted)
-    are at most 10 % of the jobs."""
+    """Two workers (two processes each) and beat of this test's own, lumaweb's caps off,
+    against a simulator that allows 12 creates in any 6 s (Luma's "12 a minute", ten times as
+    fast) and 4 running: every job completes, none fails, and the refused POSTs (the
+    simulator's ledger: POSTs that arrived minus those accepted) are at most 10 % of the jobs.
+    (The first burst alone costs up to one refusal per POST in flight when the first 429
+    comes: four here.)"""
     from devtools.chaos import publishing_to
     from devtools.processes import CeleryProcesses
     from devtools.simulator_process import SimulatorProcess
 
-    jobs = 30
+    jobs = 40
     with SimulatorProcess(
-        duration=2, video_seconds=1, limit_creates=4, limit_window=3, limit_running=4
+        duration=1, video_seconds=1, limit_creates=12, limit_window=6, limit_running=4
     ) as sim:
         env = {
             **pipeline_env,
@@ -199,7 +201,7 @@ def test_a_burst_of_thirty_against_a_limited_upstream_all_complete_with_few_refu
             "REDIS_URL": spare_redis_url,
             "LUMA_MAX_IN_FLIGHT": "0",
             "LUMA_MAX_SUBMITS_PER_MINUTE": "0",
-            "LUMA_SUBMIT_RATE_WINDOW": "3",
+            "LUMA_SUBMIT_RATE_WINDOW": "6",
             "LUMA_SUBMIT_MAX_ATTEMPTS": "2",
         }
         procs = CeleryProcesses(env, tmp_path)
@@ -224,4 +226,4 @@ def test_a_burst_of_thirty_against_a_limited_upstream_all_complete_with_few_refu
     assert statuses.count(Status.COMPLETED) == jobs, statuses
     assert len(ledger["posts"]) == jobs  # no second POST for any job
     refused = len(ledger["post_times"]) - len(ledger["posts"])
-    assert refused <= jobs // 10, ledger["faults"]
+    assert refused <= jobs // 10, (ledger["faults"], ledger["post_times"])

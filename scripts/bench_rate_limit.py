@@ -85,8 +85,10 @@ def main() -> None:
         f"{args.jobs} jobs; upstream: {args.creates} creates in {window:g} s, {args.running} "
         f"running, each {duration:g} s (time x{args.scale:g}); lumaweb caps off; 2 workers x 2"
     )
-    print(f"{'mode':10} {'done':>5} {'failed':>6} {'other':>5} {'refused':>7} {'max run':>7} "
-          f"{'seconds':>8}")
+    print(
+        f"{'mode':10} {'done':>5} {'failed':>6} {'other':>5} {'refused':>7} {'max run':>7} "
+        f"{'seconds':>8}"
+    )
     try:
         for mode in args.modes.split(","):
             row = run_mode(mode, args, sim, redis_url, window)

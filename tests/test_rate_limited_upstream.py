@@ -212,10 +212,12 @@ def test_a_burst_of_forty_against_a_limited_upstream_all_complete_with_few_refus
             with publishing_to(spare_redis_url):
                 queue(jobs, "burst")
             wait_for(
-                lambda: Generation.objects.exclude(status=Status.QUEUED)
-                .exclude(status__in=[Status.SUBMITTING, Status.IN_PROGRESS])
-                .count()
-                == jobs,
+                lambda: (
+                    Generation.objects.exclude(status=Status.QUEUED)
+                    .exclude(status__in=[Status.SUBMITTING, Status.IN_PROGRESS])
+                    .count()
+                    == jobs
+                ),
                 150,
                 "every job to settle",
             )

@@ -8,8 +8,8 @@ management command or a benchmark without a broker.
 """
 
 from generations.pipeline.copy import CopyResult, copy_assets
-from generations.pipeline.pace import fill_due
 from generations.pipeline.deliver import Delivered, DeliverOutcome, deliver
+from generations.pipeline.pace import fill_due
 from generations.pipeline.poll import PollStats, apply_remote, next_poll_delay, poll_in_flight
 from generations.pipeline.submit import SubmitOutcome, Submitted, submit
 from generations.pipeline.sweep import (

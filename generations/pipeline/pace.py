@@ -128,9 +128,7 @@ def refused(exc: UpstreamError, sent_lately: int) -> float:
         "upstream refused a submit (%s): every submit paused %.1fs%s",
         exc.status_code or "no connection",
         pause,
-        f"; rate now {state['rate']:.2f} per {settings.LUMA_SUBMIT_RATE_WINDOW:g}s"
-        if cut
-        else "",
+        f"; rate now {state['rate']:.2f} per {settings.LUMA_SUBMIT_RATE_WINDOW:g}s" if cut else "",
     )
     return pause
 

@@ -67,9 +67,7 @@ def submit(gen_id: Any) -> SubmitOutcome:
     token = secrets.token_hex(8)
     now = timezone.now()
     limits = pace.limits()
-    claim = t.claim_for_submit(
-        gen_id, token, now, allowed=hold.sending_allowed(), limits=limits
-    )
+    claim = t.claim_for_submit(gen_id, token, now, allowed=hold.sending_allowed(), limits=limits)
     if claim is t.Claim.NO_SLOT:
         return SubmitOutcome(Submitted.WAITING, fill_in=_next_opening(now, limits))
     if claim is not t.Claim.CLAIMED:

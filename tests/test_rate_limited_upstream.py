@@ -112,13 +112,20 @@ def test_a_429_over_the_running_limit_also_waits_and_the_luma_words_are_kept(
     transactional_db, sim, no_caps
 ):
     sim.configure(limit_running=1, duration=30)
-    first, second = queue(2)
+    first, second, third = queue(3)
     assert pipeline.submit(first.pk).result is pipeline.Submitted.ACCEPTED
     assert pipeline.submit(second.pk).result is pipeline.Submitted.RETRY
     second.refresh_from_db()
     assert (second.status, second.attempts) == (Status.QUEUED, 0)
     assert "run at once" in second.error
     assert sim.ledger()["faults"]["over_running"] == 1
+    # What was in flight when the 429 came (one) is the in-flight cap from now on: once the
+    # pause is over, the next job waits for the running one instead of being refused again.
+    assert pace.limits().in_flight == 1
+    state = cache.get(pace.KEY)
+    cache.set(pace.KEY, {**state, "paused_until": 0.0})
+    assert pipeline.submit(third.pk).result is pipeline.Submitted.WAITING
+    assert len(sim.ledger()["post_times"]) == 2
 
 
 def test_a_503_and_a_refused_connection_count_no_attempt_either(

@@ -11,8 +11,14 @@ counts toward ``LUMA_SUBMIT_MAX_ATTEMPTS``. Instead
   last rate window), and each accepted submit **adds a little back** (``1 / rate`` a submit: one
   more per window's worth of submits), AIMD as TCP does it. The rate is enforced as a spacing
   between two grants (``Limits.spacing``: ``LUMA_SUBMIT_RATE_WINDOW / rate`` seconds), checked
-  under the capacity lock with the other limits, so bursts are gone too. The caps of the
-  settings (``LUMA_MAX_IN_FLIGHT``, ``LUMA_MAX_SUBMITS_PER_MINUTE``) stay the ceiling.
+  under the capacity lock with the other limits, so bursts are gone too;
+- a 429 also caps the generations in flight at what lumaweb had in flight when it came (a
+  service that limits how many run at once, as Luma does, refuses the one over it; lumaweb's
+  count is never below the service's, since it learns of a finish only at the next poll). The
+  cap grows back slowly (one more every ``1 / WINDOW_GROWTH`` windows' worth of submits).
+
+The caps of the settings (``LUMA_MAX_IN_FLIGHT``, ``LUMA_MAX_SUBMITS_PER_MINUTE``) stay the
+ceiling of both.
 
 One cache entry holds the state; read-modify-write races between workers lose at most one
 step of the gentle increase, and a second 429 of the same burst is not a second halving (one
@@ -36,6 +42,7 @@ log = logging.getLogger("generations.pipeline")
 KEY = "lumaweb:submit-pace"
 MEMORY = 3600  # seconds a pace is kept after its last change (then the caps alone again)
 MIN_RATE = 1.0  # submits per rate window, the slowest the pacer goes
+WINDOW_GROWTH = 0.2  # the in-flight cap grows by this / cap per accepted submit
 MAX_PAUSE = 300.0
 FIRST_PAUSE = 1.0  # a refusal without Retry-After: 1 s, doubling with each in a row
 FILL_KEY = "lumaweb:submit-pace-fill:"
@@ -90,7 +97,11 @@ def limits(now: float | None = None) -> Limits:
     closed = float(state.get("paused_until", 0.0)) > now
     rate = state.get("rate")
     spacing = settings.LUMA_SUBMIT_RATE_WINDOW / float(rate) if rate else 0.0
-    return Limits(caps.in_flight, caps.per_window, spacing=spacing, closed=closed)
+    in_flight = caps.in_flight
+    if state.get("window"):
+        learned = max(1, int(float(state["window"])))
+        in_flight = min(in_flight, learned) if in_flight else learned
+    return Limits(in_flight, caps.per_window, spacing=spacing, closed=closed)
 
 
 def paused_for(now: float | None = None) -> float:
@@ -101,11 +112,12 @@ def paused_for(now: float | None = None) -> float:
     return max(0.0, float(_state().get("paused_until", 0.0)) - now)
 
 
-def refused(exc: UpstreamError, sent_lately: int) -> float:
+def refused(exc: UpstreamError, sent_lately: int, in_flight: int | None = None) -> float:
     """A POST was refused for the account's pace: pause every submit (``Retry-After``, else a
-    backoff growing with the refusals in a row) and, on a 429, halve the rate (once a pause).
-    ``sent_lately``: the grants of the last rate window (the rate to halve when none is set).
-    Returns the pause in seconds."""
+    backoff growing with the refusals in a row) and, on a 429, halve the rate and cap the
+    generations in flight at ``in_flight`` (once a pause). ``sent_lately``: what went out in
+    the last rate window (the rate to halve when none is set); ``in_flight``: the others sent
+    and not known finished when it came. Returns the pause in seconds."""
     now = time.time()
     state = _state()
     streak = int(state.get("streak", 0)) + 1
@@ -119,6 +131,9 @@ def refused(exc: UpstreamError, sent_lately: int) -> float:
         caps = configured_limits()
         current = state.get("rate") or caps.per_window or max(sent_lately, 2)
         state["rate"] = max(MIN_RATE, float(current) / 2)
+        if in_flight is not None:
+            window = float(state.get("window") or caps.in_flight or in_flight)
+            state["window"] = float(max(1, min(window, in_flight)))
         # one cut for one burst of refusals: until the pause ends, or one new spacing
         spacing = settings.LUMA_SUBMIT_RATE_WINDOW / state["rate"]
         state["cut_until"] = now + max(pause, spacing)
@@ -149,6 +164,12 @@ def accepted() -> None:
         grown = float(rate) + 1.0 / float(rate)
         state["rate"] = min(grown, ceiling) if ceiling else grown
         changed = changed or state["rate"] != rate
+    window = state.get("window")
+    if window:
+        ceiling = settings.LUMA_MAX_IN_FLIGHT or None
+        grown = float(window) + WINDOW_GROWTH / float(window)
+        state["window"] = min(grown, ceiling) if ceiling else grown
+        changed = True
     if changed:
         _save(state)
 

@@ -167,7 +167,8 @@ def _paced(gen: Generation, token: str, exc: UpstreamError) -> SubmitOutcome:
         SubmitGrant.objects.filter(at__gt=since).count(),
         Generation.objects.filter(submitted_at__gt=since).count(),
     )
-    pause = pace.refused(exc, sent_lately)
+    in_flight = Generation.objects.holding_a_slot(timezone.now()).exclude(pk=gen.pk).count()
+    pause = pace.refused(exc, sent_lately, in_flight)
     moved = t.requeue(
         gen.pk,
         [Status.SUBMITTING],

@@ -69,6 +69,8 @@ def submit(gen_id: Any) -> SubmitOutcome:
     limits = pace.limits()
     claim = t.claim_for_submit(gen_id, token, now, allowed=hold.sending_allowed(), limits=limits)
     if claim is t.Claim.NO_SLOT:
+        if hold.current() is not None:  # the hold, not the pace, is what it waits for
+            return SubmitOutcome(Submitted.HELD)
         return SubmitOutcome(Submitted.WAITING, fill_in=_next_opening(now, limits))
     if claim is not t.Claim.CLAIMED:
         held = hold.current() is not None

@@ -132,8 +132,10 @@ def refused(exc: UpstreamError, sent_lately: int, in_flight: int | None = None) 
         current = state.get("rate") or caps.per_window or max(sent_lately, 2)
         state["rate"] = max(MIN_RATE, float(current) / 2)
         if in_flight is not None:
+            # at most halved by one 429 (one that came with little in flight, a random one,
+            # does not bring the cap down to that little)
             window = float(state.get("window") or caps.in_flight or in_flight)
-            state["window"] = float(max(1, min(window, in_flight)))
+            state["window"] = float(max(1, min(window, max(in_flight, window / 2))))
         # one cut for one burst of refusals: until the pause ends, or one new spacing
         spacing = settings.LUMA_SUBMIT_RATE_WINDOW / state["rate"]
         state["cut_until"] = now + max(pause, spacing)

@@ -217,6 +217,12 @@ class Report:
     held_refusals: int = 0  # POSTs refused for the account: each job went back to the queue
     most_waiting_in_hold: int = 0  # queued jobs seen waiting while the account was on hold
     failed_for_credits: int = 0  # must be 0: a job failed for the account's sake
+    # the simulator enforcing an account's limits as Luma does (0: none): creates a minute and
+    # generations running at once, a create over either answered 429 with a Retry-After
+    upstream_creates_per_minute: int = 0
+    upstream_running: int = 0
+    refused_for_limits: int = 0  # creates the simulator refused for them (the ledger's faults)
+    failed_for_rate_limits: int = 0  # must be 0: a job failed for a 429 (it started nothing)
     still_on_hold: bool = False  # the hold was still there at the end
     # Luma's official API (provider "luma")
     provider: str = "umamiai"
@@ -277,6 +283,7 @@ class Report:
             and self.cap_ok
             and self.rate_ok
             and self.hold_ok
+            and self.failed_for_rate_limits == 0
             and not self.bodies_bad
             and self.budget_ok
         )
@@ -358,7 +365,14 @@ class Report:
     def _capacity_rows(self) -> list[tuple[str, object]]:
         cap = self.max_in_flight or "no limit"
         rate = self.submits_per_minute or "no limit"
+        upstream = (
+            f"{self.upstream_creates_per_minute or 'any'} creates a minute, "
+            f"{self.upstream_running or 'any'} running"
+        )
         return [
+            ("upstream's limits (429 over them)", upstream),
+            ("creates the upstream refused for them", self.refused_for_limits),
+            ("jobs failed for a 429 (must be 0)", self.failed_for_rate_limits),
             ("most generations running upstream at once (cap)", f"{self.max_running} ({cap})"),
             (
                 "most POSTs in any 60 s, refused ones included (rate)",
@@ -420,6 +434,8 @@ class ChaosRun:
         max_in_flight: int = 0,
         submits_per_minute: int = 0,
         credits_window: float = 0.0,
+        upstream_creates_per_minute: int = 0,
+        upstream_running: int = 0,
         provider: str = "umamiai",
         poll_budget: int = 4,
         say: Callable[[str], None] = print,
@@ -438,6 +454,8 @@ class ChaosRun:
             max_in_flight=max_in_flight,
             submits_per_minute=submits_per_minute,
             credits_window=credits_window,
+            upstream_creates_per_minute=upstream_creates_per_minute,
+            upstream_running=upstream_running,
             provider=provider,
             poll_budget=poll_budget if provider == "luma" else 0,
             poll_interval=float(PIPELINE_ENV["LUMA_POLL_INTERVAL"]),
@@ -452,7 +470,14 @@ class ChaosRun:
         luma = self.provider == "luma"
         faults = LUMA_FAULTS if luma else FAULTS
         dialect = {"dialect": "luma"} if luma else {}
-        sim = SimulatorProcess(duration=4, video_seconds=1, seed=self.seed, **dialect, **faults)
+        limits = {
+            "limit_creates": self.report.upstream_creates_per_minute,
+            "limit_window": 60,
+            "limit_running": self.report.upstream_running,
+        }
+        sim = SimulatorProcess(
+            duration=4, video_seconds=1, seed=self.seed, **dialect, **faults, **limits
+        )
         broker = RedisServer(workdir)
         sim.start()
         broker.start()
@@ -688,6 +713,9 @@ class ChaosRun:
         full = sim.ledger()
         ledger = full["posts"]
         rep.upstream_faults = dict(full.get("faults", {}))
+        rep.refused_for_limits = rep.upstream_faults.get("over_rate", 0) + rep.upstream_faults.get(
+            "over_running", 0
+        )
         rep.max_running = int(full.get("max_unfinished", 0))
         rep.max_posts_in_60s = most_in_window(full.get("post_times", []))
         if rep.credits_window:
@@ -711,6 +739,8 @@ class ChaosRun:
                 rep.failed += 1
                 if CREDITS_REFUSED in row.error.lower():
                     rep.failed_for_credits += 1
+                if row.error_code == 429:
+                    rep.failed_for_rate_limits += 1
                 rep.failed_reasons[_reason(row.error)] += 1
             elif row.status == Status.NEEDS_ATTENTION:
                 rep.needs_attention += 1

@@ -54,6 +54,7 @@ class UpstreamError(Exception):
         status_code: int | None = None,
         request_id: str = "",
         retry_after: float | None = None,
+        never_connected: bool = False,
     ) -> None:
         # Redacted here too, so no message of any failure (ours quote exceptions) can carry it.
         message, request_id = redact.redact(message), redact.redact(request_id)
@@ -62,6 +63,8 @@ class UpstreamError(Exception):
         self.status_code = status_code
         self.request_id = request_id
         self.retry_after = retry_after
+        # no connection was made, so not a byte of the request was sent (the pacer waits)
+        self.never_connected = never_connected
 
 
 class RetryableError(UpstreamError):
@@ -310,14 +313,16 @@ def request_json(
     try:
         response = session.request(method, url, timeout=timeout, **kwargs)
     except requests.ConnectTimeout as exc:
-        raise RetryableError("Could not connect to the service (time-out)") from exc
+        raise RetryableError(
+            "Could not connect to the service (time-out)", never_connected=True
+        ) from exc
     except requests.ReadTimeout as exc:
         raise OutcomeUnknownError(
             "The service did not answer in time; the request may have been received"
         ) from exc
     except requests.ConnectionError as exc:
         if _never_connected(exc):
-            raise RetryableError("Could not connect to the service") from exc
+            raise RetryableError("Could not connect to the service", never_connected=True) from exc
         cls = OutcomeUnknownError if sent_is_unknown else RetryableError
         raise cls("The connection to the service broke during the request") from exc
     except (

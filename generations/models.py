@@ -834,9 +834,31 @@ class SubmitGrant(models.Model):
         return f"slot for {self.generation_id} at {self.at:%Y-%m-%d %H:%M:%S}"
 
 
-def capacity_limited() -> bool:
+@dataclass(frozen=True)
+class Limits:
+    """The account's capacity in force: ``in_flight`` (LUMA_MAX_IN_FLIGHT), ``per_window``
+    (LUMA_MAX_SUBMITS_PER_MINUTE, counted over LUMA_SUBMIT_RATE_WINDOW seconds), 0 for none;
+    and what the pacer (``pipeline.pace``) adds after a 429: ``spacing`` (seconds between two
+    grants, 0 for none) and ``closed`` (a ``Retry-After`` pauses every submit)."""
+
+    in_flight: int = 0
+    per_window: int = 0
+    spacing: float = 0.0
+    closed: bool = False
+
+    @property
+    def on(self) -> bool:
+        return bool(self.in_flight or self.per_window or self.spacing or self.closed)
+
+
+def configured_limits() -> Limits:
+    """The caps of the settings, the ceiling of anything the pacer allows."""
+    return Limits(settings.LUMA_MAX_IN_FLIGHT, settings.LUMA_MAX_SUBMITS_PER_MINUTE)
+
+
+def capacity_limited(limits: Limits | None = None) -> bool:
     """Whether any capacity limit is on (both 0: lumaweb sends as fast as it can)."""
-    return bool(settings.LUMA_MAX_IN_FLIGHT or settings.LUMA_MAX_SUBMITS_PER_MINUTE)
+    return (limits or configured_limits()).on
 
 
 @dataclass(frozen=True)
@@ -860,7 +882,7 @@ class Slots:
     line: list[Waiter]
 
 
-def slots(now: datetime) -> Slots:
+def slots(now: datetime, limits: Limits | None = None) -> Slots:
     """Read the capacity in two queries: one grouped by person over the rows that hold or
     wait for a slot (with each person's last grant as a subquery), one count of the grants in
     the last 60 s (only with a rate limit). Fair-share order: whoever holds the fewest slots
@@ -884,12 +906,20 @@ def slots(now: datetime) -> Slots:
             last=Subquery(last_grant),
         )
     )
+    limits = limits or configured_limits()
     rooms: list[int] = []
-    if settings.LUMA_MAX_IN_FLIGHT:
-        rooms.append(settings.LUMA_MAX_IN_FLIGHT - sum(p["holding"] for p in people))
-    if settings.LUMA_MAX_SUBMITS_PER_MINUTE:
-        sent = SubmitGrant.objects.filter(at__gt=now - timedelta(seconds=60)).count()
-        rooms.append(settings.LUMA_MAX_SUBMITS_PER_MINUTE - sent)
+    if limits.in_flight:
+        rooms.append(limits.in_flight - sum(p["holding"] for p in people))
+    if limits.per_window:
+        window = timedelta(seconds=settings.LUMA_SUBMIT_RATE_WINDOW)
+        sent = SubmitGrant.objects.filter(at__gt=now - window).count()
+        rooms.append(limits.per_window - sent)
+    if limits.closed:
+        rooms.append(0)
+    elif limits.spacing:  # one at a time, ``spacing`` seconds after the last grant
+        last = SubmitGrant.objects.aggregate(last=Max("at"))["last"]
+        spaced = last is None or now >= last + timedelta(seconds=limits.spacing)
+        rooms.append(1 if spaced else 0)
     line = [
         Waiter(
             user_id=p["created_by_id"],
@@ -906,7 +936,8 @@ def slots(now: datetime) -> Slots:
 
 def free_slots(now: datetime) -> int | None:
     """How many more submits may start now: the smaller of the room under LUMA_MAX_IN_FLIGHT
-    and under LUMA_MAX_SUBMITS_PER_MINUTE (grants in the last 60 s); ``None``: no limit."""
+    and under LUMA_MAX_SUBMITS_PER_MINUTE (grants in the last LUMA_SUBMIT_RATE_WINDOW s);
+    ``None``: no limit."""
     return slots(now).room
 
 

@@ -34,7 +34,21 @@ def submit_generation(generation_id: str) -> str:
         _send_each(submit_generation, pipeline.fill_free_slots())  # its slot is free again
     if outcome.wake_waiting:  # an account hold was lifted: the jobs that waited go now
         _send_sweep()
+    if outcome.fill_in is not None and pipeline.fill_due(outcome.fill_in):
+        # paced: the next in line goes when the pause ends or the next spacing has passed
+        try:
+            fill_free_slots.apply_async(countdown=outcome.fill_in)
+        except Exception:
+            log.warning("could not send a slot fill; the sweeper will", exc_info=True)
     return str(outcome.result)
+
+
+@shared_task(ignore_result=True)
+def fill_free_slots() -> int:
+    """Wake the jobs whose turn it is for the slots free now (sent by a paced submit)."""
+    ids = pipeline.fill_free_slots()
+    _send_each(submit_generation, ids)
+    return len(ids)
 
 
 @shared_task(ignore_result=True)

@@ -92,6 +92,12 @@ class Config:
     error_after_create_rate: float = 0.0  # POSTs that start a generation, then answer 502
     rate_limit_rate: float = 0.0
     retry_after: float = 1.0
+    # The account's limits as Luma enforces them (0: none): creates accepted in any
+    # ``limit_window`` seconds (Luma's entry tier: 20 a minute) and generations running at once
+    # (10); a create over either is answered 429 with a Retry-After (when room opens).
+    limit_creates: int = 0
+    limit_window: float = 60.0
+    limit_running: int = 0
     slow_rate: float = 0.0
     slow_seconds: float = 15.0
     fail_rate: float = 0.0
@@ -179,6 +185,10 @@ class Config:
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
+        if self.limit_creates < 0 or self.limit_running < 0:
+            raise ValueError("limit_creates and limit_running must not be negative")
+        if self.limit_window <= 0:
+            raise ValueError("limit_window must be positive")
         for name in ("retry_after", "slow_seconds", "late_url_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
@@ -229,7 +239,7 @@ def _coerce(config: Config, key: str, value: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{key} must be a number")
-    if key in ("credits", "seed", "fps", "error_status"):
+    if key in ("credits", "seed", "fps", "error_status", "limit_creates", "limit_running"):
         if value != int(value):
             raise ValueError(f"{key} must be an integer")
         return int(value)
@@ -278,6 +288,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--rate-limit-rate", type=float, default=0.0, help="fraction answered 429")
     add("--retry-after", type=float, default=d.retry_after, help="Retry-After seconds on 429")
+    add(
+        "--limit-creates",
+        type=int,
+        default=d.limit_creates,
+        help="creates accepted in any --limit-window seconds; more are answered 429 with "
+        "Retry-After (0: no limit; Luma's entry tier: 20 a minute)",
+    )
+    add(
+        "--limit-window",
+        type=float,
+        default=d.limit_window,
+        help="the window --limit-creates counts over, in seconds (default %(default)s; "
+        "shorter to run a minute's traffic in seconds)",
+    )
+    add(
+        "--limit-running",
+        type=int,
+        default=d.limit_running,
+        help="generations running at once; a create over it is answered 429 with Retry-After "
+        "(0: no limit; Luma's entry tier: 10)",
+    )
     add("--slow-rate", type=float, default=0.0, help="fraction of replies delayed")
     add("--slow-seconds", type=float, default=d.slow_seconds, help="delay of a slow reply")
     add("--fail-rate", type=float, default=0.0, help="fraction of generations that fail")
@@ -498,6 +529,8 @@ class Simulator:
         self.faults = {
             "error": 0,
             "rate_limited": 0,
+            "over_rate": 0,  # creates refused by --limit-creates
+            "over_running": 0,  # creates refused by --limit-running
             "slow": 0,
             "error_after_create": 0,
             "expired_link": 0,
@@ -723,6 +756,37 @@ class Simulator:
                 raise ApiError(400, f"{key} must be an http(s) URL")
         return request
 
+    def _check_limits(self, now: float) -> None:
+        """The account's limits (lock held): ApiError(429) with a Retry-After when a create
+        would go over the creates of the window or the generations running at once."""
+        config = self.config
+        if config.limit_creates:
+            window = [
+                g.created
+                for g in self.generations.values()
+                if g.created > now - config.limit_window
+            ]
+            if len(window) >= config.limit_creates:
+                self.faults["over_rate"] += 1
+                wait = min(window) + config.limit_window - now
+                raise ApiError(
+                    429,
+                    f"Too many requests: at most {config.limit_creates} generations may be "
+                    f"created in {config.limit_window:g} seconds",
+                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                )
+        if config.limit_running:
+            running = [g.finished_at for g in self.generations.values() if g.finished_at > now]
+            if len(running) >= config.limit_running:
+                self.faults["over_running"] += 1
+                wait = min(running) - now
+                raise ApiError(
+                    429,
+                    f"Too many requests: at most {config.limit_running} generations may run "
+                    "at once",
+                    headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                )
+
     def _new_generation(
         self,
         request: dict[str, Any],
@@ -733,6 +797,7 @@ class Simulator:
         """Charge, draw the generation's fate, store it and write the ledger (lock held).
         ``sources``: a luma-dialect create, with the generations its keyframes name."""
         config = self.config
+        self._check_limits(time.monotonic())
         extra = {} if sources is None else luma.new_fields(request, sources)
         cost = extra.get("price", COST_PER_GENERATION)
         if config.credits is not None:

@@ -177,6 +177,15 @@ def _media(settings, media_root: Path) -> None:
     settings.MEDIA_ROOT = media_root
 
 
+@pytest.fixture(autouse=True)
+def _no_submit_pace() -> None:
+    """Every test starts with the account not paced: the pacer keeps its pause and rate in the
+    cache (Redis, shared with the workers), where an earlier test's 429 would leave them."""
+    from generations.pipeline import pace
+
+    pace.forget()
+
+
 @pytest.fixture(scope="session")
 def pipeline_env(django_db_setup, django_db_blocker, redis_url, simulator, media_root):
     with django_db_blocker.unblock():

@@ -138,7 +138,7 @@ def test_rate_limits_and_server_errors_are_retried_until_accepted(api, sim, pipe
     wait_for(
         lambda: (
             Generation.objects.get(pk=created["id"])
-            .events.filter(note__startswith="refused for now (429)")
+            .events.filter(note__startswith="waiting: upstream rate limit (429)")
             .count()
             >= 2
         ),
@@ -149,7 +149,7 @@ def test_rate_limits_and_server_errors_are_retried_until_accepted(api, sim, pipe
     wait_for(
         lambda: (
             Generation.objects.get(pk=created["id"])
-            .events.filter(note__startswith="refused for now (503)")
+            .events.filter(note__startswith="waiting: upstream unavailable (503)")
             .exists()
         ),
         30,

@@ -82,7 +82,10 @@ def test_rate_limited_post_goes_back_to_queued_honouring_retry_after(queued, sim
 
 
 @pytest.mark.parametrize("attempt", [1, 3])
-def test_unavailable_service_backs_off_exponentially(queued, sim, attempt):
+def test_unavailable_service_backs_off_exponentially(queued, sim, attempt, settings):
+    """Without the pacer (``LUMA_SUBMIT_PACING=False``; with it, a 503 pauses the account and
+    counts no attempt: tests/test_rate_limited_upstream.py)."""
+    settings.LUMA_SUBMIT_PACING = False
     sim.configure(error_rate=1.0, error_status=503)
     Generation.objects.filter(pk=queued.pk).update(attempts=attempt - 1)
     assert pipeline.submit(queued.pk).result == "retry"
@@ -96,6 +99,7 @@ def test_unavailable_service_backs_off_exponentially(queued, sim, attempt):
 
 
 def test_retryable_refusals_give_up_after_max_attempts(queued, sim, settings):
+    settings.LUMA_SUBMIT_PACING = False  # with it, a 503 is never an attempt
     settings.LUMA_SUBMIT_MAX_ATTEMPTS = 2
     sim.configure(error_rate=1.0, error_status=503)
     Generation.objects.filter(pk=queued.pk).update(attempts=1)

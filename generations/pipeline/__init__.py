@@ -9,6 +9,7 @@ management command or a benchmark without a broker.
 
 from generations.pipeline.copy import CopyResult, copy_assets
 from generations.pipeline.deliver import Delivered, DeliverOutcome, deliver
+from generations.pipeline.pace import fill_due
 from generations.pipeline.poll import PollStats, apply_remote, next_poll_delay, poll_in_flight
 from generations.pipeline.submit import SubmitOutcome, Submitted, submit
 from generations.pipeline.sweep import (
@@ -30,6 +31,7 @@ __all__ = [
     "apply_remote",
     "copy_assets",
     "deliver",
+    "fill_due",
     "fill_free_slots",
     "next_poll_delay",
     "poll_in_flight",

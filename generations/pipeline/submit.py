@@ -12,11 +12,11 @@ import enum
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from generations import providers
@@ -27,8 +27,8 @@ from generations.client import (
     RetryableError,
     UpstreamError,
 )
-from generations.models import Generation, HoldCause, Status
-from generations.pipeline import hold, lookup
+from generations.models import Generation, HoldCause, Limits, Status, SubmitGrant
+from generations.pipeline import hold, lookup, pace
 from generations.pipeline import transitions as t
 
 UNKNOWN_OUTCOME_TAIL = ". It was not sent again automatically, to avoid paying twice."
@@ -53,19 +53,25 @@ class Submitted(enum.StrEnum):
 class SubmitOutcome:
     """What a submit did, when the row wants its next wake-up (``retry_in`` seconds), and
     whether an account hold was lifted by it (``wake_waiting``: the jobs that waited want a
-    sweep now rather than at the next beat)."""
+    sweep now rather than at the next beat), and when the next free slot opens while the
+    account is paced (``fill_in`` seconds: the jobs whose turn it is then want waking)."""
 
     result: Submitted
     retry_in: float | None = None
     wake_waiting: bool = False
+    fill_in: float | None = None
 
 
 def submit(gen_id: Any) -> SubmitOutcome:
     """Claim a queued row and POST it once."""
     token = secrets.token_hex(8)
-    claim = t.claim_for_submit(gen_id, token, timezone.now(), allowed=hold.sending_allowed())
+    now = timezone.now()
+    limits = pace.limits()
+    claim = t.claim_for_submit(gen_id, token, now, allowed=hold.sending_allowed(), limits=limits)
     if claim is t.Claim.NO_SLOT:
-        return SubmitOutcome(Submitted.WAITING)
+        if hold.current() is not None:  # the hold, not the pace, is what it waits for
+            return SubmitOutcome(Submitted.HELD)
+        return SubmitOutcome(Submitted.WAITING, fill_in=_next_opening(now, limits))
     if claim is not t.Claim.CLAIMED:
         held = hold.current() is not None
         return SubmitOutcome(Submitted.HELD if held else Submitted.NOT_CLAIMED)
@@ -101,6 +107,8 @@ def submit(gen_id: Any) -> SubmitOutcome:
     try:
         remote = provider.submit(submission)
     except RetryableError as exc:
+        if pace.paces(exc):
+            return _paced(gen, token, exc)
         return _refused_for_now(gen, token, exc)
     except OutcomeUnknownError as exc:
         return _outcome_unknown(provider, gen, token, submission, sent_at, exc)
@@ -128,9 +136,56 @@ def _accepted(
 ) -> SubmitOutcome:
     started = lookup.accept(gen, token, remote, note=note)
     result = Submitted.ACCEPTED if started else Submitted.ADOPTED
+    pace.accepted()
+    spacing = pace.limits().spacing or None  # paced: the next in line goes one spacing later
     if hold.lift_after_success(sent_at):
-        return SubmitOutcome(result, wake_waiting=True)
-    return SubmitOutcome(result)
+        return SubmitOutcome(result, wake_waiting=True, fill_in=spacing)
+    return SubmitOutcome(result, fill_in=spacing)
+
+
+def _next_opening(now: datetime, limits: Limits) -> float | None:
+    """Refused a slot while paced: in how many seconds the next one opens (the pause's end,
+    or one spacing after the last grant); None when a finished job frees it (the poller wakes
+    the next in line) or the pace is not what holds it back."""
+    if limits.closed:
+        return pace.paused_for() or None
+    if not limits.spacing:
+        return None
+    last = SubmitGrant.objects.aggregate(last=Max("at"))["last"]
+    if last is None:
+        return None
+    wait = (last + timedelta(seconds=limits.spacing) - now).total_seconds()
+    return wait if wait > 0 else None
+
+
+def _paced(gen: Generation, token: str, exc: UpstreamError) -> SubmitOutcome:
+    """Refused for the account's pace (429, 503, no connection): nothing started and the job is
+    not at fault. Its POST and its attempt are un-counted (never a step toward giving up), every
+    submit of the account is paused (``pace.refused``), and the job waits in the queue, saying
+    why, until the pause ends."""
+    since = timezone.now() - timedelta(seconds=settings.LUMA_SUBMIT_RATE_WINDOW)
+    # what went out in the last rate window: the grants (with a cap on), else the accepted
+    sent_lately = max(
+        SubmitGrant.objects.filter(at__gt=since).count(),
+        Generation.objects.filter(submitted_at__gt=since).count(),
+    )
+    in_flight = Generation.objects.holding_a_slot(timezone.now()).exclude(pk=gen.pk).count()
+    pause = pace.refused(exc, sent_lately, in_flight)
+    moved = t.requeue(
+        gen.pk,
+        [Status.SUBMITTING],
+        only_if=Q(claim=token),
+        note=f"waiting: {pace.reason(exc)} ({exc.status_code or 'no connection'}); "
+        f"every submit paused {pause:.0f}s",
+        retry_at=t.in_seconds(pause),
+        error=exc.message,
+        error_code=exc.status_code,
+        error_request_id=exc.request_id,
+        posts_sent=F("posts_sent") - 1,
+        post_started_at=None,
+        attempts=F("attempts") - 1,
+    )
+    return SubmitOutcome(Submitted.RETRY, retry_in=pause if moved else None)
 
 
 def _outcome_unknown(

@@ -40,7 +40,7 @@ from generations.models import (
     slots,
     turns,
 )
-from generations.pipeline import hold, lookup
+from generations.pipeline import hold, lookup, pace
 from generations.pipeline import transitions as t
 
 MAX_REQUEUE = 1000
@@ -88,7 +88,7 @@ def sweep() -> SweepStats:
         if probe is not None:
             stats.probe = probe.gen_id
             stats.to_submit.append(probe.gen_id)
-    elif capacity_limited():
+    elif capacity_limited(pace.limits()):
         _wake_for_free_slots(now, stats)
     else:
         for pk in rows.waiting_for_a_worker(now).values_list("pk", flat=True)[:MAX_REQUEUE]:
@@ -159,7 +159,7 @@ def fill_free_slots() -> list[uuid.UUID]:
     submit was refused and left its slot): without this they would wait for the next sweep,
     up to ``LUMA_SWEEP_INTERVAL``. Nothing while the account is on hold (the probe decides)
     or without a capacity limit (every job was woken when it was queued)."""
-    if not capacity_limited() or hold.current() is not None:
+    if not capacity_limited(pace.limits()) or hold.current() is not None:
         return []
     stats = SweepStats()
     _wake_for_free_slots(timezone.now(), stats, at_once=True)
@@ -173,7 +173,7 @@ def _wake_for_free_slots(now: datetime, stats: SweepStats, *, at_once: bool = Fa
     woken again (its message is on its way); ``at_once`` (a slot was just given back) wakes
     it all the same. The claim decides for good, under the capacity lock, so a wake-up too
     many costs a refused claim and nothing else."""
-    state = slots(now)
+    state = slots(now, pace.limits())
     if not state.room:
         return
     fresh = now - timedelta(seconds=0 if at_once else settings.LUMA_SWEEP_INTERVAL / 2)

@@ -26,6 +26,7 @@ from generations.models import (
     COPY_GIVEN_UP,
     TIMED_OUT,
     Generation,
+    Limits,
     Status,
     StatusEvent,
     SubmitGrant,
@@ -98,7 +99,14 @@ class Claim(enum.StrEnum):
 CAPACITY_LOCK_KEY = 0x6C756D61  # "luma"
 
 
-def claim_for_submit(gen_id: Any, token: str, now: datetime, *, allowed: Q | None = None) -> Claim:
+def claim_for_submit(
+    gen_id: Any,
+    token: str,
+    now: datetime,
+    *,
+    allowed: Q | None = None,
+    limits: Limits | None = None,
+) -> Claim:
     """queued -> submitting, for one submit attempt identified by ``token``; only when due and
     while a POST is still authorised (``posts_sent < posts_authorized``), and, with a capacity
     limit on, only when a slot is free and this row's person is among those whose turn it is.
@@ -110,7 +118,8 @@ def claim_for_submit(gen_id: Any, token: str, now: datetime, *, allowed: Q | Non
     sweeper wakes the rows whose turn it is when slots free up.
 
     ``allowed`` is the account hold's condition, checked in the same UPDATE: while the account
-    is on hold only the chosen probe may be claimed."""
+    is on hold only the chosen probe may be claimed. ``limits``: the capacity in force (the
+    pacer's, ``pipeline.pace.limits``); the settings' caps when not given."""
     claimable = (
         (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         & Q(posts_sent__lt=F("posts_authorized"))
@@ -121,7 +130,7 @@ def claim_for_submit(gen_id: Any, token: str, now: datetime, *, allowed: Q | Non
         "post_started_at": None,
         "claim": token,
     }
-    if not capacity_limited():
+    if not capacity_limited(limits):
         moved = move(
             gen_id,
             [Status.QUEUED],
@@ -143,7 +152,7 @@ def claim_for_submit(gen_id: Any, token: str, now: datetime, *, allowed: Q | Non
         )
         if row is None:
             return Claim.NOT_CLAIMABLE
-        state = slots(now)
+        state = slots(now, limits)
         if state.room is not None and row["created_by_id"] not in turns(state.line, state.room):
             Generation.objects.filter(pk=gen_id, status=Status.QUEUED).update(enqueued_at=now)
             plog(gen_id, "waiting for a free slot (%s free)", state.room, level=logging.DEBUG)

@@ -39,6 +39,20 @@ class Command(BaseCommand):
             help="seconds without credits part-way through (default 20; 0: none)",
         )
         parser.add_argument(
+            "--upstream-creates-per-minute",
+            type=int,
+            default=0,
+            help="the simulator refuses (429, Retry-After) creates over this many a minute, as "
+            "Luma's tiers do (default 0: no limit; Luma's entry tier: 20)",
+        )
+        parser.add_argument(
+            "--upstream-running",
+            type=int,
+            default=0,
+            help="the simulator refuses (429) creates over this many running at once "
+            "(default 0: no limit; Luma's entry tier: 10)",
+        )
+        parser.add_argument(
             "--provider",
             choices=("umamiai", "luma"),
             default="umamiai",
@@ -74,6 +88,8 @@ class Command(BaseCommand):
             max_in_flight=opts["max_in_flight"],
             submits_per_minute=opts["submits_per_minute"],
             credits_window=opts["credits_window"],
+            upstream_creates_per_minute=opts["upstream_creates_per_minute"],
+            upstream_running=opts["upstream_running"],
             provider=opts["provider"],
             poll_budget=opts["poll_budget"],
             say=self.stdout.write,

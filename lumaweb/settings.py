@@ -14,6 +14,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from lumaweb.env import env_bool, env_float, env_int, env_list, env_price_table, env_str
+from lumaweb.redis_tls import broker_ssl_options
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -259,6 +260,9 @@ REDIS_URL = env_str("REDIS_URL", "redis://localhost:6379/0")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
+# rediss:// (a password and TLS, docs/SCALING.md): the server's certificate is verified, which
+# Celery does not do for a bare rediss:// URL; ?ssl_ca_certs=... names a private CA.
+CELERY_BROKER_USE_SSL = broker_ssl_options(REDIS_URL)
 if REDIS_URL.startswith("filesystem://"):
     # No Redis to be had: Celery's folder broker (development only).
     _queue_dir = Path(env_str("CELERY_FILESYSTEM_DIR", str(BASE_DIR / ".run" / "broker")))

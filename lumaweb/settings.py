@@ -105,9 +105,13 @@ TEMPLATES = [
 # field's label, help, maxlength and placeholder are written once, in the form.
 FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
+# A process keeps its database connection this many seconds (0: one per request or task); each
+# web thread and worker process holds one, so with many machines mind PostgreSQL's
+# max_connections, or put pgbouncer in between (docs/SCALING.md).
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), conn_max_age=60
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

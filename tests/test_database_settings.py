@@ -1,4 +1,5 @@
-"""DATABASE_CONN_MAX_AGE: how long a process keeps its database connection (docs/SCALING.md).
+"""DATABASE_CONN_MAX_AGE: how long a process keeps its database connection, and
+DATABASE_DISABLE_SERVER_SIDE_CURSORS for pgbouncer (docs/SCALING.md).
 The settings module is loaded in a fresh process with the variables set."""
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ def loaded(**variables: str) -> dict:
         "import json, django; django.setup(); from django.conf import settings as s; "
         "print(json.dumps(s.DATABASES['default']))"
     )
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_CONN_MAX_AGE")
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_")}
     env.update(variables, DJANGO_SETTINGS_MODULE="lumaweb.settings")
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
@@ -52,3 +51,9 @@ def test_a_negative_age_stops_start_up_naming_the_variable() -> None:
     )
     assert result.returncode != 0
     assert "DATABASE_CONN_MAX_AGE" in result.stderr
+
+
+def test_server_side_cursors_can_be_turned_off_for_pgbouncer() -> None:
+    assert loaded(DATABASE_URL=POSTGRES)["DISABLE_SERVER_SIDE_CURSORS"] is False
+    on = loaded(DATABASE_URL=POSTGRES, DATABASE_DISABLE_SERVER_SIDE_CURSORS="true")
+    assert on["DISABLE_SERVER_SIDE_CURSORS"] is True

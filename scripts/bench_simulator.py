@@ -9,7 +9,9 @@ writes, no TCP_NODELAY: ``Handler.single_write`` and ``SimulatorServer.nodelay``
 new way, and measures against each, over real HTTP on loopback:
 
 - small answers back to back on a kept-alive connection (requests' Session, as lumaweb's
-  client): a status GET of one generation, and a creating POST, ``--requests`` of each;
+  client): a status GET of one generation, and a creating POST, ``--requests`` of each; then
+  POSTs 10, 30 and 100 ms apart (the client's delayed ACK, which the old way waits for, is only
+  delayed while the client answers quickly: Linux ACKs at once after a pause);
 - lumaweb's submit (``pipeline.submit``: claim, POST, update) of ``--submits`` rows, one after
   another, in a scratch SQLite database (or DATABASE_URL), as ``scripts/bench.py`` does; then
   one poll round of those rows (``pipeline.poll_in_flight``: batched GETs, back to back).
@@ -87,9 +89,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-def small_answers(base: str, count: int, method: str) -> list[float]:
-    """Back-to-back status GETs of one generation (or creating POSTs) on one kept-alive
-    connection."""
+def small_answers(base: str, count: int, method: str, pause: float = 0.0) -> list[float]:
+    """Status GETs of one generation (or creating POSTs) on one kept-alive connection, back to
+    back or ``pause`` seconds apart (a client that does other work between requests)."""
     import requests
 
     create = f"{base}/v1/luma-ai/generations"
@@ -101,6 +103,7 @@ def small_answers(base: str, count: int, method: str) -> list[float]:
         session.get(url, timeout=10).raise_for_status()  # warm
         times = []
         for _ in range(count):
+            time.sleep(pause)
             began = time.perf_counter()
             if method == "GET":
                 session.get(url, timeout=10).raise_for_status()
@@ -160,6 +163,9 @@ def main() -> None:
                     times = sorted(small_answers(base, args.requests, method))
                     record(f"{method} back to back, median (ms)", mode, median_ms(times))
                     record(f"{method} back to back, p95 (ms)", mode, p95_ms(times))
+                for pause in (0.01, 0.03, 0.1):
+                    times = small_answers(base, args.requests // 5, "POST", pause)
+                    record(f"POST {pause * 1000:.0f} ms apart, median (ms)", mode, median_ms(times))
                 settings.LUMA_API_BASE_URL = f"{base}/v1"
                 rows = [
                     actions.create_generation(user, GenerationRequest(user_prompt=f"b {i}"))

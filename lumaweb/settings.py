@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from lumaweb.env import env_bool, env_float, env_int, env_list, env_price_table, env_str
+from lumaweb.redis_tls import broker_ssl_options
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -105,11 +106,20 @@ TEMPLATES = [
 # field's label, help, maxlength and placeholder are written once, in the form.
 FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
+# A process keeps its database connection this many seconds (0: one per request or task); each
+# web thread and worker process holds one, so with many machines mind PostgreSQL's
+# max_connections, or put pgbouncer in between (docs/SCALING.md).
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), conn_max_age=60
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
     )
 }
+# Behind pgbouncer in transaction pooling mode a server-side cursor (a QuerySet.iterator()) must
+# not outlive its transaction: set this to True there (docs/SCALING.md).
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool(
+    "DATABASE_DISABLE_SERVER_SIDE_CURSORS", False
+)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share one file: wait for the write lock instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
@@ -312,6 +322,9 @@ REDIS_URL = env_str("REDIS_URL", "redis://localhost:6379/0")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 3600}
+# rediss:// (a password and TLS, docs/SCALING.md): the server's certificate is verified, which
+# Celery does not do for a bare rediss:// URL; ?ssl_ca_certs=... names a private CA.
+CELERY_BROKER_USE_SSL = broker_ssl_options(REDIS_URL)
 if REDIS_URL.startswith("filesystem://"):
     # No Redis to be had: Celery's folder broker (development only).
     _queue_dir = Path(env_str("CELERY_FILESYSTEM_DIR", str(BASE_DIR / ".run" / "broker")))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hmac
+import io
 import json
 import math
 import os
@@ -23,6 +24,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -1156,6 +1158,9 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "LumaSimulator/1.0"
+    # Each answer leaves in one write (see _send); False restores the old two writes, which
+    # only scripts/bench_simulator.py does, to measure what the fix saved.
+    single_write = True
     simulator: Simulator  # set on the subclass made by make_server
     server: SimulatorServer  # the only server this handler is made for (typeshed: BaseServer)
 
@@ -1204,21 +1209,32 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, reply: Reply, head: bool) -> None:
         if reply.file is None:
-            self._start(reply.status, reply.content_type, len(reply.body), reply.headers)
+            status, body = reply.status, reply.body
+        else:
+            data = reply.file.read_bytes()
+            start, end, status = 0, len(data) - 1, reply.status
+            byte_range = _parse_range(self.headers.get("Range"), len(data))
+            if byte_range:
+                start, end = byte_range
+                status = 206
+                reply.headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+            reply.headers["Accept-Ranges"] = "bytes"
+            body = data[start : end + 1]
+        if not self.single_write:  # the old way, for scripts/bench_simulator.py's baseline
+            self._start(status, reply.content_type, len(body), reply.headers)
             if not head:
-                self.wfile.write(reply.body)
+                self.wfile.write(body)
             return
-        data = reply.file.read_bytes()
-        start, end, status = 0, len(data) - 1, reply.status
-        byte_range = _parse_range(self.headers.get("Range"), len(data))
-        if byte_range:
-            start, end = byte_range
-            status = 206
-            reply.headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-        reply.headers["Accept-Ranges"] = "bytes"
-        self._start(status, reply.content_type, end - start + 1, reply.headers)
-        if not head:
-            self.wfile.write(data[start : end + 1])
+        # Headers and body in one write: written apart, a small answer's body waits for the
+        # client's ACK of the headers (Nagle), which the client delays (~40 ms) while it waits
+        # for the rest. The headers go through the standard methods into a buffer first.
+        answer, self.wfile = self.wfile, io.BytesIO()
+        try:
+            self._start(status, reply.content_type, len(body), reply.headers)
+            headers = self.wfile.getvalue()
+        finally:
+            self.wfile = answer
+        self.wfile.write(headers if head else headers + body)
 
     def _start(
         self, status: int, content_type: str, length: int, headers: Mapping[str, str]
@@ -1255,6 +1271,16 @@ class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     quiet = False
+    # TCP_NODELAY on every accepted connection, so no write of ours (BaseHTTPRequestHandler's
+    # own error answers write headers and body apart) waits for an ACK. False: the old way,
+    # for scripts/bench_simulator.py's baseline only.
+    nodelay = True
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = super().get_request()
+        if self.nodelay:
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection, address
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hung up (reset, broken pipe) is no error of ours: one line at most,

@@ -151,21 +151,28 @@ def routed_queues() -> set[str]:
 
 
 def consumed_queues() -> dict[str, set[str]]:
-    """The queues each worker service consumes (-Q / --queues; the default queue without)."""
+    """The queues each worker service consumes (-Q / --queues, a ``${VAR:-default}`` read as
+    its default; without, every queue the settings declare, or the default queue)."""
     from lumaweb.celery import app
 
+    declared = {queue.name for queue in app.conf.task_queues or ()}
     consumed = {}
     for service, words in commands():
         if words[:4] != ["celery", "-A", "lumaweb", "worker"]:
             continue
-        queues = {app.conf.task_default_queue}
+        queues = declared or {app.conf.task_default_queue}
         for i, word in enumerate(words):
             if word in ("-Q", "--queues"):
-                queues = set(words[i + 1].split(","))
+                queues = set(_defaulted(words[i + 1]).split(","))
             elif word.startswith(("-Q", "--queues=")) and word not in ("-Q", "--queues"):
-                queues = set(word.split("=", 1)[-1].removeprefix("-Q").split(","))
+                queues = set(_defaulted(word.split("=", 1)[-1].removeprefix("-Q")).split(","))
         consumed[service] = queues
     return consumed
+
+
+def _defaulted(text: str) -> str:
+    """``${NAME:-value}`` (compose's interpolation) as its default value."""
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", text)
 
 
 def test_the_workers_consume_every_queue_the_settings_route_to() -> None:

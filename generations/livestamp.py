@@ -6,8 +6,9 @@ answer from the table (an aggregate over every row, ``last_polled_at`` included)
 the page shows bumps a counter per dashboard section in the cache (Redis, shared by every process),
 and the poll reads them in one ``MGET``:
 
-- ``transitions.move`` (the one place a status moves) bumps the sections of the statuses the row
-  left and entered; a copy settling (the thumbnail) bumps "finished";
+- ``transitions.move`` (and ``transitions.complete_many``, the poll's batched completions) bumps
+  the sections of the statuses the row left and entered; a copy settling (the thumbnail) or
+  given up on ("Copy again") bumps "finished";
 - any ``Generation.save()`` or delete (a person's edit, a new row) bumps every section (signals
   connected in ``apps.py``).
 

@@ -293,6 +293,8 @@ def complete_many(fields: dict[Any, dict[str, Any]], *, lease: str, now: datetim
             )
             for pk, state in moved
         )
+        if moved:  # the Jobs page's sections they left and entered, as ``move`` does
+            livestamp.bump([Status.IN_PROGRESS, Status.COMPLETED])
     for pk, _state in moved:
         plog(pk, "status=%s %s", Status.COMPLETED, "video ready")
     return [pk for pk, _state in moved]
@@ -359,6 +361,7 @@ def schedule_copy_retry(
         )
         if next_at is None:
             _announce_completed(gen_id)
+            livestamp.bump([Status.COMPLETED])  # "Copy again" on the Jobs page
 
 
 def copy_settled(gen_id: Any, **fields: Any) -> None:

@@ -49,3 +49,30 @@ def test_a_copy_given_up_shows_on_the_jobs_page(db):
     before = livestamp.read()
     t.schedule_copy_retry(row.pk, next_at=None, error="Copy failed for good")
     assert "finished" in livestamp.changed(before, livestamp.read())
+
+
+def test_an_open_jobs_page_sees_a_job_the_batched_poll_completed(db, sim, settings):
+    """End to end: the real poll round (simulator, batched) completes a job; the open page's
+    next poll must not be a 204 and must redraw the Running section it left."""
+    import re
+
+    from django.test import Client
+
+    from generations import pipeline
+    from tests.factories import make_user, remote_create
+
+    settings.LUMA_POLL_BATCH_SIZE = 50
+    client = Client()
+    client.force_login(make_user("review12"))
+    sim.configure(duration=3600)
+    row = in_progress_row(remote_create(sim, "review12 clip")["id"], prompt="review12 clip")
+    page = client.get("/jobs/").content.decode()
+    found = re.search(r'<div id="jobs-live"[^>]*?hx-get="([^"]+)"', page, re.S)
+    assert found is not None
+    url = found.group(1).replace("&amp;", "&")
+    sim.force_complete(row.remote_id)
+    stats = pipeline.poll_in_flight()
+    assert stats.outcomes == {"completed": 1}
+    answer = client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="jobs-live")
+    assert answer.status_code == 200
+    assert 'id="jobs-running"' in answer.content.decode()

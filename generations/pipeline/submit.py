@@ -178,12 +178,7 @@ def _paced(gen: Generation, token: str, exc: UpstreamError) -> SubmitOutcome:
         note=f"waiting: {pace.reason(exc)} ({exc.status_code or 'no connection'}); "
         f"every submit paused {pause:.0f}s",
         retry_at=t.in_seconds(pause),
-        error=exc.message,
-        error_code=exc.status_code,
-        error_request_id=exc.request_id,
-        posts_sent=F("posts_sent") - 1,
-        post_started_at=None,
-        attempts=F("attempts") - 1,
+        **_not_an_attempt(exc),
     )
     return SubmitOutcome(Submitted.RETRY, retry_in=pause if moved else None)
 
@@ -256,12 +251,7 @@ def _held(gen: Generation, token: str, exc: UpstreamError, cause: HoldCause) -> 
         [Status.SUBMITTING],
         only_if=Q(claim=token),
         note=f"account on hold ({exc.status_code}): {cause.label}; waiting in the queue",
-        error=exc.message,
-        error_code=exc.status_code,
-        error_request_id=exc.request_id,
-        posts_sent=F("posts_sent") - 1,
-        post_started_at=None,
-        attempts=F("attempts") - 1,
+        **_not_an_attempt(exc),
     )
     return SubmitOutcome(Submitted.HELD)
 
@@ -291,3 +281,16 @@ def _refused_for_now(gen: Generation, token: str, exc: UpstreamError) -> SubmitO
         **common,
     )
     return SubmitOutcome(Submitted.RETRY, retry_in=delay if moved else None)
+
+
+def _not_an_attempt(exc: UpstreamError) -> dict[str, Any]:
+    """The columns of a refusal that started nothing (paced, or the account held): the error
+    as the service gave it, and the POST and the attempt counted back."""
+    return {
+        "error": exc.message,
+        "error_code": exc.status_code,
+        "error_request_id": exc.request_id,
+        "posts_sent": F("posts_sent") - 1,
+        "post_started_at": None,
+        "attempts": F("attempts") - 1,
+    }

@@ -50,45 +50,25 @@ def simulator_command(
 def celery_commands(py: str, run_dir: Path, quiet: list[str]) -> dict[str, list[str]]:
     """The worker (every queue), the poller (poll rounds only, so copies never delay them) and
     beat, as ./scripts/run starts them."""
+
+    celery = [py, "-m", "celery", "-A", "lumaweb", *quiet]
+
+    def worker(*options: str) -> list[str]:
+        return [*celery, "worker", "--loglevel", "INFO", *options]
+
     return {
-        "worker": [
-            py,
-            "-m",
-            "celery",
-            "-A",
-            "lumaweb",
-            *quiet,
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            os.environ.get("WORKER_CONCURRENCY", "4"),
-        ],
+        "worker": worker("--concurrency", os.environ.get("WORKER_CONCURRENCY", "4")),
         # Poll rounds on their own worker, so a busy worker (copies) never delays them.
-        "poller": [
-            py,
-            "-m",
-            "celery",
-            "-A",
-            "lumaweb",
-            *quiet,
-            "worker",
-            "--loglevel",
-            "INFO",
+        "poller": worker(
             "--queues",
             settings.LUMA_POLL_QUEUE,
             "--concurrency",
             str(settings.LUMA_POLL_PARALLEL),
             "--hostname",
             "poller@%h",
-        ],
+        ),
         "beat": [
-            py,
-            "-m",
-            "celery",
-            "-A",
-            "lumaweb",
-            *quiet,
+            *celery,
             "beat",
             "--loglevel",
             "INFO",

@@ -107,7 +107,9 @@ def test_a_chain_is_a_tree_that_plays_from_the_start_and_downloads_as_one_file(
         )
         seen.append(name)
         assert video.evaluate("v => v.dataset.step") == str(step)
-        assert f"Playing {step} of 3" in chain.locator("[data-chain-now]").inner_text()
+        now = chain.locator("[data-chain-now]").inner_text()
+        # the last clip (1 s) may already have ended when this is read: then it says so
+        assert f"Playing {step} of 3" in now or (step == 3 and "Played all 3" in now), now
         if step == 2:  # it really plays: time moves, and it moved on by itself from clip 1
             wait_until(page, "document.querySelector('#chain video').currentTime > 0", "playing")
             page.screenshot(path="/tmp/chains-browser-playing.png", full_page=True)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 @shared_task(ignore_result=True)
 def submit_generation(generation_id: str) -> str:
+    pipeline.replay_journal()  # answers this host kept while the database was away
     outcome = pipeline.submit(generation_id)
     if outcome.retry_in is not None:
         _send(submit_generation, generation_id, countdown=outcome.retry_in)

@@ -1,5 +1,6 @@
 """The Celery app: configuration from Django settings (CELERY_*), tasks from each app."""
 
+import logging
 import os
 from typing import Any
 
@@ -25,10 +26,21 @@ def _use_django_logging(**kwargs: Any) -> None:
 
 @worker_ready.connect
 def _worker_heartbeat(**kwargs: Any) -> None:
-    """The worker says it is alive every LUMA_HEARTBEAT_INTERVAL (the pages' banner reads it)."""
-    from generations import heartbeat
+    """The worker says it is alive every LUMA_HEARTBEAT_INTERVAL (the pages' banner reads it),
+    and records what this host journalled while the database was away."""
+    from django.db import connection
+
+    from generations import heartbeat, pipeline
 
     heartbeat.start("worker")
+    try:  # answers this host journalled while the database was away (a worker killed since)
+        pipeline.replay_journal()
+    except Exception:
+        logging.getLogger("generations.pipeline").warning(
+            "the journal was not replayed at start-up; the sweeper will", exc_info=True
+        )
+    finally:
+        connection.close()  # pool children forked later must not share this one
 
 
 @worker_shutdown.connect

@@ -311,6 +311,13 @@ LUMA_CHAIN_CACHE_DAYS = env_float("LUMA_CHAIN_CACHE_DAYS", 7.0, minimum=0)
 # counts as gone (every page then says jobs will wait). Four beats missed, not one: no flapping.
 LUMA_HEARTBEAT_INTERVAL = env_float("LUMA_HEARTBEAT_INTERVAL", 15.0, minimum=0.5)
 LUMA_HEARTBEAT_STALE_AFTER = env_float("LUMA_HEARTBEAT_STALE_AFTER", 60.0, minimum=1)
+# A worker holding the service's answer to a paid POST while the database is away tries to
+# record it for LUMA_DB_RETRY_SECONDS, then appends it to a journal file of its own process in
+# LUMA_JOURNAL_DIR, which the sweeper and the workers record once the database is back
+# (generations/pipeline/journal.py; docs/RELIABILITY.md). The folder must outlive the process
+# (compose: on the /data volume).
+LUMA_DB_RETRY_SECONDS = env_float("LUMA_DB_RETRY_SECONDS", 20.0, minimum=0)
+LUMA_JOURNAL_DIR = Path(env_str("LUMA_JOURNAL_DIR", str(BASE_DIR / ".run" / "journal")))
 # Outbound webhooks: private and loopback targets are refused unless this is set (a receiver on
 # the same machine or network); retries back off from WEBHOOK_RETRY_BASE seconds, times four.
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)

@@ -9,6 +9,7 @@ management command or a benchmark without a broker.
 
 from generations.pipeline.copy import CopyResult, copy_assets
 from generations.pipeline.deliver import Delivered, DeliverOutcome, deliver
+from generations.pipeline.lookup import replay_journal
 from generations.pipeline.pace import fill_due
 from generations.pipeline.poll import PollStats, apply_remote, next_poll_delay, poll_in_flight
 from generations.pipeline.submit import SubmitOutcome, Submitted, submit
@@ -35,6 +36,7 @@ __all__ = [
     "fill_free_slots",
     "next_poll_delay",
     "poll_in_flight",
+    "replay_journal",
     "submit",
     "sweep",
     "wake_deliveries",

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -34,6 +34,7 @@ from generations import callback_tokens, providers
 from generations.client import RemoteGeneration, UpstreamError
 from generations.inputs import GenerationRequest
 from generations.models import Generation, Kind, Status, StatusEvent
+from generations.pipeline import journal
 from generations.pipeline import transitions as t
 from generations.pipeline.poll import next_poll_delay
 
@@ -149,6 +150,45 @@ def accept(gen: Generation, token: str, remote: RemoteGeneration, *, note: str =
     return False
 
 
+def keep_answer(
+    gen: Generation, token: str, remote: RemoteGeneration, *, note: str = ""
+) -> bool | None:
+    """``accept``, surviving a database outage: tried again while the database is away, then
+    journalled for the sweeper to record once it is back (``journal``). Returns ``accept``'s
+    answer, or None when the answer went to the journal."""
+    answer = journal.Answer(str(gen.pk), token, remote, note)
+    return journal.keep(answer, lambda: accept(gen, token, remote, note=note))
+
+
+JOURNAL_NOTE = "recorded from the journal (the database was away)"
+
+
+def record_answer(answer: journal.Answer) -> None:
+    """A journalled answer, recorded as it would have been at once: the row starts with it
+    (even if the sweeper flagged it meanwhile: its POST's outcome is known now), or it is the
+    row's already (nothing to do), or the row moved on (a person's Retry or Mark failed): the
+    generation gets a row of its own."""
+    gen = Generation.objects.filter(pk=answer.generation_id).first()
+    if gen is None:
+        t.log.warning(
+            "journal: generation %s is gone; %s not recorded",
+            answer.generation_id,
+            answer.remote.id,
+        )
+        return
+    note = f"{answer.note}; {JOURNAL_NOTE}" if answer.note else JOURNAL_NOTE
+    try:
+        accept(gen, answer.claim, answer.remote, note=note)
+    except IntegrityError:
+        # Another replayer of the same answer kept it as a row of its own first.
+        t.plog(gen.pk, "journal: %s is kept already", answer.remote.id)
+
+
+def replay_journal() -> int:
+    """Record what this host's journal holds (the sweeper, and each worker before a submit)."""
+    return journal.replay(record_answer) if journal.waiting() else 0
+
+
 def _lineage(gen: Generation) -> dict[str, Any]:
     """An extension's parent columns for its late answer's row, as they stand now: the parent
     may have been deleted by its owner while the POST was out. Called inside the transaction
@@ -236,7 +276,7 @@ def look_again(now: datetime) -> LookAgainStats:
             sent_at = gen.post_started_at
             lookup = look(providers.current(), submission, sent_at, _ended_by(gen, sent_at))
         if lookup is not None and lookup.found is not None:
-            accept(gen, gen.claim, lookup.found, note=FOUND_NOTE)
+            keep_answer(gen, gen.claim, lookup.found, note=FOUND_NOTE)
             stats.found += 1
         elif lookup is not None and lookup.decided:
             if send_again(gen.pk, Status.NEEDS_ATTENTION, gen.claim, gen.attempts):

@@ -47,6 +47,7 @@ class Submitted(enum.StrEnum):
     HELD = "held"  # the account is on hold: queued, waiting (refused for the account, or not sent)
     NOT_CLAIMED = "not-claimed"  # someone else has it, or it is not due
     WAITING = "waiting"  # no free slot for it yet: stays queued, the sweeper wakes it in turn
+    JOURNALLED = "journalled"  # accepted while the database was away: in the journal (replayed)
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,9 @@ def submit(gen_id: Any) -> SubmitOutcome:
 def _accepted(
     gen: Generation, token: str, remote: RemoteGeneration, sent_at: datetime, note: str = ""
 ) -> SubmitOutcome:
-    started = lookup.accept(gen, token, remote, note=note)
+    started = lookup.keep_answer(gen, token, remote, note=note)
+    if started is None:  # the database is away: the sweeper records it from the journal
+        return SubmitOutcome(Submitted.JOURNALLED)
     result = Submitted.ACCEPTED if started else Submitted.ADOPTED
     pace.accepted()
     spacing = pace.limits().spacing or None  # paced: the next in line goes one spacing later

@@ -12,7 +12,8 @@
    woken once, not at every sweep; the delivery's own claim decides who sends it;
 5. joined chain files not read for ``LUMA_CHAIN_CACHE_DAYS`` (``chain_files.sweep``);
 6. POSTs of unknown outcome the provider's list could not tell at first: looked at once more
-   (``lookup.look_again``), then left to a person.
+   (``lookup.look_again``), then left to a person;
+7. answers a worker journalled while the database was away (``journal``), recorded first.
 
 Each row is claimed by stamping its wake-up column in a conditional UPDATE; the ids claimed are
 returned for ``generations.tasks`` to wake.
@@ -57,6 +58,7 @@ class SweepStats:
     joins_removed: int = 0  # joined chain files not read for LUMA_CHAIN_CACHE_DAYS
     found_by_list: int = 0  # POSTs of unknown outcome the list's second look found
     sent_again: int = 0  # ... or showed made nothing: queued again
+    journalled: int = 0  # answers recorded from this host's journal
     on_hold: bool = False
     probe: uuid.UUID | None = None  # the job tried this interval while the account is on hold
     to_submit: list[uuid.UUID] = field(default_factory=list)
@@ -72,6 +74,7 @@ class SweepStats:
             **({"joins_removed": self.joins_removed} if self.joins_removed else {}),
             **({"found_by_list": self.found_by_list} if self.found_by_list else {}),
             **({"sent_again": self.sent_again} if self.sent_again else {}),
+            **({"journalled": self.journalled} if self.journalled else {}),
             **({"deliveries": len(self.to_deliver)} if self.to_deliver else {}),
             **({"on_hold": 1, "probes": int(self.probe is not None)} if self.on_hold else {}),
         }
@@ -79,6 +82,8 @@ class SweepStats:
 
 def sweep() -> SweepStats:
     stats = SweepStats()
+    # before the stale rows below: a row the journal starts is not flagged for a person
+    stats.journalled = lookup.replay_journal()
     now = timezone.now()
     rows = Generation.objects
     if hold.current() is not None:
@@ -127,7 +132,14 @@ def sweep() -> SweepStats:
     stats.to_deliver = wake_deliveries(now)
     SubmitGrant.objects.filter(at__lt=now - GRANT_MEMORY).delete()
     stats.joins_removed = chain_files.sweep()  # one directory scan every few minutes at most
-    if stats.requeued or stats.unstuck or stats.needs_attention or stats.probe or looked.any:
+    if (
+        stats.requeued
+        or stats.unstuck
+        or stats.needs_attention
+        or stats.probe
+        or stats.journalled
+        or looked.any
+    ):
         t.log.info("sweep %s", stats.counts())
     return stats
 

@@ -2,8 +2,14 @@
 
 N generations (with extensions) go through a Redis of the run's own, two Celery worker
 processes and a beat, against the simulator with faults on. Meanwhile workers are SIGKILLed and
-replaced, Redis is restarted empty and beat is restarted. At the end the simulator's ledger (every
-POST it received: it does not trust lumaweb's records) is checked against the database:
+replaced, Redis is restarted empty and beat is restarted. With ``postgres_restarts`` the whole
+run (workers, beat and this process's checks) uses a PostgreSQL server of its own
+(``devtools.pgcluster``), which it stops for a few seconds and starts again that many times; the
+first time while a POST is out (the simulator answers slowly for a moment, and the server is
+stopped once a row is seen sending), so that a worker holds a paid generation's answer while
+the database is away and must keep it (``generations/pipeline/journal.py``). At the end the
+simulator's ledger (every POST it received: it does not trust lumaweb's records) is checked
+against the database:
 
 * lost: a job not finished, failed or flagged for a person, or a paid upstream generation that no
   row knows and no needs-attention row accounts for: must be 0;
@@ -48,16 +54,17 @@ from pathlib import Path
 
 import redis
 import requests
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
+from devtools.pgcluster import PrivatePostgres, using_database
 from devtools.processes import CeleryProcesses, database_url, free_port
 from devtools.simulator_process import SimulatorProcess
 from generations import actions, tasks
 from generations.inputs import GenerationRequest
 from generations.models import Generation, Kind, Status, StatusEvent
-from generations.pipeline import hold, lookup
+from generations.pipeline import hold, journal, lookup
 
 ROOT = Path(__file__).resolve().parent.parent
 FAULTS = {
@@ -87,7 +94,15 @@ PIPELINE_ENV = {
     # slots that nobody will resolve.
     "LUMA_POLL_DEADLINE": "15",
     # The capacity limits come from ChaosRun (0: none).
+    # An answer that comes while the database is away is journalled after a second of tries
+    # (the run's outages last longer), so the journal is what is exercised.
+    "LUMA_DB_RETRY_SECONDS": "1",
 }
+# A PostgreSQL restart: the server is down this long.
+POSTGRES_DOWN_SECONDS = 4.0
+# While the run waits for a POST to be out before the first restart, the simulator answers
+# every request this late (under the workers' 2 s read time-out: an answer, not a time-out).
+SLOW_ANSWER_SECONDS = 1.5
 CREDITS_REFUSED = "credits"  # in the simulator's out-of-credits message
 PROVIDERS = ("umamiai", "luma")
 # Luma's official API: the same faults, and more POSTs that start a job and then answer 502
@@ -201,6 +216,10 @@ class Report:
     worker_kills: int = 0
     redis_restarts: int = 0
     beat_restarts: int = 0
+    postgres_restarts: int = 0
+    posts_out_at_restart: int = 0  # rows seen sending (their POST out) as PostgreSQL stopped
+    journalled: int = 0  # answers recorded from the journal after an outage
+    journal_left: int = 0  # answers still in the journal at the end: must be 0
     upstream_faults: dict = field(default_factory=dict)
     seconds: float = 0.0
     # capacity (0: no limit) and what the simulator's ledger saw
@@ -284,6 +303,7 @@ class Report:
             and self.rate_ok
             and self.hold_ok
             and self.failed_for_rate_limits == 0
+            and self.journal_left == 0
             and not self.bodies_bad
             and self.budget_ok
         )
@@ -310,6 +330,7 @@ class Report:
                 "faults: worker SIGKILLs / Redis restarts / beat restarts",
                 f"{self.worker_kills} / {self.redis_restarts} / {self.beat_restarts}",
             ),
+            *self._postgres_rows(),
             (
                 "faults the simulator injected (5xx / 502 after starting / 429 / slow)",
                 " / ".join(
@@ -360,6 +381,19 @@ class Report:
                 "  most in two intervals running (twice the budget)",
                 f"{self.max_polls_in_two_intervals} ({2 * self.poll_budget})",
             ),
+        ]
+
+    def _postgres_rows(self) -> list[tuple[str, object]]:
+        if not self.postgres_restarts:
+            return []
+        return [
+            (
+                f"PostgreSQL restarts ({POSTGRES_DOWN_SECONDS:g} s down each)",
+                self.postgres_restarts,
+            ),
+            ("  rows sending (POST out) when it stopped", self.posts_out_at_restart),
+            ("  answers journalled, recorded once it was back", self.journalled),
+            ("  answers left in the journal (must be 0)", self.journal_left),
         ]
 
     def _capacity_rows(self) -> list[tuple[str, object]]:
@@ -429,6 +463,7 @@ class ChaosRun:
         kills: int = 5,
         redis_restarts: int = 2,
         beat_restarts: int = 1,
+        postgres_restarts: int = 0,
         timeout: float = 900,
         seed: int = 1,
         max_in_flight: int = 0,
@@ -445,6 +480,8 @@ class ChaosRun:
         self.provider = provider
         self.n = n
         self.kills, self.redis_restarts, self.beat_restarts = kills, redis_restarts, beat_restarts
+        self.postgres_restarts = postgres_restarts
+        self.postgres: PrivatePostgres | None = None
         self.timeout = timeout
         self.rng = random.Random(seed)
         self.seed = seed
@@ -463,6 +500,15 @@ class ChaosRun:
 
     # --- the run --------------------------------------------------------------------------------
     def run(self) -> Report:
+        """The run; with PostgreSQL restarts, on a server of its own, removed afterwards."""
+        if not self.postgres_restarts:
+            return self._run()
+        with PrivatePostgres() as self.postgres:
+            self.say(f"  PostgreSQL of the run's own on port {self.postgres.port}: migrating")
+            with using_database(self.postgres.url("lumaweb_chaos")):
+                return self._run()
+
+    def _run(self) -> Report:
         workdir = Path(tempfile.mkdtemp(prefix="lumaweb-chaos-"))
         media = workdir / "media"
         media.mkdir()
@@ -492,6 +538,7 @@ class ChaosRun:
             "REDIS_URL": broker.url,
             "LUMA_API_BASE_URL": sim.api_url,
             "MEDIA_ROOT": str(media),
+            "LUMA_JOURNAL_DIR": str(workdir / "journal"),
             "DEBUG": "True",
         }
         procs = CeleryProcesses(env, workdir)
@@ -507,7 +554,7 @@ class ChaosRun:
             ):
                 self._drive(sim, broker, procs, started)
                 self.report.seconds = time.monotonic() - started
-                self._check(sim, media)
+                self._check(sim, media, workdir / "journal")
                 with contextlib.suppress(Exception):  # for whoever reads the kept logs
                     (workdir / "ledger.json").write_text(json.dumps(sim.ledger()))
         finally:
@@ -533,6 +580,13 @@ class ChaosRun:
         # Spread the faults over the time the work is expected to take.
         expected = max(30.0, self.n * 0.25)
         fault_times = sorted(self.rng.uniform(2, expected) for _ in faults)
+        # PostgreSQL restarts: the first with POSTs out, once the first wave is sending; the
+        # others spread over the rest (each a fault of its own kind, timed as the others).
+        for nth in range(self.postgres_restarts):
+            moment = 3.0 if nth == 0 else self.rng.uniform(5, expected)
+            at = next((i for i, when in enumerate(fault_times) if when > moment), len(faults))
+            fault_times.insert(at, moment)
+            faults.insert(at, "postgres-sending" if nth == 0 else "postgres")
         created = 0
         extended: set[str] = set()
         # The credits run out once the work is well under way, and come back a while later.
@@ -564,7 +618,7 @@ class ChaosRun:
                     self.ids.append(str(child.pk))
             while fault_times and elapsed >= fault_times[0]:
                 fault_times.pop(0)
-                self._fault(faults.pop(0), broker, procs)
+                self._fault(faults.pop(0), broker, procs, sim)
             if (
                 created >= creates
                 and not faults
@@ -689,8 +743,10 @@ class ChaosRun:
             ]
         )
 
-    def _fault(self, kind: str, broker: RedisServer, procs: CeleryProcesses) -> None:
-        if kind == "kill":
+    def _fault(self, kind: str, broker: RedisServer, procs: CeleryProcesses, sim) -> None:
+        if kind.startswith("postgres"):
+            self._restart_postgres(sim, while_sending=kind == "postgres-sending")
+        elif kind == "kill":
             victim = self.rng.choice(procs.workers())
             procs.kill(victim, signal.SIGKILL)
             procs.start_worker()
@@ -706,10 +762,45 @@ class ChaosRun:
             self.report.beat_restarts += 1
             self.say("  restarted beat")
 
+    def _restart_postgres(self, sim, *, while_sending: bool) -> None:
+        """Stop the run's PostgreSQL for ``POSTGRES_DOWN_SECONDS`` and start it again.
+        ``while_sending``: first make the simulator answer slowly and wait (up to a minute)
+        until a row is sending, so its POST's answer comes while the database is away."""
+        pg = self.postgres
+        assert pg is not None
+        sending = 0
+        if while_sending:
+            sim.configure(slow_rate=1.0, slow_seconds=SLOW_ANSWER_SECONDS)
+            deadline = time.monotonic() + 60
+            while not sending and time.monotonic() < deadline:
+                sending = Generation.objects.filter(
+                    pk__in=self.ids, status=Status.SUBMITTING, post_started_at__isnull=False
+                ).count()
+                if not sending:
+                    time.sleep(0.05)
+        connection.close()
+        pg.stop()
+        self.report.posts_out_at_restart += sending
+        self.say(f"  stopped PostgreSQL ({sending} rows sending)")
+        if while_sending:
+            faults = LUMA_FAULTS if self.provider == "luma" else FAULTS
+            sim.configure(slow_rate=faults["slow_rate"], slow_seconds=faults["slow_seconds"])
+        time.sleep(POSTGRES_DOWN_SECONDS)
+        pg.start()
+        pg.wait_until_up()
+        self.report.postgres_restarts += 1
+        self.say("  started PostgreSQL again")
+
     # --- the check ------------------------------------------------------------------------------
-    def _check(self, sim, media: Path) -> None:
+    def _check(self, sim, media: Path, journal_dir: Path) -> None:
         rep = self.report
         rows = list(Generation.objects.filter(pk__in=self.ids))
+        if self.postgres_restarts:  # the run's own database: every answer in it is the run's
+            rep.journalled = StatusEvent.objects.filter(note__contains=lookup.JOURNAL_NOTE).count()
+            rep.journal_left = sum(
+                len(path.read_text().splitlines())
+                for path in journal_dir.glob(f"*{journal.SUFFIX}*")
+            )
         full = sim.ledger()
         ledger = full["posts"]
         rep.upstream_faults = dict(full.get("faults", {}))

@@ -1,5 +1,6 @@
 """The chaos run, short form (60 generations): 0 lost, 0 unrequested second POSTs, every local
-copy byte-identical, while workers are SIGKILLed, Redis is restarted empty and beat restarted;
+copy byte-identical, while workers are SIGKILLed, Redis is restarted empty, beat restarted and
+PostgreSQL (a server of the run's own) stopped and started twice, once with a POST out;
 under a capacity cap (the simulator's ledger never sees more running at once, nor more POSTs in
 any 60 s) and through an out-of-credits window (the account holds, no job fails for it, the hold
 lifts by itself). The full-size run is ``manage.py chaos`` (figures in docs/RELIABILITY.md)."""
@@ -10,6 +11,7 @@ import os
 
 import pytest
 
+from devtools import pgcluster
 from devtools.chaos import ChaosRun
 
 pytestmark = pytest.mark.chaos
@@ -26,10 +28,14 @@ def test_chaos_run_loses_nothing_and_never_pays_twice(transactional_db):
         max_in_flight=10,
         submits_per_minute=90,
         credits_window=8,
+        postgres_restarts=2 if pgcluster.available() else 0,
     ).run()
     print(report.table())
     assert report.submitted >= 60
     assert report.worker_kills >= 5 and report.redis_restarts >= 2 and report.beat_restarts >= 1
+    if pgcluster.available():
+        assert report.postgres_restarts == 2 and report.posts_out_at_restart >= 1
+        assert report.journal_left == 0
     assert report.lost == 0
     assert report.unrequested_second_posts == 0
     assert report.completed > report.submitted // 2

@@ -2,6 +2,8 @@
 
 It writes rows into the configured database: point DATABASE_URL at a scratch database
 (``createdb lumaweb_chaos``; ``DATABASE_URL=postgres:///lumaweb_chaos manage.py migrate``).
+With ``--postgres-restarts N`` it runs on a PostgreSQL server of its own instead (initdb on a
+free port, migrated, removed at the end; needs the server's binaries), which it restarts N times.
 """
 
 from django.core.management.base import BaseCommand, CommandError
@@ -18,6 +20,13 @@ class Command(BaseCommand):
         parser.add_argument("--kills", type=int, default=5)
         parser.add_argument("--redis-restarts", type=int, default=2)
         parser.add_argument("--beat-restarts", type=int, default=1)
+        parser.add_argument(
+            "--postgres-restarts",
+            type=int,
+            default=0,
+            help="stop PostgreSQL for a few seconds and start it again this many times, the "
+            "first while a POST is out; the run then uses a server of its own (default 0)",
+        )
         parser.add_argument("--timeout", type=float, default=1200)
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument(
@@ -73,7 +82,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
-        if Generation.objects.exists() and not opts["allow_existing"]:
+        own_database = opts["postgres_restarts"] > 0
+        if not own_database and Generation.objects.exists() and not opts["allow_existing"]:
             raise CommandError(
                 "This database already holds generations; use a scratch database "
                 "(or --allow-existing)."
@@ -83,6 +93,7 @@ class Command(BaseCommand):
             kills=opts["kills"],
             redis_restarts=opts["redis_restarts"],
             beat_restarts=opts["beat_restarts"],
+            postgres_restarts=opts["postgres_restarts"],
             timeout=opts["timeout"],
             seed=opts["seed"],
             max_in_flight=opts["max_in_flight"],
@@ -99,6 +110,6 @@ class Command(BaseCommand):
         if not report.ok:
             raise CommandError(
                 "the chaos run found lost jobs, second POSTs, bad copies, the capacity "
-                "exceeded, a hold that did not hold, a wrong request body or polling over "
-                "its budget"
+                "exceeded, a hold that did not hold, a wrong request body, polling over "
+                "its budget or answers left in the journal"
             )

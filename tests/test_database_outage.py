@@ -186,6 +186,25 @@ def test_a_database_back_within_the_retry_time_records_the_answer_at_once(
     assert journal_lines(settings.LUMA_JOURNAL_DIR) == []
 
 
+def test_a_refusal_that_arrives_while_the_database_restarts_queues_the_job_again(
+    private_db, held, sim, settings
+):
+    settings.LUMA_DB_RETRY_SECONDS = 120
+    sim.configure(rate_limit_rate=1.0, retry_after=1)
+    gen = queued_row("refused while the database restarts")
+    thread, outcome = submit_in_a_thread(gen.pk)
+    assert held.answer_held.wait(60), "the POST never reached the simulator"
+    private_db.stop()
+    held.release()
+    private_db.start()
+    thread.join(150)
+    connection.close()
+    assert outcome["result"] == pipeline.Submitted.RETRY
+    gen.refresh_from_db()
+    assert gen.status == Status.QUEUED
+    assert gen.posts_sent == 0 and gen.post_started_at is None  # the 429 started nothing
+
+
 def journalled(sim, gen: Generation) -> journal.Answer:
     """The answer a worker would have journalled for ``gen``'s attempt: a real POST."""
     from generations import providers

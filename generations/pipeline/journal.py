@@ -94,28 +94,38 @@ def folder() -> Path:
 
 
 def keep(answer: Answer, record: Callable[[], T]) -> T | None:
-    """``record()``, tried again while the database is away (up to ``LUMA_DB_RETRY_SECONDS``);
-    then the answer goes to the journal and None is returned."""
+    """``record()``, tried again while the database is away (``retrying``); then the answer
+    goes to the journal and None is returned."""
+    try:
+        return retrying(record)
+    except DATABASE_AWAY as exc:
+        plog(
+            answer.generation_id,
+            "database away (%s); answer %s journalled, recorded when it is back",
+            type(exc).__name__,
+            answer.remote.id,
+        )
+    append(answer)
+    return None
+
+
+def retrying(record: Callable[[], T]) -> T:
+    """``record()``, tried again while the database is away, reconnecting each time, for up
+    to ``LUMA_DB_RETRY_SECONDS``; then its error is raised. For what a worker learnt from the
+    service that is not a paid generation (a refusal: if it is lost, the sweeper finds the row
+    stale and a person decides, nothing is paid twice)."""
     deadline = time.monotonic() + settings.LUMA_DB_RETRY_SECONDS
     pause = 0.25
     while True:
         try:
             return record()
-        except DATABASE_AWAY as exc:
+        except DATABASE_AWAY:
             reconnect()
             left = deadline - time.monotonic()
             if left <= 0:
-                plog(
-                    answer.generation_id,
-                    "database away (%s); answer %s journalled, recorded when it is back",
-                    type(exc).__name__,
-                    answer.remote.id,
-                )
-                break
+                raise
             time.sleep(min(pause, left))
             pause = min(pause * 2, 5.0)
-    append(answer)
-    return None
 
 
 def reconnect() -> None:

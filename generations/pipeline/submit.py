@@ -13,6 +13,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from generations.client import (
     UpstreamError,
 )
 from generations.models import Generation, HoldCause, Limits, Status, SubmitGrant
-from generations.pipeline import hold, lookup, pace
+from generations.pipeline import hold, journal, lookup, pace
 from generations.pipeline import transitions as t
 
 UNKNOWN_OUTCOME_TAIL = ". It was not sent again automatically, to avoid paying twice."
@@ -107,29 +108,46 @@ def submit(gen_id: Any) -> SubmitOutcome:
         return SubmitOutcome(Submitted.NOT_CLAIMED)
     try:
         remote = provider.submit(submission)
-    except RetryableError as exc:
+    except UpstreamError as exc:
+        # what the service said is recorded even across a short database outage
+        return journal.retrying(
+            partial(_not_accepted, provider, gen, token, submission, sent_at, exc)
+        )
+    return _accepted(gen, token, remote, sent_at)
+
+
+def _not_accepted(
+    provider: providers.Provider,
+    gen: Generation,
+    token: str,
+    submission: providers.Submission,
+    sent_at: datetime,
+    exc: UpstreamError,
+) -> SubmitOutcome:
+    """The POST was refused, or its outcome is unknown: the row moves accordingly."""
+    if isinstance(exc, RetryableError):
         if pace.paces(exc):
             return _paced(gen, token, exc)
         return _refused_for_now(gen, token, exc)
-    except OutcomeUnknownError as exc:
+    if isinstance(exc, OutcomeUnknownError):
         return _outcome_unknown(provider, gen, token, submission, sent_at, exc)
-    except PermanentError as exc:
-        cause = hold.account_refusal(exc)
-        if cause is not None:
-            return _held(gen, token, exc, cause)
-        t.fail(
-            gen.pk,
-            [Status.SUBMITTING],
-            only_if=mine,
-            note=f"refused ({exc.status_code})",
-            error=exc.message,
-            error_code=exc.status_code,
-            error_request_id=exc.request_id,
-            posts_sent=F("posts_sent") - 1,
-            post_started_at=None,
-        )
-        return SubmitOutcome(Submitted.FAILED)
-    return _accepted(gen, token, remote, sent_at)
+    if not isinstance(exc, PermanentError):
+        raise exc
+    cause = hold.account_refusal(exc)
+    if cause is not None:
+        return _held(gen, token, exc, cause)
+    t.fail(
+        gen.pk,
+        [Status.SUBMITTING],
+        only_if=Q(claim=token),
+        note=f"refused ({exc.status_code})",
+        error=exc.message,
+        error_code=exc.status_code,
+        error_request_id=exc.request_id,
+        posts_sent=F("posts_sent") - 1,
+        post_started_at=None,
+    )
+    return SubmitOutcome(Submitted.FAILED)
 
 
 def _accepted(

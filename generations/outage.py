@@ -53,7 +53,11 @@ def outage_response(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
         response: HttpResponse = JsonResponse({"error": MESSAGE}, status=503)
     elif request.headers.get("HX-Request") == "true":
-        response = HttpResponse(MESSAGE, status=503, content_type="text/plain; charset=utf-8")
+        response = HttpResponse(
+            f"{MESSAGE} This page keeps trying.",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
         response[OUTAGE_HEADER] = "database"
     else:
         context = {"message": MESSAGE, "retry_after": RETRY_AFTER, "again": request.get_full_path()}

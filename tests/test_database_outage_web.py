@@ -289,3 +289,55 @@ def test_a_server_that_never_answers_does_not_hang_the_pages(tmp_path) -> None:
             assert_friendly_page(tried, "login form")
         finally:
             served.stop()
+
+
+@pytest.mark.browser
+def test_in_a_browser_a_poll_shows_a_toast_and_the_page_comes_back_by_itself(
+    cluster, tmp_path
+) -> None:
+    """The scripts' side: the Jobs badge's poll meets the 503 and the page stays as it was, with
+    one toast saying why (gone at the first answer after); a page loaded meanwhile is the outage
+    page, which reloads itself once /healthz says the database is back."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.chromium import launch
+
+    pg, url, _, static_root = cluster
+    served = App(_env(url, False, static_root), tmp_path)
+    notes = Path("/work/notes")
+    try:
+        served.log_in()
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            context = browser.new_context(viewport={"width": 1100, "height": 720})
+            context.add_cookies(
+                [
+                    {"name": c.name, "value": c.value or "", "url": served.base}
+                    for c in served.session.cookies
+                ]
+            )
+            studio = context.new_page()
+            studio.goto(f"{served.base}/jobs/")
+            studio.wait_for_selector("#running-badge")
+            pg.stop()
+            try:
+                toast = studio.wait_for_selector(".toast[data-outage]", timeout=30_000)
+                assert FRIENDLY in (toast.text_content() or "")
+                assert studio.locator("#running-badge").count() == 1  # nothing swapped in
+                assert studio.locator(".toast[data-outage]").count() == 1
+
+                outage = context.new_page()
+                answer = outage.goto(f"{served.base}/")
+                assert answer is not None and answer.status == 503
+                assert outage.title() == "Back in a moment · lumaweb"
+                if notes.is_dir():
+                    outage.screenshot(path=str(notes / "dbweb-503.png"))
+                    studio.screenshot(path=str(notes / "dbweb-toast.png"))
+            finally:
+                pg.start()
+            studio.wait_for_selector(".toast[data-outage]", state="detached", timeout=30_000)
+            outage.wait_for_selector("#running-badge", timeout=30_000)  # the gallery, logged in
+            assert outage.title() != "Back in a moment · lumaweb"
+            browser.close()
+    finally:
+        served.stop()

@@ -11,11 +11,11 @@ DEBUG on, Django's technical page) the answer is a 503 with ``Retry-After``:
   an error answer in, static/js/app.js shows it as a toast, and live polls keep polling;
 - the API: ``{"error": ...}``.
 
-Two ways in, because Django turns an exception into a response at the layer it is raised in: a
-view's (or a template's) reaches ``process_exception``; one raised in a middleware does not, so
-``got_request_exception``, which Django sends for every uncaught exception before it renders
-the 500, marks the request, and this middleware, outside those that touch the database, swaps
-the 500 for the 503 on its way out.
+Django turns an exception into a response at the layer it is raised in (a 500, or the technical
+page), so a middleware outside the others never sees it; ``got_request_exception``, which Django
+sends for every uncaught exception, a view's or a middleware's, before it renders that 500,
+marks the request, and this middleware, placed outside those that touch the database, answers
+the 503 instead on its way out.
 
 Nothing is lost meanwhile: the pipeline's work is upstream, and the workers record it when the
 database is back. Django reconnects by itself; ``CONN_HEALTH_CHECKS`` (lumaweb/settings.py)
@@ -89,14 +89,11 @@ class DatabaseOutageMiddleware:
             return outage_response(request)
         return response
 
-    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        return outage_response(request) if is_outage(exception) else None
-
 
 class OutageTracebackFilter(logging.Filter):
     """On ``django.request``: drop the "Internal Server Error" record (and its traceback) that
-    Django writes for an outage raised in a middleware; the 503 that replaces it is logged as
-    "Service Unavailable: <path>", like one answered from a view."""
+    Django writes for an outage; the 503 that replaces it is logged as "Service Unavailable:
+    <path>", one line a request."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.exc_info and is_outage(record.exc_info[1]))

@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",  # CONTENT_SECURITY_POLICY below
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Outside everything that may touch the database: a friendly 503 while it is out of reach.
+    "generations.outage.DatabaseOutageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -67,7 +69,7 @@ MIDDLEWARE = [
     "generations.api.auth.ApiTokenMiddleware",
     # Knows who is asking (above) and runs before anything reads a body (CSRF's process_view).
     "generations.limits.BodyLimitMiddleware",
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "generations.login_required.LoginRequiredMiddleware",  # public views read no session
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -113,8 +115,18 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        # A kept connection is checked before a request uses it: one left dead by a database
+        # restart is replaced instead of failing that request.
+        conn_health_checks=True,
     )
 }
+# Seconds to wait for PostgreSQL to accept a connection: a server that is down or unreachable
+# costs a request (and /healthz) this much at most, then the outage page (generations/outage.py).
+# A connect_timeout in DATABASE_URL's query string wins.
+if DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)
+    )
 # Behind pgbouncer in transaction pooling mode a server-side cursor (a QuerySet.iterator()) must
 # not outlive its transaction: set this to True there (docs/SCALING.md).
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool(
@@ -469,7 +481,10 @@ LOGGING = {
         },
         "json": {"()": "lumaweb.logs.JsonFormatter"},
     },
-    "filters": {"redact": {"()": "lumaweb.logs.RedactSecretsFilter"}},
+    "filters": {
+        "redact": {"()": "lumaweb.logs.RedactSecretsFilter"},
+        "outage": {"()": "generations.outage.OutageTracebackFilter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -485,6 +500,8 @@ LOGGING = {
         "celery.worker.strategy": {"level": "WARNING"},
         "celery.beat": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        # A database outage is one "Service Unavailable" line per request, not a traceback each.
+        "django.request": {"filters": ["outage"]},
         # runserver's line per request (Django's own handler replaced: this one redacts).
         "django.server": {
             "handlers": ["console"],

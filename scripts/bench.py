@@ -2,9 +2,24 @@
 """Benchmarks that print figures (results are kept in docs/PERFORMANCE.md).
 
     .venv/bin/python scripts/bench.py [--rows 1000]
+    .venv/bin/python scripts/bench.py scale [--baseline 41723db] [--quick] [--only poll,pages]
 
-Runs against a scratch SQLite database (or DATABASE_URL if set) and the simulator over real
-HTTP: batch polling, submitting, and the gallery and dashboard pages.
+Without a command: a scratch SQLite database (or DATABASE_URL if set) and the simulator over
+real HTTP: batch polling, submitting, and the gallery and dashboard pages.
+
+``scale`` reproduces every figure of issue 12 (docs/PERFORMANCE.md, "Issue 12"), each beside
+its baseline in the same run, by running the benchmark scripts one after the other, never two
+at once (they would measure each other): ``bench_poll.py`` (poll rounds of 1,000 and 10,000
+rows and detection at intervals 1 and 5, against ``--baseline``'s poll code),
+``bench_pages.py`` (100,000 rows, 50 Jobs pages and 5 gallery readers with the poller running,
+against ``--baseline``'s tree), ``bench_rate_limit.py`` (a burst of 200 against a simulator
+enforcing 20 creates a minute and 10 running, today's way beside the pacer),
+``bench_media.py`` (Django vs nginx vs S3) and ``bench_simulator.py`` (the Nagle fix). It
+makes its own PostgreSQL databases (``lw_bench_*`` on the server of ``--postgres``, dropped
+first) and a ``git worktree`` of ``--baseline`` (default 41723db, main before issue 12), and
+uses Redis databases 4-6 of ``--redis`` (emptied: give it a Redis nothing else uses there).
+Everything it prints is also written to ``--log``. ``--quick`` runs each at a smaller size
+(to try the runner, not to quote). A full run takes about an hour on 2 cores.
 """
 
 from __future__ import annotations
@@ -21,7 +36,115 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+# Issue 12's benchmarks, in the order they run: (name, script, arguments, quick arguments).
+# ``{baseline}`` is the git revision, ``{worktree}`` a checkout of it.
+SCALE_STEPS: list[tuple[str, str, list[str], list[str]]] = [
+    (
+        "simulator",
+        "bench_simulator.py",
+        [],
+        ["--rounds", "1", "--requests", "50", "--submits", "20"],
+    ),
+    (
+        "poll",
+        "bench_poll.py",
+        ["--rows", "1000,10000", "--detection", "1,5", "--baseline", "{baseline}"],
+        ["--rows", "1000", "--baseline", "{baseline}"],
+    ),
+    ("pages-seed", "bench_pages.py", ["seed", "--rows", "100000"], ["seed", "--rows", "5000"]),
+    (
+        "pages",
+        "bench_pages.py",
+        ["run", "--baseline", "{worktree}", "--seconds", "60"],
+        ["run", "--baseline", "{worktree}", "--seconds", "10"],
+    ),
+    ("rate-limit", "bench_rate_limit.py", [], ["--jobs", "40"]),
+    ("media", "bench_media.py", [], ["--rounds", "1", "--seconds", "1"]),
+]
+# Each step's own database (bench_pages' seed and run share one) and Redis database.
+SCALE_DATABASES = {"poll": "poll", "pages-seed": "pages", "pages": "pages", "rate-limit": "rate"}
+SCALE_REDIS = {"poll": 4, "pages-seed": 5, "pages": 5, "rate-limit": 6}
+
+
+def scale(argv: list[str]) -> None:
+    """Run issue 12's benchmarks one after the other (see the module's docstring)."""
+    import subprocess
+
+    parser = argparse.ArgumentParser(prog="bench.py scale")
+    parser.add_argument("--baseline", default="41723db", help="git revision to compare with")
+    parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379")
+    parser.add_argument("--only", default="", help="comma-separated step names")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, to try the runner")
+    parser.add_argument("--log", default=str(ROOT / ".run" / "bench-scale.log"))
+    args = parser.parse_args(argv)
+    wanted = {name for name in args.only.split(",") if name}
+    steps = [step for step in SCALE_STEPS if not wanted or step[0] in wanted]
+    if "pages" in wanted and "pages-seed" not in wanted:
+        steps.insert(0, next(step for step in SCALE_STEPS if step[0] == "pages-seed"))
+    log_path = Path(args.log)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    worktree = Path(tempfile.mkdtemp(prefix="lumaweb-baseline-")) / "tree"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.baseline],
+        check=True,
+        capture_output=True,
+    )
+    python = sys.executable
+    with log_path.open("w") as log:
+
+        def say(line: str) -> None:
+            print(line, flush=True)
+            log.write(line + "\n")
+            log.flush()
+
+        say(f"# bench.py scale, baseline {args.baseline}, {os.cpu_count()} cores, {time.ctime()}")
+        try:
+            made: set[str] = set()
+            for name, script, full, quick in steps:
+                env = dict(os.environ)
+                database = SCALE_DATABASES.get(name)
+                if database:
+                    env["DATABASE_URL"] = f"{args.postgres}/lw_bench_{database}"
+                    if database not in made:
+                        _recreate_database(args.postgres, f"lw_bench_{database}")
+                        made.add(database)
+                if name in SCALE_REDIS:
+                    env["REDIS_URL"] = f"{args.redis}/{SCALE_REDIS[name]}"
+                chosen = quick if args.quick else full
+                cmd = [python, str(ROOT / "scripts" / script)] + [
+                    part.format(baseline=args.baseline, worktree=worktree) for part in chosen
+                ]
+                say(f"\n## {name}: {' '.join(cmd[1:])}")
+                started = time.perf_counter()
+                with subprocess.Popen(
+                    cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+                ) as proc:
+                    assert proc.stdout is not None
+                    for line in proc.stdout:
+                        say(line.rstrip("\n"))
+                say(f"## {name}: exit {proc.returncode}, {time.perf_counter() - started:.0f} s")
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
+                check=False,
+                capture_output=True,
+            )
+    print(f"\n(also in {log_path})")
+
+
+def _recreate_database(server: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["scale"]:
+        scale(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1000)
     args = parser.parse_args()

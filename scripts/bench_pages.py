@@ -11,7 +11,7 @@ jobs in flight, as the real poller does. Served by gunicorn as docker-compose.ym
     git -C ../main worktree add --detach /tmp/lw-base main
     .venv/bin/python scripts/bench_pages.py run --baseline /tmp/lw-base --port 9300 [--seconds 60]
 
-``seed`` fills the database (92 % finished, 1,000 in flight, failed, needing attention,
+``seed`` migrates and fills the database (92 % finished, 1,000 in flight, failed, needing attention,
 cancelled; a 20-extension chain; one rare word in one prompt). ``run`` migrates the database to
 each tree's migrations before serving it (the baseline's schema is the baseline's own), starts
 gunicorn with that tree's code, runs the load for ``--seconds`` and prints, per phase: the
@@ -125,10 +125,12 @@ def django_setup() -> None:
 def seed(rows: int) -> None:
     django_setup()
     from django.contrib.auth import get_user_model
+    from django.core.management import call_command
     from django.db import connection
 
     from generations.models import Generation, Status
 
+    call_command("migrate", verbosity=0)  # a new database: this tree's schema
     user_model = get_user_model()
     people = []
     for n in range(5):

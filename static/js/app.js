@@ -385,6 +385,34 @@
   // (An expired session is the server's business: it answers htmx with HX-Redirect to log in.)
   document.addEventListener("htmx:afterSettle", function (event) { scheduleToasts(event.target); });
   document.addEventListener("htmx:oobAfterSwap", function () { scheduleToasts(document); });
+  // The database is out of reach (generations/outage.py): htmx swaps nothing in for the 503 and
+  // live polls keep polling; one toast says what is going on, stays while it lasts, and goes as
+  // soon as an answer comes through again.
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    var box = document.getElementById("toasts");
+    if (!box || !xhr || xhr.getResponseHeader("Lumaweb-Outage") !== "database") return;
+    if (box.querySelector(".toast[data-outage]")) return;
+    var toast = document.createElement("div");
+    toast.className = "toast toast-error";
+    toast.setAttribute("role", "status");
+    toast.dataset.outage = "1";
+    toast.dataset.timed = "1";
+    var text = document.createElement("span");
+    text.className = "toast-text";
+    text.textContent = xhr.responseText;
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "toast-close";
+    close.setAttribute("aria-label", "Dismiss");
+    close.dataset.dismiss = "";
+    close.textContent = "×";
+    toast.append(text, close);
+    box.appendChild(toast);
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.successful) removeToast(document.querySelector(".toast[data-outage]"));
+  });
   document.addEventListener("htmx:afterSwap", function (event) {
     // Focus the prompt of an inline extend form as soon as it opens (its first error, if any).
     var slot = event.target;

@@ -44,6 +44,7 @@ from generations.models import (
     Webhook,
     WebhookDelivery,
 )
+from generations.outage import outage_response
 from generations.pipeline import hold
 from tests.conftest import wait_for
 from tests.factories import heartbeat, make_user
@@ -636,6 +637,8 @@ def test_axe_finds_no_critical_or_serious_problem_on_any_page(
     audit.check("403")
     audit.error_page("/a11y-500/", server_error(RequestFactory().get("/")))
     audit.check("500")
+    audit.error_page("/a11y-503/", outage_response(RequestFactory().get("/")))
+    audit.check("503 (the database out of reach)")
 
     context.close()
     seconds = time.monotonic() - started

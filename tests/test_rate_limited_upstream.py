@@ -236,3 +236,75 @@ def test_a_burst_of_forty_against_a_limited_upstream_all_complete_with_few_refus
     assert len(ledger["posts"]) == jobs  # no second POST for any job
     refused = len(ledger["post_times"]) - len(ledger["posts"])
     assert refused <= jobs // 10, (ledger["faults"], ledger["post_times"])
+
+
+def test_each_quiet_window_doubles_the_rate_back_up_to_the_cap(no_caps):
+    """The chaos run's finding: random 429s halved the rate to 1.5 a minute, and the recovery
+    per accepted submit is slowest when the rate is lowest. Every full rate window without a
+    429 (counted from the end of its pause) doubles the rate in force, never past the cap; a
+    429 after the recovery cuts from the recovered rate."""
+    from generations.client import RetryableError
+
+    no_caps.LUMA_MAX_SUBMITS_PER_MINUTE = 40
+    no_caps.LUMA_SUBMIT_RATE_WINDOW = 60
+    refusal = RetryableError("Too many requests", status_code=429, retry_after=0.0)
+    start = time.time()
+    pace.refused(refusal, sent_lately=45, now=start)
+    pace.refused(refusal, sent_lately=45, now=start + 10)  # after the first cut's spacing
+    assert pace.limits(now=start + 69).spacing == pytest.approx(6.0)  # 10 a minute
+    assert pace.limits(now=start + 70).spacing == pytest.approx(3.0)  # one quiet window: 20
+    assert pace.limits(now=start + 130).spacing == pytest.approx(1.5)  # two: 40, the cap
+    assert pace.limits(now=start + 400).spacing == pytest.approx(1.5)
+
+    pace.refused(refusal, sent_lately=45, now=start + 400)
+    assert cache.get(pace.KEY)["rate"] == 20  # halved from the recovered 40
+    assert pace.limits(now=start + 459).spacing == pytest.approx(3.0)
+
+
+def test_an_accepted_submit_keeps_the_quiet_time_already_passed(no_caps):
+    from generations.client import RetryableError
+
+    no_caps.LUMA_MAX_SUBMITS_PER_MINUTE = 40
+    no_caps.LUMA_SUBMIT_RATE_WINDOW = 60
+    refusal = RetryableError("Too many requests", status_code=429, retry_after=0.0)
+    start = time.time()
+    pace.refused(refusal, sent_lately=45, now=start)  # 20 a minute
+    pace.accepted(now=start + 90)  # one window folded in (40, the cap), half a window kept
+    assert cache.get(pace.KEY)["rate"] == 40
+    pace.refused(refusal, sent_lately=45, now=start + 100)
+    pace.accepted(now=start + 150)  # 20 + 1/20, and a 429 since: no quiet window yet
+    assert cache.get(pace.KEY)["rate"] == pytest.approx(20.05)
+    assert pace.limits(now=start + 160).spacing == pytest.approx(60 / 40)
+
+
+def test_without_a_cap_the_rate_recovers_up_to_where_it_was_cut(no_caps):
+    """No cap: time brings the rate back to what the account sent when it was refused, not
+    past it (beyond, only the gentle increase per accepted submit)."""
+    from generations.client import RetryableError
+
+    no_caps.LUMA_SUBMIT_RATE_WINDOW = 60
+    refusal = RetryableError("Too many requests", status_code=429, retry_after=30.0)
+    start = time.time()
+    pace.refused(refusal, sent_lately=16, now=start)  # 8 a minute, paused 30 s
+    assert pace.limits(now=start + 89).spacing == pytest.approx(60 / 8)  # the pause not quiet
+    assert pace.limits(now=start + 90).spacing == pytest.approx(60 / 16)
+    assert pace.limits(now=start + 1000).spacing == pytest.approx(60 / 16)
+
+
+def test_the_learned_in_flight_cap_recovers_with_quiet_windows_too(no_caps):
+    """A 429 with ten in flight teaches a cap of ten (the service's running limit); a random
+    one with two in flight halves it to five; one quiet window later it is ten again, and it
+    stays at ten (beyond, only the gentle growth per accepted submit)."""
+    from generations.client import RetryableError
+
+    no_caps.LUMA_SUBMIT_RATE_WINDOW = 60
+    refusal = RetryableError("Too many requests", status_code=429, retry_after=0.0)
+    start = time.time()
+    pace.refused(refusal, sent_lately=20, in_flight=10, now=start)
+    pace.refused(refusal, sent_lately=20, in_flight=2, now=start + 30)
+    assert pace.limits(now=start + 89).in_flight == 5
+    assert pace.limits(now=start + 90).in_flight == 10
+    assert pace.limits(now=start + 1000).in_flight == 10
+
+    no_caps.LUMA_MAX_IN_FLIGHT = 8  # with a cap, the cap is the ceiling
+    assert pace.limits(now=start + 1000).in_flight == 8

@@ -15,14 +15,21 @@ counts toward ``LUMA_SUBMIT_MAX_ATTEMPTS``. Instead
 - a 429 also caps the generations in flight at what lumaweb had in flight when it came (a
   service that limits how many run at once, as Luma does, refuses the one over it; lumaweb's
   count is never below the service's, since it learns of a finish only at the next poll). The
-  cap grows back slowly (one more every ``1 / WINDOW_GROWTH`` windows' worth of submits).
+  cap grows back slowly (one more every ``1 / WINDOW_GROWTH`` windows' worth of submits);
+- **time heals too**: every full rate window without a 429 (counted from the end of the last
+  one's pause) multiplies the rate and the in-flight cap by ``RECOVERY``. The increase per
+  submit alone is slowest when the rate is lowest, so random 429s (a few percent of requests)
+  held the rate near one a minute for good; now one quiet window undoes one halving. Time
+  brings them back only as far as they were before a 429 cut them (``*_peak``): past that,
+  the service has refused them, and only the increase per submit probes further.
 
 The caps of the settings (``LUMA_MAX_IN_FLIGHT``, ``LUMA_MAX_SUBMITS_PER_MINUTE``) stay the
 ceiling of both.
 
 One cache entry holds the state; read-modify-write races between workers lose at most one
 step of the gentle increase, and a second 429 of the same burst is not a second halving (one
-cut per pause). A cache that does not answer leaves the caps of the settings in force.
+cut per pause). The time recovery is computed when read (``limits``) and folded into the entry
+when written. A cache that does not answer leaves the caps of the settings in force.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ KEY = "lumaweb:submit-pace"
 MEMORY = 3600  # seconds a pace is kept after its last change (then the caps alone again)
 MIN_RATE = 1.0  # submits per rate window, the slowest the pacer goes
 WINDOW_GROWTH = 0.2  # the in-flight cap grows by this / cap per accepted submit
+RECOVERY = 2.0  # the rate and the in-flight cap grow by this factor per quiet rate window
 MAX_PAUSE = 300.0
 FIRST_PAUSE = 1.0  # a refusal without Retry-After: 1 s, doubling with each in a row
 FILL_KEY = "lumaweb:submit-pace-fill:"
@@ -87,13 +95,35 @@ def forget() -> None:
         log.warning("cache unavailable", exc_info=True)
 
 
+def _recovered(state: dict[str, Any], now: float) -> dict[str, Any]:
+    """The state with the quiet rate windows since ``since`` folded in: the rate and the
+    in-flight cap multiplied by ``RECOVERY`` for each, up to the cap of the settings and to
+    where a 429 last found them; ``since`` moved on by the windows counted."""
+    rate_window = settings.LUMA_SUBMIT_RATE_WINDOW
+    quiet = int(min(max(0.0, now - float(state.get("since", now))) // rate_window, 64))
+    if not quiet:
+        return state
+    state = {**state, "since": float(state["since"]) + quiet * rate_window}
+    for key, cap in (
+        ("rate", settings.LUMA_MAX_SUBMITS_PER_MINUTE),
+        ("window", settings.LUMA_MAX_IN_FLIGHT),
+    ):
+        if state.get(key):
+            value = float(state[key])
+            ceiling = max(value, float(state.get(f"{key}_peak") or value))
+            if cap:
+                ceiling = min(ceiling, float(cap))
+            state[key] = max(value, min(value * RECOVERY**quiet, ceiling))
+    return state
+
+
 def limits(now: float | None = None) -> Limits:
     """The limits the submit claim and the sweeper apply now: the caps, paced."""
     caps = configured_limits()
     if not enabled():
         return caps
-    state = _state()
     now = time.time() if now is None else now
+    state = _recovered(_state(), now)
     closed = float(state.get("paused_until", 0.0)) > now
     rate = state.get("rate")
     spacing = settings.LUMA_SUBMIT_RATE_WINDOW / float(rate) if rate else 0.0
@@ -112,14 +142,16 @@ def paused_for(now: float | None = None) -> float:
     return max(0.0, float(_state().get("paused_until", 0.0)) - now)
 
 
-def refused(exc: UpstreamError, sent_lately: int, in_flight: int | None = None) -> float:
+def refused(
+    exc: UpstreamError, sent_lately: int, in_flight: int | None = None, now: float | None = None
+) -> float:
     """A POST was refused for the account's pace: pause every submit (``Retry-After``, else a
     backoff growing with the refusals in a row) and, on a 429, halve the rate and cap the
     generations in flight at ``in_flight`` (once a pause). ``sent_lately``: what went out in
     the last rate window (the rate to halve when none is set); ``in_flight``: the others sent
     and not known finished when it came. Returns the pause in seconds."""
-    now = time.time()
-    state = _state()
+    now = time.time() if now is None else now
+    state = _recovered(_state(), now)
     streak = int(state.get("streak", 0)) + 1
     pause = exc.retry_after
     if pause is None:
@@ -129,17 +161,21 @@ def refused(exc: UpstreamError, sent_lately: int, in_flight: int | None = None) 
     cut = exc.status_code == 429 and now >= float(state.get("cut_until", 0.0))
     if cut:
         caps = configured_limits()
-        current = state.get("rate") or caps.per_window or max(sent_lately, 2)
-        state["rate"] = max(MIN_RATE, float(current) / 2)
+        current = float(state.get("rate") or caps.per_window or max(sent_lately, 2))
+        state["rate"] = max(MIN_RATE, current / 2)
+        state["rate_peak"] = max(current, float(state.get("rate_peak") or 0.0))
         if in_flight is not None:
             # at most halved by one 429 (one that came with little in flight, a random one,
             # does not bring the cap down to that little)
             window = float(state.get("window") or caps.in_flight or in_flight)
             state["window"] = float(max(1, min(window, max(in_flight, window / 2))))
+            state["window_peak"] = max(window, float(state.get("window_peak") or 0.0))
         # one cut for one burst of refusals: until the pause ends, or one new spacing
         spacing = settings.LUMA_SUBMIT_RATE_WINDOW / state["rate"]
         state["cut_until"] = now + max(pause, spacing)
     state.update(streak=streak, paused_until=max(already, now + pause))
+    if exc.status_code == 429:  # the quiet windows start again when its pause ends
+        state["since"] = max(float(state.get("since", 0.0)), now + pause)
     _save(state)
     log.warning(
         "upstream refused a submit (%s): every submit paused %.1fs%s",
@@ -150,16 +186,17 @@ def refused(exc: UpstreamError, sent_lately: int, in_flight: int | None = None) 
     return pause
 
 
-def accepted() -> None:
+def accepted(now: float | None = None) -> None:
     """A POST was accepted: the refusals in a row end, and the rate grows by ``1 / rate``
     (one more per window's worth of submits) up to the cap; nothing to do when not paced."""
     if not enabled():
         return
-    state = _state()
-    if not state:
+    stored = _state()
+    if not stored:
         return
+    state = _recovered(stored, time.time() if now is None else now)
     rate = state.get("rate")
-    changed = bool(state.get("streak"))
+    changed = bool(state.get("streak")) or state is not stored
     state["streak"] = 0
     if rate:
         ceiling = settings.LUMA_MAX_SUBMITS_PER_MINUTE or None

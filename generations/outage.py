@@ -29,12 +29,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 from django.core.signals import got_request_exception
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.utils.http import escape_leading_slashes
 
 MESSAGE = (
     "lumaweb can't reach its database right now. Nothing is lost: jobs already sent keep "
@@ -43,10 +45,26 @@ MESSAGE = (
 RETRY_AFTER = 5  # seconds; the page checks again this often
 OUTAGE_HEADER = "Lumaweb-Outage"
 _MARK = "_lumaweb_database_outage"
+log = logging.getLogger(__name__)
+
+
+# SQLSTATEs that mean the server is out of reach, not that the statement went wrong: a connection
+# exception (class 08), the server shutting down, crashed or starting up, or full.
+OUT_OF_REACH = ("08", "57P01", "57P02", "57P03", "53300")
 
 
 def is_outage(exc: BaseException | None) -> bool:
-    return isinstance(exc, (OperationalError, InterfaceError))
+    """Whether ``exc`` says the database cannot be reached (the 503), rather than that a query
+    failed (a deadlock, a time-out, a wrong password, a missing table: a 500 whose traceback
+    stays in the log). A connection that never got an answer has no SQLSTATE."""
+    if isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__
+    if not isinstance(cause, psycopg.Error):
+        return False  # SQLite's: a file on this machine, never "out of reach"
+    return cause.sqlstate is None or cause.sqlstate.startswith(OUT_OF_REACH)
 
 
 def outage_response(request: HttpRequest) -> HttpResponse:
@@ -60,7 +78,9 @@ def outage_response(request: HttpRequest) -> HttpResponse:
         )
         response[OUTAGE_HEADER] = "database"
     else:
-        context = {"message": MESSAGE, "retry_after": RETRY_AFTER, "again": request.get_full_path()}
+        # "//host/x" as a path would be a link to another site, which the page follows by itself
+        again = escape_leading_slashes(request.get_full_path())
+        context = {"message": MESSAGE, "retry_after": RETRY_AFTER, "again": again}
         page = render_to_string("503.html", context)
         response = HttpResponse(page, status=503)
     response["Retry-After"] = str(RETRY_AFTER)
@@ -71,8 +91,15 @@ def outage_response(request: HttpRequest) -> HttpResponse:
 
 def _mark_outage(sender: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
     """Sent inside Django's ``except`` block: the exception is the one being handled."""
-    if request is not None and is_outage(sys.exc_info()[1]):
+    exc = sys.exc_info()[1]
+    if request is not None and is_outage(exc):
         setattr(request, _MARK, True)
+        cause = getattr(exc, "__cause__", None)
+        log.warning(
+            "database out of reach (%s, SQLSTATE %s): answering 503",
+            type(cause or exc).__name__,
+            getattr(cause, "sqlstate", None),
+        )
 
 
 class DatabaseOutageMiddleware:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import html
 import json
 
+import psycopg
+from django.db import InterfaceError, OperationalError
 from django.test import RequestFactory
 
-from generations.outage import MESSAGE, OUTAGE_HEADER, outage_response
+from generations.outage import MESSAGE, OUTAGE_HEADER, is_outage, outage_response
 from tests.test_database_settings import POSTGRES, loaded
 
 
@@ -52,3 +54,33 @@ def test_a_connection_is_checked_before_reuse_and_waits_a_bounded_time() -> None
     own = loaded(DATABASE_URL=f"{POSTGRES}?connect_timeout=9&sslmode=require")["OPTIONS"]
     assert own["connect_timeout"] in ("9", 9)
     assert own["sslmode"] == "require"
+
+
+def test_the_try_again_link_stays_on_this_site() -> None:
+    # "//evil.example/x" as a path would be a link to another site, and the page follows its
+    # link by itself once the database is back.
+    request = RequestFactory().get("/")
+    request.path = request.path_info = "//evil.example/x"  # as gunicorn passes it on
+    answer = outage_response(request)
+    page = html.unescape(answer.content.decode())
+    assert 'href="//' not in page
+    assert 'href="/%2Fevil.example/x"' in page
+
+
+def _psycopg_error(sqlstate: str | None) -> OperationalError:
+    """Django's OperationalError with psycopg's error as its cause, as Django raises them."""
+    cause = psycopg.errors.lookup(sqlstate)("boom") if sqlstate else psycopg.OperationalError("x")
+    error = OperationalError("boom")
+    error.__cause__ = cause
+    return error
+
+
+def test_only_a_database_out_of_reach_is_an_outage() -> None:
+    # no answer from the server, a connection lost, the server shutting down or starting up
+    for sqlstate in (None, "08006", "57P01", "57P03"):
+        assert is_outage(_psycopg_error(sqlstate)), sqlstate
+    assert is_outage(InterfaceError("connection already closed"))
+    # a deadlock, a serialisation failure, a statement time-out, a lock not available, a wrong
+    # password: errors with a cause a person must see in the log, not "back in a moment"
+    for sqlstate in ("40P01", "40001", "57014", "55P03", "28P01"):
+        assert not is_outage(_psycopg_error(sqlstate)), sqlstate

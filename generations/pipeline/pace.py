@@ -20,8 +20,11 @@ counts toward ``LUMA_SUBMIT_MAX_ATTEMPTS``. Instead
   one's pause) multiplies the rate and the in-flight cap by ``RECOVERY``. The increase per
   submit alone is slowest when the rate is lowest, so random 429s (a few percent of requests)
   held the rate near one a minute for good; now one quiet window undoes one halving. Time
-  brings them back only as far as they were before a 429 cut them (``*_peak``): past that,
-  the service has refused them, and only the increase per submit probes further.
+  brings them back no further than the highest a 429 cut them from (``*_peak``): past that
+  the service has refused them, and only the increase per submit probes further. The highest,
+  not the last: a random 429 that cut an already low rate must not lower the level time
+  restores (random ones would ratchet it down again); a service that really lowered its limit
+  costs one refusal and one pause per climb back.
 
 The caps of the settings (``LUMA_MAX_IN_FLIGHT``, ``LUMA_MAX_SUBMITS_PER_MINUTE``) stay the
 ceiling of both.
@@ -98,7 +101,7 @@ def forget() -> None:
 def _recovered(state: dict[str, Any], now: float) -> dict[str, Any]:
     """The state with the quiet rate windows since ``since`` folded in: the rate and the
     in-flight cap multiplied by ``RECOVERY`` for each, up to the cap of the settings and to
-    where a 429 last found them; ``since`` moved on by the windows counted."""
+    the highest a 429 cut them from; ``since`` moved on by the windows counted."""
     rate_window = settings.LUMA_SUBMIT_RATE_WINDOW
     quiet = int(min(max(0.0, now - float(state.get("since", now))) // rate_window, 64))
     if not quiet:

@@ -27,20 +27,44 @@ def _use_django_logging(**kwargs: Any) -> None:
 @worker_ready.connect
 def _worker_heartbeat(**kwargs: Any) -> None:
     """The worker says it is alive every LUMA_HEARTBEAT_INTERVAL (the pages' banner reads it),
-    and records what this host journalled while the database was away."""
-    from django.db import connection
+    and records what this host journalled while the database was away: now (a worker killed
+    since) and then as often, from a thread of the main process (a worker on another host than
+    the sweeper's, with no more submits to run, would otherwise keep it until restarted)."""
+    import threading
 
-    from generations import heartbeat, pipeline
+    from generations import heartbeat
 
     heartbeat.start("worker")
-    try:  # answers this host journalled while the database was away (a worker killed since)
+    _replay_journal()  # before the pool's children fork: none may share its connection
+    threading.Thread(target=_replay_journal_forever, name="lumaweb-journal", daemon=True).start()
+
+
+def _replay_journal() -> None:
+    from django.db import connection
+
+    from generations import pipeline
+
+    try:
         pipeline.replay_journal()
     except Exception:
         logging.getLogger("generations.pipeline").warning(
-            "the journal was not replayed at start-up; the sweeper will", exc_info=True
+            "the journal was not replayed now; it is tried again shortly", exc_info=True
         )
     finally:
-        connection.close()  # pool children forked later must not share this one
+        connection.close()
+
+
+def _replay_journal_forever() -> None:
+    import time
+
+    from django.conf import settings
+
+    from generations.pipeline import journal
+
+    while True:
+        time.sleep(settings.LUMA_HEARTBEAT_INTERVAL)
+        if journal.waiting():  # a directory listing: nothing else while the journal is empty
+            _replay_journal()
 
 
 @worker_shutdown.connect

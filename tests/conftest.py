@@ -66,7 +66,7 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     elif "pipeline" in getattr(item, "fixturenames", ()):
         group = f"pipeline-{zlib.crc32(file.encode()) % PIPELINE_GROUPS}"
     elif file in ONE_TEST_A_GROUP:
-        group = item.nodeid
+        group = item.nodeid.replace("[", "(").replace("]", ")")  # (xdist reads "]" as an id's end)
     else:
         group = file
     item.add_marker(pytest.mark.xdist_group(group))
@@ -94,6 +94,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=group)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         longest_groups_first(items)
+        for item in items:
+            name_the_group_in_the_nodeid(item)
+
+
+def name_the_group_in_the_nodeid(item: pytest.Item) -> None:
+    """What xdist 3.8 means to do and pytest 9.2 no longer lets it: xdist reads a test's group
+    from its id (``<nodeid>@<group>``), and writes it into ``item._nodeid``, which pytest 9.2's
+    structured ids ignore, so every test would be handed out on its own, groups or not
+    (pytest-dev/pytest-xdist#1386). The same suffix, in the field pytest 9.2 reads."""
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None or "@" in item.nodeid.rsplit("]", 1)[-1] or not hasattr(item, "_id"):
+        return
+    from _pytest.nodeid import NodeId
+
+    item._id = NodeId.parse(f"{item.nodeid}@{mark.args[0]}")
 
 
 def xdist_group(item: pytest.Item) -> str:

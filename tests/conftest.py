@@ -121,17 +121,21 @@ def longest_groups_first(items: list[pytest.Item]) -> None:
     the collection's), the longest first, so that no worker starts a long one when the others
     are nearly done. The chaos runs (minutes, one after the other), then the tests handed out one
     by one (a minute or more each), then the rest, most tests first (what xdist does by itself).
-    A group's tests keep their order."""
+    In a group, its browser tests last: their module's chromium (and the async-unsafe allowance
+    it needs) lives until the module's last test, which must not be one without a browser.
+    Otherwise a group's tests keep their order."""
     sizes: dict[str, int] = {}
     for item in items:
         sizes[xdist_group(item)] = sizes.get(xdist_group(item), 0) + 1
 
-    def rank(item: pytest.Item) -> tuple[int, int]:
+    def rank(item: pytest.Item) -> tuple[int, int, str, bool]:
+        group = xdist_group(item)
+        browser = item.get_closest_marker("browser") is not None
         if item.get_closest_marker("chaos"):
-            return 0, 0
+            return 0, 0, group, browser
         if item.nodeid.split("::", 1)[0] in ONE_TEST_A_GROUP:
-            return 1, 0
-        return 2, -sizes[xdist_group(item)]
+            return 1, 0, group, browser
+        return 2, -sizes[group], group, browser
 
     items.sort(key=rank)
 

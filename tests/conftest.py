@@ -40,6 +40,9 @@ _ASYNC_UNSAFE_AT_START = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
 
 
 PIPELINE_GROUPS = 2  # parallel runs: the shared-worker tests in this many runs of their own
+# Files whose tests each take minutes (axe on every page, in four views): in parallel runs each
+# of their tests is handed out on its own, so that they spread over the workers.
+ONE_TEST_A_GROUP = ("tests/pages/test_accessibility.py",)
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -50,9 +53,10 @@ def pytest_itemcollected(item: pytest.Item) -> None:
       and wants the machine's cores; two at once would be two loaded machines);
     * the tests on the shared worker and beat, a file at a time, in ``PIPELINE_GROUPS``
       groups: each group starts them once, not once per test that follows another kind;
+    * the tests of ``ONE_TEST_A_GROUP``'s files one by one;
     * every other test with the rest of its file (its module's fixtures are set up once).
 
-    xdist hands out the biggest groups first. Without xdist the marks change nothing.
+    Without xdist the marks change nothing.
     """
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
@@ -61,6 +65,8 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         group = "chaos"
     elif "pipeline" in getattr(item, "fixturenames", ()):
         group = f"pipeline-{zlib.crc32(file.encode()) % PIPELINE_GROUPS}"
+    elif file in ONE_TEST_A_GROUP:
+        group = item.nodeid.replace("[", "(").replace("]", ")")  # (xdist reads "]" as an id's end)
     else:
         group = file
     item.add_marker(pytest.mark.xdist_group(group))
@@ -86,6 +92,52 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return 0
 
     items.sort(key=group)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        longest_groups_first(items)
+        for item in items:
+            name_the_group_in_the_nodeid(item)
+
+
+def name_the_group_in_the_nodeid(item: pytest.Item) -> None:
+    """What xdist 3.8 means to do and pytest 9.2 no longer lets it: xdist reads a test's group
+    from its id (``<nodeid>@<group>``), and writes it into ``item._nodeid``, which pytest 9.2's
+    structured ids ignore, so every test would be handed out on its own, groups or not
+    (pytest-dev/pytest-xdist#1386). The same suffix, in the field pytest 9.2 reads."""
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None or "@" in item.nodeid.rsplit("]", 1)[-1] or not hasattr(item, "_id"):
+        return
+    from _pytest.nodeid import NodeId
+
+    item._id = NodeId.parse(f"{item.nodeid}@{mark.args[0]}")
+
+
+def xdist_group(item: pytest.Item) -> str:
+    mark = item.get_closest_marker("xdist_group")
+    return str(mark.args[0]) if mark else item.nodeid
+
+
+def longest_groups_first(items: list[pytest.Item]) -> None:
+    """Parallel runs: the order xdist hands the groups out in (``--no-loadscope-reorder`` keeps
+    the collection's), the longest first, so that no worker starts a long one when the others
+    are nearly done. The chaos runs (minutes, one after the other), then the tests handed out one
+    by one (a minute or more each), then the rest, most tests first (what xdist does by itself).
+    In a group, its browser tests last: their module's chromium (and the async-unsafe allowance
+    it needs) lives until the module's last test, which must not be one without a browser.
+    Otherwise a group's tests keep their order."""
+    sizes: dict[str, int] = {}
+    for item in items:
+        sizes[xdist_group(item)] = sizes.get(xdist_group(item), 0) + 1
+
+    def rank(item: pytest.Item) -> tuple[int, int, str, bool]:
+        group = xdist_group(item)
+        browser = item.get_closest_marker("browser") is not None
+        if item.get_closest_marker("chaos"):
+            return 0, 0, group, browser
+        if item.nodeid.split("::", 1)[0] in ONE_TEST_A_GROUP:
+            return 1, 0, group, browser
+        return 2, -sizes[group], group, browser
+
+    items.sort(key=rank)
 
 
 def purge_broker(url: str) -> None:
@@ -238,8 +290,11 @@ def _no_worker_or_beat_unless_asked(request) -> None:
     if "pipeline" in request.fixturenames:
         return
     pipe = request.config.stash.get(_SHARED_PIPELINE, None)
-    if pipe is not None and pipe.procs:
-        pipe.stop_all()
+    if pipe is not None:
+        if pipe.procs:
+            pipe.stop_all()
+        # also what an earlier test without them enqueued: nobody would take it, and the next
+        # pipeline test empties the broker anyway
         purge_broker(pipe.env["REDIS_URL"])
 
 

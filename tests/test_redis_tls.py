@@ -30,10 +30,21 @@ URL = "rediss://:s3cret@redis.internal:6380/2"
 
 
 def celery_connection(url: str) -> dict:
-    app = Celery(broker=url)
+    app = Celery(broker=url, set_as_current=False)
     app.conf.broker_use_ssl = broker_ssl_options(url)
     with app.connection_for_write() as connection:
         return {"ssl": connection.ssl, "password": connection.password}
+
+
+def test_these_celery_apps_leave_lumawebs_the_current_one() -> None:
+    """Celery makes every new app the process's current one, the one ``shared_task`` tasks
+    publish through: the tests after these would send their tasks to this file's servers."""
+    from celery import current_app
+
+    from lumaweb.celery import app as lumaweb_app
+
+    celery_connection(URL)
+    assert current_app._get_current_object() is lumaweb_app
 
 
 def test_a_rediss_url_makes_the_broker_verify_the_certificate() -> None:
@@ -138,7 +149,7 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, P
 def test_the_broker_and_the_cache_work_over_tls_with_a_password(tls_redis) -> None:
     port, ca = tls_redis
     url = f"rediss://:s3cret@127.0.0.1:{port}/0?ssl_ca_certs={ca}"
-    app = Celery(broker=url)
+    app = Celery(broker=url, set_as_current=False)
     app.conf.broker_use_ssl = broker_ssl_options(url)
     with app.connection_for_write() as connection:
         queue = connection.SimpleQueue("lw-tls-test")
@@ -155,10 +166,11 @@ def test_the_broker_refuses_a_server_whose_certificate_it_cannot_verify(tls_redi
     connection, where Celery's default for a bare rediss:// URL would have gone ahead."""
     port, _ca = tls_redis
     url = f"rediss://:s3cret@127.0.0.1:{port}/0"
-    app = Celery(broker=url)
+    app = Celery(broker=url, set_as_current=False)
     app.conf.broker_use_ssl = broker_ssl_options(url)
     with app.connection_for_write() as connection, pytest.raises(Exception, match=r"(?i)certif"):
         connection.ensure_connection(max_retries=1)
-    insecure = Celery(broker=url)  # Celery's own default: encrypted, unverified
+    # Celery's own default: encrypted, unverified
+    insecure = Celery(broker=url, set_as_current=False)
     with insecure.connection_for_write() as connection:
         connection.ensure_connection(max_retries=1)

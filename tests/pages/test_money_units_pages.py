@@ -89,7 +89,9 @@ def test_the_usage_page_and_api_count_in_tokens_with_umamiai(boss):
     assert client.get("/api/v1/usage").json()["unit"] == "tokens"
 
 
-def test_the_usage_page_costs_as_many_queries_in_credits_as_in_tokens(boss, settings, monkeypatch):
+def test_the_usage_page_costs_as_many_queries_in_credits_as_in_tokens(
+    boss, team_row, settings, monkeypatch
+):
     for i in range(6):
         make_gen(Status.COMPLETED, user=boss, unit_cost=100 * i)
     client = login(boss)

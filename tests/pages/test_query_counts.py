@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -16,6 +17,8 @@ from generations import actions, audit, money
 from generations.models import AuditAction, Heartbeat, Role, Status
 from tests.factories import heartbeat, make_user
 from tests.pages.conftest import htmx, make_gen
+
+pytestmark = pytest.mark.usefixtures("team_row")
 
 STATUSES = [
     Status.COMPLETED,

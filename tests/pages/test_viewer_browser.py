@@ -88,6 +88,23 @@ def start(browser, live_server, **context_args):
     return context, page, errors
 
 
+def without_deliberate_aborts(errors: list[str]) -> list[str]:
+    """``errors`` less the two lines htmx logs when a request is aborted on purpose: moving to
+    another video aborts what the one it replaces still asks (static/js/viewer.js, ``show``),
+    and a poll of it may be on its way just then (seen under load: htmx logs its
+    ``htmx:sendAbort`` and the failed ``htmx:afterRequest`` as errors)."""
+    aborts = sum(text.startswith("htmx:sendAbort") for text in errors)
+    kept = []
+    for text in errors:
+        if text.startswith("htmx:sendAbort"):
+            continue
+        if aborts and text.startswith("htmx:afterRequest"):
+            aborts -= 1
+            continue
+        kept.append(text)
+    return kept
+
+
 def detail(gen) -> str:
     return f"/generations/{gen.pk}/"
 
@@ -419,5 +436,6 @@ def test_the_viewer_goes_on_after_the_gallerys_poll_replaced_the_card_it_shows(
     page.keyboard.press("Escape")
     page.locator("dialog.viewer").wait_for(state="detached")
     focus_returns_to(page, second)  # the card as it is now
+    found = without_deliberate_aborts(errors)  # before closing: that aborts requests too
     context.close()
-    assert errors == [], errors
+    assert found == [], found

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,11 +25,13 @@ from django.db import connection
 from django.utils import timezone
 
 from devtools.pgcluster import PrivatePostgres, available, using_database
-from generations import pipeline
+from generations import pipeline, providers
+from generations.client import RemoteGeneration
 from generations.models import Generation, Status
 from generations.pipeline import journal, lookup
 from generations.pipeline import transitions as t
 from tests.factories import make_user
+from tests.test_unknown_outcome_lookup import Listing
 
 pytestmark = pytest.mark.skipif(not available(), reason="no PostgreSQL server binaries")
 
@@ -264,3 +269,125 @@ def test_an_answer_replayed_twice_is_recorded_once(db, sim, settings, tmp_path):
     assert gen.status == Status.IN_PROGRESS and gen.remote_id == answer.remote.id
     assert Generation.objects.filter(remote_id=answer.remote.id).count() == 1
     assert gen.events.filter(status=Status.IN_PROGRESS).count() == 1
+
+
+def remote_named(remote_id: str) -> RemoteGeneration:
+    return RemoteGeneration(
+        id=remote_id,
+        state="queued",
+        prompt="a journalled prompt",
+        estimate_wait_seconds=None,
+        video_url="",
+        thumbnail_url="",
+        width=0,
+        height=0,
+        created_at=None,
+        failure_reason="",
+    )
+
+
+def old_journal_file(folder: Path, remote_ids: list[str]) -> None:
+    """A journal file left since an outage of ten minutes (its mtime ten minutes ago)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"host-1{journal.SUFFIX}"
+    path.write_text(
+        "".join(
+            journal.Answer(f"gen-{rid}", "attempt-1", remote_named(rid)).to_line() + "\n"
+            for rid in remote_ids
+        )
+    )
+    then = time.time() - 600
+    os.utime(path, (then, then))
+
+
+def replay_racing_another(settings, tmp_path: Path) -> tuple[list[str], list[str]]:
+    """Replayer A claims the file; at its first entry a second replayer B sweeps the journal
+    (its own thread: a file B claims waits for A's lock)."""
+    settings.LUMA_JOURNAL_DIR = tmp_path / "journal"
+    old_journal_file(settings.LUMA_JOURNAL_DIR, ["r-1", "r-2", "r-3"])
+    by_a: list[str] = []
+    by_b: list[str] = []
+    b = threading.Thread(target=journal.replay, args=(lambda other: by_b.append(other.remote.id),))
+
+    def record_a(answer: journal.Answer) -> None:
+        if not by_a:
+            b.start()
+            b.join(5)  # B is done, or waits for A's lock on a file it took
+        by_a.append(answer.remote.id)
+
+    try:
+        journal.replay(record_a)
+    finally:
+        b.join(30)
+    return by_a, by_b
+
+
+def test_a_file_just_claimed_after_a_long_outage_is_not_taken_by_another_replayer(
+    settings, tmp_path
+):
+    by_a, by_b = replay_racing_another(settings, tmp_path)
+    assert by_a == ["r-1", "r-2", "r-3"] and by_b == []
+    assert journal_lines(settings.LUMA_JOURNAL_DIR) == []
+
+
+def test_a_replayer_whose_claim_is_taken_all_the_same_goes_on(settings, tmp_path, monkeypatch):
+    monkeypatch.setattr(journal, "CLAIM_STALE_SECONDS", -1.0)  # every claim looks abandoned
+    by_a, by_b = replay_racing_another(settings, tmp_path)
+    assert set(by_a) | set(by_b) == {"r-1", "r-2", "r-3"}  # each recorded at least once
+    assert list(settings.LUMA_JOURNAL_DIR.iterdir()) == []
+
+
+def test_a_journalled_answer_for_a_deleted_row_is_kept_aside_for_a_person(
+    db, sim, settings, tmp_path, caplog
+):
+    settings.LUMA_JOURNAL_DIR = tmp_path
+    gen = claimed_and_sent("deleted while its answer waited")
+    answer = journalled(sim, gen)
+    Generation.objects.filter(pk=gen.pk).delete()
+    with caplog.at_level(logging.ERROR):
+        assert lookup.replay_journal() == 0
+    assert journal_lines(tmp_path) == []
+    [kept] = [json.loads(line) for line in (tmp_path / journal.UNRECORDED).read_text().splitlines()]
+    assert kept["generation"] == str(gen.pk) and kept["remote_id"] == answer.remote.id
+    assert any(
+        r.levelno == logging.ERROR
+        and str(gen.pk) in r.getMessage()
+        and answer.remote.id in r.getMessage()
+        for r in caplog.records
+    )
+
+
+class ListingThenDatabaseGone(Listing):
+    """A provider with a list; the database goes away just after its first look."""
+
+    def __init__(self, sim, pg: PrivatePostgres) -> None:
+        super().__init__(sim)
+        self.pg = pg
+
+    def find_created(self, submission, since, until):
+        found = super().find_created(submission, since, until)
+        if self.looks == 1:
+            self.pg.stop()
+        return found
+
+
+def test_an_answer_the_list_found_as_the_database_went_is_journalled(
+    private_db, sim, settings, tmp_path, monkeypatch
+):
+    settings.LUMA_DB_RETRY_SECONDS = 0.5
+    settings.LUMA_JOURNAL_DIR = tmp_path / "journal"
+    sim.configure(error_after_create_rate=1.0)  # a 502 after the job started: outcome unknown
+    provider = ListingThenDatabaseGone(sim, private_db)
+    monkeypatch.setattr(providers, "current", lambda: provider)
+    gen = queued_row("found by the list as the database goes")
+    assert pipeline.submit(gen.pk).result == pipeline.Submitted.JOURNALLED
+    assert provider.looks == 1
+    [made] = [p for p in sim.ledger()["posts"] if p["user_prompt"] == gen.user_prompt]
+    [entry] = journal_lines(settings.LUMA_JOURNAL_DIR)
+    assert entry["generation"] == str(gen.pk) and entry["remote_id"] == made["id"]
+
+    private_db.start()
+    connection.close()
+    assert pipeline.sweep().journalled == 1
+    gen.refresh_from_db()
+    assert gen.status == Status.IN_PROGRESS and gen.remote_id == made["id"]

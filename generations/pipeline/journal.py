@@ -43,6 +43,13 @@ SUFFIX = ".jsonl"
 CLAIMED = ".replaying-"
 # A file claimed by a replayer that died before it finished is claimed again after this long.
 CLAIM_STALE_SECONDS = 300.0
+UNREADABLE = "unreadable.txt"
+UNRECORDED = "unrecorded.txt"  # not SUFFIX: never replayed
+
+
+class Unrecordable(Exception):
+    """A recorder's word that no row can take an answer (its row was deleted): the entry is kept
+    aside in ``UNRECORDED`` (one journal line each) for a person, never replayed."""
 
 
 @dataclass(frozen=True)
@@ -168,9 +175,11 @@ def replay(record: Callable[[Answer], object]) -> int:
         claimed = path.with_name(f"{path.name.split(CLAIMED)[0]}{CLAIMED}{secrets.token_hex(6)}")
         try:
             os.rename(path, claimed)
+            os.utime(claimed)  # a claim is stale by its own age: a rename keeps the file's
+            file = claimed.open("rb")
         except FileNotFoundError:
             continue  # another replayer took it
-        with claimed.open("rb") as file:
+        with file:
             fcntl.flock(file, fcntl.LOCK_EX)  # a writer that opened it before the rename ends
             lines = [line for line in file.read().decode().splitlines() if line.strip()]
             away = False
@@ -179,7 +188,7 @@ def replay(record: Callable[[Answer], object]) -> int:
                     answer = Answer.from_line(line)
                 except (ValueError, KeyError, TypeError):
                     log.error("journal %s: an entry that cannot be read, kept aside", path.name)
-                    _set_aside(path, line)
+                    _set_aside(path, line, UNREADABLE)
                     continue
                 if not away:
                     try:
@@ -189,12 +198,17 @@ def replay(record: Callable[[Answer], object]) -> int:
                     except DATABASE_AWAY:
                         reconnect()
                         away = True
+                    except Unrecordable as exc:
+                        log.error("journal %s: %s; kept aside in %s", path.name, exc, UNRECORDED)
+                        _set_aside(path, line, UNRECORDED)
+                        continue
                     except Exception:
                         log.exception("journal %s: an entry not recorded, kept aside", path.name)
-                        _set_aside(path, line)
+                        _set_aside(path, line, UNREADABLE)
                         continue
                 append(answer)
-            claimed.unlink()
+            with contextlib.suppress(FileNotFoundError):  # taken as stale meanwhile: read twice
+                claimed.unlink()
         if away:
             break
     if done:
@@ -225,7 +239,7 @@ def _claimable() -> list[Path]:
     return sorted(found)
 
 
-def _set_aside(path: Path, line: str) -> None:
-    """An unreadable line goes to a file of its own for a person, never replayed."""
-    with (path.parent / "unreadable.txt").open("a") as file:
+def _set_aside(path: Path, line: str, name: str) -> None:
+    """A line no replay can record goes to a file of its own for a person, never replayed."""
+    with (path.parent / name).open("a") as file:
         file.write(line + "\n")

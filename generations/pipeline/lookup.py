@@ -90,13 +90,23 @@ def look(
     except UpstreamError as exc:
         t.log.warning("list lookup failed (%s): %s", exc.status_code, exc.message)
         return providers.Lookup.undecided()
-    if found.found is not None and Generation.objects.filter(remote_id=found.found.id).exists():
+    if found.found is not None and _held_by_a_row(found.found.id):
         # A row holds it already (the same request made by another row, the list unable to
         # tell them apart): never adopted (one generation, two rows), nor taken as proof that
         # nothing was made; a person decides.
         t.log.warning("list lookup: %s is another row's already; undecided", found.found.id)
         return providers.Lookup.undecided()
     return found
+
+
+def _held_by_a_row(remote_id: str) -> bool:
+    """Whether a row holds ``remote_id``, asked again while the database is away. If it stays
+    away, not known: the found answer goes on to be kept (journalled) rather than lost with the
+    list asked again; recording it is conditional, and a remote id is on one row at most."""
+    try:
+        return journal.retrying(Generation.objects.filter(remote_id=remote_id).exists)
+    except journal.DATABASE_AWAY:
+        return False
 
 
 def accept(gen: Generation, token: str, remote: RemoteGeneration, *, note: str = "") -> bool:
@@ -167,15 +177,14 @@ def record_answer(answer: journal.Answer) -> None:
     """A journalled answer, recorded as it would have been at once: the row starts with it
     (even if the sweeper flagged it meanwhile: its POST's outcome is known now), or it is the
     row's already (nothing to do), or the row moved on (a person's Retry or Mark failed): the
-    generation gets a row of its own."""
+    generation gets a row of its own. A row deleted meanwhile leaves the paid answer to a
+    person (``journal.Unrecordable``)."""
     gen = Generation.objects.filter(pk=answer.generation_id).first()
     if gen is None:
-        t.log.warning(
-            "journal: generation %s is gone; %s not recorded",
-            answer.generation_id,
-            answer.remote.id,
+        raise journal.Unrecordable(
+            f"generation {answer.generation_id} is gone; its paid answer {answer.remote.id} "
+            "is not recorded"
         )
-        return
     note = f"{answer.note}; {JOURNAL_NOTE}" if answer.note else JOURNAL_NOTE
     try:
         accept(gen, answer.claim, answer.remote, note=note)

@@ -786,8 +786,7 @@ class ChaosRun:
             faults = LUMA_FAULTS if self.provider == "luma" else FAULTS
             sim.configure(slow_rate=faults["slow_rate"], slow_seconds=faults["slow_seconds"])
         time.sleep(POSTGRES_DOWN_SECONDS)
-        pg.start()
-        pg.wait_until_up()
+        pg.start()  # pg_ctl -w: back when it accepts connections
         self.report.postgres_restarts += 1
         self.say("  started PostgreSQL again")
 

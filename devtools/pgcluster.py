@@ -26,15 +26,15 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 import dj_database_url
+
+from devtools.simulator_process import free_port
 
 __all__ = ["PrivatePostgres", "available", "bin_dir", "using_database"]
 
@@ -57,12 +57,6 @@ def available() -> bool:
     return bin_dir() is not None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class PrivatePostgres:
     """One PostgreSQL server in a temporary folder, on a free loopback port."""
 
@@ -71,7 +65,7 @@ class PrivatePostgres:
         if found is None:
             raise RuntimeError("no PostgreSQL server binaries (initdb, pg_ctl) on this machine")
         self.bin = found
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.root = Path(tempfile.mkdtemp(prefix="lumaweb-pg-"))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
@@ -119,19 +113,6 @@ class PrivatePostgres:
         if create:
             self.createdb(name)
         return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
-
-    def wait_until_up(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if (
-                self._run(
-                    "pg_isready", "-h", "127.0.0.1", "-p", str(self.port), check=False
-                ).returncode
-                == 0
-            ):
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"PostgreSQL on port {self.port} did not come up")
 
     def cleanup(self) -> None:
         if self.data.exists():

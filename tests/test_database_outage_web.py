@@ -2,7 +2,7 @@
 the page shows as a toast, the API a JSON 503, /healthz a 503 naming the database; and the same
 pages again as soon as the server is back.
 
-Real parts: a PostgreSQL server of the test's own (``tests.pgcluster``), stopped and started; the
+Real parts: a PostgreSQL server of the test's own (``devtools.pgcluster``), stopped and started; the
 app as a real server (gunicorn, one sync worker, so its connection is kept between requests as in
 production), with DEBUG off and on (demo mode must not show Django's technical page either);
 real HTTP.
@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from devtools.pgcluster import PrivatePostgres, available
 from devtools.processes import free_port
-from tests.pgcluster import PrivatePostgres, available
 
 pytestmark = [
     # Slow tier: a server of its own, migrations, two app servers (tens of seconds).
